@@ -1,0 +1,95 @@
+"""Array-namespace dispatch and argument validation shared by every bound.
+
+Each bound in this package is written once against an array namespace ``xp``:
+
+* given JAX arrays (or tracers inside ``jit``/``grad``) it computes with ``jax.numpy``
+  in the inputs' dtype, so it can sit inside a training objective;
+* given Python numbers or NumPy arrays it computes with NumPy in float64, which is the
+  path every final certificate takes (no global ``jax_enable_x64`` switch involved).
+
+Validation runs on concrete values only (it cannot inspect a tracer) and raises
+``ValueError`` naming the offending argument.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ArrayLike = Any
+
+
+def namespace(*xs: ArrayLike):
+    """``jax.numpy`` if any argument is a JAX array or tracer, else ``numpy``."""
+    return jnp if any(isinstance(x, jax.Array) for x in xs) else np
+
+
+def as_float(xp, *xs: ArrayLike):
+    """Convert to a common floating array type (float64 for NumPy)."""
+    if xp is np:
+        return tuple(np.asarray(x, dtype=np.float64) for x in xs)
+    arrays = [jnp.asarray(x) for x in xs]
+    dtype = jnp.result_type(*arrays, float)
+    return tuple(a.astype(dtype) for a in arrays)
+
+
+def _concrete(x: ArrayLike) -> np.ndarray | None:
+    if isinstance(x, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"expected numbers, got {type(x).__name__}") from err
+
+
+def check_range(
+    name: str,
+    x: ArrayLike,
+    lo: float,
+    hi: float,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> None:
+    """Raise ``ValueError`` naming ``name`` unless every entry of ``x`` lies in the range."""
+    arr = _concrete(x)
+    if arr is None:
+        return
+    if np.isnan(arr).any():
+        raise ValueError(f"argument {name!r} must not be NaN")
+    ok_lo = arr > lo if lo_open else arr >= lo
+    ok_hi = arr < hi if hi_open else arr <= hi
+    if not (ok_lo & ok_hi).all():
+        bad = float(arr[~(ok_lo & ok_hi)].flat[0])
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        raise ValueError(f"argument {name!r} must be in {left}{lo:g}, {hi:g}{right}, got {bad:g}")
+
+
+def check_probability(name: str, x: ArrayLike) -> None:
+    """Entries in [0, 1]."""
+    check_range(name, x, 0.0, 1.0)
+
+
+def check_delta(name: str, x: ArrayLike) -> None:
+    """A confidence parameter in the open interval (0, 1)."""
+    check_range(name, x, 0.0, 1.0, lo_open=True, hi_open=True)
+
+
+def check_nonnegative(name: str, x: ArrayLike, *, allow_inf: bool = False) -> None:
+    """Entries >= 0 (and finite unless ``allow_inf``)."""
+    check_range(name, x, 0.0, math.inf, hi_open=not allow_inf)
+
+
+def check_count(name: str, x: ArrayLike, minimum: int = 1) -> None:
+    """A sample size: finite, >= ``minimum``."""
+    check_range(name, x, float(minimum), math.inf, hi_open=True)
+
+
+def errstate():
+    """NumPy floating-point warnings off: infinities are handled explicitly."""
+    return np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")

@@ -1,0 +1,229 @@
+"""The :class:`Certificate` record returned by every final bound in the library.
+
+A certificate carries the bound's value and every input it was computed from: the
+empirical risk (and, when it is a Monte Carlo estimate, its certified upper bound), KL,
+the number of examples in the bound set, the number used to build the prior, and the
+confidence budget split into named parts. It refuses to exist when the parts sum above
+the stated ``delta``, when a value is NaN, or when a term is out of range.
+
+:func:`pac_bayes_certificate` computes any PAC-Bayes bound of :mod:`bounds.pac_bayes` in
+float64, certifying a Monte Carlo empirical risk first when asked, and rounds the value
+upward so that float rounding can never make the printed bound too low.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bounds import pac_bayes as pb
+from bounds._array import check_count, check_delta, check_nonnegative, check_probability
+
+__all__ = ["Certificate", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up"]
+
+SCHEMA = "genbounds.certificate/1"
+
+#: Bounds that take (emp_risk, kl, n, delta), by the name certificates and the CLI use.
+PAC_BAYES_BOUNDS: dict[str, Callable[..., Any]] = {
+    "seeger": pb.seeger,
+    "mcallester": pb.mcallester,
+    "quad": pb.quad,
+    "lambda": pb.lambda_bound_opt,
+    "catoni": pb.catoni_grid,
+}
+
+
+def round_up(x: float, ulps: int = 4) -> float:
+    """``x`` moved up by ``ulps`` units in the last place (covers float64 rounding).
+
+    A value below 1 is never pushed above 1: for a [0, 1] loss, 1 is always a valid bound.
+    """
+    x = float(x)
+    if not math.isfinite(x):
+        return x
+    up = float(x + ulps * np.spacing(abs(x)))
+    return min(up, 1.0) if x <= 1.0 else up
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A certified upper bound on a risk, with every input recorded.
+
+    Fields:
+        bound: name of the bound ("seeger", "quad", ...).
+        value: the certified upper bound on the expected loss (rounded upward).
+        delta: total failure probability; the statement holds with prob. >= 1 - delta.
+        delta_parts: how ``delta`` is split (e.g. ``{"pac_bayes": 0.025, "monte_carlo": 0.01}``);
+            must sum to at most ``delta``.
+        emp_risk: empirical risk on the bound set (a Monte Carlo estimate if ``mc_samples``).
+        kl: KL(Q||P) in nats (0 for bounds that have none).
+        n_bound: number of examples in the bound set (never including prior data).
+        n_prior: number of examples used to build the prior (0 for a data-free prior).
+        emp_risk_bound: certified upper bound on the empirical risk that entered the bound
+            (equal to ``emp_risk`` when that is exact).
+        mc_samples: number of Monte Carlo losses behind ``emp_risk`` (None if exact).
+        details: anything else the bound depends on (union bounds, lambda, C, seeds, ...).
+    """
+
+    bound: str
+    value: float
+    delta: float
+    delta_parts: Mapping[str, float]
+    emp_risk: float
+    kl: float
+    n_bound: int
+    n_prior: int = 0
+    emp_risk_bound: float | None = None
+    mc_samples: int | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, (int, float)) or math.isnan(self.value):
+            raise ValueError(f"argument 'value' must be a number, got {self.value!r}")
+        check_delta("delta", self.delta)
+        if not self.delta_parts:
+            raise ValueError("argument 'delta_parts' must name at least one part")
+        for name, part in self.delta_parts.items():
+            check_delta(f"delta_parts[{name!r}]", part)
+        total = math.fsum(self.delta_parts.values())
+        if total > self.delta:
+            raise ValueError(
+                f"argument 'delta_parts' sums to {total!r}, above the stated delta {self.delta!r}"
+            )
+        check_probability("emp_risk", self.emp_risk)
+        if self.emp_risk_bound is not None:
+            check_probability("emp_risk_bound", self.emp_risk_bound)
+        check_nonnegative("kl", self.kl)
+        check_count("n_bound", self.n_bound)
+        check_count("n_prior", self.n_prior, minimum=0)
+        if self.mc_samples is not None:
+            check_count("mc_samples", self.mc_samples)
+        object.__setattr__(self, "delta_parts", dict(self.delta_parts))
+        object.__setattr__(self, "details", dict(self.details))
+
+    @property
+    def vacuous(self) -> bool:
+        """True when the bound says nothing for a [0, 1] loss (value >= 1)."""
+        return self.value >= 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (includes ``vacuous`` and the schema tag)."""
+        out = {"schema": SCHEMA, **asdict(self), "vacuous": self.vacuous}
+        return json.loads(json.dumps(out, default=_json_default))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Certificate:
+        """Inverse of :meth:`to_dict`; re-validates every field."""
+        data = dict(data)
+        schema = data.pop("schema", SCHEMA)
+        if schema != SCHEMA:
+            raise ValueError(f"unknown certificate schema {schema!r} (this library reads {SCHEMA!r})")
+        vacuous = data.pop("vacuous", None)
+        cert = cls(**data)
+        if vacuous is not None and bool(vacuous) != cert.vacuous:
+            raise ValueError("field 'vacuous' contradicts 'value'")
+        return cert
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> Certificate:
+        return cls.from_dict(json.loads(text))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def pac_bayes_certificate(
+    bound: str,
+    emp_risk: float,
+    kl: float,
+    n_bound: int,
+    delta: float,
+    *,
+    mc_samples: int | None = None,
+    mc_delta: float | None = None,
+    n_prior: int = 0,
+    n_priors: int = 1,
+    prior_grid_j: int | None = None,
+    prior_grid: tuple[float, float] = (100.0, 0.1),
+    details: Mapping[str, Any] | None = None,
+) -> Certificate:
+    """Certify the risk of a posterior with the named PAC-Bayes bound, in float64.
+
+    Args:
+        bound: one of :data:`PAC_BAYES_BOUNDS` ("seeger", "mcallester", "quad", "lambda",
+            "catoni").
+        emp_risk: empirical risk on the bound set; with ``mc_samples`` a Monte Carlo
+            estimate, first certified by :func:`bounds.sample_convergence` at ``mc_delta``.
+        kl: KL(Q||P) in nats.
+        n_bound: examples in the bound set (excluding any used for the prior).
+        delta: the PAC-Bayes part of the confidence budget.
+        mc_samples, mc_delta: Monte Carlo sample count and its share of the budget.
+        n_prior: examples used to build the prior (recorded; not counted in ``n_bound``).
+        n_priors: number of priors fixed in advance among which this one was chosen
+            (union bound, ``delta / n_priors``).
+        prior_grid_j: index of the prior scale on the grid ``c exp(-j / b)`` with
+            ``prior_grid = (b, c)`` (Dziugaite & Roy 2017), paid for with
+            :func:`bounds.prior_grid_delta`.
+        details: extra entries recorded in the certificate (seeds, data split, ...).
+
+    The total delta is ``delta + mc_delta``; both parts are recorded in ``delta_parts``.
+    """
+    if bound not in PAC_BAYES_BOUNDS:
+        raise ValueError(f"argument 'bound' must be one of {sorted(PAC_BAYES_BOUNDS)}, got {bound!r}")
+    check_delta("delta", delta)
+    if (mc_samples is None) != (mc_delta is None):
+        raise ValueError("arguments 'mc_samples' and 'mc_delta' must be given together")
+    info: dict[str, Any] = dict(details or {})
+    delta_eff = float(delta)
+    if n_priors != 1:
+        delta_eff = pb.union_delta(delta_eff, n_priors)
+        info["n_priors"] = int(n_priors)
+    if prior_grid_j is not None:
+        delta_eff = pb.prior_grid_delta(delta_eff, prior_grid_j)
+        b, c = prior_grid
+        info["prior_grid"] = {"j": int(prior_grid_j), "b": b, "c": c,
+                              "scale": float(pb.prior_grid_scale(prior_grid_j, b, c))}
+    info["delta_effective"] = delta_eff
+
+    parts = {"pac_bayes": float(delta)}
+    if mc_samples is not None:
+        check_delta("mc_delta", mc_delta)
+        emp_bound = float(pb.sample_convergence(emp_risk, mc_samples, mc_delta))
+        parts["monte_carlo"] = float(mc_delta)
+    else:
+        check_probability("emp_risk", emp_risk)
+        emp_bound = float(emp_risk)
+    value = float(PAC_BAYES_BOUNDS[bound](emp_bound, kl, n_bound, delta_eff))
+    if bound == "lambda":
+        info["lambda"] = float(pb.lambda_opt(emp_bound, kl, n_bound, delta_eff))
+    elif bound == "catoni":
+        grid = np.asarray(pb.DEFAULT_CATONI_GRID)
+        per_c = pb.catoni(emp_bound, kl, n_bound, delta_eff / grid.size, grid)
+        info["C"] = float(grid[int(np.argmin(per_c))])
+        info["C_grid"] = {"size": int(grid.size), "min": float(grid[0]), "max": float(grid[-1])}
+    return Certificate(
+        bound=bound,
+        value=round_up(value),
+        delta=math.fsum(parts.values()),
+        delta_parts=parts,
+        emp_risk=float(emp_risk),
+        kl=float(kl),
+        n_bound=int(n_bound),
+        n_prior=int(n_prior),
+        emp_risk_bound=emp_bound,
+        mc_samples=None if mc_samples is None else int(mc_samples),
+        details=info,
+    )

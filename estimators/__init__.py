@@ -1,0 +1,2 @@
+"""Estimators: stochastic-network posteriors and supersample experiments that produce the
+quantities the bounds in :mod:`bounds` need."""

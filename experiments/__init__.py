@@ -1,0 +1,1 @@
+"""Command line, experiment runners and the reporting layer of genbounds."""

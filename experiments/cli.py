@@ -1,0 +1,163 @@
+"""The ``genbounds`` command line (also ``python -m experiments``).
+
+Bad input gives a one-line ``genbounds: error: ...`` message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from experiments.report import FORMATS, Column, render
+
+PROG = "genbounds"
+
+#: Order in which the calculator prints PAC-Bayes bounds (tightest family first).
+PAC_BAYES_ORDER = ("seeger", "catoni", "quad", "lambda", "mcallester")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _add_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    p.add_argument("--digits", type=int, default=4, help="digits printed; bounds are rounded up")
+
+
+# ---------------------------------------------------------------------------------------
+# genbounds bound pac-bayes
+
+
+def _add_bound_pac_bayes(sub) -> None:
+    p = sub.add_parser(
+        "pac-bayes",
+        help="every PAC-Bayes bound for given empirical risk, KL, n and delta",
+        description="Print every applicable PAC-Bayes bound on the risk of a posterior Q "
+        "for a [0,1] loss, side by side, computed in float64 and rounded up.",
+    )
+    p.add_argument("--emp-risk", type=float, required=True,
+                   help="empirical risk on the bound set (a Monte Carlo estimate with --mc-samples)")
+    p.add_argument("--kl", type=float, required=True, help="KL(Q||P) in nats")
+    p.add_argument("--n", type=_positive_int, required=True,
+                   help="examples in the bound set (excluding prior data)")
+    p.add_argument("--delta", type=float, default=0.025, help="PAC-Bayes confidence part (default 0.025)")
+    p.add_argument("--mc-samples", type=_positive_int, default=None,
+                   help="Monte Carlo samples behind --emp-risk (certified by sample convergence)")
+    p.add_argument("--mc-delta", type=float, default=None,
+                   help="confidence part for the Monte Carlo step (default 0.01 with --mc-samples)")
+    p.add_argument("--n-prior", type=_nonneg_int, default=0,
+                   help="examples used to build the prior (recorded)")
+    p.add_argument("--n-priors", type=_positive_int, default=1,
+                   help="number of priors the prior was chosen from (union bound, delta / k)")
+    p.add_argument("--prior-grid-j", type=_nonneg_int, default=None,
+                   help="index j of the prior scale c*exp(-j/b) on the Dziugaite & Roy grid")
+    _add_format(p)
+    p.set_defaults(func=_run_bound_pac_bayes)
+
+
+def _run_bound_pac_bayes(args: argparse.Namespace) -> str:
+    from bounds import pac_bayes_certificate
+
+    mc_delta = args.mc_delta
+    if args.mc_samples is not None and mc_delta is None:
+        mc_delta = 0.01
+    if args.mc_samples is None and mc_delta is not None:
+        raise ValueError("argument '--mc-delta' needs '--mc-samples'")
+    certs = [
+        pac_bayes_certificate(
+            name, args.emp_risk, args.kl, args.n, args.delta,
+            mc_samples=args.mc_samples, mc_delta=mc_delta, n_prior=args.n_prior,
+            n_priors=args.n_priors, prior_grid_j=args.prior_grid_j,
+        )
+        for name in PAC_BAYES_ORDER
+    ]
+    if args.format == "json":
+        return json.dumps({c.bound: c.to_dict() for c in certs}, indent=2)
+    rows = [
+        {
+            "bound": c.bound,
+            "value": c.value,
+            "vacuous": c.vacuous,
+            "note": _note(c),
+        }
+        for c in certs
+    ]
+    cols = [Column("bound", "bound"), Column("value", "value", upper=True, digits=args.digits),
+            Column("vacuous", "vacuous"), Column("note", "note")]
+    table = render(cols, rows, args.format)
+    if args.format != "table":
+        return table
+    c = certs[0]
+    parts = " + ".join(f"{k} {v:g}" for k, v in c.delta_parts.items())
+    head = [
+        f"PAC-Bayes bounds on the risk of Q (loss in [0,1]); each holds w.p. >= 1 - {c.delta:g} "
+        f"(delta = {parts})",
+        f"n = {c.n_bound} (prior data: {c.n_prior}), KL = {c.kl:g}, "
+        f"KL/n = {c.kl / c.n_bound:.4g}, PAC-Bayes delta used = {c.details['delta_effective']:.4g}",
+    ]
+    if c.mc_samples is not None:
+        head.append(
+            f"empirical risk {c.emp_risk:g} from {c.mc_samples} Monte Carlo samples, certified <= "
+            f"{c.emp_risk_bound:.6f} (Langford & Caruana 2002)"
+        )
+    return "\n".join(head + ["", table])
+
+
+def _note(c) -> str:
+    if c.bound == "catoni":
+        g = c.details["C_grid"]
+        return f"C = {c.details['C']:.3g} from a grid of {g['size']} (union bound)"
+    if c.bound == "lambda":
+        return f"lambda = {c.details['lambda']:.3g} (optimal; uniform in lambda)"
+    return ""
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Certified generalization bounds: PAC-Bayes and CMI.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    bound = commands.add_parser("bound", help="compute bounds from numbers you already have")
+    bound_sub = bound.add_subparsers(dest="kind", metavar="KIND", required=True)
+    _add_bound_pac_bayes(bound_sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], str | None] = args.func
+    try:
+        out = func(args)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    if out:
+        print(out)
+    return 0

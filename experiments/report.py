@@ -1,0 +1,120 @@
+"""Render rows of results as text, Markdown, LaTeX (booktabs), CSV or JSON tables.
+
+Bound values are rounded *up* when printed with fewer digits (a printed bound is never
+below the computed one); other numbers are rounded to nearest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+__all__ = ["Column", "format_number", "render", "FORMATS"]
+
+FORMATS = ("table", "markdown", "latex", "csv", "json")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: ``key`` into each row, ``title`` to print, ``upper`` if it holds a bound."""
+
+    key: str
+    title: str
+    upper: bool = False
+    digits: int = 4
+
+
+def format_number(x: Any, digits: int = 4, *, upper: bool = False) -> str:
+    """Fixed-point text for ``x``; ``upper=True`` rounds toward +inf (for bounds)."""
+    if x is None:
+        return ""
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "nan"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        if x != 0 and abs(x) >= 10 ** 6:
+            return f"{x:.{digits}g}" if not upper else _sci_up(x, digits)
+        q = Decimal(1).scaleb(-digits)
+        rounding = ROUND_CEILING if upper else ROUND_HALF_EVEN
+        return str(Decimal(x).quantize(q, rounding=rounding))
+    return str(x)
+
+
+def _sci_up(x: float, digits: int) -> str:
+    exp = math.floor(math.log10(abs(x)))
+    q = Decimal(1).scaleb(exp - digits + 1)
+    return f"{Decimal(x).quantize(q, rounding=ROUND_CEILING):.{digits - 1}E}"
+
+
+def _cells(columns: Sequence[Column], rows: Iterable[Mapping[str, Any]]) -> list[list[str]]:
+    return [[format_number(r.get(c.key), c.digits, upper=c.upper) for c in columns] for r in rows]
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
+        text = text.replace(a, b)
+    return text
+
+
+def _just(text: str, width: int, numeric: bool) -> str:
+    return text.rjust(width) if numeric else text.ljust(width)
+
+
+def render(
+    columns: Sequence[Column],
+    rows: Sequence[Mapping[str, Any]],
+    fmt: str = "table",
+    *,
+    json_key: str | None = None,
+) -> str:
+    """Render ``rows`` in format ``fmt`` (one of :data:`FORMATS`).
+
+    ``json`` dumps the rows themselves (full precision); with ``json_key`` it is an object
+    keyed by that field of each row, else a list.
+    """
+    if fmt == "json":
+        if json_key is None:
+            return json.dumps(list(rows), indent=2)
+        return json.dumps({r[json_key]: r for r in rows}, indent=2)
+    titles = [c.title for c in columns]
+    cells = _cells(columns, rows)
+    numeric = [all(isinstance(r.get(c.key), (int, float, type(None))) for r in rows) for c in columns]
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow([c.key for c in columns])
+        writer.writerows(cells)
+        return buf.getvalue().rstrip("\n")
+    if fmt == "latex":
+        align = "l" + "r" * (len(columns) - 1)
+        lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+                 " & ".join(_latex_escape(t) for t in titles) + r" \\", r"\midrule"]
+        lines += [" & ".join(_latex_escape(x) for x in row) + r" \\" for row in cells]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines)
+    widths = [max(len(t), *(len(row[i]) for row in cells)) if cells else len(t)
+              for i, t in enumerate(titles)]
+    if fmt == "markdown":
+        head = "| " + " | ".join(_just(t, w, num) for t, w, num in zip(titles, widths, numeric)) + " |"
+        rule = "|" + "|".join("-" * (w + 1) + ":" if num else "-" * (w + 2)
+                              for num, w in zip(numeric, widths)) + "|"
+        body = ["| " + " | ".join(_just(x, w, num) for x, w, num in zip(row, widths, numeric)) + " |"
+                for row in cells]
+        return "\n".join([head, rule, *body])
+    if fmt == "table":
+        head = "  ".join(_just(t, w, num) for t, w, num in zip(titles, widths, numeric)).rstrip()
+        body = ["  ".join(_just(x, w, num) for x, w, num in zip(row, widths, numeric)).rstrip()
+                for row in cells]
+        return "\n".join([head, "-" * max(len(line) for line in [head, *body]), *body])
+    raise ValueError(f"argument 'fmt' must be one of {FORMATS}, got {fmt!r}")
