@@ -195,7 +195,7 @@ def pac_bayes_certificate(
         delta_eff = pb.prior_grid_delta(delta_eff, prior_grid_j)
         b, c = prior_grid
         info["prior_grid"] = {"j": int(prior_grid_j), "b": b, "c": c,
-                              "scale": float(pb.prior_grid_scale(prior_grid_j, b, c))}
+                              "value": float(pb.prior_grid_scale(prior_grid_j, b, c))}
     info["delta_effective"] = delta_eff
 
     parts = {"pac_bayes": float(delta)}

@@ -49,7 +49,7 @@ from estimators.nets import Net, per_example_apply
 from estimators.objectives import bounded_cross_entropy, zero_one
 from estimators.snn import Posterior, Prior, kl_float64, posterior_scale, sample_params
 
-__all__ = ["bound_set", "mc_weight_samples", "mc_independent", "error_rate", "certify"]
+__all__ = ["bound_set", "mc_weight_samples", "mc_independent", "error_rate", "certify", "certify_network"]
 
 
 def bound_set(train: Dataset, prior: Prior) -> tuple[Dataset, np.ndarray]:
@@ -75,7 +75,8 @@ def _independent_logits(net: Net, family: str):
 def mc_independent(net: Net, post: Posterior, family: str, data: Dataset, *, r: int, key: jax.Array,
                    batch_size: int = 1000, p_min: float = 1e-4) -> dict:
     """Method (b): an independent weight draw per (example, repetition). Returns the mean
-    0-1 loss and bounded cross-entropy over the n*r draws, and N = n*r."""
+    0-1 loss and bounded cross-entropy over the n*r draws, N = n*r, and the per-repetition
+    0-1 means (``per_rep``: r independent estimates, each from n draws)."""
     apply = _independent_logits(net, family)
     mean, scale = post.mean, posterior_scale(post)
 
@@ -84,15 +85,19 @@ def mc_independent(net: Net, post: Posterior, family: str, data: Dataset, *, r: 
         logits = apply(k, mean, scale, xb)
         return zero_one(logits, yb).sum(), bounded_cross_entropy(logits, yb, p_min).sum()
 
-    err = ce = 0.0
     x, y = jnp.asarray(data.x), jnp.asarray(data.y)
+    per_rep, ce = [], 0.0
     for rep in range(r):
+        err = 0.0
         for start in range(0, len(data), batch_size):
             k = jax.random.fold_in(jax.random.fold_in(key, rep), start)
             e, c = batch_sums(k, x[start:start + batch_size], y[start:start + batch_size])
             err, ce = err + e, ce + c
+        per_rep.append(err)
+    per_rep = np.asarray(jax.device_get(per_rep), dtype=np.float64) / len(data)
     n_total = len(data) * r
-    return {"zero_one": float(err) / n_total, "cross_entropy": float(ce) / n_total, "n_samples": n_total}
+    return {"zero_one": float(per_rep.mean()), "cross_entropy": float(ce) / n_total,
+            "n_samples": n_total, "per_rep": per_rep}
 
 
 def mc_weight_samples(net: Net, post: Posterior, family: str, data: Dataset, *, m: int, key: jax.Array,
@@ -141,10 +146,11 @@ def certify(
     """Certify the posterior's 0-1 risk with the Seeger bound on the prior-free bound set.
 
     ``method`` is "independent" (b, ``r`` repetitions) or "weights" (a, ``m`` draws).
-    ``prior_scale``: the prior scale actually used (default ``prior.scale``). With
-    ``prior_grid = (b, c)`` the scale was learned: it is rounded to the neighbouring grid
-    points c exp(-j/b) and the better certificate is kept; the union bound over the grid
-    is paid through :func:`bounds.prior_grid_delta`. Returns the certificate and the
+    ``prior_scale``: the prior scale (std) actually used (default ``prior.scale``). With
+    ``prior_grid = (b, c)`` the scale was learned: its variance is rounded to the
+    neighbouring points c exp(-j/b) of DR17's variance grid and the better certificate is
+    kept (every grid point is covered by the union bound, paid through
+    :func:`bounds.prior_grid_delta`). Returns the certificate and the
     Monte Carlo summary (estimates, timing).
     """
     data, keep = bound_set(train, prior)
@@ -165,10 +171,11 @@ def certify(
     scale = prior.scale if prior_scale is None else float(prior_scale)
     candidates: list[tuple[float, int | None]] = [(scale, None)]
     if prior_grid is not None:
+        # As in DR17 the grid c exp(-j/b) is over the prior *variance* (scale^2).
         b, c = prior_grid
-        j_real = float(prior_grid_index(scale, b, c))
+        j_real = float(prior_grid_index(scale**2, b, c))
         js = sorted({max(0, math.floor(j_real)), max(0, math.ceil(j_real))})
-        candidates = [(c * math.exp(-j / b), j) for j in js]
+        candidates = [(math.sqrt(c * math.exp(-j / b)), j) for j in js]
     best = None
     for s, j in candidates:
         kl = kl_float64(post, prior, s)
@@ -178,4 +185,48 @@ def certify(
             prior_grid=prior_grid or (100.0, 0.1), details=dict(info, prior_scale=s))
         if best is None or cert.value < best.value:
             best = cert
-    return best, {k: v for k, v in mc.items() if k != "per_draw"}
+    return best, {k: v for k, v in mc.items() if k not in ("per_draw", "per_rep")}
+
+
+def certify_network(
+    apply_or_net: Any, params: Any, train: Dataset, *, key: jax.Array, prior_mean: Any,
+    prior_indices: np.ndarray | None = None, prior_scale: float = 0.03, learn_prior_scale: bool = True,
+    objective: str = "seeger", epochs: int = 10, lr: float = 1e-3, batch_size: int = 100,
+    r: int = 10, delta: float = 0.025, mc_delta: float = 0.01, progress: bool = True,
+) -> tuple[Certificate, Posterior]:
+    """Certify a network you trained yourself, in one call (Dziugaite & Roy 2017, stage 2).
+
+    Builds a Gaussian posterior centred at your weights ``params``, optimises its means and
+    scales (and, with ``learn_prior_scale``, the prior scale on the DR17 grid) against the
+    ``objective`` bound on ``train``, and certifies it with per-example draws (method (b)).
+
+    Args:
+        apply_or_net: ``apply(params, x) -> logits`` (Flax ``model.apply``, an Equinox call
+            wrapped as a function, plain JAX) or a built-in :class:`estimators.nets.Net`.
+        params: your trained weights (any pytree of arrays).
+        prior_mean: the prior's mean, fixed before seeing the bound set: your network's
+            random initialisation (data-independent), or weights trained on
+            ``train.take(prior_indices)`` only.
+        prior_indices: the training examples used to build ``prior_mean`` (excluded from the
+            bound set); None for a data-independent prior.
+    """
+    from estimators import nets as _nets
+    from estimators.snn import Prior, init_posterior
+    from estimators.train import train_posterior
+
+    net = apply_or_net if isinstance(apply_or_net, Net) else _nets.custom("custom", None, apply_or_net)
+    idx = np.zeros(0, dtype=np.int64) if prior_indices is None else np.asarray(prior_indices)
+    prior = Prior(prior_mean, prior_scale, "gaussian", idx, "data" if idx.size else "init")
+    n_bound = len(train) - prior.n_data
+    k_train, k_cert = jax.random.split(key)
+    state, _ = train_posterior(net, init_posterior(params, prior_scale), prior, train, key=k_train,
+                               n_bound=n_bound, objective_name=objective, delta=delta, epochs=epochs,
+                               batch_size=batch_size, optimizer="adam", lr=lr,
+                               learn_prior_scale=learn_prior_scale, independent=False, progress=progress)
+    post = Posterior(state.trainable["mean"], state.trainable["rho"])
+    learned = float(np.exp(np.asarray(state.trainable["log_prior_scale"]))) if learn_prior_scale else None
+    cert, _ = certify(net, post, prior, train, key=k_cert, method="independent", r=r, delta=delta,
+                      mc_delta=mc_delta, prior_scale=learned,
+                      prior_grid=(100.0, 0.1) if learn_prior_scale else None,
+                      details={"objective": objective, "source": "certify_network"})
+    return cert, post

@@ -171,9 +171,9 @@ def per_example_apply(apply: Callable, key, mean, scale, x, noise: Callable = ja
 
     def one(k, x1):
         ks = jax.random.split(k, len(leaves))
-        noise = jax.tree_util.tree_unflatten(
+        eps = jax.tree_util.tree_unflatten(
             treedef, [noise(kk, leaf.shape, leaf.dtype) for kk, leaf in zip(ks, leaves)])
-        params = jax.tree_util.tree_map(lambda m, s, e: m + s * e, mean, scale, noise)
+        params = jax.tree_util.tree_map(lambda m, s, e: m + s * e, mean, scale, eps)
         return apply(params, x1[None])[0]
 
     return jax.vmap(one)(keys, x)

@@ -1,0 +1,189 @@
+"""Stochastic networks on tiny synthetic data: split enforcement, KL, both Monte Carlo
+certificates (coverage of the per-example one against an exactly computable risk), and the
+data-dependent prior's advantage."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+from scipy.stats import norm
+
+from bounds import sample_convergence
+from estimators import certify, nets, snn, train
+from estimators.data import Dataset
+
+
+def _blobs(n=400, d=10, seed=0, noise=1.0):
+    """Two Gaussian classes in d dimensions (linearly separable up to noise)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    centers = np.stack([-np.ones(d), np.ones(d)]) * 0.6
+    x = centers[y] + noise * rng.normal(size=(n, d))
+    return Dataset(x.astype(np.float32).reshape(n, d, 1, 1), y.astype(np.int32), 2, "blobs")
+
+
+def test_prior_data_never_in_bound_set_and_certificate_records_split():
+    data = _blobs(200)
+    net = nets.mlp((10, 1, 1), (8,), 2)
+    params = net.init(jax.random.PRNGKey(0))
+    prior_idx = np.arange(0, 200, 3)
+    prior = snn.Prior(params, 0.1, data_indices=prior_idx, kind="data")
+    bset, keep = certify.bound_set(data, prior)
+    assert len(np.intersect1d(keep, prior_idx)) == 0
+    assert len(keep) + len(prior_idx) == 200 and len(bset) == len(keep)
+    post = snn.init_posterior(params, 0.1)
+    cert, mc = certify.certify(net, post, prior, data, key=jax.random.PRNGKey(1), r=3)
+    assert cert.n_bound == 200 - len(prior_idx) and cert.n_prior == len(prior_idx)
+    assert mc["n_samples"] == 3 * cert.n_bound and cert.mc_samples == mc["n_samples"]
+    # The delta budget: PAC-Bayes 0.025 + Monte Carlo 0.01, summing to the total.
+    assert cert.delta_parts == {"pac_bayes": 0.025, "monte_carlo": 0.01}
+    assert math.fsum(cert.delta_parts.values()) <= cert.delta == 0.035
+    assert cert.details["split"] == {"n_train": 200, "n_prior": len(prior_idx), "n_bound": cert.n_bound}
+    with pytest.raises(ValueError, match="no data is left"):
+        certify.bound_set(data, snn.Prior(params, 0.1, data_indices=np.arange(200)))
+    with pytest.raises(ValueError, match="do not index"):
+        certify.bound_set(data, snn.Prior(params, 0.1, data_indices=np.array([5, 300])))
+
+
+def test_posterior_equal_to_prior_has_zero_kl():
+    net = nets.cnn((10, 10, 1), 3, channels=(4, 4), dense=(8,))
+    params = net.init(jax.random.PRNGKey(0))
+    prior = snn.Prior(params, 0.05)
+    post = snn.init_posterior(params, 0.05)
+    assert snn.kl_float64(post, prior) == pytest.approx(0.0, abs=1e-9)
+    assert float(snn.kl_divergence(post, params, 0.05)) == pytest.approx(0.0, abs=1e-3)
+    moved = snn.Posterior(jax.tree_util.tree_map(lambda m: m + 0.01, post.mean), post.rho)
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves(params))
+    # Shifting every mean by 0.01 at equal scales costs 0.01^2 / (2 * 0.05^2) = 0.02 nats each.
+    assert snn.kl_float64(moved, prior) == pytest.approx(0.02 * n_params, rel=1e-4)
+
+
+def test_kl_matches_numpyro():
+    net = nets.mlp((5, 1, 1), (4,), 2)
+    mean = net.init(jax.random.PRNGKey(2))
+    post = snn.init_posterior(mean, 0.07)
+    prior_mean = net.init(jax.random.PRNGKey(3))
+    ref = sum(float(dist.kl_divergence(q, dist.Normal(pm, 0.11)).sum())
+              for q, pm in zip(jax.tree_util.tree_leaves(snn.distributions(post),
+                                                         is_leaf=lambda d: isinstance(d, dist.Distribution)),
+                               jax.tree_util.tree_leaves(prior_mean)))
+    assert snn.kl_float64(post, snn.Prior(prior_mean, 0.11)) == pytest.approx(ref, rel=1e-5)
+
+
+def _exact_linear_risk(data, post):
+    """Exact 0-1 risk under Q of a 2-class linear net: the logit difference is Gaussian."""
+    m, s = post.mean["dense"][0], snn.posterior_scale(post)["dense"][0]
+    x = data.x.reshape(len(data), -1).astype(np.float64)
+    mw = np.asarray(m["w"], np.float64)
+    sw = np.asarray(s["w"], np.float64)
+    mu = x @ (mw[:, 1] - mw[:, 0]) + float(m["b"][1] - m["b"][0])
+    var = (x**2) @ (sw[:, 1] ** 2 + sw[:, 0] ** 2) + float(s["b"][1] ** 2 + s["b"][0] ** 2)
+    p_class1 = norm.cdf(mu / np.sqrt(var))
+    return float(np.mean(np.where(data.y == 1, 1 - p_class1, p_class1))), \
+        float(np.sum(p_class1 * (1 - p_class1)))
+
+
+def test_independent_draws_certificate_coverage_and_variance():
+    """Method (b) on a net whose risk under Q is known exactly: unbiased, the variance of
+    independent Bernoulli draws (a shared weight draw would be far more variable), and
+    the kl certificate covers the exact risk in >= 1 - delta' of repeated draws."""
+    data = _blobs(300, d=6, noise=1.5)
+    net = nets.mlp((6, 1, 1), (), 2)
+    mean = net.init(jax.random.PRNGKey(0))
+    post = snn.init_posterior(mean, 0.4)
+    exact, sum_pq = _exact_linear_risk(data, post)
+    assert 0.1 < exact < 0.9
+    delta, reps = 0.1, 300
+    mc = certify.mc_independent(net, post, "gaussian", data, r=reps, key=jax.random.PRNGKey(0))
+    est = mc["per_rep"]
+    assert est.shape == (reps,) and mc["zero_one"] == pytest.approx(est.mean())
+    sd_theory = math.sqrt(sum_pq) / len(data)
+    assert abs(est.mean() - exact) < 4 * sd_theory / math.sqrt(reps)
+    assert 0.75 < est.std(ddof=1) / sd_theory < 1.3
+    failures = np.mean([float(sample_convergence(e, len(data), delta)) < exact for e in est])
+    assert failures <= delta
+
+
+def test_weight_draws_agree_with_per_example_draws():
+    data = _blobs(200, d=6, noise=1.5)
+    net = nets.mlp((6, 1, 1), (16,), 2)
+    post = snn.init_posterior(net.init(jax.random.PRNGKey(4)), 0.2)
+    a = certify.mc_weight_samples(net, post, "gaussian", data, m=400, key=jax.random.PRNGKey(5))
+    b = certify.mc_independent(net, post, "gaussian", data, r=200, key=jax.random.PRNGKey(6))
+    generic = nets.custom("same", net.init, net.apply)
+    c = certify.mc_independent(generic, post, "gaussian", data, r=200, key=jax.random.PRNGKey(7))
+    se = math.sqrt(a["per_draw"].var() / 400 + 0.25 / (200 * 200))
+    assert abs(a["zero_one"] - b["zero_one"]) < 4 * se
+    assert abs(b["zero_one"] - c["zero_one"]) < 4 * math.sqrt(0.5 / (200 * 200))
+
+
+def test_cnn_independent_forward_shapes():
+    net = nets.cnn((10, 10, 1), 3, channels=(4, 4), dense=(8,))
+    mean = net.init(jax.random.PRNGKey(0))
+    scale = jax.tree_util.tree_map(lambda m: jnp.full(m.shape, 0.1), mean)
+    x = jnp.ones((5, 10, 10, 1))
+    out = net.apply_independent(jax.random.PRNGKey(1), mean, scale, x)
+    assert out.shape == (5, 3)
+    zero = jax.tree_util.tree_map(jnp.zeros_like, scale)
+    np.testing.assert_allclose(net.apply_independent(jax.random.PRNGKey(1), mean, zero, x),
+                               net.apply(mean, x), rtol=1e-5, atol=1e-5)
+
+
+def _certificate_for(prior_kind, data, key):
+    net = nets.mlp((10, 1, 1), (32,), 2)
+    init = net.init(key)
+    n = len(data)
+    if prior_kind == "data":
+        idx = np.arange(n // 2)
+        mean = train.train_deterministic(net, init, data.take(idx), key=key, epochs=30, batch_size=50,
+                                         lr=0.05, progress=False)
+        prior = snn.Prior(mean, 0.02, data_indices=idx, kind="data")
+        start = mean
+    else:
+        prior = snn.Prior(init, 0.02, kind="init")
+        start = train.train_deterministic(net, init, data, key=key, epochs=30, batch_size=50, lr=0.05,
+                                          progress=False)
+    state, hist = train.train_posterior(net, snn.init_posterior(start, 0.02), prior, data, key=key,
+                                        n_bound=n - prior.n_data, objective_name="quad", epochs=20,
+                                        batch_size=50, lr=0.01, progress=False)
+    assert all(h["objective"] >= h["emp_ce"] - 1e-6 and h["kl"] >= 0 for h in hist)
+    post = snn.Posterior(state.trainable["mean"], state.trainable["rho"])
+    cert, _ = certify.certify(net, post, prior, data, key=key, r=20)
+    return cert
+
+
+def test_data_dependent_prior_beats_data_independent():
+    """On 600 noisy points a net moves far from its random initialisation; a prior trained
+    on half the data is close to the posterior, so the bound is much smaller."""
+    data = _blobs(600, noise=1.2)
+    key = jax.random.PRNGKey(0)
+    with_data = _certificate_for("data", data, key)
+    without = _certificate_for("init", data, key)
+    assert with_data.n_bound == 300 and without.n_bound == 600
+    assert with_data.value < without.value - 0.05
+    assert with_data.kl < without.kl
+
+
+def test_certify_my_trained_network_in_one_call():
+    """A user's own model (plain apply function, own params tree) certified in one call."""
+    data = _blobs(400, noise=1.0)
+
+    def apply(params, x):
+        h = jnp.tanh(x.reshape(x.shape[0], -1) @ params["w1"] + params["b1"])
+        return h @ params["w2"]
+
+    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+    init = {"w1": jax.random.normal(k1, (10, 8)) * 0.3, "b1": jnp.zeros(8),
+            "w2": jax.random.normal(k2, (8, 2)) * 0.3}
+    user_net = nets.custom("user", lambda k: init, apply)
+    trained = train.train_deterministic(user_net, init, data, key=k1, epochs=20, batch_size=50, lr=0.1,
+                                        progress=False)
+    cert, post = certify.certify_network(apply, trained, data, key=k2, prior_mean=init, prior_scale=0.3,
+                                         lr=0.01, epochs=20, r=5,
+                                         progress=False)
+    assert cert.n_bound == 400 and cert.n_prior == 0 and cert.mc_samples == 2000
+    assert "prior_grid" in cert.details and cert.details["prior_grid"]["j"] >= 0
+    assert cert.emp_risk < 0.3 and cert.emp_risk <= cert.value < 0.5
