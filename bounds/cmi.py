@@ -1,0 +1,174 @@
+r"""Conditional-mutual-information (CMI) bounds on the expected generalization gap and risk.
+
+Supersample setting (Steinke & Zakynthinou 2020): n pairs :math:`\tilde Z_i = (Z_{i,0},
+Z_{i,1})`, a mask :math:`U_i \in \{0,1\}` picks the training member of pair i; losses in
+[0, 1], MI in nats. Every bound takes per-pair mutual informations ``mi`` (shape
+``[..., n]``, e.g. ``[k1, n]`` for k1 supersample draws) and averages the per-draw values;
+:mod:`estimators.cmi` estimates them from training runs. The functions return the bound
+for each leading index (one value per supersample draw), so callers can average and form
+intervals over draws.
+
+Conventions follow ``../shared/reference/formulas.md``; each function cites its source.
+The anchor code of Wang & Mao (2023) is followed for which mutual information enters the
+fast-rate forms (single-loss MIs averaged over the two members).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bounds._array import check_count, check_nonnegative, check_probability, check_range
+from bounds.kl import kl_inv_upper
+
+__all__ = [
+    "sqrt_cmi",
+    "samplewise_sqrt",
+    "single_loss",
+    "binary_kl",
+    "interpolating",
+    "fast_rate",
+    "fast_rate_closed_form",
+    "fast_rate_variance",
+    "loo_sqrt",
+    "loo_interpolating",
+    "LN2",
+]
+
+LN2 = math.log(2.0)
+
+
+def _mi(name, mi):
+    mi = np.asarray(mi, dtype=np.float64)
+    check_nonnegative(name, mi)
+    return mi
+
+
+def sqrt_cmi(cmi: float, n: int) -> float:
+    r"""Steinke & Zakynthinou (2020), Thm 2: :math:`|\mathbb{E}\,\mathrm{gen}| \le \sqrt{2\,\mathrm{CMI}/n}`,
+    CMI = :math:`I(W; U \mid \tilde Z)` in nats."""
+    check_nonnegative("cmi", cmi)
+    check_count("n", n)
+    return float(math.sqrt(2.0 * float(cmi) / n))
+
+
+def samplewise_sqrt(mi) -> np.ndarray:
+    r"""Samplewise square-root bound :math:`|\mathbb{E}\,\mathrm{gen}| \le \frac1n \sum_i \sqrt{2 I_i}`.
+
+    With :math:`I_i = I^{\tilde Z}(f(\tilde Z_i); U_i)` (predictions on both members) this is
+    the f-CMI bound of Harutyunyan et al. (2021), Thm 2.2 (samplewise form); with the loss pair
+    it is the e-CMI bound of Hellström & Durisi (2022); with the loss difference
+    :math:`\Delta L_i = L_{i,1} - L_{i,0}` it is the ld-CMI bound of Wang & Mao (2023), Thm 3.1.
+    By data processing the three are ordered ld <= e <= f. Returns one value per draw.
+    """
+    mi = _mi("mi", mi)
+    return np.mean(np.sqrt(2.0 * mi), axis=-1)
+
+
+def single_loss(mi_member0, mi_member1) -> np.ndarray:
+    r"""Single-loss bound of Wang & Mao (2023): :math:`\frac1n\sum_i 2\sqrt{2 I(L_{i,j}; U_i)}`
+    with the loss of one member j only; both j = 0, 1 are valid, the smaller is returned."""
+    a = _mi("mi_member0", mi_member0)
+    b = _mi("mi_member1", mi_member1)
+    return np.minimum(np.mean(2 * np.sqrt(2 * a), axis=-1), np.mean(2 * np.sqrt(2 * b), axis=-1))
+
+
+def binary_kl(train_risk, mi) -> np.ndarray:
+    r"""Binary-kl bound on the expected risk (Hellström & Durisi 2022, samplewise e-CMI):
+
+    .. math::  \mathrm{kl}\big(\hat L \,\|\, (\hat L + L_D)/2\big) \le \bar I = \frac1n \sum_i I_i,
+
+    so :math:`L_D \le \min\{1,\; 2\,\mathrm{kl}^{-1}_{\uparrow}(\hat L, \bar I) - \hat L\}`.
+    The kl inverse errs upward and the result is capped at 1 (the anchor's solver could
+    return 6.1 where the exact value is 0.854).
+    """
+    check_probability("train_risk", train_risk)
+    mi = _mi("mi", mi)
+    i_bar = np.mean(mi, axis=-1)
+    lhat = np.broadcast_to(np.asarray(train_risk, dtype=np.float64), i_bar.shape)
+    # The midpoint (L_hat + L_D)/2 is at most kl_inv_upper(L_hat, I_bar).
+    return np.minimum(1.0, 2.0 * np.asarray(kl_inv_upper(lhat, i_bar)) - lhat)
+
+
+def interpolating(mi_ld, train_risk: float) -> np.ndarray:
+    r"""Interpolating bound for the 0-1 loss (Wang & Mao 2023, Thm 4.2): if every run has
+    training error 0, :math:`\mathbb{E} L_D \le \frac{1}{n \ln 2} \sum_i I(\Delta L_i; U_i)`
+    (with equality for the ld-CMI). Raises ``ValueError`` when the training error is not 0:
+    the bound does not apply (the anchor code returned a number regardless)."""
+    check_probability("train_risk", train_risk)
+    if float(np.max(train_risk)) != 0.0:
+        raise ValueError("the interpolating bound needs training error exactly 0 in every run; "
+                         f"got mean training error {float(np.mean(train_risk)):.4g}")
+    mi = _mi("mi_ld", mi_ld)
+    return np.minimum(1.0, np.mean(mi, axis=-1) / LN2)
+
+
+# Constraint of the fast-rate family: exp(2 C2) + exp(-2 C2 (C1 g^2 + 1)) <= 2, so C2 < ln(2)/2
+# and C1 >= (-ln(2 - e^{2 C2}) / (2 C2) - 1) / g^2.
+_C2 = np.linspace(1e-4, LN2 / 2 - 1e-6, 4000)
+_C1_BASE = -np.log(2.0 - np.exp(2 * _C2)) / (2 * _C2) - 1.0
+
+
+def fast_rate(train_risk, i_bar) -> np.ndarray:
+    r"""Wang & Mao (2023), fast-rate bound on the gap:
+
+    .. math::  \mathbb{E}\,\mathrm{gen} \le \min_{C_1, C_2 > 0}\; C_1 \hat L + \bar I / C_2
+               \quad\text{s.t.}\quad e^{2C_2} + e^{-2C_2(C_1+1)} \le 2,
+
+    :math:`\bar I` the mean single-loss MI (anchor convention). Minimised over a fine grid of
+    C2 with the smallest feasible C1; every grid point is itself a valid bound, so the grid can
+    only make the value slightly larger, never invalid. Returns the bound on the *risk*,
+    :math:`\hat L` + gap bound, capped at 1.
+    """
+    return fast_rate_variance(train_risk, i_bar, 0.0)
+
+
+def fast_rate_variance(train_risk, i_bar, v) -> np.ndarray:
+    r"""Variance / sharpness forms of Wang & Mao (2023): replace :math:`\hat L` by
+    :math:`\hat L - (1-\gamma^2) V` under :math:`e^{2C_2} + e^{-2C_2(C_1\gamma^2+1)} \le 2`,
+    :math:`\gamma \in (0, 1]`. ``v`` is the mean squared training loss (variance form) or the
+    mean squared per-example training loss (sharpness form); ``v = 0`` gives
+    :func:`fast_rate`. Returns the bound on the risk, capped at 1."""
+    check_probability("train_risk", train_risk)
+    lhat = np.asarray(train_risk, dtype=np.float64)[..., None, None]
+    i_bar = _mi("i_bar", i_bar)
+    v = np.asarray(v, dtype=np.float64)
+    check_range("v", v, 0.0, 1.0)
+    gammas = np.linspace(0.05, 1.0, 96)[:, None] if np.any(v > 0) else np.ones((1, 1))
+    c1 = np.maximum(_C1_BASE[None, :] / gammas**2, 0.0)
+    eff = np.maximum(lhat - (1 - gammas**2) * v[..., None, None], 0.0)
+    gap = np.min(c1 * eff + i_bar[..., None, None] / _C2[None, :], axis=(-2, -1))
+    return np.minimum(1.0, np.asarray(train_risk, dtype=np.float64) + gap)
+
+
+def fast_rate_closed_form(train_risk, i_bar) -> np.ndarray:
+    r"""Closed-form relaxation of :func:`fast_rate` (Wang & Mao 2023):
+    :math:`L_D \le \hat L + 4\bar I + 4\sqrt{\bar I \hat L}`, capped at 1."""
+    check_probability("train_risk", train_risk)
+    lhat = np.asarray(train_risk, dtype=np.float64)
+    i_bar = _mi("i_bar", i_bar)
+    return np.minimum(1.0, lhat + 4 * i_bar + 4 * np.sqrt(i_bar * lhat))
+
+
+def loo_sqrt(mi_loo) -> np.ndarray:
+    r"""Leave-one-out CMI bound on the gap (Haghifam, Moran, Roy & Dziugaite 2022 setting):
+    n+1 points, U uniform on the n+1 indices marks the held-out one,
+
+    .. math::  |\mathbb{E}\,\mathrm{gen}| \le \mathbb{E}_{\tilde Z} \sqrt{2\, I(\tilde L; U \mid \tilde Z)}.
+
+    Proof sketch: :math:`f = \tilde L_U - \frac1n \sum_{j \ne U} \tilde L_j \in [-1, 1]` has
+    mean 0 when U is independent of :math:`\tilde L` and uniform, so it is 1-sub-Gaussian
+    under the product of marginals; Donsker-Varadhan gives the bound. One value per draw."""
+    return np.sqrt(2.0 * _mi("mi_loo", mi_loo))
+
+
+def loo_interpolating(mi_loo, n: int) -> np.ndarray:
+    r"""Leave-one-out CMI for interpolating algorithms and the 0-1 loss (Haghifam et al. 2022):
+    :math:`\mathbb{E} L_D \le I(\tilde L; U \mid \tilde Z) / \ln(n+1)`.
+
+    Proof sketch: with training error 0 a nonzero loss vector reveals U, so
+    :math:`H(U \mid \tilde L) \le (1 - p)\ln(n+1)` where p is the held-out error probability,
+    i.e. :math:`p \le I / \ln(n+1)`. One value per draw, capped at 1."""
+    check_count("n", n)
+    return np.minimum(1.0, _mi("mi_loo", mi_loo) / math.log(n + 1))

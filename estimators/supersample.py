@@ -1,0 +1,165 @@
+"""Supersample experiments: draws, masks, and populations of models trained as one program.
+
+A supersample is n pairs drawn without replacement from a dataset (shape ``[n, 2, ...]``);
+a mask U in {0,1}^n picks the training member of each pair (Steinke & Zakynthinou 2020).
+The leave-one-out variant draws n+1 points and a held-out index U in [0, n] (Haghifam et al.
+2022); all n+1 held-out choices may be enumerated.
+
+:func:`train_population` trains many small models at once: one training run is a pure
+function (init, epochs of shuffled minibatch steps with an optax optimiser, predictions on
+every point of its pool) that is ``vmap``-ed over runs, compiled once, processed in chunks
+that fit memory, and sharded over all visible devices along one "pop" mesh axis with
+``jax.sharding``. Each run has its own PRNG key (initialisation and minibatch order).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from estimators.data import Dataset
+from estimators.nets import Net
+
+__all__ = ["Supersample", "TrainConfig", "draw_supersample", "draw_masks", "draw_loo_supersample",
+           "loo_held_out", "supersample_runs", "train_population"]
+
+
+class Supersample(NamedTuple):
+    """``x [n, 2, ...]``, ``y [n, 2]`` and the source ``indices [n, 2]``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    indices: np.ndarray
+
+
+class TrainConfig(NamedTuple):
+    """How each model of a population is trained."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+
+
+def draw_supersample(key: jax.Array, data: Dataset, n: int) -> Supersample:
+    """n pairs of distinct examples drawn without replacement."""
+    if 2 * n > len(data):
+        raise ValueError(f"argument 'n' = {n} needs {2 * n} examples, the dataset has {len(data)}")
+    idx = np.asarray(jax.random.choice(key, len(data), (2 * n,), replace=False)).reshape(n, 2)
+    return Supersample(data.x[idx], data.y[idx], idx)
+
+
+def draw_masks(key: jax.Array, k2: int, n: int) -> np.ndarray:
+    """``[k2, n]`` independent fair bits."""
+    return np.asarray(jax.random.bernoulli(key, 0.5, (k2, n))).astype(np.int64)
+
+
+def draw_loo_supersample(key: jax.Array, data: Dataset, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n+1 distinct examples ``(x [n+1, ...], y [n+1], indices [n+1])`` for leave-one-out CMI."""
+    idx = np.asarray(jax.random.choice(key, len(data), (n + 1,), replace=False))
+    return data.x[idx], data.y[idx], idx
+
+
+def loo_held_out(n: int, runs: int | None = None, key: jax.Array | None = None) -> np.ndarray:
+    """Held-out indices: all n+1 enumerated (``runs=None``), or ``runs`` uniform draws."""
+    if runs is None:
+        return np.arange(n + 1)
+    return np.asarray(jax.random.randint(key, (runs,), 0, n + 1))
+
+
+def supersample_runs(sup: Supersample, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pool (the 2n points, pair-major) and each mask's training indices into it.
+
+    Point j of pair i sits at pool index ``2 i + j``; run r trains on ``2 i + masks[r, i]``.
+    """
+    n = sup.y.shape[0]
+    pool_x = sup.x.reshape(2 * n, *sup.x.shape[2:])
+    pool_y = sup.y.reshape(2 * n)
+    train_idx = 2 * np.arange(n)[None, :] + np.asarray(masks)
+    return pool_x, pool_y, train_idx
+
+
+def _make_run(net: Net, cfg: TrainConfig, m: int):
+    opt = optax.adam(cfg.lr) if cfg.optimizer == "adam" else optax.sgd(cfg.lr, momentum=cfg.momentum)
+    bs = min(cfg.batch_size, m)
+    steps = max(1, m // bs)
+
+    def run(key, pool_x, pool_y, train_idx):
+        k_init, k_data = jax.random.split(key)
+        params = net.init(k_init)
+        opt_state = opt.init(params)
+        xt, yt = pool_x[train_idx], pool_y[train_idx]
+
+        def loss(p, xb, yb):
+            return optax.softmax_cross_entropy_with_integer_labels(net.apply(p, xb), yb).mean()
+
+        def epoch(carry, k):
+            perm = jax.random.permutation(k, m)[: steps * bs].reshape(steps, bs)
+
+            def step(c, idx):
+                p, s = c
+                g = jax.grad(loss)(p, xt[idx], yt[idx])
+                u, s = opt.update(g, s, p)
+                return (optax.apply_updates(p, u), s), None
+
+            return jax.lax.scan(step, carry, perm)[0], None
+
+        (params, _), _ = jax.lax.scan(epoch, (params, opt_state), jax.random.split(k_data, cfg.epochs))
+        return jnp.argmax(net.apply(params, pool_x), axis=-1)
+
+    return run
+
+
+def train_population(
+    net: Net, keys: jax.Array, pool_x: np.ndarray, pool_y: np.ndarray, train_idx: np.ndarray,
+    cfg: TrainConfig, *, chunk: int | None = None, devices: list | None = None, progress: bool = True,
+    shared_pool: bool = True,
+) -> np.ndarray:
+    """Train one model per row of ``train_idx`` and return its predicted classes on the pool.
+
+    Args:
+        net: architecture (``init``, ``apply``).
+        keys: ``[P]`` PRNG keys, one per run.
+        pool_x, pool_y: the points every run is evaluated on (``[M, ...]``, ``[M]``), shared by
+            all runs with ``shared_pool``; else per run (``[P, M, ...]``, ``[P, M]``).
+        train_idx: ``[P, m]`` indices into the pool of each run's training set.
+        cfg: the training configuration.
+        chunk: runs per compiled call (default: all, rounded to the device count).
+        devices: devices to shard the population axis over (default: all visible).
+    Returns:
+        ``[P, M]`` predicted classes (int32).
+    """
+    train_idx = np.asarray(train_idx)
+    P, m = train_idx.shape
+    devices = list(devices or jax.devices())
+    nd = len(devices)
+    chunk = int(chunk or P)
+    chunk = max(nd, -(-chunk // nd) * nd)                       # a multiple of the device count
+    mesh = Mesh(np.array(devices), ("pop",))
+    pop = NamedSharding(mesh, PartitionSpec("pop"))
+    rep = NamedSharding(mesh, PartitionSpec())
+    run = _make_run(net, cfg, m)
+    pool_axes = None if shared_pool else 0
+    fn = jax.jit(jax.vmap(run, in_axes=(0, pool_axes, pool_axes, 0)))
+    px = jax.device_put(jnp.asarray(pool_x), rep) if shared_pool else None
+    py = jax.device_put(jnp.asarray(pool_y), rep) if shared_pool else None
+    outs = []
+    with tqdm(total=P, desc="runs", disable=not progress, leave=False) as bar:
+        for start in range(0, P, chunk):
+            stop = min(P, start + chunk)
+            sel = np.arange(start, start + chunk).clip(max=stop - 1)      # pad with the last run
+            k = jax.device_put(keys[sel], pop)
+            idx = jax.device_put(jnp.asarray(train_idx[sel]), pop)
+            if not shared_pool:
+                px = jax.device_put(jnp.asarray(pool_x[sel]), pop)
+                py = jax.device_put(jnp.asarray(pool_y[sel]), pop)
+            outs.append(np.asarray(fn(k, px, py, idx))[: stop - start])
+            bar.update(stop - start)
+    return np.concatenate(outs).astype(np.int32)
