@@ -180,30 +180,23 @@ def _implicit_tangent(q, c, p, dq, dc, bound_value):
     return jnp.where(interior, (dc - dkdq * dq) / safe, jnp.where(p == q, dq, 0.0))
 
 
-@jax.custom_jvp
-def _inv_upper_jax(q, c):
-    return _inv_upper(jnp, q, c)
+def _with_implicit_jvp(impl, boundary: float):
+    """``impl`` on JAX arrays with the implicit-function JVP; ``boundary`` is the end of the
+    search interval (1 for the upper inverse, 0 for the lower one)."""
+    fn = jax.custom_jvp(lambda q, c: impl(jnp, q, c))
+
+    @fn.defjvp
+    def _jvp(primals, tangents):
+        q, c = primals
+        dq, dc = tangents
+        p = fn(q, c)
+        return p, _implicit_tangent(q, c, p, dq, dc, boundary)
+
+    return fn
 
 
-@_inv_upper_jax.defjvp
-def _inv_upper_jax_jvp(primals, tangents):
-    q, c = primals
-    dq, dc = tangents
-    p = _inv_upper_jax(q, c)
-    return p, _implicit_tangent(q, c, p, dq, dc, 1.0)
-
-
-@jax.custom_jvp
-def _inv_lower_jax(q, c):
-    return _inv_lower(jnp, q, c)
-
-
-@_inv_lower_jax.defjvp
-def _inv_lower_jax_jvp(primals, tangents):
-    q, c = primals
-    dq, dc = tangents
-    p = _inv_lower_jax(q, c)
-    return p, _implicit_tangent(q, c, p, dq, dc, 0.0)
+_inv_upper_jax = _with_implicit_jvp(_inv_upper, 1.0)
+_inv_lower_jax = _with_implicit_jvp(_inv_lower, 0.0)
 
 
 # ---------------------------------------------------------------------------------------

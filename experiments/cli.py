@@ -20,24 +20,21 @@ PROG = "genbounds"
 PAC_BAYES_ORDER = ("seeger", "catoni", "quad", "lambda", "mcallester")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _int_at_least(minimum: int):
+    """argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_positive_int = _int_at_least(1)
+_nonneg_int = _int_at_least(0)
 
 
 def _add_format(p: argparse.ArgumentParser) -> None:
@@ -72,6 +69,7 @@ def _add_bound_pac_bayes(sub) -> None:
                    help="number of priors the prior was chosen from (union bound, delta / k)")
     p.add_argument("--prior-grid-j", type=_nonneg_int, default=None,
                    help="index j of the prior scale c*exp(-j/b) on the Dziugaite & Roy grid")
+    p.add_argument("--save", default=None, metavar="FILE", help="also write a result record (JSON) here")
     _add_format(p)
     p.set_defaults(func=_run_bound_pac_bayes)
 
@@ -92,6 +90,11 @@ def _run_bound_pac_bayes(args: argparse.Namespace) -> str:
         )
         for name in PAC_BAYES_ORDER
     ]
+    if args.save:
+        from experiments.records import new_record, write_record
+
+        config = {k: v for k, v in vars(args).items() if k not in ("func", "format", "digits", "save")}
+        write_record(args.save, new_record("calculator", config, None, [c.to_dict() for c in certs]))
     if args.format == "json":
         return json.dumps({c.bound: c.to_dict() for c in certs}, indent=2)
     rows = [
@@ -319,6 +322,65 @@ def _run_cmi(args: argparse.Namespace) -> str:
 
 
 # ---------------------------------------------------------------------------------------
+# genbounds report / genbounds figures
+
+
+def _add_report(commands) -> None:
+    p = commands.add_parser(
+        "report", help="bound tables from result records (markdown, LaTeX, CSV, JSON)",
+        description="One row per run result (or per group with --group-by) from every record under "
+        "the given folders. Bounds are rounded up; malformed records are skipped with one line each.")
+    p.add_argument("results", nargs="+", help="folders or record files")
+    p.add_argument("--group-by", nargs="+", default=None, metavar="FIELD",
+                   help="group rows by these fields (dataset model prior bound n): numbers are averaged")
+    p.add_argument("--format", choices=FORMATS, default="markdown")
+    p.add_argument("--digits", type=int, default=4)
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> str:
+    from experiments.records import load_records
+    from experiments.report import REPORT_COLUMNS, group_rows, rows_from_record
+
+    good, errors = load_records(args.results)
+    for e in errors:
+        print(f"{PROG}: skipped {e}", file=sys.stderr)
+    if not good:
+        raise ValueError(f"no readable records under {' '.join(args.results)}")
+    rows = [row for _, rec in good for row in rows_from_record(rec)]
+    cols = [dataclasses.replace(c, digits=args.digits) if c.key in ("emp_risk", "test_error", "certificate")
+            else c for c in REPORT_COLUMNS]
+    if args.group_by:
+        bad = [k for k in args.group_by if k not in {c.key for c in REPORT_COLUMNS}]
+        if bad:
+            raise ValueError(f"argument '--group-by' has unknown field(s) {bad}")
+        rows = group_rows(rows, args.group_by)
+        cols = cols + [Column("runs", "runs")]
+    return render(cols, rows, args.format)
+
+
+def _add_figures(commands) -> None:
+    p = commands.add_parser(
+        "figures", help="every paper figure from result records (PNG and PDF)",
+        description="Regenerate the figures from stored records only: the role of data, objectives, "
+        "CMI bounds versus n, training curves.")
+    p.add_argument("results", help="folder of records")
+    p.add_argument("out", help="folder for the figures")
+    p.set_defaults(func=_run_figures)
+
+
+def _run_figures(args: argparse.Namespace) -> str:
+    from paper_figures import make_all
+
+    files, notes = make_all(args.results, args.out)
+    for n in notes:
+        print(f"{PROG}: {n}", file=sys.stderr)
+    if not files:
+        raise ValueError(f"no figure could be made from the records under {args.results}")
+    return "\n".join(str(f) for f in files)
+
+
+# ---------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -332,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bound_pac_bayes(bound_sub)
     _add_bound_cmi(bound_sub)
     _add_cmi(commands)
+    _add_report(commands)
+    _add_figures(commands)
     quick = commands.add_parser(
         "quickstart", help="certify a stochastic MLP on the bundled digits (about a minute)",
         description="10-class digits, MLP 256-256, prior trained on half the training set, "

@@ -10,17 +10,15 @@ and loses nothing. Then :func:`estimators.cmi.bounds_from_runs` evaluates every 
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from experiments.records import RunConfig
 
 __all__ = ["CMIConfig", "run_cmi", "cmi_rows", "cmi_columns", "DEFAULT_CLASSES", "task_pool"]
 
@@ -30,7 +28,7 @@ DEFAULT_CLASSES = {"digits": (4, 9), "mnist-5k": (4, 9), "mnist": (4, 9), "fashi
 
 
 @dataclass(frozen=True)
-class CMIConfig:
+class CMIConfig(RunConfig):
     """Every setting of a supersample experiment (recorded verbatim)."""
 
     dataset: str = "synthetic"             # synthetic | digits | mnist-5k | mnist | fashion-mnist
@@ -60,15 +58,7 @@ class CMIConfig:
             (self.k2 >= 2, "k2", ">= 2"),
             (self.epochs >= 1, "epochs", ">= 1"),
         ]
-        for ok, name, what in checks:
-            if not ok:
-                raise ValueError(f"argument {name!r} must be {what}, got {getattr(self, name)!r}")
-
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        self._validate(checks)
 
 
 def task_pool(cfg: CMIConfig):
@@ -102,18 +92,15 @@ def _net(cfg: CMIConfig, pool):
 
 
 def _save_npz(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    from experiments.records import write_atomic
+    write_atomic(path, lambda f: np.savez(f, **arrays), binary=True)
 
 
 def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
             log: Callable[[str], None] = print) -> dict:
     """Run (or resume) the experiment; returns the written record."""
     import jax
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from estimators import supersample as S
     from estimators.cmi import bounds_from_runs

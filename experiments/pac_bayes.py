@@ -9,12 +9,9 @@ as a flag.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import os
 import pickle
-import tempfile
 import time
 import zlib
 from collections.abc import Callable
@@ -24,11 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from experiments.records import RunConfig
+
 __all__ = ["PacBayesConfig", "QUICKSTART", "run", "summary_rows", "summary_columns", "plot_run"]
 
 
 @dataclass(frozen=True)
-class PacBayesConfig:
+class PacBayesConfig(RunConfig):
     """Every setting of a PAC-Bayes run (recorded verbatim in the result record)."""
 
     dataset: str = "digits"
@@ -77,15 +76,7 @@ class PacBayesConfig:
             (self.mc_r >= 1 and self.mc_m >= 0, "mc_r", ">= 1 (and mc_m >= 0)"),
             (self.epochs >= 0 and self.prior_epochs >= 0, "epochs", ">= 0"),
         ]
-        for ok, name, what in checks:
-            if not ok:
-                raise ValueError(f"argument {name!r} must be {what}, got {getattr(self, name)!r}")
-
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        self._validate(checks)
 
 
 #: The README's main job: 10-class digits, MLP, prior on half the data, three objectives.
@@ -98,11 +89,9 @@ QUICKSTART = PacBayesConfig(objectives=("quad", "seeger", "classic"))
 
 def _save_pickle(path: Path, obj: Any) -> None:
     import jax
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        pickle.dump(jax.device_get(obj), f)
-    os.replace(tmp, path)
+
+    from experiments.records import write_atomic
+    write_atomic(path, lambda f: pickle.dump(jax.device_get(obj), f), binary=True)
 
 
 def _load_pickle(path: Path) -> Any | None:

@@ -13,22 +13,41 @@ and reports the malformed ones instead of crashing.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["SCHEMA", "KINDS", "new_record", "write_json_atomic", "write_record", "load_record",
-           "load_records", "versions"]
+__all__ = ["SCHEMA", "KINDS", "RunConfig", "new_record", "write_atomic", "write_json_atomic", "write_record",
+           "load_record", "load_records", "versions"]
 
 SCHEMA = "genbounds.record/1"
 KINDS = ("pac-bayes", "calculator", "cmi")
 _REQUIRED = ("schema", "kind", "config", "results")
+
+
+class RunConfig:
+    """Base of experiment configs (frozen dataclasses): validation, JSON form and digest."""
+
+    def _validate(self, checks) -> None:
+        """``checks``: (ok, field name, requirement) triples; the first failure raises."""
+        for ok, name, what in checks:
+            if not ok:
+                raise ValueError(f"argument {name!r} must be {what}, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def digest(self) -> str:
+        """Short hash of the settings: names the checkpoint folder so a resume never mixes runs."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def versions() -> dict[str, str]:
@@ -59,21 +78,29 @@ def new_record(kind: str, config: dict, seed: int | None, results: list | None =
     }
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Write JSON to ``path`` atomically (temp file + rename)."""
+def write_atomic(path: str | os.PathLike, write: Callable[[IO], Any], *, binary: bool = False) -> Path:
+    """Write a file atomically: ``write(f)`` fills a temporary file in the same folder, which is
+    then renamed over ``path``, so an interruption never leaves a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, allow_nan=False)
-            f.write("\n")
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    """Write JSON to ``path`` atomically."""
+    def dump(f):
+        json.dump(obj, f, indent=2, allow_nan=False)
+        f.write("\n")
+    return write_atomic(path, dump)
 
 
 def write_record(path: str | os.PathLike, record: dict) -> Path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-__all__ = ["Column", "format_number", "render", "FORMATS"]
+__all__ = ["Column", "format_number", "render", "FORMATS", "REPORT_COLUMNS", "rows_from_record", "group_rows"]
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")
 
@@ -118,3 +118,84 @@ def render(
                 for row in cells]
         return "\n".join([head, "-" * max(len(line) for line in [head, *body]), *body])
     raise ValueError(f"argument 'fmt' must be one of {FORMATS}, got {fmt!r}")
+
+
+# ---------------------------------------------------------------------------------------
+# Records -> rows
+
+
+#: Columns of ``genbounds report`` (a row per run result, or per group).
+REPORT_COLUMNS = [
+    Column("dataset", "dataset"),
+    Column("model", "model"),
+    Column("prior", "prior"),
+    Column("bound", "objective / bound"),
+    Column("n", "n"),
+    Column("emp_risk", "emp. risk"),
+    Column("test_error", "test error"),
+    Column("complexity", "KL/n or MI"),
+    Column("certificate", "bound", upper=True),
+    Column("vacuous", "vacuous"),
+]
+
+
+def rows_from_record(record: dict) -> list[dict]:
+    """Flatten one result record into report rows."""
+    kind, cfg = record["kind"], record.get("config", {})
+    rows: list[dict] = []
+    if kind == "pac-bayes":
+        for r in record["results"]:
+            c = r["certificate"]
+            rows.append({
+                "dataset": cfg.get("dataset") + ("-binary" if cfg.get("binary") else ""),
+                "model": c.get("details", {}).get("arch", cfg.get("arch")),
+                "prior": f"{cfg.get('prior')} (alpha {cfg.get('alpha')})" if cfg.get("prior") == "data"
+                else cfg.get("prior"),
+                "bound": r["objective"], "n": c["n_bound"], "emp_risk": c["emp_risk"],
+                "test_error": r.get("test_error_stochastic"), "complexity": c["kl"] / c["n_bound"],
+                "certificate": c["value"], "vacuous": c["vacuous"], "alpha": cfg.get("alpha"),
+            })
+    elif kind == "cmi":
+        for r in record["results"]:
+            s = r["summary"]
+            for name, b in r["bounds"].items():
+                if not b.get("applicable"):
+                    continue
+                mi_key = {"prediction pair": "prediction_pair", "loss pair": "loss_pair",
+                          "loss difference": "loss_difference"}.get(b["mi"], "single_loss")
+                rows.append({
+                    "dataset": cfg.get("dataset"), "model": cfg.get("arch"), "prior": "-", "bound": name,
+                    "n": r["n"], "emp_risk": s["train_error"], "test_error": s["test_error"],
+                    "complexity": s["mean_mi"][mi_key], "certificate": b["value"], "vacuous": b["vacuous"],
+                })
+    elif kind == "calculator":
+        for c in record["results"]:
+            rows.append({
+                "dataset": "-", "model": "-", "prior": "-", "bound": c["bound"], "n": c["n_bound"],
+                "emp_risk": c["emp_risk"], "test_error": None, "complexity": c["kl"] / c["n_bound"],
+                "certificate": c["value"], "vacuous": c["vacuous"],
+            })
+    return rows
+
+
+def group_rows(rows: list[dict], keys: list[str]) -> list[dict]:
+    """One row per distinct value of ``keys``: numbers averaged (the bound's mean over the group),
+    ``runs`` counts the members, ``vacuous`` is true if any member is."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+    out = []
+    for key, members in groups.items():
+        row = dict(zip(keys, key))
+        for col in ("n", "emp_risk", "test_error", "complexity", "certificate"):
+            vals = [m[col] for m in members if isinstance(m.get(col), (int, float))]
+            if vals and col not in keys:
+                row[col] = sum(vals) / len(vals)
+        row["vacuous"] = any(m.get("vacuous") for m in members)
+        for col in ("dataset", "model", "prior", "bound"):
+            if col not in row:
+                distinct = {m.get(col) for m in members}
+                row[col] = distinct.pop() if len(distinct) == 1 else "*"
+        row["runs"] = len(members)
+        out.append(row)
+    return out

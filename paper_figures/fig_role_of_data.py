@@ -1,0 +1,41 @@
+"""(a) The role of data: certificate and test error versus the fraction alpha of the training
+set used to build the prior (PAC-Bayes records with a data-dependent prior)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from paper_figures.style import COLORS, cli, save, style
+
+
+def make(records: list[dict], out_dir: Path) -> list[Path]:
+    pts: dict[tuple, list] = {}
+    for rec in records:
+        cfg = rec.get("config", {})
+        if rec["kind"] != "pac-bayes" or cfg.get("prior") != "data":
+            continue
+        for r in rec["results"]:
+            key = (cfg["dataset"], cfg["arch"], r["objective"])
+            pts.setdefault(key, []).append((cfg["alpha"], r["certificate"]["value"], r["test_error_stochastic"]))
+    series = {k: sorted(v) for k, v in pts.items() if len({a for a, _, _ in v}) >= 2}
+    if not series:
+        return []
+    with style():
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        for (dataset, arch, obj), v in series.items():
+            a = [p[0] for p in v]
+            ax.plot(a, [p[1] for p in v], "o-", color=COLORS["certificate"],
+                    label=f"certificate ({dataset}, {arch}, {obj})")
+            ax.plot(a, [p[2] for p in v], "s--", color=COLORS["test_error"],
+                    label=f"test error, stochastic ({dataset})")
+        ax.set_xlabel("fraction alpha of the training set used for the prior")
+        ax.set_ylabel("0-1 risk")
+        ax.set_title("The role of data in the prior")
+        ax.legend()
+        return save(fig, out_dir, "role_of_data")
+
+
+if __name__ == "__main__":
+    cli(make)

@@ -1,0 +1,39 @@
+"""(d) Training curves of a PAC-Bayes posterior: the objective (a bound on the surrogate),
+KL(Q||P) and the empirical surrogate risk, per epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from paper_figures.style import cli, save, style
+
+
+def make(records: list[dict], out_dir: Path) -> list[Path]:
+    recs = [r for r in records if r["kind"] == "pac-bayes" and any(x.get("history") for x in r["results"])]
+    files = []
+    for rec in recs:
+        cfg = rec["config"]
+        with style():
+            fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
+            for r in rec["results"]:
+                h = r.get("history") or []
+                ep = [e["epoch"] for e in h]
+                for ax, key in zip(axes, ("objective", "kl", "emp_ce")):
+                    ax.plot(ep, [e[key] for e in h], label=r["objective"])
+            for ax, title in zip(axes, ("training objective (bound)", "KL(Q||P) [nats]",
+                                        "empirical bounded cross-entropy")):
+                ax.set_title(title)
+                ax.set_xlabel("epoch")
+            axes[0].legend()
+            fig.suptitle(f"{cfg['dataset']}, {cfg['arch']}, {cfg['prior']} prior", fontsize=10)
+            name = f"training_curves_{cfg['dataset']}_{cfg['arch']}_{cfg['prior']}"
+            if cfg.get("prior") == "data":
+                name += f"_alpha{cfg['alpha']}"
+            files += save(fig, out_dir, name)
+    return files
+
+
+if __name__ == "__main__":
+    cli(make)

@@ -1,0 +1,60 @@
+"""One look for every figure: sizes, fonts, colours, and saving as PNG and PDF."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+#: Colour per quantity, shared by every figure.
+COLORS = {
+    "certificate": "#1f4e79", "test_error": "#c55a11", "train_error": "#7f7f7f", "gap": "#000000",
+    "fcmi": "#1f77b4", "ecmi": "#2ca02c", "ldcmi": "#d62728", "binary_kl": "#9467bd",
+    "interpolating": "#8c564b", "fast_rate": "#e377c2", "kl": "#17becf", "emp_ce": "#bcbd22",
+    "objective": "#1f4e79",
+}
+LABELS = {
+    "fcmi": "f-CMI", "ecmi": "e-CMI", "ldcmi": "ld-CMI", "binary_kl": "binary kl (e-CMI)",
+    "interpolating": "interpolating (ld-CMI)", "fast_rate": "fast rate",
+}
+
+
+@contextmanager
+def style():
+    with plt.rc_context({
+        "figure.dpi": 110, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 11,
+        "axes.labelsize": 10, "legend.fontsize": 8, "axes.spines.top": False,
+        "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
+    }):
+        yield
+
+
+def save(fig, out_dir: Path, name: str) -> list[Path]:
+    """Write ``name``.png and ``name``.pdf into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    fig.tight_layout()
+    for p in paths:
+        fig.savefig(p)
+    plt.close(fig)
+    return paths
+
+
+def cli(make) -> None:
+    """``python -m paper_figures.fig_X RESULTS_DIR OUT_DIR``."""
+    import sys
+
+    from experiments.records import load_records
+
+    if len(sys.argv) != 3:
+        sys.exit(f"usage: python -m {make.__module__} RESULTS_DIR OUT_DIR")
+    good, errors = load_records([sys.argv[1]])
+    for e in errors:
+        print(f"skipped: {e}", file=sys.stderr)
+    files = make([r for _, r in good], Path(sys.argv[2]))
+    print("\n".join(map(str, files)) if files else "no suitable records")
