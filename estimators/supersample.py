@@ -28,7 +28,7 @@ from estimators.data import Dataset
 from estimators.nets import Net
 
 __all__ = ["Supersample", "TrainConfig", "draw_supersample", "draw_masks", "draw_loo_supersample",
-           "loo_held_out", "supersample_runs", "train_population"]
+           "loo_held_out", "loo_runs", "supersample_runs", "train_population"]
 
 
 class Supersample(NamedTuple):
@@ -85,6 +85,15 @@ def supersample_runs(sup: Supersample, masks: np.ndarray) -> tuple[np.ndarray, n
     pool_y = sup.y.reshape(2 * n)
     train_idx = 2 * np.arange(n)[None, :] + np.asarray(masks)
     return pool_x, pool_y, train_idx
+
+
+def loo_runs(held_out: np.ndarray) -> np.ndarray:
+    """Training indices ``[R, n]`` into a pool of n+1 points: run r trains on all but ``held_out[r]``."""
+    held_out = np.asarray(held_out)
+    n1 = int(held_out.max()) + 1 if held_out.size else 0
+    n1 = max(n1, held_out.shape[0])
+    everyone = np.arange(n1)
+    return np.stack([everyone[everyone != h] for h in held_out])
 
 
 def _make_run(net: Net, cfg: TrainConfig, m: int):

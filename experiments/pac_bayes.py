@@ -52,6 +52,7 @@ class PacBayesConfig(RunConfig):
     batch: int = 64
     optimizer: str = "sgd"
     momentum: float = 0.95
+    shared_sample: bool = False                # one weight draw per minibatch (faster CNN training)
     p_min: float = 1e-4
     delta: float = 0.025
     mc_delta: float = 0.01
@@ -190,7 +191,8 @@ def run(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool = True,
             net, post0, prior, data.train, key=jax.random.fold_in(k_post, zlib.crc32(obj.encode())),
             n_bound=n_bound, objective_name=obj, delta=cfg.delta, epochs=cfg.epochs, batch_size=cfg.batch,
             optimizer=cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum, p_min=cfg.p_min,
-            learn_prior_scale=cfg.learn_prior_scale, progress=progress, state=state, start_epoch=start,
+            learn_prior_scale=cfg.learn_prior_scale, independent=not cfg.shared_sample, progress=progress,
+            state=state, start_epoch=start,
             on_epoch=on_epoch, desc=obj)
         t_train = time.perf_counter() - t0
         post = snn.Posterior(state.trainable["mean"], state.trainable["rho"])
