@@ -1,8 +1,10 @@
 """PAC-Bayes experiment runner: train a prior and posteriors, certify, record, plot.
 
 One :class:`PacBayesConfig` describes a run; :func:`run` executes it with checkpoints in
-``OUT/checkpoints/<config hash>/`` (prior, each posterior after every epoch, each finished
-objective), so that the same command after an interruption resumes where it stopped.
+``OUT/checkpoints/``: the prior under a hash of the settings it depends on (so runs that differ
+only in posterior settings share it), each posterior after every epoch and each finished
+objective under a hash of the whole config, so that the same command after an interruption
+resumes where it stopped.
 ``genbounds quickstart`` is :data:`QUICKSTART`; ``genbounds pac-bayes`` takes every field
 as a flag.
 """
@@ -59,6 +61,13 @@ class PacBayesConfig(RunConfig):
     mc_r: int = 100                            # method (b): repetitions per example
     mc_m: int = 1000                           # method (a): weight draws (0 = skip)
     seed: int = 0
+
+    #: Settings the prior depends on: runs that share them share one trained prior.
+    PRIOR_FIELDS = ("dataset", "data_dir", "binary", "arch", "widths", "prior", "alpha", "prior_epochs",
+                    "prior_lr", "prior_batch", "prior_optimizer", "seed")
+
+    def prior_digest(self) -> str:
+        return self.digest(self.PRIOR_FIELDS)
 
     def __post_init__(self) -> None:
         from estimators.data import DATASETS
@@ -135,7 +144,8 @@ def run(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool = True,
         f"{net.name}; prior: {cfg.prior}")
 
     # --- Prior ------------------------------------------------------------------------
-    saved = _load_pickle(ckpt / "prior.pkl")
+    prior_file = out / "checkpoints" / f"prior-{cfg.prior_digest()}.pkl"
+    saved = _load_pickle(prior_file)
     timings: dict[str, float] = {}
     if saved is not None:
         prior_mean, prior_idx, sgd_params = saved["mean"], saved["indices"], saved["sgd"]
@@ -158,7 +168,7 @@ def run(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool = True,
                 net, init, data.train, key=k_prior, epochs=cfg.prior_epochs, batch_size=cfg.prior_batch,
                 optimizer=cfg.prior_optimizer, lr=cfg.prior_lr, progress=progress, desc="sgd")
         timings["prior_s"] = time.perf_counter() - t0
-        _save_pickle(ckpt / "prior.pkl", {"mean": prior_mean, "indices": prior_idx, "sgd": sgd_params})
+        _save_pickle(prior_file, {"mean": prior_mean, "indices": prior_idx, "sgd": sgd_params})
     prior = snn.Prior(prior_mean, cfg.prior_scale, cfg.family, prior_idx, cfg.prior,
                       {"seed": cfg.seed, "alpha": cfg.alpha if cfg.prior == "data" else 0.0})
     n_bound = n - prior.n_data

@@ -45,9 +45,13 @@ class RunConfig:
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
-    def digest(self) -> str:
-        """Short hash of the settings: names the checkpoint folder so a resume never mixes runs."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    def digest(self, fields: tuple[str, ...] | None = None) -> str:
+        """Short hash of the settings (or of ``fields`` only): names checkpoints so a resume
+        never mixes runs."""
+        d = self.to_dict()
+        if fields is not None:
+            d = {k: d[k] for k in fields}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def versions() -> dict[str, str]:

@@ -31,6 +31,7 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
             name = f"training_curves_{cfg['dataset']}_{cfg['arch']}_{cfg['prior']}"
             if cfg.get("prior") == "data":
                 name += f"_alpha{cfg['alpha']}"
+            name += "_" + "-".join(r["objective"] for r in rec["results"])
             files += save(fig, out_dir, name)
     return files
 

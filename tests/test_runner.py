@@ -1,5 +1,6 @@
 """Data loaders, the PAC-Bayes runner (records, resume) and its command line."""
 
+import dataclasses
 import gzip
 import json
 import struct
@@ -86,6 +87,10 @@ def test_interrupted_run_resumes_to_the_same_certificate(tmp_path, monkeypatch):
     logs = []
     resumed = pbm.run(TINY, tmp_path / "b", progress=False, log=logs.append)
     assert any("resumed: prior" in s for s in logs) and any("quad from epoch 2" in s for s in logs)
+    # A run that changes only posterior settings reuses the trained prior.
+    logs.clear()
+    pbm.run(dataclasses.replace(TINY, epochs=1), tmp_path / "b", progress=False, log=logs.append)
+    assert any("resumed: prior" in s for s in logs)
     a, b = full["results"][0], resumed["results"][0]
     assert b["certificate"]["value"] == a["certificate"]["value"]
     assert [h["epoch"] for h in b["history"]] == [1, 2, 3]

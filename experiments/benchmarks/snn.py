@@ -88,7 +88,8 @@ def main(argv=None) -> None:
     # The checkpoint folder whose stored config is the record's (digests change when fields are added).
     ckpt = next(d for d in (run / "checkpoints").iterdir()
                 if json.loads((d / "config.json").read_text()) == record["config"])
-    with open(ckpt / "prior.pkl", "rb") as f:
+    prior_files = [ckpt / "prior.pkl", run / "checkpoints" / f"prior-{cfg.prior_digest()}.pkl"]
+    with open(next(p for p in prior_files if p.exists()), "rb") as f:
         prior_ckpt = pickle.load(f)
     obj = cfg.objectives[0]
     with open(ckpt / f"{obj}.state.pkl", "rb") as f:
