@@ -28,7 +28,7 @@ from estimators.data import Dataset
 from estimators.nets import Net
 
 __all__ = ["Supersample", "TrainConfig", "draw_supersample", "draw_masks", "draw_loo_supersample",
-           "loo_held_out", "loo_runs", "supersample_runs", "train_population"]
+           "loo_held_out", "loo_runs", "map_batch_for", "supersample_runs", "train_population"]
 
 
 class Supersample(NamedTuple):
@@ -47,6 +47,16 @@ class TrainConfig(NamedTuple):
     lr: float = 1e-3
     optimizer: str = "adam"
     momentum: float = 0.9
+    #: 0: vmap over all runs of a chunk. k > 0: ``jax.lax.map`` over runs in groups of k inside
+    #: the same compiled program. On XLA's CPU backend, convolutions vmapped over models become
+    #: grouped convolutions that ran ~60x slower than a loop (8 CNNs, one step: 26 s vs 2 s), so
+    #: CNN populations on CPU use k = 1 (:func:`map_batch_for`).
+    map_batch: int = 0
+
+
+def map_batch_for(arch: str) -> int:
+    """``TrainConfig.map_batch`` for an architecture on the default backend (see there)."""
+    return 1 if arch == "cnn" and jax.default_backend() == "cpu" else 0
 
 
 def draw_supersample(key: jax.Array, data: Dataset, n: int) -> Supersample:
@@ -132,6 +142,11 @@ def _make_run(net: Net, cfg: TrainConfig, m: int):
 def _population(keys, pool_x, pool_y, train_idx, *, net: Net, cfg: TrainConfig, shared_pool: bool):
     """All runs of one chunk as one compiled program (cached per net, config and shapes)."""
     run = _make_run(net, cfg, train_idx.shape[1])
+    if cfg.map_batch > 0:
+        if shared_pool:
+            return jax.lax.map(lambda a: run(a[0], pool_x, pool_y, a[1]), (keys, train_idx),
+                               batch_size=cfg.map_batch)
+        return jax.lax.map(lambda a: run(*a), (keys, pool_x, pool_y, train_idx), batch_size=cfg.map_batch)
     axes = None if shared_pool else 0
     return jax.vmap(run, in_axes=(0, axes, axes, 0))(keys, pool_x, pool_y, train_idx)
 

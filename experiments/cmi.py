@@ -112,7 +112,7 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
     t_start = time.perf_counter()
     pool = task_pool(cfg)
     net = _net(cfg, pool)
-    train_cfg = S.TrainConfig(cfg.epochs, cfg.batch, cfg.lr, cfg.optimizer)
+    train_cfg = S.TrainConfig(cfg.epochs, cfg.batch, cfg.lr, cfg.optimizer, map_batch=S.map_batch_for(cfg.arch))
     chunk = cfg.chunk or cfg.k2
     log(f"{pool.name}: {len(pool)} examples; {net.name}; n = {list(cfg.n)}; k1 = {cfg.k1}, k2 = {cfg.k2}")
     total = len(cfg.n) * cfg.k1 * cfg.k2

@@ -8,6 +8,9 @@ with k2 = 30 masks, prints model-steps per second of
 3. one fresh process per run, the research code's way (import, load data, compile, train),
    timed on ``--processes`` runs and scaled to 30;
 
+(CNN populations on CPU iterate over runs with ``lax.map`` inside the compiled program instead of
+vmapping, see ``TrainConfig.map_batch``);
+
 and the ratios, all measured in one run.
 
     python -m experiments.benchmarks.population [--epochs 20] [--processes 3]
@@ -35,7 +38,8 @@ PROCESS_SCRIPT = textwrap.dedent("""
     masks = S.draw_masks(jax.random.PRNGKey(1), 1, n)
     px, py, idx = S.supersample_runs(sup, masks)
     keys = jax.random.split(jax.random.PRNGKey(seed), 1)
-    S.train_population(net, keys, px, py, idx, S.TrainConfig(epochs, 128, 1e-3), progress=False)
+    S.train_population(net, keys, px, py, idx, S.TrainConfig(epochs, 128, 1e-3, map_batch=S.map_batch_for(arch)),
+                       progress=False)
 """)
 
 
@@ -88,9 +92,9 @@ def main(argv=None) -> None:
     print(f"jax {jax.__version__}, {jax.device_count()} {jax.devices()[0].platform} device(s), "
           f"{os.cpu_count()} CPU cores; {args.k2} runs per setting, {args.epochs} epochs, batch 128")
     pool = task_pool(CMIConfig(dataset="mnist-5k"))
-    cfg = S.TrainConfig(args.epochs, 128, 1e-3)
     for arch in args.arch:
         net = nets.mlp((28, 28, 1), (128,), 2) if arch == "mlp" else nets.cnn((28, 28, 1), 2)
+        cfg = S.TrainConfig(args.epochs, 128, 1e-3, map_batch=S.map_batch_for(arch))
         for n in args.n:
             sup = S.draw_supersample(jax.random.PRNGKey(0), pool, n)
             masks = S.draw_masks(jax.random.PRNGKey(1), args.k2, n)
