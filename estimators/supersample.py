@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from estimators.data import Dataset
 from estimators.nets import Net
+from estimators.train import make_optimizer
 
 __all__ = ["Supersample", "TrainConfig", "draw_supersample", "draw_masks", "draw_loo_supersample",
            "loo_held_out", "loo_runs", "map_batch_for", "supersample_runs", "train_population"]
@@ -107,7 +108,7 @@ def loo_runs(held_out: np.ndarray) -> np.ndarray:
 
 
 def _make_run(net: Net, cfg: TrainConfig, m: int):
-    opt = optax.adam(cfg.lr) if cfg.optimizer == "adam" else optax.sgd(cfg.lr, momentum=cfg.momentum)
+    opt = make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum)
     bs = min(cfg.batch_size, m)
     steps = -(-m // bs)      # every example each epoch; the last batch is topped up from the start
 
