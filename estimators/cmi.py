@@ -147,6 +147,10 @@ def loo_bounds_from_runs(held_out, losses) -> dict[str, Any]:
                          f"{held_out.shape} vs {losses.shape}")
     k1, runs, n1 = losses.shape
     n = n1 - 1
+    if held_out.size and (held_out.min() < 0 or held_out.max() > n):
+        raise ValueError(f"array 'held_out' must hold indices in [0, {n}], got [{held_out.min()}, {held_out.max()}]")
+    if not np.isin(losses, (0, 1)).all():
+        raise ValueError("array 'losses' must hold 0-1 losses (0 or 1)")
     mis = np.empty(k1)
     for d in range(k1):
         _, vec_code = np.unique(losses[d].astype(np.int8), axis=0, return_inverse=True)

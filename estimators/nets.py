@@ -67,6 +67,21 @@ def _conv(h, p):
     return out + p["b"]
 
 
+def _conv_matmul(h, p):
+    """The same VALID stride-1 convolution as one matrix product over kh x kw patches (im2col).
+
+    Under ``vmap`` over models (a population) this is a batched matrix product, where
+    :func:`_conv` becomes a grouped convolution; XLA's CPU backend runs the latter far slower.
+    """
+    kh, kw, c_in, c_out = p["w"].shape
+    oh, ow = h.shape[1] - kh + 1, h.shape[2] - kw + 1
+    patches = jnp.concatenate([h[:, i:i + oh, j:j + ow, :] for i in range(kh) for j in range(kw)], axis=-1)
+    return patches @ p["w"].reshape(kh * kw * c_in, c_out) + p["b"]
+
+
+CONVS = {"xla": _conv, "matmul": _conv_matmul}
+
+
 def _conv_per_example(key, h, m, s):
     kw, kb = jax.random.split(key)
     n = h.shape[0]
@@ -109,9 +124,18 @@ def mlp(in_shape: Sequence[int], widths: Sequence[int], num_classes: int) -> Net
 
 
 def cnn(in_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32, 64),
-        dense: Sequence[int] = (128,)) -> Net:
+        dense: Sequence[int] = (128,), conv: str = "xla") -> Net:
     """The 4-layer CNN family for 28x28 images (PBB's MNIST CNN): 3x3 conv 32, 3x3 conv 64,
-    2x2 max-pool, dense 128, dense ``num_classes``; ReLU between layers."""
+    2x2 max-pool, dense 128, dense ``num_classes``; ReLU between layers.
+
+    ``conv`` picks how ``apply`` computes a convolution (the function is the same): ``"xla"``
+    (``lax.conv_general_dilated``, fastest for one model) or ``"matmul"`` (patches times a
+    matrix, for populations of models trained under ``vmap`` or ``lax.map``; see
+    :class:`estimators.supersample.TrainConfig`).
+    """
+    if conv not in CONVS:
+        raise ValueError(f"argument 'conv' must be one of {sorted(CONVS)}, got {conv!r}")
+    conv_fn = CONVS[conv]
     h_in, w_in, c_in = in_shape
 
     def flat_size():
@@ -147,7 +171,7 @@ def cnn(in_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32
     def apply(params, x):
         h = x
         for layer in params["conv"]:
-            h = jax.nn.relu(_conv(h, layer))
+            h = jax.nn.relu(conv_fn(h, layer))
         n_dense = len(params["dense"])
         return _head(h, [(p,) for p in params["dense"]], lambda k, h, p: _dense(h, p), [None] * n_dense)
 
@@ -159,7 +183,7 @@ def cnn(in_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32
         layers = list(zip(mean["dense"], scale["dense"]))
         return _head(h, layers, _dense_local, jax.random.split(kd, len(layers)))
 
-    name = "cnn-" + "-".join(str(c) for c in (*channels, *dense))
+    name = "cnn-" + "-".join(str(c) for c in (*channels, *dense)) + ("" if conv == "xla" else f"-{conv}")
     return Net(name, init, apply, apply_independent)
 
 

@@ -49,9 +49,10 @@ class TrainConfig(NamedTuple):
     optimizer: str = "adam"
     momentum: float = 0.9
     #: 0: vmap over all runs of a chunk. k > 0: ``jax.lax.map`` over runs in groups of k inside
-    #: the same compiled program. On XLA's CPU backend, convolutions vmapped over models become
-    #: grouped convolutions that ran ~60x slower than a loop (8 CNNs, one step: 26 s vs 2 s), so
-    #: CNN populations on CPU use k = 1 (:func:`map_batch_for`).
+    #: the same compiled program. CNN populations use ``nets.cnn(..., conv="matmul")`` (vmapped,
+    #: XLA convolutions become grouped convolutions, ~60x slower than a loop on CPU); on XLA's
+    #: CPU backend they also run fastest with k = 1 (30 CNNs at n = 75: 13 model-steps/s with
+    #: k = 1, 9 with vmap, 7.7 for a Python loop over a jitted step), see :func:`map_batch_for`.
     map_batch: int = 0
 
 

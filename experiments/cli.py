@@ -233,7 +233,9 @@ def _add_bound_cmi(sub) -> None:
         "cmi", help="every CMI bound from your own supersample runs (an .npz file)",
         description="Estimate every CMI bound from runs trained with any code. The .npz holds "
         "'masks' [k1, k2, n] (0/1: member of pair i used for training), 'predictions' "
-        "[k1, k2, n, 2] (predicted class on both members) and 'labels' [k1, n, 2].")
+        "[k1, k2, n, 2] (predicted class on both members) and 'labels' [k1, n, 2]. Leave-one-out "
+        "runs instead hold 'held_out' [k1, R] (index in [0, n] of the point run r left out), "
+        "'predictions' [k1, R, n+1] and 'labels' [k1, n+1].")
     p.add_argument("--runs", required=True, help="the .npz file")
     p.add_argument("--miller-madow", action="store_true", help="bias-correct the plug-in MIs")
     _add_format(p)
@@ -243,17 +245,26 @@ def _add_bound_cmi(sub) -> None:
 def _run_bound_cmi(args: argparse.Namespace) -> str:
     import numpy as np
 
-    from estimators.cmi import bounds_from_runs
+    from estimators.cmi import bounds_from_runs, loo_bounds_from_runs
 
     try:
         z = np.load(args.runs)
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot read --runs {args.runs}: {err}") from None
     with z:
-        missing = [k for k in ("masks", "predictions", "labels") if k not in z.files]
+        loo = "held_out" in z.files
+        needed = ("held_out" if loo else "masks", "predictions", "labels")
+        missing = [k for k in needed if k not in z.files]
         if missing:
             raise ValueError(f"--runs {args.runs} lacks array(s) {', '.join(missing)} (has {z.files})")
-        res = bounds_from_runs(z["masks"], z["predictions"], z["labels"], miller_madow=args.miller_madow)
+        if loo:
+            preds, labels = z["predictions"], z["labels"]
+            if labels.ndim != 2 or preds.shape != (labels.shape[0], preds.shape[1], labels.shape[1]):
+                raise ValueError(f"arrays 'predictions' [k1, R, n+1] and 'labels' [k1, n+1] disagree: "
+                                 f"{preds.shape} vs {labels.shape}")
+            res = loo_bounds_from_runs(z["held_out"], (preds != labels[:, None]).astype(np.int8))
+        else:
+            res = bounds_from_runs(z["masks"], z["predictions"], z["labels"], miller_madow=args.miller_madow)
     if args.format == "json":
         return json.dumps(res, indent=2)
     s = res.pop("summary")
@@ -267,8 +278,9 @@ def _run_bound_cmi(args: argparse.Namespace) -> str:
     table = render(cols, rows, args.format)
     if args.format != "table":
         return table
-    head = (f"{s['k1']} supersamples x {s['k2']} masks, n = {s['n']}: train error {s['train_error']:.4f}, "
-            f"test error (ghost halves) {s['test_error']:.4f}, gap {s['gap']:.4f}\n"
+    runs = f"{s['runs']} leave-one-out runs" if loo else f"{s['k2']} masks"
+    head = (f"{s['k1']} supersamples x {runs}, n = {s['n']}: train error {s['train_error']:.4f}, "
+            f"test error (held-out points) {s['test_error']:.4f}, gap {s['gap']:.4f}\n"
             f"estimates from plug-in MIs (intervals: bootstrap over supersamples), not certificates\n")
     return head + "\n" + table
 
@@ -296,6 +308,8 @@ def _add_cmi(commands) -> None:
     p.add_argument("--optimizer", choices=("adam", "sgd"), default=d.optimizer)
     p.add_argument("--chunk", type=int, default=d.chunk, help="runs per saved chunk (default k2)")
     p.add_argument("--miller-madow", action="store_true")
+    p.add_argument("--loo", action="store_true", help="leave-one-out CMI: n+1 points per draw, all n+1 "
+                   "held-out runs trained (k2 is not used)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", default=None, help="output folder (default results/cmi-<dataset>/)")
     p.add_argument("--no-progress", action="store_true")
@@ -315,7 +329,7 @@ def _run_cmi(args: argparse.Namespace) -> str:
         print(message, file=sys.stderr, flush=True)
 
     record = run_cmi(cfg, out, progress=not args.no_progress, log=log)
-    table = render(cmi_columns(), cmi_rows(record), args.format)
+    table = render(cmi_columns(record), cmi_rows(record), args.format)
     if args.format != "table":
         return table
     return "\n".join([table, "", "bounds on E[test error] estimated from plug-in MIs (not certificates); "

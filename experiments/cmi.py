@@ -6,6 +6,15 @@ shared masks, so that curves over n differ by n, not by fresh draws)
 (chunks of ``chunk`` runs); every finished (n, draw, chunk) is written atomically to
 ``OUT/runs/<config hash>/``, so an interrupted run restarted with the same command resumes
 and loses nothing. Then :func:`estimators.cmi.bounds_from_runs` evaluates every bound.
+
+With ``loo=True`` the experiment is leave-one-out (Haghifam et al. 2022): draw d is n+1
+points (the first n+1 of one draw of max(n)+1), all n+1 held-out choices are enumerated as
+one population, and :func:`estimators.cmi.loo_bounds_from_runs` evaluates the bounds; ``k2``
+is not used. The n+1 runs of a draw share one seed (initialisation and minibatch order), so
+training is a deterministic function of (points, U) given the draw's seed R, and the plug-in
+MI over the n+1 equally likely values of U is the exact I(L; U | Z, R), not an estimate. The
+LOO bounds hold conditionally on R (for each R the algorithm is deterministic, and R is
+independent of the data), so averaging over draws of (Z, R) estimates them without MI bias.
 """
 
 from __future__ import annotations
@@ -45,8 +54,9 @@ class CMIConfig(RunConfig):
     optimizer: str = "adam"
     synthetic_features: int = 5
     seed: int = 0
-    chunk: int = 0                         # runs per saved chunk (0: one draw's k2 masks)
+    chunk: int = 0                         # runs per saved chunk (0: all runs of one draw)
     miller_madow: bool = False
+    loo: bool = False                      # leave-one-out: n+1 points, all n+1 held-out runs
 
     def __post_init__(self) -> None:
         checks = [
@@ -88,7 +98,7 @@ def _net(cfg: CMIConfig, pool):
         return nets.mlp(shape, (), 2)
     if cfg.arch == "mlp":
         return nets.mlp(shape, cfg.widths, 2)
-    return nets.cnn(shape, 2)
+    return nets.cnn(shape, 2, conv="matmul")      # see estimators.supersample.TrainConfig
 
 
 def _save_npz(path: Path, **arrays) -> None:
@@ -103,7 +113,7 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
     from tqdm import tqdm
 
     from estimators import supersample as S
-    from estimators.cmi import bounds_from_runs
+    from estimators.cmi import bounds_from_runs, loo_bounds_from_runs
     from experiments.records import new_record, write_json_atomic, write_record
 
     out = Path(out)
@@ -113,9 +123,9 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
     pool = task_pool(cfg)
     net = _net(cfg, pool)
     train_cfg = S.TrainConfig(cfg.epochs, cfg.batch, cfg.lr, cfg.optimizer, map_batch=S.map_batch_for(cfg.arch))
-    chunk = cfg.chunk or cfg.k2
-    log(f"{pool.name}: {len(pool)} examples; {net.name}; n = {list(cfg.n)}; k1 = {cfg.k1}, k2 = {cfg.k2}")
-    total = len(cfg.n) * cfg.k1 * cfg.k2
+    log(f"{pool.name}: {len(pool)} examples; {net.name}; n = {list(cfg.n)}; k1 = {cfg.k1}, "
+        + ("leave-one-out (n+1 runs per draw)" if cfg.loo else f"k2 = {cfg.k2}"))
+    total = sum(cfg.k1 * (n + 1 if cfg.loo else cfg.k2) for n in cfg.n)
     n_max = max(cfg.n)
     results, timings = [], {}
     key = jax.random.PRNGKey(cfg.seed)
@@ -123,44 +133,60 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
         for n in cfg.n:
             t_n = time.perf_counter()
             trained = 0
-            masks_all, preds_all, labels_all = [], [], []
+            u_all, preds_all, labels_all = [], [], []
             for draw in range(cfg.k1):
-                # Common random numbers across n: draw d's supersample for n is the first n pairs
-                # of one supersample of size max(n), with the first n bits of shared masks.
+                # Common random numbers across n: draw d for n is the first n pairs (n+1 points)
+                # of one draw of size max(n), with the first n bits of shared masks.
                 kd = jax.random.fold_in(key, draw)
-                full = S.draw_supersample(jax.random.fold_in(kd, 0), pool, n_max)
-                sup = S.Supersample(full.x[:n], full.y[:n], full.indices[:n])
-                masks = S.draw_masks(jax.random.fold_in(kd, 1), cfg.k2, n_max)[:, :n]
-                keys = jax.random.split(jax.random.fold_in(kd, 2), cfg.k2)
-                px, py, idx = S.supersample_runs(sup, masks)
+                if cfg.loo:
+                    x, y, indices = S.draw_loo_supersample(jax.random.fold_in(kd, 0), pool, n_max)
+                    px, py, indices = x[: n + 1], y[: n + 1], indices[: n + 1]
+                    u = S.loo_held_out(n)                           # run r leaves out point r
+                    idx, labels = S.loo_runs(u), py
+                else:
+                    full = S.draw_supersample(jax.random.fold_in(kd, 0), pool, n_max)
+                    sup = S.Supersample(full.x[:n], full.y[:n], full.indices[:n])
+                    u = S.draw_masks(jax.random.fold_in(kd, 1), cfg.k2, n_max)[:, :n]
+                    px, py, idx = S.supersample_runs(sup, u)
+                    labels, indices = sup.y, sup.indices
+                runs = idx.shape[0]
+                if cfg.loo:     # one seed for all n+1 runs: the MI over the enumerated U is exact
+                    keys = np.repeat(np.asarray(jax.random.fold_in(kd, 2))[None], runs, axis=0)
+                else:
+                    keys = jax.random.split(jax.random.fold_in(kd, 2), runs)
+                chunk = cfg.chunk or runs
                 parts = []
-                for c0 in range(0, cfg.k2, chunk):
-                    f = runs_dir / f"n{n}_draw{draw}_runs{c0}-{min(cfg.k2, c0 + chunk)}.npz"
+                for c0 in range(0, runs, chunk):
+                    f = runs_dir / f"n{n}_draw{draw}_runs{c0}-{min(runs, c0 + chunk)}.npz"
                     if f.exists():
                         with np.load(f) as z:
                             parts.append(z["predictions"])
                     else:
                         sl = slice(c0, c0 + chunk)
                         preds = S.train_population(net, keys[sl], px, py, idx[sl], train_cfg, progress=False)
-                        preds = preds.reshape(-1, n, 2)
-                        _save_npz(f, predictions=preds, masks=masks[sl], labels=sup.y, indices=sup.indices)
+                        preds = preds.reshape(-1, *labels.shape)
+                        _save_npz(f, predictions=preds, masks=u[sl], labels=labels, indices=indices)
                         parts.append(preds)
                         trained += preds.shape[0]
                     bar.update(parts[-1].shape[0])
-                masks_all.append(masks)
+                u_all.append(u)
                 preds_all.append(np.concatenate(parts))
-                labels_all.append(sup.y)
-            masks_a, preds_a, labels_a = np.stack(masks_all), np.stack(preds_all), np.stack(labels_all)
-            _save_npz(out / f"runs_n{n}.npz", masks=masks_a, predictions=preds_a, labels=labels_a)
-            res = bounds_from_runs(masks_a, preds_a, labels_a, miller_madow=cfg.miller_madow)
+                labels_all.append(labels)
+            u_a, preds_a, labels_a = np.stack(u_all), np.stack(preds_all), np.stack(labels_all)
+            if cfg.loo:
+                _save_npz(out / f"runs_n{n}.npz", held_out=u_a, predictions=preds_a, labels=labels_a)
+                res = loo_bounds_from_runs(u_a, (preds_a != labels_a[:, None]).astype(np.int8))
+            else:
+                _save_npz(out / f"runs_n{n}.npz", masks=u_a, predictions=preds_a, labels=labels_a)
+                res = bounds_from_runs(u_a, preds_a, labels_a, miller_madow=cfg.miller_madow)
             summary = res.pop("summary")
             seconds = time.perf_counter() - t_n
             timings[f"n{n}_s"] = seconds
             results.append({"n": n, "summary": summary, "bounds": res, "runs_trained": trained,
                             "seconds": seconds})
-            b = res["fcmi"]["value"]
+            name = "loo_sqrt" if cfg.loo else "fcmi"
             log(f"n = {n}: train {summary['train_error']:.4f}, test {summary['test_error']:.4f}, "
-                f"f-CMI bound {b:.4f} ({trained} runs trained, {seconds:.0f} s)")
+                f"{name} bound {res[name]['value']:.4f} ({trained} runs trained, {seconds:.0f} s)")
     timings["total_s"] = time.perf_counter() - t_start
     record = new_record("cmi", cfg.to_dict(), cfg.seed, results, timings)
     write_record(out / "record.json", record)
@@ -168,6 +194,12 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
 
 
 SHOWN = ("fcmi", "ecmi", "ldcmi", "binary_kl", "interpolating", "fast_rate")
+LOO_SHOWN = ("loo_sqrt", "loo_interpolating")
+
+
+def shown_bounds(record: dict) -> tuple[str, ...]:
+    """The bounds a table or figure shows for a CMI record (supersample or leave-one-out)."""
+    return LOO_SHOWN if record.get("config", {}).get("loo") else SHOWN
 
 
 def cmi_rows(record: dict) -> list[dict]:
@@ -175,14 +207,14 @@ def cmi_rows(record: dict) -> list[dict]:
     for r in record["results"]:
         s = r["summary"]
         row = {"n": r["n"], "train_error": s["train_error"], "test_error": s["test_error"], "gap": s["gap"]}
-        for name in SHOWN:
+        for name in shown_bounds(record):
             row[name] = r["bounds"][name]["value"] if r["bounds"][name].get("applicable") else None
         rows.append(row)
     return rows
 
 
-def cmi_columns():
+def cmi_columns(record: dict):
     from experiments.report import Column
     cols = [Column("n", "n"), Column("train_error", "train err"), Column("test_error", "test err"),
             Column("gap", "gap")]
-    return cols + [Column(name, name, upper=True) for name in SHOWN]
+    return cols + [Column(name, name, upper=True) for name in shown_bounds(record)]

@@ -161,12 +161,14 @@ def rows_from_record(record: dict) -> list[dict]:
             for name, b in r["bounds"].items():
                 if not b.get("applicable"):
                     continue
-                mi_key = {"prediction pair": "prediction_pair", "loss pair": "loss_pair",
-                          "loss difference": "loss_difference"}.get(b["mi"], "single_loss")
+                mi = s["mean_mi"]
+                if isinstance(mi, dict):        # supersample records: one mean MI per kind
+                    mi = mi[{"prediction pair": "prediction_pair", "loss pair": "loss_pair",
+                             "loss difference": "loss_difference"}.get(b["mi"], "single_loss")]
                 rows.append({
                     "dataset": cfg.get("dataset"), "model": cfg.get("arch"), "prior": "-", "bound": name,
                     "n": r["n"], "emp_risk": s["train_error"], "test_error": s["test_error"],
-                    "complexity": s["mean_mi"][mi_key], "certificate": b["value"], "vacuous": b["vacuous"],
+                    "complexity": mi, "certificate": b["value"], "vacuous": b["vacuous"],
                 })
     elif kind == "calculator":
         for c in record["results"]:

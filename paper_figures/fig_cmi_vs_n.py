@@ -6,9 +6,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from experiments.cmi import shown_bounds
 from paper_figures.style import COLORS, LABELS, cli, save, style
 
-SHOWN = ("fcmi", "ecmi", "ldcmi", "binary_kl", "interpolating", "fast_rate")
 #: f-, e- and ld-CMI coincide on binary tasks (the loss pair determines the prediction pair
 #: given the labels), so their lines get distinct styles to stay visible.
 STYLES = {"fcmi": "o-", "ecmi": "s--", "ldcmi": "^:"}
@@ -23,7 +23,7 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
         ns = [r["n"] for r in res]
         with style():
             fig, ax = plt.subplots(figsize=(5.5, 3.8))
-            for name in SHOWN:
+            for name in shown_bounds(rec):
                 pts = [(r["n"], r["bounds"][name]) for r in res if r["bounds"][name].get("applicable")]
                 if not pts:
                     continue
@@ -37,9 +37,11 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
             ax.set_xticks(ns)
             ax.set_xlabel("n (training examples)")
             ax.set_ylabel("bound on expected test error")
-            ax.set_title(f"CMI bounds: {cfg['dataset']}, {cfg['arch']} (k1={cfg['k1']}, k2={cfg['k2']})")
+            runs = "leave-one-out" if cfg.get("loo") else f"k2={cfg['k2']}"
+            ax.set_title(f"CMI bounds: {cfg['dataset']}, {cfg['arch']} (k1={cfg['k1']}, {runs})")
             ax.legend(ncol=2)
-            files += save(fig, out_dir, f"cmi_vs_n_{cfg['dataset']}_{cfg['arch']}")
+            stem = f"cmi_vs_n_{cfg['dataset']}_{cfg['arch']}" + ("_loo" if cfg.get("loo") else "")
+            files += save(fig, out_dir, stem)
     return files
 
 

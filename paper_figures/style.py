@@ -15,11 +15,12 @@ COLORS = {
     "certificate": "#1f4e79", "test_error": "#c55a11", "train_error": "#7f7f7f", "gap": "#000000",
     "fcmi": "#1f77b4", "ecmi": "#2ca02c", "ldcmi": "#d62728", "binary_kl": "#9467bd",
     "interpolating": "#8c564b", "fast_rate": "#e377c2", "kl": "#17becf", "emp_ce": "#bcbd22",
-    "objective": "#1f4e79",
+    "objective": "#1f4e79", "loo_sqrt": "#1f77b4", "loo_interpolating": "#8c564b",
 }
 LABELS = {
     "fcmi": "f-CMI", "ecmi": "e-CMI", "ldcmi": "ld-CMI", "binary_kl": "binary kl (e-CMI)",
     "interpolating": "interpolating (ld-CMI)", "fast_rate": "fast rate",
+    "loo_sqrt": "LOO-CMI (square root)", "loo_interpolating": "LOO-CMI interpolating",
 }
 
 

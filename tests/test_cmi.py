@@ -239,3 +239,55 @@ def test_leave_one_out_population_end_to_end():
     assert res["loo_sqrt"]["value"] - s["train_error"] >= s["gap"] - 1e-12
     if res["loo_interpolating"]["applicable"]:
         assert res["loo_interpolating"]["value"] >= s["test_error"]
+
+
+def test_cli_leave_one_out_experiment_resumes_and_reports(tmp_path, capsys):
+    """``genbounds cmi --loo``: all n+1 held-out runs per draw, LOO bounds above the measured gap,
+    a resumed run retrains nothing, and the record renders in reports and figures."""
+    out = tmp_path / "loo"
+    argv = ["cmi", "--loo", "--n", "8", "16", "--k1", "2", "--epochs", "60", "--out", str(out),
+            "--no-progress", "--format", "json"]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["n"] for r in rows] == [8, 16]
+    record = json.loads((out / "record.json").read_text())
+    assert record["config"]["loo"] is True
+    for r in record["results"]:
+        s = r["summary"]
+        assert s["runs"] == r["n"] + 1 and r["runs_trained"] == 2 * (r["n"] + 1)
+        assert r["bounds"]["loo_sqrt"]["value"] - s["train_error"] >= s["gap"] - 1e-12
+    with np.load(out / "runs_n16.npz") as z:
+        assert z["held_out"].shape == (2, 17) and z["predictions"].shape == (2, 17, 17)
+        assert (z["held_out"] == np.arange(17)).all()
+    assert main(argv) == 0
+    again = json.loads((out / "record.json").read_text())
+    assert [r["runs_trained"] for r in again["results"]] == [0, 0]
+    assert again["results"][1]["bounds"] == record["results"][1]["bounds"]
+    capsys.readouterr()
+    assert main(["report", str(out), "--format", "csv"]) == 0
+    assert "loo_sqrt" in capsys.readouterr().out
+    assert main(["figures", str(out), str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "cmi_vs_n_synthetic_linear_loo.png").exists()
+
+
+def test_cli_bound_cmi_leave_one_out_runs(tmp_path, capsys):
+    """``genbounds bound cmi`` reads leave-one-out runs (``held_out``) and checks their shapes."""
+    rng = np.random.default_rng(3)
+    k1, n = 2, 6
+    labels = rng.integers(0, 2, size=(k1, n + 1))
+    held = np.tile(np.arange(n + 1), (k1, 1))
+    preds = np.repeat(labels[:, None], n + 1, axis=1)
+    preds[0, 2, 2] ^= 1                                   # run 2 errs on its held-out point only
+    np.savez(tmp_path / "loo.npz", held_out=held, predictions=preds, labels=labels)
+    assert main(["bound", "cmi", "--runs", str(tmp_path / "loo.npz"), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    direct = loo_bounds_from_runs(held, (preds != labels[:, None]).astype(np.int8))
+    assert data["loo_sqrt"]["value"] == pytest.approx(direct["loo_sqrt"]["value"])
+    assert data["summary"]["test_error"] == pytest.approx(1 / 14)
+    assert data["loo_interpolating"]["value"] >= 1 / 14
+    np.savez(tmp_path / "bad.npz", held_out=held, predictions=preds[:, :, :3], labels=labels)
+    assert main(["bound", "cmi", "--runs", str(tmp_path / "bad.npz")]) == 2
+    assert "'predictions'" in capsys.readouterr().err
+    np.savez(tmp_path / "range.npz", held_out=held + 1, predictions=preds, labels=labels)
+    assert main(["bound", "cmi", "--runs", str(tmp_path / "range.npz")]) == 2
+    assert "'held_out'" in capsys.readouterr().err

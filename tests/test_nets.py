@@ -1,0 +1,58 @@
+"""Network implementations: the matmul convolution computes the XLA convolution, and a CNN
+population trains the same models whichever way the runs are batched."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from estimators import nets
+from estimators import supersample as S
+from estimators.data import Dataset
+
+
+@pytest.mark.parametrize("shape", [(3, 9, 8, 2, 5), (1, 5, 5, 1, 3), (4, 28, 28, 1, 32)])
+def test_matmul_convolution_equals_xla_convolution(shape):
+    n, h, w, c_in, c_out = shape
+    kx, kw, kb = jax.random.split(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(kx, (n, h, w, c_in))
+    p = {"w": jax.random.normal(kw, (3, 3, c_in, c_out)), "b": jax.random.normal(kb, (c_out,))}
+    a, b = nets.CONVS["xla"](x, p), nets.CONVS["matmul"](x, p)
+    assert a.shape == b.shape == (n, h - 2, w - 2, c_out)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+    def loss(conv):
+        return lambda x, p: jnp.sum(jnp.sin(conv(x, p)))
+    ga = jax.grad(loss(nets.CONVS["xla"]), argnums=(0, 1))(x, p)
+    gb = jax.grad(loss(nets.CONVS["matmul"]), argnums=(0, 1))(x, p)
+    for u, v in zip(jax.tree_util.tree_leaves(ga), jax.tree_util.tree_leaves(gb)):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-4)
+
+
+def test_cnn_convolution_choice():
+    kw = dict(channels=(4, 4), dense=(8,))
+    a, b = nets.cnn((10, 10, 1), 3, **kw), nets.cnn((10, 10, 1), 3, conv="matmul", **kw)
+    assert b.name == a.name + "-matmul"
+    params = a.init(jax.random.PRNGKey(0))
+    x = jax.random.normal(jax.random.PRNGKey(1), (6, 10, 10, 1))
+    np.testing.assert_allclose(a.apply(params, x), b.apply(params, x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="'conv'"):
+        nets.cnn((10, 10, 1), 3, conv="fft")
+
+
+def test_cnn_population_mapped_equals_vmapped_and_fits():
+    """``TrainConfig.map_batch`` changes how runs are batched, not what each run computes."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8, 8, 1)).astype(np.float32)
+    y = (x[:, 2:6, 2:6, 0].mean(axis=(1, 2)) > 0).astype(np.int32)
+    sup = S.draw_supersample(jax.random.PRNGKey(0), Dataset(x, y, 2, "t"), 24)
+    px, py, idx = S.supersample_runs(sup, S.draw_masks(jax.random.PRNGKey(1), 4, 24))
+    keys = jax.random.split(jax.random.PRNGKey(2), 4)
+    net = nets.cnn((8, 8, 1), 2, channels=(4, 4), dense=(8,), conv="matmul")
+    cfg = S.TrainConfig(epochs=60, batch_size=12, lr=1e-2)
+    vmapped = S.train_population(net, keys, px, py, idx, cfg, progress=False)
+    mapped = S.train_population(net, keys, px, py, idx, cfg._replace(map_batch=1), progress=False)
+    assert vmapped.shape == (4, 48)
+    assert (mapped == vmapped).mean() >= 0.99, (mapped != vmapped).sum()
+    train_acc = np.take_along_axis(mapped == py[None], idx, axis=1).mean()
+    assert train_acc == 1.0
