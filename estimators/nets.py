@@ -13,7 +13,11 @@ Gaussian N(mean, scale^2). This is what the per-example Monte Carlo certificate 
   per example, at the cost of two matrix products;
 * convolutions draw a separate kernel for every example (vmapped). Local
   reparameterisation over positions would draw each position's weights independently and
-  flipout correlates examples; neither is an independent per-example draw.
+  flipout correlates examples; neither is an independent per-example draw. The per-example
+  convolution is computed as a batched matrix product over patches (:func:`_conv_matmul`):
+  a vmapped XLA convolution becomes a grouped convolution, whose gradient ran at 4 examples/s
+  on a 2-core CPU against 529 for the matrix product (CNN 32-64-128, batch 256; forward 756
+  against 1,493 examples/s).
 
 A user's own model (``apply(params, x)`` with any params pytree) is wrapped by
 :func:`custom` and falls back to a vmapped per-example weight draw of the whole tree.
@@ -87,7 +91,7 @@ def _conv_per_example(key, h, m, s):
     n = h.shape[0]
     w = m["w"] + s["w"] * jax.random.normal(kw, (n, *m["w"].shape), h.dtype)
     b = m["b"] + s["b"] * jax.random.normal(kb, (n, *m["b"].shape), h.dtype)
-    return jax.vmap(lambda x1, w1, b1: _conv(x1[None], {"w": w1, "b": b1})[0])(h, w, b)
+    return jax.vmap(lambda x1, w1, b1: _conv_matmul(x1[None], {"w": w1, "b": b1})[0])(h, w, b)
 
 
 def _flatten(x):

@@ -175,7 +175,7 @@ def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=d.optimizer)
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--shared-sample", action="store_true",
-                   help="train with one weight draw per minibatch instead of one per example (faster for CNNs)")
+                   help="train with one weight draw per minibatch instead of one per example")
     p.add_argument("--p-min", type=float, default=d.p_min)
     p.add_argument("--delta", type=float, default=d.delta)
     p.add_argument("--mc-delta", type=float, default=d.mc_delta)

@@ -56,3 +56,21 @@ def test_cnn_population_mapped_equals_vmapped_and_fits():
     assert (mapped == vmapped).mean() >= 0.99, (mapped != vmapped).sum()
     train_acc = np.take_along_axis(mapped == py[None], idx, axis=1).mean()
     assert train_acc == 1.0
+
+
+def test_per_example_convolution_draws_one_kernel_per_example():
+    """Each example goes through its own kernel w_i = mean + scale * eps_i (the same draws an
+    explicit loop of XLA convolutions gets)."""
+    kh, km, ks, kd = jax.random.split(jax.random.PRNGKey(3), 4)
+    h = jax.random.normal(kh, (5, 7, 6, 2))
+    m = {"w": jax.random.normal(km, (3, 3, 2, 4)), "b": jnp.arange(4.0)}
+    s = {"w": 0.5 * jnp.abs(jax.random.normal(ks, (3, 3, 2, 4))), "b": jnp.full((4,), 0.3)}
+    out = nets._conv_per_example(kd, h, m, s)
+    kw, kb = jax.random.split(kd)
+    w = m["w"] + s["w"] * jax.random.normal(kw, (5, 3, 3, 2, 4))
+    b = m["b"] + s["b"] * jax.random.normal(kb, (5, 4))
+    for i in range(5):
+        expect = nets.CONVS["xla"](h[i:i + 1], {"w": w[i], "b": b[i]})[0]
+        np.testing.assert_allclose(out[i], expect, rtol=1e-5, atol=1e-5)
+    same = nets._conv_per_example(kd, jnp.broadcast_to(h[:1], h.shape), m, s)
+    assert float(jnp.abs(same[0] - same[1]).max()) > 0.1          # same input, different draws

@@ -1,14 +1,17 @@
 """Stochastic-network benchmark: training throughput, and the two Monte Carlo certificates.
 
-1. Training throughput of a stochastic T-600 (784-600-600-k) on 784-dim inputs: examples
-   per second of a jitted forward + backward step with sampled weights, (i) one weight draw
-   per example through the local reparameterisation, (ii) one weight draw per minibatch.
+1. Training throughput of a stochastic T-600 (784-600-600-k) on 784-dim inputs (and with
+   ``--throughput-arch cnn`` of the CNN 32-64-128 on 28x28 images): examples per second of a
+   jitted forward + backward step with sampled weights, (i) one weight draw per example
+   (local reparameterisation for dense layers, a drawn kernel per example for convolutions),
+   (ii) one weight draw per minibatch.
 2. On a trained Fashion-MNIST posterior (the checkpoint of a ``genbounds pac-bayes`` run,
    default ``results/fashion-binary-t600``), the time and certified empirical risk of
    (a) m full weight draws over the bound set (default m = 1000) and (b) per-example draws
    with r = 1 and r = 10; the ratio of times is printed.
 
     python -m experiments.benchmarks.snn [--run results/fashion-binary-t600] [--m 1000]
+    python -m experiments.benchmarks.snn --throughput-arch t600 cnn --steps 5 --skip-certificates
 """
 
 from __future__ import annotations
@@ -20,21 +23,21 @@ import time
 from pathlib import Path
 
 
-def _throughput(batch: int, steps: int, num_classes: int) -> dict:
+def _throughput(batch: int, steps: int, num_classes: int, arch: str = "t600") -> dict:
     import jax
     import optax
 
     from estimators import nets, snn
     from estimators.objectives import bounded_cross_entropy, objective
 
-    net = nets.mlp((28, 28, 1), (600, 600), num_classes)
+    net = nets.mlp((28, 28, 1), (600, 600), num_classes) if arch == "t600" else nets.cnn((28, 28, 1), num_classes)
     mean = net.init(jax.random.PRNGKey(0))
     post = snn.init_posterior(mean, 0.03)
     x = jax.random.uniform(jax.random.PRNGKey(1), (batch, 28, 28, 1))
     y = jax.random.randint(jax.random.PRNGKey(2), (batch,), 0, num_classes)
     opt = optax.sgd(1e-3, momentum=0.9)
     out = {}
-    for mode in ("per-example (local reparam.)", "shared per minibatch"):
+    for mode in ("per-example draws", "one draw per minibatch"):
         def loss(p, k, mode=mode):
             if mode.startswith("per-example"):
                 logits = net.apply_independent(k, p.mean, snn.posterior_scale(p), x)
@@ -70,6 +73,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--throughput-arch", nargs="+", choices=("t600", "cnn"), default=["t600"])
+    parser.add_argument("--skip-certificates", action="store_true", help="only the training throughput")
     args = parser.parse_args(argv)
 
     import jax
@@ -81,8 +86,11 @@ def main(argv=None) -> None:
 
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {jax.device_count()} device(s)")
     if not args.skip_throughput:
-        for mode, rate in _throughput(args.batch, args.steps, 10).items():
-            print(f"T-600 stochastic training, batch {args.batch}, {mode}: {rate:,.0f} examples/s")
+        for arch in args.throughput_arch:
+            for mode, rate in _throughput(args.batch, args.steps, 10, arch).items():
+                print(f"{arch.upper()} stochastic training, batch {args.batch}, {mode}: {rate:,.0f} examples/s")
+    if args.skip_certificates:
+        return
 
     run = Path(args.run)
     record = json.loads((run / "record.json").read_text())
