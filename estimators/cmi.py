@@ -21,7 +21,7 @@ import numpy as np
 from bounds import cmi as B
 from estimators.mi import bootstrap_interval, encode_pairs, plugin_mi
 
-__all__ = ["bounds_from_runs", "loo_bounds_from_runs", "BOUND_NAMES"]
+__all__ = ["bounds_from_runs", "loo_bounds_from_runs", "loo_losses", "BOUND_NAMES"]
 
 BOUND_NAMES = ("fcmi", "ecmi", "ldcmi", "single_loss", "binary_kl", "interpolating", "fast_rate",
                "fast_rate_closed_form", "fast_rate_variance", "fast_rate_sharpness")
@@ -131,6 +131,16 @@ def bounds_from_runs(masks, predictions, labels, *, miller_madow: bool = False) 
         "note": "MIs are plug-in estimates from k2 masks: the bounds are estimates, not certificates",
     }
     return out
+
+
+def loo_losses(predictions, labels) -> np.ndarray:
+    """0-1 losses ``[k1, R, n+1]`` of leave-one-out runs from their predicted classes
+    ``[k1, R, n+1]`` on every point of the draw and the draw's labels ``[k1, n+1]``."""
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    if labels.ndim != 2 or predictions.ndim != 3 or predictions.shape[::2] != labels.shape:
+        raise ValueError(f"arrays 'predictions' [k1, R, n+1] and 'labels' [k1, n+1] disagree: "
+                         f"{predictions.shape} vs {labels.shape}")
+    return (predictions != labels[:, None]).astype(np.int8)
 
 
 def loo_bounds_from_runs(held_out, losses) -> dict[str, Any]:

@@ -245,7 +245,7 @@ def _add_bound_cmi(sub) -> None:
 def _run_bound_cmi(args: argparse.Namespace) -> str:
     import numpy as np
 
-    from estimators.cmi import bounds_from_runs, loo_bounds_from_runs
+    from estimators.cmi import bounds_from_runs, loo_bounds_from_runs, loo_losses
 
     try:
         z = np.load(args.runs)
@@ -258,11 +258,7 @@ def _run_bound_cmi(args: argparse.Namespace) -> str:
         if missing:
             raise ValueError(f"--runs {args.runs} lacks array(s) {', '.join(missing)} (has {z.files})")
         if loo:
-            preds, labels = z["predictions"], z["labels"]
-            if labels.ndim != 2 or preds.shape != (labels.shape[0], preds.shape[1], labels.shape[1]):
-                raise ValueError(f"arrays 'predictions' [k1, R, n+1] and 'labels' [k1, n+1] disagree: "
-                                 f"{preds.shape} vs {labels.shape}")
-            res = loo_bounds_from_runs(z["held_out"], (preds != labels[:, None]).astype(np.int8))
+            res = loo_bounds_from_runs(z["held_out"], loo_losses(z["predictions"], z["labels"]))
         else:
             res = bounds_from_runs(z["masks"], z["predictions"], z["labels"], miller_madow=args.miller_madow)
     if args.format == "json":

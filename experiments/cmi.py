@@ -29,7 +29,7 @@ import numpy as np
 
 from experiments.records import RunConfig
 
-__all__ = ["CMIConfig", "run_cmi", "cmi_rows", "cmi_columns", "DEFAULT_CLASSES", "task_pool"]
+__all__ = ["CMIConfig", "run_cmi", "cmi_rows", "cmi_columns", "DEFAULT_CLASSES", "task_pool", "task_net"]
 
 #: Binary tasks of the anchors: MNIST 4-vs-9 (Harutyunyan et al. 2021), Fashion-MNIST
 #: pullover (2) vs coat (4).
@@ -91,7 +91,8 @@ def task_pool(cfg: CMIConfig):
     return Dataset(x[keep], (y[keep] == pos).astype(np.int32), 2, f"{cfg.dataset}-{neg}v{pos}")
 
 
-def _net(cfg: CMIConfig, pool):
+def task_net(cfg: CMIConfig, pool):
+    """The experiment's network for ``pool`` (CNNs with the matmul convolution, for populations)."""
     from estimators import nets
     shape = pool.x.shape[1:]
     if cfg.arch == "linear":
@@ -113,7 +114,7 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
     from tqdm import tqdm
 
     from estimators import supersample as S
-    from estimators.cmi import bounds_from_runs, loo_bounds_from_runs
+    from estimators.cmi import bounds_from_runs, loo_bounds_from_runs, loo_losses
     from experiments.records import new_record, write_json_atomic, write_record
 
     out = Path(out)
@@ -121,7 +122,7 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
     write_json_atomic(runs_dir / "config.json", cfg.to_dict())
     t_start = time.perf_counter()
     pool = task_pool(cfg)
-    net = _net(cfg, pool)
+    net = task_net(cfg, pool)
     train_cfg = S.TrainConfig(cfg.epochs, cfg.batch, cfg.lr, cfg.optimizer, map_batch=S.map_batch_for(cfg.arch))
     log(f"{pool.name}: {len(pool)} examples; {net.name}; n = {list(cfg.n)}; k1 = {cfg.k1}, "
         + ("leave-one-out (n+1 runs per draw)" if cfg.loo else f"k2 = {cfg.k2}"))
@@ -175,7 +176,7 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
             u_a, preds_a, labels_a = np.stack(u_all), np.stack(preds_all), np.stack(labels_all)
             if cfg.loo:
                 _save_npz(out / f"runs_n{n}.npz", held_out=u_a, predictions=preds_a, labels=labels_a)
-                res = loo_bounds_from_runs(u_a, (preds_a != labels_a[:, None]).astype(np.int8))
+                res = loo_bounds_from_runs(u_a, loo_losses(preds_a, labels_a))
             else:
                 _save_npz(out / f"runs_n{n}.npz", masks=u_a, predictions=preds_a, labels=labels_a)
                 res = bounds_from_runs(u_a, preds_a, labels_a, miller_madow=cfg.miller_madow)

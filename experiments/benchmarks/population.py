@@ -31,11 +31,12 @@ import numpy as np
 
 PROCESS_SCRIPT = textwrap.dedent("""
     import sys, jax, numpy as np, optax
-    from estimators import nets, supersample as S
-    from experiments.cmi import CMIConfig, task_pool
+    from estimators import supersample as S
+    from experiments.cmi import CMIConfig, task_net, task_pool
     arch, n, epochs, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    pool = task_pool(CMIConfig(dataset="mnist-5k", arch=arch))
-    net = nets.mlp((28, 28, 1), (128,), 2) if arch == "mlp" else nets.cnn((28, 28, 1), 2, conv="matmul")
+    cfg = CMIConfig(dataset="mnist-5k", arch=arch)
+    pool = task_pool(cfg)
+    net = task_net(cfg, pool)
     sup = S.draw_supersample(jax.random.PRNGKey(0), pool, n)
     masks = S.draw_masks(jax.random.PRNGKey(1), 1, n)
     px, py, idx = S.supersample_runs(sup, masks)
@@ -91,13 +92,13 @@ def main(argv=None) -> None:
 
     from estimators import nets
     from estimators import supersample as S
-    from experiments.cmi import CMIConfig, task_pool
+    from experiments.cmi import CMIConfig, task_net, task_pool
 
     print(f"jax {jax.__version__}, {jax.device_count()} {jax.devices()[0].platform} device(s), "
           f"{os.cpu_count()} CPU cores; {args.k2} runs per setting, {args.epochs} epochs, batch 128")
     pool = task_pool(CMIConfig(dataset="mnist-5k"))
     for arch in args.arch:
-        net = nets.mlp((28, 28, 1), (128,), 2) if arch == "mlp" else nets.cnn((28, 28, 1), 2, conv="matmul")
+        net = task_net(CMIConfig(dataset="mnist-5k", arch=arch), pool)
         seq_nets = {"": net} if arch == "mlp" else {c: nets.cnn((28, 28, 1), 2, conv=c) for c in args.seq_conv}
         cfg = S.TrainConfig(args.epochs, 128, 1e-3, map_batch=S.map_batch_for(arch))
         for n in args.n:
