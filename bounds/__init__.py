@@ -9,7 +9,14 @@ for training objectives).
 0.1618
 """
 
-from bounds.certificate import PAC_BAYES_BOUNDS, Certificate, pac_bayes_certificate, round_up
+from bounds.certificate import (
+    PAC_BAYES_BOUNDS,
+    Certificate,
+    format_delta,
+    pac_bayes_certificate,
+    round_up,
+    union_minimum,
+)
 from bounds.gaussian import kl_diag_gaussian, kl_diag_laplace, to_float64
 from bounds.kl import kl_bernoulli, kl_inv_lower, kl_inv_upper
 from bounds.pac_bayes import (
@@ -37,6 +44,7 @@ __all__ = [
     "catoni",
     "catoni_grid",
     "complexity",
+    "format_delta",
     "kl_bernoulli",
     "kl_diag_gaussian",
     "kl_diag_laplace",
@@ -56,4 +64,5 @@ __all__ = [
     "seeger",
     "to_float64",
     "union_delta",
+    "union_minimum",
 ]

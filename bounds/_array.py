@@ -86,8 +86,12 @@ def check_nonnegative(name: str, x: ArrayLike, *, allow_inf: bool = False) -> No
 
 
 def check_count(name: str, x: ArrayLike, minimum: int = 1) -> None:
-    """A sample size: finite, >= ``minimum``."""
+    """A sample size: a whole number, finite, >= ``minimum``."""
     check_range(name, x, float(minimum), math.inf, hi_open=True)
+    arr = _concrete(x)
+    if arr is not None and (arr != np.floor(arr)).any():
+        bad = float(arr[arr != np.floor(arr)].flat[0])
+        raise ValueError(f"argument {name!r} must be a whole number, got {bad:g}")
 
 
 def errstate():

@@ -13,9 +13,10 @@ upward so that float rounding can never make the printed bound too low.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 from bounds import pac_bayes as pb
 from bounds._array import check_count, check_delta, check_nonnegative, check_probability
 
-__all__ = ["Certificate", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up"]
+__all__ = ["Certificate", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum", "format_delta"]
 
 SCHEMA = "genbounds.certificate/1"
 
@@ -186,6 +187,11 @@ def pac_bayes_certificate(
     check_delta("delta", delta)
     if (mc_samples is None) != (mc_delta is None):
         raise ValueError("arguments 'mc_samples' and 'mc_delta' must be given together")
+    if mc_delta is not None:
+        check_delta("mc_delta", mc_delta)
+        if math.fsum((delta, mc_delta)) >= 1.0:
+            raise ValueError(f"arguments 'delta' + 'mc_delta' sum to {math.fsum((delta, mc_delta))!r}: the total "
+                             "confidence budget must be below 1")
     info: dict[str, Any] = dict(details or {})
     delta_eff = float(delta)
     if n_priors != 1:
@@ -200,7 +206,6 @@ def pac_bayes_certificate(
 
     parts = {"pac_bayes": float(delta)}
     if mc_samples is not None:
-        check_delta("mc_delta", mc_delta)
         emp_bound = float(pb.sample_convergence(emp_risk, mc_samples, mc_delta))
         parts["monte_carlo"] = float(mc_delta)
     else:
@@ -227,3 +232,70 @@ def pac_bayes_certificate(
         mc_samples=None if mc_samples is None else int(mc_samples),
         details=info,
     )
+
+
+def format_delta(x: float) -> str:
+    """A confidence parameter as text, never rounded (``repr`` of the float: 0.035, 1e-06):
+    a header printing "1 - delta" must not round delta to 0 or 1."""
+    return repr(float(x))
+
+
+def union_minimum(certs: Sequence[Certificate], labels: Sequence[str] | None = None) -> Certificate:
+    """The smallest of K certificates, paid for: each is recomputed with every part of its delta
+    divided by K, and the smallest recomputed value is returned.
+
+    Each certificate holds with probability >= 1 - delta on its own. Whoever reads several and
+    keeps the best has made a choice after seeing the data. By the union bound, all K statements
+    computed at delta/K hold together with probability >= 1 - delta, and so does their minimum.
+    Every input is read back from the certificates (empirical risk, Monte Carlo sample count, KL,
+    n, prior grid index, number of priors), so the recomputation is exact. The result carries the
+    full budget in ``delta_parts`` (the minimum's statement spends all of it), the per-candidate
+    share in ``details["delta_effective"]``, and ``details["selection"]``: K, the labels and which
+    one won.
+
+    Args:
+        certs: certificates from :func:`pac_bayes_certificate`, all with the same ``delta_parts``.
+        labels: a name for each (default ``bound`` names).
+    """
+    certs = list(certs)
+    if not certs:
+        raise ValueError("argument 'certs' must hold at least one certificate")
+    labels = [c.bound for c in certs] if labels is None else list(labels)
+    if len(labels) != len(certs):
+        raise ValueError(f"argument 'labels' has {len(labels)} names for {len(certs)} certificates")
+    parts = certs[0].delta_parts
+    if any(c.delta_parts != parts for c in certs):
+        raise ValueError("argument 'certs' must share one delta budget (equal delta_parts) to be compared")
+    k = len(certs)
+    redone = [_at_delta_share(c, k) for c in certs]
+    best = min(range(k), key=lambda i: redone[i].value)
+    chosen = redone[best]
+    selection = {"k": k, "labels": labels, "chosen": labels[best], "union_bound": f"each part of delta / {k}",
+                 "values_at_full_delta": [c.value for c in certs]}
+    # The minimum's statement spends the whole budget: K statements at delta/K each.
+    return dataclasses.replace(chosen, delta=certs[0].delta, delta_parts=dict(parts),
+                               details={**chosen.details, "selection": selection})
+
+
+def _at_delta_share(cert: Certificate, k: int) -> Certificate:
+    """``cert`` recomputed from its recorded inputs with every delta part divided by ``k``."""
+    if cert.bound not in PAC_BAYES_BOUNDS:
+        raise ValueError(f"certificate bound {cert.bound!r} cannot be recomputed (not a PAC-Bayes bound here)")
+    parts = dict(cert.delta_parts)
+    extra = set(parts) - {"pac_bayes", "monte_carlo"}
+    if extra:
+        raise ValueError(f"certificate has delta parts {sorted(extra)} this function cannot rescale")
+    d = dict(cert.details)
+    grid = d.get("prior_grid")
+    mc = "monte_carlo" in parts
+    return pac_bayes_certificate(
+        cert.bound, cert.emp_risk, cert.kl, cert.n_bound, parts["pac_bayes"] / k,
+        mc_samples=cert.mc_samples if mc else None, mc_delta=parts["monte_carlo"] / k if mc else None,
+        n_prior=cert.n_prior, n_priors=int(d.get("n_priors", 1)),
+        prior_grid_j=None if grid is None else grid["j"],
+        prior_grid=(100.0, 0.1) if grid is None else (grid["b"], grid["c"]),
+        details={key: v for key, v in d.items() if key not in _DERIVED_DETAILS})
+
+
+#: Detail entries :func:`pac_bayes_certificate` derives itself (recomputed, never copied).
+_DERIVED_DETAILS = ("n_priors", "prior_grid", "delta_effective", "lambda", "C", "C_grid", "selection")

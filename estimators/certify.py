@@ -146,7 +146,8 @@ def certify(
     """Certify the posterior's 0-1 risk with the Seeger bound on the prior-free bound set.
 
     ``method`` is "independent" (b, ``r`` repetitions) or "weights" (a, ``m`` draws).
-    ``prior_scale``: the prior scale (std) actually used (default ``prior.scale``). With
+    ``prior_scale``: the prior scale (std) actually used (default ``prior.scale``); a value other
+    than ``prior.scale`` is refused unless ``prior_grid`` pays for it. With
     ``prior_grid = (b, c)`` the scale was learned: its variance is rounded to the
     neighbouring points c exp(-j/b) of DR17's variance grid and the better certificate is
     kept (every grid point is covered by the union bound, paid through
@@ -169,6 +170,11 @@ def certify(
     info["mc_method_param"] = {"r": r} if method == "independent" else {"m": m}
 
     scale = prior.scale if prior_scale is None else float(prior_scale)
+    if prior_grid is None and scale != prior.scale:
+        raise ValueError(
+            f"argument 'prior_scale' = {scale!r} differs from the prior's own scale {prior.scale!r}: a "
+            "scale chosen after seeing data must be paid for; pass prior_grid=(b, c) to round it to "
+            "the Dziugaite & Roy grid with its union bound, or build the Prior with that scale")
     candidates: list[tuple[float, int | None]] = [(scale, None)]
     if prior_grid is not None:
         # As in DR17 the grid c exp(-j/b) is over the prior *variance* (scale^2).
@@ -190,7 +196,8 @@ def certify(
 
 def certify_network(
     apply_or_net: Any, params: Any, train: Dataset, *, key: jax.Array, prior_mean: Any,
-    prior_indices: np.ndarray | None = None, prior_scale: float = 0.03, learn_prior_scale: bool = True,
+    prior_indices: np.ndarray | None = None, data_free: bool = False, prior_scale: float = 0.03,
+    learn_prior_scale: bool = True,
     objective: str = "seeger", epochs: int = 10, lr: float = 1e-3, batch_size: int = 100,
     r: int = 10, delta: float = 0.025, mc_delta: float = 0.01, progress: bool = True,
 ) -> tuple[Certificate, Posterior]:
@@ -208,15 +215,23 @@ def certify_network(
             random initialisation (data-independent), or weights trained on
             ``train.take(prior_indices)`` only.
         prior_indices: the training examples used to build ``prior_mean`` (excluded from the
-            bound set); None for a data-independent prior.
+            bound set).
+        data_free: say ``True`` when ``prior_mean`` was fixed without looking at any training
+            data (e.g. your random initialisation). Exactly one of ``prior_indices`` and
+            ``data_free=True`` is required: a prior trained on data but passed without its indices
+            would silently count its own data in the bound set.
     """
     from estimators import nets as _nets
     from estimators.snn import Prior, init_posterior
     from estimators.train import train_posterior
 
+    if (prior_indices is None) == (not data_free):
+        raise ValueError(
+            "arguments 'prior_indices' and 'data_free': say where prior_mean came from, either "
+            "prior_indices=<the training examples it was trained on> or data_free=True (not both)")
     net = apply_or_net if isinstance(apply_or_net, Net) else _nets.custom("custom", None, apply_or_net)
     idx = np.zeros(0, dtype=np.int64) if prior_indices is None else np.asarray(prior_indices)
-    prior = Prior(prior_mean, prior_scale, "gaussian", idx, "data" if idx.size else "init")
+    prior = Prior(prior_mean, prior_scale, "gaussian", idx)
     n_bound = len(train) - prior.n_data
     k_train, k_cert = jax.random.split(key)
     state, _ = train_posterior(net, init_posterior(params, prior_scale), prior, train, key=k_train,

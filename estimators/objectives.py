@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 import bounds
 
-__all__ = ["OBJECTIVES", "bounded_cross_entropy", "zero_one", "objective", "objective_extras"]
+__all__ = ["OBJECTIVES", "bounded_cross_entropy", "zero_one", "predict", "objective", "objective_extras"]
 
 OBJECTIVES = ("classic", "seeger", "quad", "lambda", "catoni")
 
@@ -37,8 +37,14 @@ def bounded_cross_entropy(logits: jax.Array, y: jax.Array, p_min: float = 1e-4) 
 
 
 def zero_one(logits: jax.Array, y: jax.Array) -> jax.Array:
-    """Per-example 0-1 loss of the argmax prediction."""
-    return (jnp.argmax(logits, axis=-1) != y).astype(jnp.float32)
+    """Per-example 0-1 loss of the argmax prediction; an example whose logits are not all
+    finite counts as an error (argmax would call a NaN row class 0)."""
+    return (predict(logits) != y).astype(jnp.float32)
+
+
+def predict(logits: jax.Array) -> jax.Array:
+    """Argmax class per example, or -1 (no class, always wrong) where a logit is not finite."""
+    return jnp.where(jnp.isfinite(logits).all(axis=-1), jnp.argmax(logits, axis=-1), -1)
 
 
 def objective_extras(name: str) -> dict:

@@ -58,7 +58,6 @@ class Prior:
         family: "gaussian" or "laplace".
         data_indices: indices of the training set used to build the prior (empty for a
             data-independent prior); these examples are excluded from the bound set.
-        kind: "init" (data-independent) or "data".
         details: how it was built (seed, epochs, ...), copied into certificates.
     """
 
@@ -66,7 +65,6 @@ class Prior:
     scale: float
     family: str = "gaussian"
     data_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    kind: str = "init"
     details: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -78,6 +76,11 @@ class Prior:
         if idx.ndim != 1 or len(np.unique(idx)) != len(idx):
             raise ValueError("argument 'data_indices' must be a 1-d array of distinct indices")
         object.__setattr__(self, "data_indices", idx)
+
+    @property
+    def kind(self) -> str:
+        """"data" when training examples built the prior (``data_indices`` non-empty), else "init"."""
+        return "data" if self.data_indices.size else "init"
 
     @property
     def n_data(self) -> int:

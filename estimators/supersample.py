@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from estimators.data import Dataset
 from estimators.nets import Net
+from estimators.objectives import predict
 from estimators.train import make_optimizer
 
 __all__ = ["Supersample", "TrainConfig", "draw_supersample", "draw_masks", "draw_loo_supersample",
@@ -70,8 +71,21 @@ def draw_supersample(key: jax.Array, data: Dataset, n: int) -> Supersample:
 
 
 def draw_masks(key: jax.Array, k2: int, n: int) -> np.ndarray:
-    """``[k2, n]`` independent fair bits."""
-    return np.asarray(jax.random.bernoulli(key, 0.5, (k2, n))).astype(np.int64)
+    """``[k2, n]`` masks in antithetic pairs: k2 // 2 masks of independent fair bits, then their
+    complements (and, for odd k2, one more independent mask).
+
+    Every mask is uniform on {0,1}^n, as the CMI theorems require of U. Every pair i has both
+    values of U_i among the k2 runs (exactly k2/2 each when k2 is even), so the design can never
+    be one-sided (:func:`estimators.cmi.check_supersample_runs`). Independent bits left a pair
+    one-sided with probability 2^(1-k2): 1/8 at k2 = 4. The runs with U_i = u are then i.i.d.
+    draws of the model given U_i = u (the other bits are independent and uniform), which is
+    what the plug-in MI with U's known marginal (:func:`estimators.mi.plugin_mi`) estimates from.
+    """
+    if k2 < 2:
+        raise ValueError(f"argument 'k2' must be >= 2 (both values of every U_i), got {k2}")
+    half = np.asarray(jax.random.bernoulli(key, 0.5, (k2 // 2, n))).astype(np.int64)
+    extra = np.asarray(jax.random.bernoulli(jax.random.fold_in(key, 1), 0.5, (k2 % 2, n))).astype(np.int64)
+    return np.concatenate([half, 1 - half, extra])
 
 
 def draw_loo_supersample(key: jax.Array, data: Dataset, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,11 +94,13 @@ def draw_loo_supersample(key: jax.Array, data: Dataset, n: int) -> tuple[np.ndar
     return data.x[idx], data.y[idx], idx
 
 
-def loo_held_out(n: int, runs: int | None = None, key: jax.Array | None = None) -> np.ndarray:
-    """Held-out indices: all n+1 enumerated (``runs=None``), or ``runs`` uniform draws."""
-    if runs is None:
-        return np.arange(n + 1)
-    return np.asarray(jax.random.randint(key, (runs,), 0, n + 1))
+def loo_held_out(n: int) -> np.ndarray:
+    """Held-out indices of one leave-one-out draw: all n+1 of them, each once (run r leaves out r).
+
+    The leave-one-out bound needs exactly this design (:func:`estimators.cmi.check_loo_runs`);
+    sampling a subset of held-out indices would cap the MI at ln R, so it is not offered.
+    """
+    return np.arange(n + 1)
 
 
 def supersample_runs(sup: Supersample, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,7 +151,7 @@ def _make_run(net: Net, cfg: TrainConfig, m: int):
             return jax.lax.scan(step, carry, perm)[0], None
 
         (params, _), _ = jax.lax.scan(epoch, (params, opt_state), jax.random.split(k_data, cfg.epochs))
-        return jnp.argmax(net.apply(params, pool_x), axis=-1)
+        return predict(net.apply(params, pool_x))
 
     return run
 
@@ -170,7 +186,7 @@ def train_population(
         chunk: runs per compiled call (default: all, rounded to the device count).
         devices: devices to shard the population axis over (default: all visible).
     Returns:
-        ``[P, M]`` predicted classes (int32).
+        ``[P, M]`` predicted classes (int32); -1 where a model's logits are not finite.
     """
     train_idx = np.asarray(train_idx)
     P, m = train_idx.shape

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from experiments.report import FORMATS, Column, render
+from experiments.report import FORMATS, Column, format_number, render
 
 PROG = "genbounds"
 
@@ -37,9 +37,16 @@ _positive_int = _int_at_least(1)
 _nonneg_int = _int_at_least(0)
 
 
+def _digits(text: str) -> int:
+    value = _nonneg_int(text)
+    if value > 12:
+        raise argparse.ArgumentTypeError(f"must be <= 12, got {value}")
+    return value
+
+
 def _add_format(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-    p.add_argument("--digits", type=int, default=4, help="digits printed; bounds are rounded up")
+    p.add_argument("--digits", type=_digits, default=4, help="digits printed (0 to 12); bounds are rounded up")
 
 
 # ---------------------------------------------------------------------------------------
@@ -75,7 +82,7 @@ def _add_bound_pac_bayes(sub) -> None:
 
 
 def _run_bound_pac_bayes(args: argparse.Namespace) -> str:
-    from bounds import pac_bayes_certificate
+    from bounds import format_delta, pac_bayes_certificate, union_minimum
 
     mc_delta = args.mc_delta
     if args.mc_samples is not None and mc_delta is None:
@@ -112,19 +119,30 @@ def _run_bound_pac_bayes(args: argparse.Namespace) -> str:
     if args.format != "table":
         return table
     c = certs[0]
-    parts = " + ".join(f"{k} {v:g}" for k, v in c.delta_parts.items())
+    parts = " + ".join(f"{k} {format_delta(v)}" for k, v in c.delta_parts.items())
     head = [
-        f"PAC-Bayes bounds on the risk of Q (loss in [0,1]); each holds w.p. >= 1 - {c.delta:g} "
-        f"(delta = {parts})",
+        f"PAC-Bayes certificates on the risk of Q (loss in [0,1]); each holds on its own w.p. >= "
+        f"1 - {format_delta(c.delta)} (delta = {parts})",
         f"n = {c.n_bound} (prior data: {c.n_prior}), KL = {c.kl:g}, "
-        f"KL/n = {c.kl / c.n_bound:.4g}, PAC-Bayes delta used = {c.details['delta_effective']:.4g}",
+        f"KL/n = {c.kl / c.n_bound:.4g}, PAC-Bayes delta used = {format_delta(c.details['delta_effective'])}",
     ]
     if c.mc_samples is not None:
         head.append(
             f"empirical risk {c.emp_risk:g} from {c.mc_samples} Monte Carlo samples, certified <= "
             f"{c.emp_risk_bound:.6f} (Langford & Caruana 2002)"
         )
-    return "\n".join(head + ["", table])
+    # quad, lambda and mcallester are relaxations of the kl bound (they hold whenever it does and
+    # are never smaller); catoni is a different inequality, so keeping the better of the two pays.
+    by_name = {cert.bound: cert for cert in certs}
+    best = union_minimum([by_name["seeger"], by_name["catoni"]])
+    foot = [
+        "quad, lambda and mcallester relax seeger (they hold whenever it does and are never smaller). "
+        "Taking the smaller of",
+        f"seeger and catoni is a choice after seeing them: with a union bound (each at delta/2) the "
+        f"honest minimum is {format_number(best.value, args.digits, upper=True)} "
+        f"({best.details['selection']['chosen']}).",
+    ]
+    return "\n".join(head + ["", table, "", *foot])
 
 
 def _note(c) -> str:
@@ -209,15 +227,23 @@ def _run_pac_bayes(args: argparse.Namespace) -> str:
     table = render(summary_columns(), summary_rows(record), args.format, json_key="objective")
     if args.format != "table":
         return table
+    from bounds import format_delta
+
     res = record["results"][0]["certificate"]
     foot = [
         "",
         f"certificate (b): Seeger bound, empirical risk certified from {res['mc_samples']} per-example "
         f"weight draws; (a): from {cfg.mc_m} full weight draws (Langford & Caruana).",
-        f"each holds w.p. >= 1 - {res['delta']:g} (pac_bayes {res['delta_parts']['pac_bayes']:g} + "
-        f"monte_carlo {res['delta_parts']['monte_carlo']:g}); bound set excludes the prior's data.",
-        f"record: {out / 'record.json'}   figure: {fig}   ({record['timings']['total_s']:.0f} s)",
+        f"each certificate holds on its own w.p. >= 1 - {format_delta(res['delta'])} (pac_bayes "
+        f"{format_delta(res['delta_parts']['pac_bayes'])} + monte_carlo "
+        f"{format_delta(res['delta_parts']['monte_carlo'])}); bound set excludes the prior's data.",
     ]
+    if "best" in record:
+        sel = record["best"]["details"]["selection"]
+        best = format_number(record["best"]["value"], 4, upper=True)
+        foot.append(f"keeping the smallest of these {sel['k']} certificates is a choice after seeing them: paid "
+                    f"with a union bound (each at delta/{sel['k']}) it is {best} ({sel['chosen']}).")
+    foot.append(f"record: {out / 'record.json'}   figure: {fig}   ({record['timings']['total_s']:.0f} s)")
     vac = [r["objective"] for r in summary_rows(record) if r["vacuous"]]
     if vac:
         foot.append(f"VACUOUS (>= 1, says nothing): {', '.join(vac)}")
@@ -248,9 +274,12 @@ def _run_bound_cmi(args: argparse.Namespace) -> str:
     from estimators.cmi import bounds_from_runs, loo_bounds_from_runs, loo_losses
 
     try:
-        z = np.load(args.runs)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read --runs {args.runs}: {err}") from None
+        z = np.load(args.runs, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"--runs {args.runs} is not a readable .npz archive (np.savez output): {err}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError(f"--runs {args.runs} holds a single array, not an .npz archive of named arrays "
+                         "(save with np.savez(file, masks=..., predictions=..., labels=...))")
     with z:
         loo = "held_out" in z.files
         needed = ("held_out" if loo else "masks", "predictions", "labels")
@@ -268,16 +297,18 @@ def _run_bound_cmi(args: argparse.Namespace) -> str:
              "high": v["interval"][1] if v.get("applicable") else None, "mi": v["mi"],
              "note": "" if v.get("applicable") else "not applicable: " + v["reason"]}
             for k, v in res.items()]
-    cols = [Column("bound", "bound"), Column("value", "bound on E[test error]", upper=True, digits=args.digits),
+    cols = [Column("bound", "bound (estimate)"),
+            Column("value", "estimated bound on E[test error]", upper=True, digits=args.digits),
             Column("low", "95% low", digits=args.digits), Column("high", "95% high", upper=True, digits=args.digits),
             Column("mi", "uses MI of"), Column("note", "note")]
     table = render(cols, rows, args.format)
     if args.format != "table":
         return table
     runs = f"{s['runs']} leave-one-out runs" if loo else f"{s['k2']} masks"
-    head = (f"{s['k1']} supersamples x {runs}, n = {s['n']}: train error {s['train_error']:.4f}, "
-            f"test error (held-out points) {s['test_error']:.4f}, gap {s['gap']:.4f}\n"
-            f"estimates from plug-in MIs (intervals: bootstrap over supersamples), not certificates\n")
+    head = (f"ESTIMATES, not certificates: {s['note']}.\n"
+            f"{s['k1']} supersamples x {runs}, n = {s['n']}: train error {s['train_error']:.4f}, "
+            f"test error (held-out points) {s['test_error']:.4f}, gap {s['gap']:.4f}; "
+            f"intervals: bootstrap over supersamples\n")
     return head + "\n" + table
 
 
@@ -328,7 +359,7 @@ def _run_cmi(args: argparse.Namespace) -> str:
     table = render(cmi_columns(record), cmi_rows(record), args.format)
     if args.format != "table":
         return table
-    return "\n".join([table, "", "bounds on E[test error] estimated from plug-in MIs (not certificates); "
+    return "\n".join([table, "", "ESTIMATES, not certificates: bounds on E[test error] from plug-in MIs; "
                       f"intervals and per-draw values in {out / 'record.json'} "
                       f"({record['timings']['total_s']:.0f} s)"])
 
@@ -352,7 +383,7 @@ def _add_report(commands) -> None:
 
 def _run_report(args: argparse.Namespace) -> str:
     from experiments.records import load_records
-    from experiments.report import REPORT_COLUMNS, group_rows, rows_from_record
+    from experiments.report import REPORT_COLUMNS, REPORT_NOTE, group_rows, rows_from_record
 
     good, errors = load_records(args.results)
     for e in errors:
@@ -368,7 +399,12 @@ def _run_report(args: argparse.Namespace) -> str:
             raise ValueError(f"argument '--group-by' has unknown field(s) {bad}")
         rows = group_rows(rows, args.group_by)
         cols = cols + [Column("runs", "runs")]
-    return render(cols, rows, args.format)
+    table = render(cols, rows, args.format)
+    if args.format in ("table", "markdown"):
+        return f"{table}\n\n{REPORT_NOTE}"
+    if args.format == "latex":
+        return f"{table}\n% {REPORT_NOTE}"
+    return table
 
 
 def _add_figures(commands) -> None:
@@ -395,8 +431,15 @@ def _run_figures(args: argparse.Namespace) -> str:
 # ---------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the argument (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Certified generalization bounds: PAC-Bayes and CMI.",
     )
@@ -426,7 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:      # --help (0) or a usage error (2, already printed in one line)
+        return int(stop.code or 0)
     func: Callable[[argparse.Namespace], str | None] = args.func
     try:
         out = func(args)

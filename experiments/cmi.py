@@ -116,6 +116,7 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
     from estimators import supersample as S
     from estimators.cmi import bounds_from_runs, loo_bounds_from_runs, loo_losses
     from experiments.records import new_record, write_json_atomic, write_record
+    from experiments.report import format_number
 
     out = Path(out)
     runs_dir = out / "runs" / cfg.digest()
@@ -187,7 +188,8 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
                             "seconds": seconds})
             name = "loo_sqrt" if cfg.loo else "fcmi"
             log(f"n = {n}: train {summary['train_error']:.4f}, test {summary['test_error']:.4f}, "
-                f"{name} bound {res[name]['value']:.4f} ({trained} runs trained, {seconds:.0f} s)")
+                f"{name} bound estimate {format_number(res[name]['value'], 4, upper=True)} "
+                f"({trained} runs trained, {seconds:.0f} s)")
     timings["total_s"] = time.perf_counter() - t_start
     record = new_record("cmi", cfg.to_dict(), cfg.seed, results, timings)
     write_record(out / "record.json", record)

@@ -25,7 +25,7 @@ import numpy as np
 
 from experiments.records import RunConfig
 
-__all__ = ["PacBayesConfig", "QUICKSTART", "run", "summary_rows", "summary_columns", "plot_run"]
+__all__ = ["PacBayesConfig", "QUICKSTART", "run", "all_certificates", "summary_rows", "summary_columns", "plot_run"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class PacBayesConfig(RunConfig):
             (self.family in FAMILIES, "family", f"one of {FAMILIES}"),
             (self.prior_scale > 0, "prior_scale", "> 0"),
             (0 < self.delta < 1 and 0 < self.mc_delta < 1, "delta", "in (0, 1)"),
+            (self.delta + self.mc_delta < 1, "mc_delta", f"such that delta + mc_delta < 1 (delta = {self.delta})"),
             (self.mc_r >= 1 and self.mc_m >= 0, "mc_r", ">= 1 (and mc_m >= 0)"),
             (self.epochs >= 0 and self.prior_epochs >= 0, "epochs", ">= 0"),
         ]
@@ -126,10 +127,11 @@ def run(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool = True,
     """Run ``cfg``, resuming from checkpoints in ``out``; returns the written record."""
     import jax
 
-    from bounds import Certificate
+    from bounds import Certificate, union_minimum
     from estimators import certify, snn, train
     from estimators import data as data_mod
     from experiments.records import new_record, write_json_atomic, write_record
+    from experiments.report import format_number
 
     out = Path(out)
     ckpt = out / "checkpoints" / cfg.digest()
@@ -169,7 +171,7 @@ def run(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool = True,
                 optimizer=cfg.prior_optimizer, lr=cfg.prior_lr, progress=progress, desc="sgd")
         timings["prior_s"] = time.perf_counter() - t0
         _save_pickle(prior_file, {"mean": prior_mean, "indices": prior_idx, "sgd": sgd_params})
-    prior = snn.Prior(prior_mean, cfg.prior_scale, cfg.family, prior_idx, cfg.prior,
+    prior = snn.Prior(prior_mean, cfg.prior_scale, cfg.family, prior_idx,
                       {"seed": cfg.seed, "alpha": cfg.alpha if cfg.prior == "data" else 0.0})
     n_bound = n - prior.n_data
     prior_test = certify.error_rate(net, sgd_params, data.test)
@@ -237,13 +239,28 @@ def run(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool = True,
         Certificate.from_dict(entry["certificate"])  # re-validated before it is stored
         write_json_atomic(done, entry)
         results.append(entry)
-        log(f"{obj}: certificate {cert_b.value:.4f} (stochastic test error "
+        log(f"{obj}: certificate {format_number(cert_b.value, 4, upper=True)} (stochastic test error "
             f"{entry['test_error_stochastic']:.4f}), {t_train:.0f} s training")
 
     timings["total_s"] = time.perf_counter() - t_start
     record = new_record("pac-bayes", cfg.to_dict(), cfg.seed, results, timings)
+    candidates = all_certificates(record)
+    if len(candidates) > 1:
+        best = union_minimum([c for _, c in candidates], [label for label, _ in candidates])
+        record["best"] = best.to_dict()
     write_record(out / "record.json", record)
     return record
+
+
+def all_certificates(record: dict) -> list[tuple[str, Any]]:
+    """Every certificate of a PAC-Bayes record with a label: "quad (b)", "quad (a)", ..."""
+    from bounds import Certificate
+    out = []
+    for r in record["results"]:
+        out.append((f"{r['objective']} (b)", Certificate.from_dict(r["certificate"])))
+        if r.get("certificate_weights"):
+            out.append((f"{r['objective']} (a)", Certificate.from_dict(r["certificate_weights"])))
+    return out
 
 
 def summary_rows(record: dict) -> list[dict]:

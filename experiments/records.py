@@ -2,9 +2,16 @@
 
 A record is a JSON object::
 
-    {"schema": "genbounds.record/1", "kind": "pac-bayes" | "calculator" | "cmi",
+    {"schema": "genbounds.record/2", "kind": "pac-bayes" | "calculator" | "cmi",
      "created": ISO time, "config": {...}, "seed": int, "versions": {...},
-     "timings": {...}, "results": [...]}
+     "timings": {...}, "results": [...], "best": {...} (optional)}
+
+Every number in a record says what it is: PAC-Bayes results hold certificates (``best``, when
+present, is the smallest of them paid for with a union bound); each CMI bound entry has
+``"kind": "estimate"`` and ``"target": "gap" | "risk"``. Version 1 differed only there. Version-1
+PAC-Bayes and calculator records are read as they are. Version-1 CMI records are refused: their
+MIs came from a plug-in estimator biased low on unbalanced masks. Re-running the same
+``genbounds cmi`` command recomputes them from the saved runs without retraining.
 
 Records are written atomically (temporary file in the same folder, then rename) so that an
 interrupted run never leaves a half-written file; :func:`load_records` validates each file
@@ -28,7 +35,9 @@ from typing import IO, Any
 __all__ = ["SCHEMA", "KINDS", "RunConfig", "new_record", "write_atomic", "write_json_atomic", "write_record",
            "load_record", "load_records", "versions"]
 
-SCHEMA = "genbounds.record/1"
+SCHEMA = "genbounds.record/2"
+#: Older schemas still read, per record kind.
+READABLE = {"genbounds.record/1": ("pac-bayes", "calculator")}
 KINDS = ("pac-bayes", "calculator", "cmi")
 _REQUIRED = ("schema", "kind", "config", "results")
 
@@ -122,11 +131,15 @@ def _validate(record: Any, where: str) -> dict:
     schema = record["schema"]
     if not isinstance(schema, str) or not schema.startswith("genbounds.record/"):
         raise ValueError(f"{where}: not a genbounds record (schema {schema!r})")
-    if schema != SCHEMA:
-        raise ValueError(f"{where}: record schema {schema!r} is newer or older than this library's "
-                         f"{SCHEMA!r}; upgrade genbounds or re-run the experiment")
     if record["kind"] not in KINDS:
         raise ValueError(f"{where}: unknown kind {record['kind']!r}")
+    if schema != SCHEMA and record["kind"] not in READABLE.get(schema, ()):
+        if schema == "genbounds.record/1" and record["kind"] == "cmi":
+            raise ValueError(f"{where}: CMI record of schema {schema!r} holds MIs from a plug-in estimator biased "
+                             "low on unbalanced masks; re-run the same 'genbounds cmi' command (it recomputes "
+                             "from the saved runs without retraining)")
+        raise ValueError(f"{where}: record schema {schema!r} is newer or older than this library's "
+                         f"{SCHEMA!r}; upgrade genbounds or re-run the experiment")
     if not isinstance(record["results"], list):
         raise ValueError(f"{where}: 'results' must be a list")
     return record

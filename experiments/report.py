@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-__all__ = ["Column", "format_number", "render", "FORMATS", "REPORT_COLUMNS", "rows_from_record", "group_rows"]
+__all__ = ["Column", "format_number", "render", "FORMATS", "REPORT_COLUMNS", "REPORT_NOTE", "rows_from_record",
+           "group_rows"]
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")
 
@@ -135,8 +136,17 @@ REPORT_COLUMNS = [
     Column("test_error", "test error"),
     Column("complexity", "KL/n or MI"),
     Column("certificate", "bound", upper=True),
+    Column("kind", "kind"),
     Column("vacuous", "vacuous"),
 ]
+
+
+#: What the rows of a report are, printed under every human-readable report table.
+REPORT_NOTE = (
+    "kind: 'certificate' = holds w.p. >= 1 - delta (delta in the record) on its own; 'estimate' = a CMI bound "
+    "from plug-in MIs, no probability guarantee. Each certificate row is a separate statement: the smallest of "
+    "several holds only with a union bound (a PAC-Bayes record's 'best' entry has it paid)."
+)
 
 
 def rows_from_record(record: dict) -> list[dict]:
@@ -154,6 +164,7 @@ def rows_from_record(record: dict) -> list[dict]:
                 "bound": r["objective"], "n": c["n_bound"], "emp_risk": c["emp_risk"],
                 "test_error": r.get("test_error_stochastic"), "complexity": c["kl"] / c["n_bound"],
                 "certificate": c["value"], "vacuous": c["vacuous"], "alpha": cfg.get("alpha"),
+                "kind": "certificate",
             })
     elif kind == "cmi":
         for r in record["results"]:
@@ -169,13 +180,14 @@ def rows_from_record(record: dict) -> list[dict]:
                     "dataset": cfg.get("dataset"), "model": cfg.get("arch"), "prior": "-", "bound": name,
                     "n": r["n"], "emp_risk": s["train_error"], "test_error": s["test_error"],
                     "complexity": mi, "certificate": b["value"], "vacuous": b["vacuous"],
+                    "kind": b.get("kind", "estimate"),
                 })
     elif kind == "calculator":
         for c in record["results"]:
             rows.append({
                 "dataset": "-", "model": "-", "prior": "-", "bound": c["bound"], "n": c["n_bound"],
                 "emp_risk": c["emp_risk"], "test_error": None, "complexity": c["kl"] / c["n_bound"],
-                "certificate": c["value"], "vacuous": c["vacuous"],
+                "certificate": c["value"], "vacuous": c["vacuous"], "kind": "certificate",
             })
     return rows
 
@@ -194,7 +206,7 @@ def group_rows(rows: list[dict], keys: list[str]) -> list[dict]:
             if vals and col not in keys:
                 row[col] = sum(vals) / len(vals)
         row["vacuous"] = any(m.get("vacuous") for m in members)
-        for col in ("dataset", "model", "prior", "bound"):
+        for col in ("dataset", "model", "prior", "bound", "kind"):
             if col not in row:
                 distinct = {m.get(col) for m in members}
                 row[col] = distinct.pop() if len(distinct) == 1 else "*"

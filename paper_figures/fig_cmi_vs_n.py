@@ -1,4 +1,5 @@
-"""(c) CMI bounds versus n with the measured test error and gap (CMI records)."""
+"""(c) CMI bound estimates (plug-in MIs, not certificates) versus n, with the measured test error
+and gap (CMI records)."""
 
 from __future__ import annotations
 
@@ -36,9 +37,9 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
             ax.plot(ns, [r["summary"]["gap"] for r in res], "k:", lw=1.5, label="gap (measured)")
             ax.set_xticks(ns)
             ax.set_xlabel("n (training examples)")
-            ax.set_ylabel("bound on expected test error")
+            ax.set_ylabel("estimated bound on E[test error]")
             runs = "leave-one-out" if cfg.get("loo") else f"k2={cfg['k2']}"
-            ax.set_title(f"CMI bounds: {cfg['dataset']}, {cfg['arch']} (k1={cfg['k1']}, {runs})")
+            ax.set_title(f"CMI bound estimates: {cfg['dataset']}, {cfg['arch']} (k1={cfg['k1']}, {runs})")
             ax.legend(ncol=2)
             stem = f"cmi_vs_n_{cfg['dataset']}_{cfg['arch']}" + ("_loo" if cfg.get("loo") else "")
             files += save(fig, out_dir, stem)

@@ -30,7 +30,7 @@ def test_prior_data_never_in_bound_set_and_certificate_records_split():
     net = nets.mlp((10, 1, 1), (8,), 2)
     params = net.init(jax.random.PRNGKey(0))
     prior_idx = np.arange(0, 200, 3)
-    prior = snn.Prior(params, 0.1, data_indices=prior_idx, kind="data")
+    prior = snn.Prior(params, 0.1, data_indices=prior_idx)
     bset, keep = certify.bound_set(data, prior)
     assert len(np.intersect1d(keep, prior_idx)) == 0
     assert len(keep) + len(prior_idx) == 200 and len(bset) == len(keep)
@@ -140,10 +140,10 @@ def _certificate_for(prior_kind, data, key):
         idx = np.arange(n // 2)
         mean = train.train_deterministic(net, init, data.take(idx), key=key, epochs=30, batch_size=50,
                                          lr=0.05, progress=False)
-        prior = snn.Prior(mean, 0.02, data_indices=idx, kind="data")
+        prior = snn.Prior(mean, 0.02, data_indices=idx)
         start = mean
     else:
-        prior = snn.Prior(init, 0.02, kind="init")
+        prior = snn.Prior(init, 0.02)
         start = train.train_deterministic(net, init, data, key=key, epochs=30, batch_size=50, lr=0.05,
                                           progress=False)
     state, hist = train.train_posterior(net, snn.init_posterior(start, 0.02), prior, data, key=key,
@@ -181,7 +181,8 @@ def test_certify_my_trained_network_in_one_call():
     user_net = nets.custom("user", lambda k: init, apply)
     trained = train.train_deterministic(user_net, init, data, key=k1, epochs=20, batch_size=50, lr=0.1,
                                         progress=False)
-    cert, post = certify.certify_network(apply, trained, data, key=k2, prior_mean=init, prior_scale=0.3,
+    cert, post = certify.certify_network(apply, trained, data, key=k2, prior_mean=init, data_free=True,
+                                         prior_scale=0.3,
                                          lr=0.01, epochs=20, r=5,
                                          progress=False)
     assert cert.n_bound == 400 and cert.n_prior == 0 and cert.mc_samples == 2000

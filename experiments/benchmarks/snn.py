@@ -108,7 +108,7 @@ def main(argv=None) -> None:
     shape, k = data.train.x.shape[1:], data.train.num_classes
     net = nets.mlp(shape, cfg.widths, k) if cfg.arch == "mlp" else nets.cnn(shape, k)
     post = snn.Posterior(state.trainable["mean"], state.trainable["rho"])
-    prior = snn.Prior(prior_ckpt["mean"], cfg.prior_scale, cfg.family, prior_ckpt["indices"], cfg.prior)
+    prior = snn.Prior(prior_ckpt["mean"], cfg.prior_scale, cfg.family, prior_ckpt["indices"])
     bset, _ = certify.bound_set(data.train, prior)
     n = len(bset)
     print(f"\nposterior of {run} ({cfg.dataset}, {net.name}, objective {obj}); bound set n = {n}, "
