@@ -1,15 +1,17 @@
-"""Generalization bounds: binary kl and its inverses, PAC-Bayes bounds, certificates.
+"""Generalization bounds: binary kl and its inverses, PAC-Bayes bounds, certificates, CMI bounds.
 
 Every function accepts Python numbers / NumPy arrays (evaluated in float64: the path of
 final certificates) or JAX arrays (evaluated in their dtype, jit-able and differentiable,
-for training objectives).
+for training objectives). The CMI bounds (:mod:`genbounds.bounds.cmi`) take per-pair mutual
+informations ``mi: [..., n]`` and return one value per leading index (per supersample draw).
 
->>> from bounds import seeger, kl_inv_upper
+>>> from genbounds.bounds import seeger, kl_inv_upper
 >>> round(float(seeger(0.03, 5000.0, 55000, 0.025)), 4)
 0.1618
 """
 
-from bounds.certificate import (
+from . import cmi
+from .certificate import (
     PAC_BAYES_BOUNDS,
     Certificate,
     format_delta,
@@ -17,9 +19,20 @@ from bounds.certificate import (
     round_up,
     union_minimum,
 )
-from bounds.gaussian import kl_diag_gaussian, kl_diag_laplace, to_float64
-from bounds.kl import kl_bernoulli, kl_inv_lower, kl_inv_upper
-from bounds.pac_bayes import (
+from .cmi import (
+    binary_kl,
+    fast_rate,
+    fast_rate_closed_form,
+    fast_rate_variance,
+    interpolating,
+    loo_interpolating,
+    loo_sqrt,
+    samplewise_sqrt,
+    single_loss,
+    sqrt_cmi,
+)
+from .kl import kl_bernoulli, kl_inv_lower, kl_inv_upper
+from .pac_bayes import (
     DEFAULT_CATONI_GRID,
     catoni,
     catoni_grid,
@@ -36,33 +49,50 @@ from bounds.pac_bayes import (
     seeger,
     union_delta,
 )
+from .weight_kl import kl_diag_gaussian, kl_diag_laplace, to_float64
 
 __all__ = [
-    "Certificate",
+    # binary kl
+    "kl_bernoulli",
+    "kl_inv_lower",
+    "kl_inv_upper",
+    # PAC-Bayes bounds and union-bound shares
     "DEFAULT_CATONI_GRID",
-    "PAC_BAYES_BOUNDS",
     "catoni",
     "catoni_grid",
     "complexity",
-    "format_delta",
-    "kl_bernoulli",
-    "kl_diag_gaussian",
-    "kl_diag_laplace",
-    "kl_inv_lower",
-    "kl_inv_upper",
     "lambda_bound",
     "lambda_bound_opt",
     "lambda_opt",
     "mcallester",
-    "pac_bayes_certificate",
     "prior_grid_delta",
     "prior_grid_index",
     "prior_grid_scale",
     "quad",
-    "round_up",
     "sample_convergence",
     "seeger",
-    "to_float64",
     "union_delta",
+    # certificates
+    "Certificate",
+    "PAC_BAYES_BOUNDS",
+    "format_delta",
+    "pac_bayes_certificate",
+    "round_up",
     "union_minimum",
+    # KL between factorised weight distributions
+    "kl_diag_gaussian",
+    "kl_diag_laplace",
+    "to_float64",
+    # CMI bounds (from per-pair mutual informations)
+    "cmi",
+    "binary_kl",
+    "fast_rate",
+    "fast_rate_closed_form",
+    "fast_rate_variance",
+    "interpolating",
+    "loo_interpolating",
+    "loo_sqrt",
+    "samplewise_sqrt",
+    "single_loss",
+    "sqrt_cmi",
 ]

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from bounds import pac_bayes as pb
-from bounds._array import check_count, check_delta, check_nonnegative, check_probability
+from . import pac_bayes as pb
+from ._array import check_count, check_delta, check_nonnegative, check_probability
 
 __all__ = ["Certificate", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum", "format_delta"]
 

@@ -2,15 +2,15 @@ r"""Conditional-mutual-information (CMI) bounds on the expected generalization g
 
 Supersample setting (Steinke & Zakynthinou 2020): n pairs :math:`\tilde Z_i = (Z_{i,0},
 Z_{i,1})`, a mask :math:`U_i \in \{0,1\}` picks the training member of pair i; losses in
-[0, 1], MI in nats. Every bound takes per-pair mutual informations ``mi`` (shape
-``[..., n]``, e.g. ``[k1, n]`` for k1 supersample draws) and averages the per-draw values;
-:mod:`estimators.cmi` estimates them from training runs. The functions return the bound
-for each leading index (one value per supersample draw), so callers can average and form
-intervals over draws.
+[0, 1], MI in nats. Every bound takes per-pair mutual informations ``mi: [..., n]`` (e.g.
+``[k1, n]`` for k1 supersample draws) and averages over pairs;
+:mod:`genbounds.estimators.supersample.runs` estimates them from training runs. The functions
+return the bound for each leading index (one value per supersample draw), so callers can
+average and form intervals over draws.
 
-Conventions follow ``../shared/reference/formulas.md``; each function cites its source.
-The anchor code of Wang & Mao (2023) is followed for which mutual information enters the
-fast-rate forms (single-loss MIs averaged over the two members).
+Each function cites its source. For which mutual information enters the fast-rate forms
+(single-loss MIs averaged over the two members) we follow the released code of Wang & Mao
+(2023).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
-from bounds._array import check_count, check_nonnegative, check_probability, check_range
-from bounds.kl import kl_inv_upper
+from ._array import check_count, check_nonnegative, check_probability, check_range
+from .kl import kl_inv_upper
 
 __all__ = [
     "sqrt_cmi",
@@ -147,7 +147,7 @@ def fast_rate_variance(train_risk, i_bar, v) -> np.ndarray:
     :math:`\gamma \in (0, 1]`.
 
     ``v`` is a second moment of the training loss computed with the *same weighting* as
-    ``train_risk`` (:func:`estimators.cmi.bounds_from_runs` uses the uniform design weight of U
+    ``train_risk`` (:func:`genbounds.estimators.supersample.runs.bounds_from_runs` uses the uniform design weight of U
     for both): the mean squared training error of a run (variance form) or the mean over pairs
     of the squared per-example training loss (sharpness form). A second moment of a [0, 1] loss
     never exceeds its mean, so ``v`` is clamped to ``v <= train_risk``. Without the clamp,

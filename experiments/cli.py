@@ -1,4 +1,4 @@
-"""The ``genbounds`` command line (also ``python -m experiments``).
+"""The ``genbounds`` command line (also ``python -m genbounds``).
 
 Bad input gives a one-line ``genbounds: error: ...`` message and exit status 2.
 """
@@ -12,7 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from experiments.report import FORMATS, Column, format_number, render
+from .config import OPTIMIZERS
+from .report import FORMATS, Column, format_number, render
+
+__all__ = ["PROG", "build_parser", "main"]
 
 PROG = "genbounds"
 
@@ -82,7 +85,7 @@ def _add_bound_pac_bayes(sub) -> None:
 
 
 def _run_bound_pac_bayes(args: argparse.Namespace) -> str:
-    from bounds import format_delta, pac_bayes_certificate, union_minimum
+    from ..bounds import format_delta, pac_bayes_certificate, union_minimum
 
     mc_delta = args.mc_delta
     if args.mc_samples is not None and mc_delta is None:
@@ -98,7 +101,7 @@ def _run_bound_pac_bayes(args: argparse.Namespace) -> str:
         for name in PAC_BAYES_ORDER
     ]
     if args.save:
-        from experiments.records import new_record, write_record
+        from .records import new_record, write_record
 
         config = {k: v for k, v in vars(args).items() if k not in ("func", "format", "digits", "save")}
         write_record(args.save, new_record("calculator", config, None, [c.to_dict() for c in certs]))
@@ -159,7 +162,7 @@ def _note(c) -> str:
 
 
 def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
-    from experiments.pac_bayes import QUICKSTART, PacBayesConfig
+    from .pac_bayes_runner import QUICKSTART, PacBayesConfig
 
     d = QUICKSTART if quick else PacBayesConfig()
     p.add_argument("--out", default=None, help="output folder (default results/<command>/)")
@@ -186,11 +189,11 @@ def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
     p.add_argument("--prior-epochs", type=int, default=d.prior_epochs)
     p.add_argument("--prior-lr", type=float, default=d.prior_lr)
     p.add_argument("--prior-batch", type=int, default=d.prior_batch)
-    p.add_argument("--prior-optimizer", choices=("sgd", "adam"), default=d.prior_optimizer)
+    p.add_argument("--prior-optimizer", choices=OPTIMIZERS, default=d.prior_optimizer)
     p.add_argument("--epochs", type=int, default=d.epochs, help="posterior epochs")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default=d.optimizer)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--shared-sample", action="store_true",
                    help="train with one weight draw per minibatch instead of one per example")
@@ -202,7 +205,7 @@ def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
 
 
 def _config_from_args(args: argparse.Namespace):
-    from experiments.pac_bayes import QUICKSTART, PacBayesConfig
+    from .pac_bayes_runner import QUICKSTART, PacBayesConfig
 
     if args.command == "quickstart":
         return dataclasses.replace(QUICKSTART, seed=args.seed)
@@ -215,19 +218,21 @@ def _config_from_args(args: argparse.Namespace):
 
 
 def _run_pac_bayes(args: argparse.Namespace) -> str:
-    from experiments.pac_bayes import plot_run, run, summary_columns, summary_rows
+    from ..paper_figures.fig_certificates import make_run_figure
+    from .pac_bayes_runner import run_pac_bayes
+    from .report import summary_columns, summary_rows
 
     cfg = _config_from_args(args)
     out = Path(args.out or f"results/{args.command}")
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    record = run(cfg, out, progress=not args.no_progress, log=log)
-    fig = plot_run(record, out / "certificates.png")
+    record = run_pac_bayes(cfg, out, progress=not args.no_progress, log=log)
+    fig = make_run_figure(record, out / "certificates.png")
     table = render(summary_columns(), summary_rows(record), args.format, json_key="objective")
     if args.format != "table":
         return table
-    from bounds import format_delta
+    from ..bounds import format_delta
 
     res = record["results"][0]["certificate"]
     foot = [
@@ -271,7 +276,7 @@ def _add_bound_cmi(sub) -> None:
 def _run_bound_cmi(args: argparse.Namespace) -> str:
     import numpy as np
 
-    from estimators.cmi import bounds_from_runs, loo_bounds_from_runs, loo_losses
+    from ..estimators.supersample import bounds_from_runs, loo_bounds_from_runs, loo_losses
 
     try:
         z = np.load(args.runs, allow_pickle=False)
@@ -291,12 +296,12 @@ def _run_bound_cmi(args: argparse.Namespace) -> str:
         else:
             res = bounds_from_runs(z["masks"], z["predictions"], z["labels"], miller_madow=args.miller_madow)
     if args.format == "json":
-        return json.dumps(res, indent=2)
-    s = res.pop("summary")
-    rows = [{"bound": k, "value": v["value"], "low": v["interval"][0] if v.get("applicable") else None,
-             "high": v["interval"][1] if v.get("applicable") else None, "mi": v["mi"],
-             "note": "" if v.get("applicable") else "not applicable: " + v["reason"]}
-            for k, v in res.items()]
+        return json.dumps(res.to_dict(), indent=2)
+    s = res.summary
+    rows = [{"bound": k, "value": b.value, "low": b.interval[0] if b.applicable else None,
+             "high": b.interval[1] if b.applicable else None, "mi": b.mi,
+             "note": "" if b.applicable else "not applicable: " + b.reason}
+            for k, b in res.bounds.items()]
     cols = [Column("bound", "bound (estimate)"),
             Column("value", "estimated bound on E[test error]", upper=True, digits=args.digits),
             Column("low", "95% low", digits=args.digits), Column("high", "95% high", upper=True, digits=args.digits),
@@ -304,16 +309,16 @@ def _run_bound_cmi(args: argparse.Namespace) -> str:
     table = render(cols, rows, args.format)
     if args.format != "table":
         return table
-    runs = f"{s['runs']} leave-one-out runs" if loo else f"{s['k2']} masks"
-    head = (f"ESTIMATES, not certificates: {s['note']}.\n"
-            f"{s['k1']} supersamples x {runs}, n = {s['n']}: train error {s['train_error']:.4f}, "
-            f"test error (held-out points) {s['test_error']:.4f}, gap {s['gap']:.4f}; "
+    runs = f"{s.runs} leave-one-out runs" if loo else f"{s.k2} masks"
+    head = (f"ESTIMATES, not certificates: {s.note}.\n"
+            f"{s.k1} supersamples x {runs}, n = {s.n}: train error {s.train_error:.4f}, "
+            f"test error (held-out points) {s.test_error:.4f}, gap {s.gap:.4f}; "
             f"intervals: bootstrap over supersamples\n")
     return head + "\n" + table
 
 
 def _add_cmi(commands) -> None:
-    from experiments.cmi import CMIConfig
+    from .cmi_runner import CMIConfig
 
     d = CMIConfig()
     p = commands.add_parser(
@@ -332,7 +337,7 @@ def _add_cmi(commands) -> None:
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default=d.optimizer)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
     p.add_argument("--chunk", type=int, default=d.chunk, help="runs per saved chunk (default k2)")
     p.add_argument("--miller-madow", action="store_true")
     p.add_argument("--loo", action="store_true", help="leave-one-out CMI: n+1 points per draw, all n+1 "
@@ -345,7 +350,8 @@ def _add_cmi(commands) -> None:
 
 
 def _run_cmi(args: argparse.Namespace) -> str:
-    from experiments.cmi import CMIConfig, cmi_columns, cmi_rows, run_cmi
+    from .cmi_runner import CMIConfig, run_cmi
+    from .report import cmi_columns, cmi_rows
 
     fields = {f.name for f in dataclasses.fields(CMIConfig)}
     values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items() if k in fields}
@@ -382,8 +388,8 @@ def _add_report(commands) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> str:
-    from experiments.records import load_records
-    from experiments.report import REPORT_COLUMNS, REPORT_NOTE, group_rows, rows_from_record
+    from .records import load_records
+    from .report import REPORT_COLUMNS, REPORT_NOTE, group_rows, rows_from_record
 
     good, errors = load_records(args.results)
     for e in errors:
@@ -418,7 +424,7 @@ def _add_figures(commands) -> None:
 
 
 def _run_figures(args: argparse.Namespace) -> str:
-    from paper_figures import make_all
+    from ..paper_figures import make_all
 
     files, notes = make_all(args.results, args.out)
     for n in notes:

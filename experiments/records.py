@@ -20,9 +20,7 @@ and reports the malformed ones instead of crashing.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
@@ -32,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["SCHEMA", "KINDS", "RunConfig", "new_record", "write_atomic", "write_json_atomic", "write_record",
+__all__ = ["SCHEMA", "KINDS", "new_record", "write_atomic", "write_json_atomic", "write_record",
            "load_record", "load_records", "versions"]
 
 SCHEMA = "genbounds.record/2"
@@ -40,27 +38,6 @@ SCHEMA = "genbounds.record/2"
 READABLE = {"genbounds.record/1": ("pac-bayes", "calculator")}
 KINDS = ("pac-bayes", "calculator", "cmi")
 _REQUIRED = ("schema", "kind", "config", "results")
-
-
-class RunConfig:
-    """Base of experiment configs (frozen dataclasses): validation, JSON form and digest."""
-
-    def _validate(self, checks) -> None:
-        """``checks``: (ok, field name, requirement) triples; the first failure raises."""
-        for ok, name, what in checks:
-            if not ok:
-                raise ValueError(f"argument {name!r} must be {what}, got {getattr(self, name)!r}")
-
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    def digest(self, fields: tuple[str, ...] | None = None) -> str:
-        """Short hash of the settings (or of ``fields`` only): names checkpoints so a resume
-        never mixes runs."""
-        d = self.to_dict()
-        if fields is not None:
-            d = {k: d[k] for k in fields}
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def versions() -> dict[str, str]:

@@ -16,7 +16,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 __all__ = ["Column", "format_number", "render", "FORMATS", "REPORT_COLUMNS", "REPORT_NOTE", "rows_from_record",
-           "group_rows"]
+           "group_rows", "summary_rows", "summary_columns", "cmi_rows", "cmi_columns", "shown_bounds"]
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")
 
@@ -213,3 +213,71 @@ def group_rows(rows: list[dict], keys: list[str]) -> list[dict]:
         row["runs"] = len(members)
         out.append(row)
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# The tables the runners print
+
+
+def summary_rows(record: dict) -> list[dict]:
+    """One row per objective: certificates, test errors, KL/n."""
+    rows = []
+    for r in record["results"]:
+        c = r["certificate"]
+        row = {
+            "objective": r["objective"],
+            "certificate": c["value"],
+            "mc_risk": c["emp_risk"],
+            "certificate_weights": r.get("certificate_weights", {}).get("value"),
+            "test_error": r["test_error_stochastic"],
+            "test_error_mean": r["test_error_mean"],
+            "kl_over_n": r["kl_over_n"],
+            "n_bound": c["n_bound"],
+            "n_prior": c["n_prior"],
+            "vacuous": c["vacuous"],
+        }
+        rows.append(row)
+    return rows
+
+
+def summary_columns() -> list[Column]:
+    """Columns of the PAC-Bayes summary table (:func:`summary_rows`)."""
+    return [
+        Column("objective", "objective"),
+        Column("certificate", "certificate (b)", upper=True),
+        Column("certificate_weights", "certificate (a)", upper=True),
+        Column("mc_risk", "MC risk (b)"),
+        Column("test_error", "test err (stoch.)"),
+        Column("test_error_mean", "test err (mean)"),
+        Column("kl_over_n", "KL/n", digits=5),
+        Column("n_bound", "n bound"),
+        Column("n_prior", "n prior"),
+    ]
+
+
+SHOWN = ("fcmi", "ecmi", "ldcmi", "binary_kl", "interpolating", "fast_rate")
+LOO_SHOWN = ("loo_sqrt", "loo_interpolating")
+
+
+def shown_bounds(record: dict) -> tuple[str, ...]:
+    """The bounds a table or figure shows for a CMI record (supersample or leave-one-out)."""
+    return LOO_SHOWN if record.get("config", {}).get("loo") else SHOWN
+
+
+def cmi_rows(record: dict) -> list[dict]:
+    """One row per n of a CMI record: measured errors and the shown bound estimates."""
+    rows = []
+    for r in record["results"]:
+        s = r["summary"]
+        row = {"n": r["n"], "train_error": s["train_error"], "test_error": s["test_error"], "gap": s["gap"]}
+        for name in shown_bounds(record):
+            row[name] = r["bounds"][name]["value"] if r["bounds"][name].get("applicable") else None
+        rows.append(row)
+    return rows
+
+
+def cmi_columns(record: dict) -> list[Column]:
+    """Columns of the CMI table of a record (:func:`cmi_rows`)."""
+    cols = [Column("n", "n"), Column("train_error", "train err"), Column("test_error", "test err"),
+            Column("gap", "gap")]
+    return cols + [Column(name, name, upper=True) for name in shown_bounds(record)]

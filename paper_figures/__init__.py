@@ -1,8 +1,9 @@
 """Scripts that regenerate each figure from stored result records (never by retraining).
 
 Each ``fig_*`` module has ``make(records, out_dir) -> list[Path]`` and a command line
-``python -m paper_figures.fig_NAME RESULTS_DIR OUT_DIR``; :func:`make_all` runs them all
-(``genbounds figures RESULTS_DIR OUT_DIR``).
+``python -m genbounds.paper_figures.fig_NAME RESULTS_DIR OUT_DIR``; :func:`make_all` runs them all
+(``genbounds figures RESULTS_DIR OUT_DIR``). :mod:`.fig_certificates` draws one PAC-Bayes run
+(the ``certificates.png`` the ``genbounds`` commands write beside their record).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ def make_all(results_dir, out_dir) -> tuple[list[Path], list[str]]:
     """Every figure from the records under ``results_dir``; returns written files and messages."""
     import importlib
 
-    from experiments.records import load_records
+    from ..experiments.records import load_records
 
     good, errors = load_records([results_dir])
     records = [r for _, r in good]
     written, notes = [], list(errors)
     for name in FIGURES:
-        mod = importlib.import_module(f"paper_figures.{name}")
+        mod = importlib.import_module(f"{__name__}.{name}")
         files = mod.make(records, Path(out_dir))
         if not files:
             notes.append(f"{name}: no suitable records under {results_dir}")

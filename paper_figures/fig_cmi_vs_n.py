@@ -7,8 +7,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from experiments.cmi import shown_bounds
-from paper_figures.style import COLORS, LABELS, cli, save, style
+from ..experiments.report import shown_bounds
+from .style import COLORS, LABELS, cli, save, style
 
 #: f-, e- and ld-CMI coincide on binary tasks (the loss pair determines the prediction pair
 #: given the labels), so their lines get distinct styles to stay visible.

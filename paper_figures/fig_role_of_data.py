@@ -7,7 +7,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from paper_figures.style import COLORS, cli, save, style
+from .style import COLORS, cli, save, style
 
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:

@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+__all__ = ["COLORS", "LABELS", "style", "save", "cli"]
+
 #: Colour per quantity, shared by every figure.
 COLORS = {
     "certificate": "#1f4e79", "test_error": "#c55a11", "train_error": "#7f7f7f", "gap": "#000000",
@@ -47,10 +49,10 @@ def save(fig, out_dir: Path, name: str) -> list[Path]:
 
 
 def cli(make) -> None:
-    """``python -m paper_figures.fig_X RESULTS_DIR OUT_DIR``."""
+    """``python -m genbounds.paper_figures.fig_X RESULTS_DIR OUT_DIR``."""
     import sys
 
-    from experiments.records import load_records
+    from ..experiments.records import load_records
 
     if len(sys.argv) != 3:
         sys.exit(f"usage: python -m {make.__module__} RESULTS_DIR OUT_DIR")

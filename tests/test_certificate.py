@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-import bounds as B
-from bounds import Certificate, pac_bayes_certificate
+import genbounds.bounds as B
+from genbounds.bounds import Certificate, pac_bayes_certificate
 
 
 def _cert(**kw):

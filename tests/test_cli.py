@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-import bounds as B
-from experiments.cli import main
+import genbounds.bounds as B
+from genbounds.experiments.cli import main
 
 ARGS = ["bound", "pac-bayes", "--emp-risk", "0.03", "--kl", "5000", "--n", "55000", "--delta", "0.025"]
 
@@ -52,9 +52,9 @@ def test_bad_input_is_one_line_exit_2(capsys, extra, needle):
 
 
 def test_module_entry_point_exit_status():
-    ok = subprocess.run([sys.executable, "-m", "experiments", *ARGS, "--format", "json"],
+    ok = subprocess.run([sys.executable, "-m", "genbounds", *ARGS, "--format", "json"],
                         capture_output=True, text=True)
     assert ok.returncode == 0 and json.loads(ok.stdout)["seeger"]["value"] > 0.16
-    bad = subprocess.run([sys.executable, "-m", "experiments", *ARGS, "--n", "0"],
+    bad = subprocess.run([sys.executable, "-m", "genbounds", *ARGS, "--n", "0"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "--n" in bad.stderr

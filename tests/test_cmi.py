@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from bounds import cmi as B
-from bounds import kl_bernoulli
-from estimators.cmi import bounds_from_runs, loo_bounds_from_runs
-from estimators.mi import bootstrap_interval, encode_pairs, plugin_mi
-from experiments.cli import main
+from genbounds.bounds import cmi as B
+from genbounds.bounds import kl_bernoulli
+from genbounds.estimators.supersample import bounds_from_runs, loo_bounds_from_runs
+from genbounds.estimators.supersample.mi import bootstrap_interval, encode_pairs, plugin_mi
+from genbounds.experiments.cli import main
 
 
 def test_plugin_mi_hand_tables():
@@ -60,8 +60,8 @@ def test_data_processing_order_per_pair():
     assert np.any(mi_ld < mi_e - 1e-6) and np.any(mi_e < mi_f - 1e-6)   # not trivially equal
     res = bounds_from_runs(masks, preds, labels)
     for d in range(3):
-        assert res["ldcmi"]["per_draw"][d] <= res["ecmi"]["per_draw"][d] + 1e-12
-        assert res["ecmi"]["per_draw"][d] <= res["fcmi"]["per_draw"][d] + 1e-12
+        assert res["ldcmi"].per_draw[d] <= res["ecmi"].per_draw[d] + 1e-12
+        assert res["ecmi"].per_draw[d] <= res["fcmi"].per_draw[d] + 1e-12
 
 
 def test_bound_formulas_recomputed():
@@ -101,10 +101,10 @@ def test_bounds_from_runs_shapes_and_errors():
     masks, preds, labels = _random_runs()
     res = bounds_from_runs(masks, preds, labels)
     for name in ("fcmi", "ecmi", "ldcmi", "single_loss", "binary_kl", "interpolating", "fast_rate"):
-        assert name in res and res[name]["applicable"]
-        lo, hi = res[name]["interval"]
-        assert lo <= res[name]["value"] <= hi and len(res[name]["per_draw"]) == 3
-    assert res["summary"]["train_error"] == 0.0
+        assert name in res.bounds and res[name].applicable
+        lo, hi = res[name].interval
+        assert lo <= res[name].value <= hi and len(res[name].per_draw) == 3
+    assert res.summary.train_error == 0.0
     with pytest.raises(ValueError, match="'predictions'"):
         bounds_from_runs(masks, preds[..., :1], labels)
     with pytest.raises(ValueError, match="'labels'"):
@@ -112,7 +112,7 @@ def test_bounds_from_runs_shapes_and_errors():
     with pytest.raises(ValueError, match="'masks'"):
         bounds_from_runs(masks + 1, preds, labels)
     nonint = bounds_from_runs(*_random_runs(memorise=False))
-    assert nonint["interpolating"]["applicable"] is False
+    assert nonint["interpolating"].applicable is False
 
 
 def test_loo_bounds_on_an_exact_table():
@@ -124,9 +124,9 @@ def test_loo_bounds_on_an_exact_table():
         losses[0, r, r] = 1
     res = loo_bounds_from_runs(np.arange(n1)[None], losses)
     i_exact = p * math.log(n1) - (1 - p) * math.log(1 - p)
-    assert res["summary"]["mean_mi"] == pytest.approx(i_exact)
-    assert res["loo_interpolating"]["value"] == pytest.approx(i_exact / math.log(n1))
-    assert res["loo_interpolating"]["value"] >= res["summary"]["test_error"] == p
+    assert res.summary.mean_mi == pytest.approx(i_exact)
+    assert res["loo_interpolating"].value == pytest.approx(i_exact / math.log(n1))
+    assert res["loo_interpolating"].value >= res.summary.test_error == p
 
 
 def test_bootstrap_interval_covers_mean():
@@ -137,7 +137,7 @@ def test_bootstrap_interval_covers_mean():
 
 @pytest.fixture(scope="module")
 def synthetic_record(tmp_path_factory):
-    from experiments.cmi import CMIConfig, run_cmi
+    from genbounds.experiments.cmi_runner import CMIConfig, run_cmi
     out = tmp_path_factory.mktemp("cmi")
     cfg = CMIConfig(n=(5, 15, 50), k1=3, k2=20, epochs=100)
     return cfg, out, run_cmi(cfg, out, progress=False, log=lambda s: None)
@@ -158,7 +158,7 @@ def test_synthetic_bounds_above_gap_and_decreasing(synthetic_record):
 
 
 def test_cmi_resume_retrains_only_missing_chunks(synthetic_record):
-    from experiments.cmi import run_cmi
+    from genbounds.experiments.cmi_runner import run_cmi
     cfg, out, record = synthetic_record
     chunks = sorted((out / "runs" / cfg.digest()).glob("n15_draw1_*.npz"))
     assert len(chunks) == 1
@@ -187,9 +187,9 @@ def test_cli_bound_cmi(tmp_path, capsys):
 
 
 SHARDED = textwrap.dedent("""
-    import jax, numpy as np
-    from estimators import nets, supersample as S
-    from estimators.data import Dataset
+    import jax, numpy as np, optax
+    from genbounds.estimators import nets, supersample as S
+    from genbounds.estimators.data import Dataset
     assert jax.device_count() == 4, jax.devices()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 6, 1, 1)).astype(np.float32); y = (x[:, 0, 0, 0] > 0).astype(np.int32)
@@ -198,7 +198,7 @@ SHARDED = textwrap.dedent("""
     px, py, idx = S.supersample_runs(sup, masks)
     keys = jax.random.split(jax.random.PRNGKey(2), 10)
     net = nets.mlp((6, 1, 1), (16,), 2)
-    cfg = S.TrainConfig(epochs=20, batch_size=16, lr=1e-2)
+    cfg = S.TrainConfig(epochs=20, batch_size=16, optimizer=optax.adam(1e-2))
     a = S.train_population(net, keys, px, py, idx, cfg, progress=False)
     b = S.train_population(net, keys, px, py, idx, cfg, progress=False, devices=jax.devices()[:1])
     c = S.train_population(net, keys, px, py, idx, cfg, progress=False, chunk=4)
@@ -220,10 +220,11 @@ def test_leave_one_out_population_end_to_end():
     """All n+1 held-out choices enumerated and trained as one population; the LOO bounds come
     out of the same estimator and hold against the measured held-out error."""
     import jax
+    import optax
 
-    from estimators import nets
-    from estimators import supersample as S
-    from estimators.data import Dataset
+    from genbounds.estimators import nets
+    from genbounds.estimators import supersample as S
+    from genbounds.estimators.data import Dataset
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, 4, 1, 1)).astype(np.float32)
@@ -234,13 +235,14 @@ def test_leave_one_out_population_end_to_end():
     train_idx = S.loo_runs(held)
     assert train_idx.shape == (n + 1, n) and all(h not in row for h, row in zip(held, train_idx))
     preds = S.train_population(nets.mlp((4, 1, 1), (), 2), jax.random.split(jax.random.PRNGKey(1), n + 1),
-                               px, py, train_idx, S.TrainConfig(epochs=100, batch_size=32, lr=0.05), progress=False)
+                               px, py, train_idx, S.TrainConfig(epochs=100, batch_size=32, optimizer=optax.adam(0.05)),
+                               progress=False)
     losses = (preds != py[None]).astype(int)[None]               # [1, n+1, n+1]
     res = loo_bounds_from_runs(held[None], losses)
-    s = res["summary"]
-    assert res["loo_sqrt"]["value"] - s["train_error"] >= s["gap"] - 1e-12
-    if res["loo_interpolating"]["applicable"]:
-        assert res["loo_interpolating"]["value"] >= s["test_error"]
+    s = res.summary
+    assert res["loo_sqrt"].value - s.train_error >= s.gap - 1e-12
+    if res["loo_interpolating"].applicable:
+        assert res["loo_interpolating"].value >= s.test_error
 
 
 def test_cli_leave_one_out_experiment_resumes_and_reports(tmp_path, capsys):
@@ -284,7 +286,7 @@ def test_cli_bound_cmi_leave_one_out_runs(tmp_path, capsys):
     assert main(["bound", "cmi", "--runs", str(tmp_path / "loo.npz"), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     direct = loo_bounds_from_runs(held, (preds != labels[:, None]).astype(np.int8))
-    assert data["loo_sqrt"]["value"] == pytest.approx(direct["loo_sqrt"]["value"])
+    assert data["loo_sqrt"]["value"] == pytest.approx(direct["loo_sqrt"].value)
     assert data["summary"]["test_error"] == pytest.approx(1 / 14)
     assert data["loo_interpolating"]["value"] >= 1 / 14
     np.savez(tmp_path / "bad.npz", held_out=held, predictions=preds[:, :, :3], labels=labels)

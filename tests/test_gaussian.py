@@ -6,7 +6,7 @@ import numpy as np
 import numpyro.distributions as dist
 import pytest
 
-from bounds import kl_diag_gaussian, kl_diag_laplace, to_float64
+from genbounds.bounds import kl_diag_gaussian, kl_diag_laplace, to_float64
 
 
 def _tree(rng):

@@ -11,7 +11,7 @@ import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bounds import kl_bernoulli, kl_inv_lower, kl_inv_upper
+from genbounds.bounds import kl_bernoulli, kl_inv_lower, kl_inv_upper
 
 QS = [0.0, 1e-300, 1e-12, 1e-6, 1e-3, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.97, 0.99,
       1 - 1e-6, 1 - 1e-12, 1.0]

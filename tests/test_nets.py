@@ -4,11 +4,12 @@ population trains the same models whichever way the runs are batched."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from estimators import nets
-from estimators import supersample as S
-from estimators.data import Dataset
+from genbounds.estimators import nets
+from genbounds.estimators import supersample as S
+from genbounds.estimators.data import Dataset
 
 
 @pytest.mark.parametrize("shape", [(3, 9, 8, 2, 5), (1, 5, 5, 1, 3), (4, 28, 28, 1, 32)])
@@ -49,7 +50,7 @@ def test_cnn_population_mapped_equals_vmapped_and_fits():
     px, py, idx = S.supersample_runs(sup, S.draw_masks(jax.random.PRNGKey(1), 4, 24))
     keys = jax.random.split(jax.random.PRNGKey(2), 4)
     net = nets.cnn((8, 8, 1), 2, channels=(4, 4), dense=(8,), conv="matmul")
-    cfg = S.TrainConfig(epochs=60, batch_size=12, lr=1e-2)
+    cfg = S.TrainConfig(epochs=60, batch_size=12, optimizer=optax.adam(1e-2))
     vmapped = S.train_population(net, keys, px, py, idx, cfg, progress=False)
     mapped = S.train_population(net, keys, px, py, idx, cfg._replace(map_batch=1), progress=False)
     assert vmapped.shape == (4, 48)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bounds as B
-from bounds import kl_inv_upper
+import genbounds.bounds as B
+from genbounds.bounds import kl_inv_upper
 
 RELAXATIONS = [B.mcallester, B.quad, B.lambda_bound_opt]
 ALL = {"seeger": B.seeger, "mcallester": B.mcallester, "quad": B.quad,

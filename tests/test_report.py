@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments.cli import main
-from experiments.records import new_record, write_record
-from experiments.report import REPORT_COLUMNS, format_number, group_rows, render, rows_from_record
+from genbounds.experiments.cli import main
+from genbounds.experiments.records import new_record, write_record
+from genbounds.experiments.report import REPORT_COLUMNS, format_number, group_rows, render, rows_from_record
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "paper_figures" / "results"
@@ -80,7 +80,7 @@ def test_calculator_record_round_trip(tmp_path, capsys):
 
 
 def test_every_figure_from_committed_records(tmp_path):
-    from paper_figures import FIGURES, make_all
+    from genbounds.paper_figures import FIGURES, make_all
     files, notes = make_all(COMMITTED, tmp_path)
     assert not [n for n in notes if "no suitable records" in n], notes
     pngs = [f for f in files if f.suffix == ".png"]

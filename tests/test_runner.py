@@ -8,11 +8,11 @@ import struct
 import numpy as np
 import pytest
 
-import experiments.pac_bayes as pbm
-from bounds import Certificate
-from estimators import data as D
-from experiments.cli import main
-from experiments.records import load_record, load_records, new_record, write_record
+import genbounds.experiments.pac_bayes_runner as pbm
+from genbounds.bounds import Certificate
+from genbounds.estimators import data as D
+from genbounds.experiments.cli import main
+from genbounds.experiments.records import load_record, load_records, new_record, write_record
 
 TINY = pbm.PacBayesConfig(widths=(16,), prior_epochs=2, epochs=3, mc_r=2, mc_m=4, objectives=("quad",))
 
@@ -67,7 +67,7 @@ def test_bundled_datasets():
 
 
 def test_interrupted_run_resumes_to_the_same_certificate(tmp_path, monkeypatch):
-    full = pbm.run(TINY, tmp_path / "a", progress=False, log=lambda s: None)
+    full = pbm.run_pac_bayes(TINY, tmp_path / "a", progress=False, log=lambda s: None)
     cert = Certificate.from_dict(full["results"][0]["certificate"])
     assert cert.n_bound + cert.n_prior == 1438 and cert.n_prior == 719
     assert load_record(tmp_path / "a" / "record.json")["results"][0]["objective"] == "quad"
@@ -81,15 +81,15 @@ def test_interrupted_run_resumes_to_the_same_certificate(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pbm, "_save_pickle", interrupt_after_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        pbm.run(TINY, tmp_path / "b", progress=False, log=lambda s: None)
+        pbm.run_pac_bayes(TINY, tmp_path / "b", progress=False, log=lambda s: None)
     assert not (tmp_path / "b" / "record.json").exists()
     monkeypatch.setattr(pbm, "_save_pickle", original)
     logs = []
-    resumed = pbm.run(TINY, tmp_path / "b", progress=False, log=logs.append)
+    resumed = pbm.run_pac_bayes(TINY, tmp_path / "b", progress=False, log=logs.append)
     assert any("resumed: prior" in s for s in logs) and any("quad from epoch 2" in s for s in logs)
     # A run that changes only posterior settings reuses the trained prior.
     logs.clear()
-    pbm.run(dataclasses.replace(TINY, epochs=1), tmp_path / "b", progress=False, log=logs.append)
+    pbm.run_pac_bayes(dataclasses.replace(TINY, epochs=1), tmp_path / "b", progress=False, log=logs.append)
     assert any("resumed: prior" in s for s in logs)
     a, b = full["results"][0], resumed["results"][0]
     assert b["certificate"]["value"] == a["certificate"]["value"]

@@ -8,12 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
+import optax
 import pytest
 from scipy.stats import norm
 
-from bounds import sample_convergence
-from estimators import certify, nets, snn, train
-from estimators.data import Dataset
+from genbounds.bounds import sample_convergence
+from genbounds.estimators import nets, snn
+from genbounds.estimators.data import Dataset
 
 
 def _blobs(n=400, d=10, seed=0, noise=1.0):
@@ -31,21 +32,21 @@ def test_prior_data_never_in_bound_set_and_certificate_records_split():
     params = net.init(jax.random.PRNGKey(0))
     prior_idx = np.arange(0, 200, 3)
     prior = snn.Prior(params, 0.1, data_indices=prior_idx)
-    bset, keep = certify.bound_set(data, prior)
+    bset, keep = snn.bound_set(data, prior)
     assert len(np.intersect1d(keep, prior_idx)) == 0
     assert len(keep) + len(prior_idx) == 200 and len(bset) == len(keep)
     post = snn.init_posterior(params, 0.1)
-    cert, mc = certify.certify(net, post, prior, data, key=jax.random.PRNGKey(1), r=3)
+    cert, mc = snn.certify(net, post, prior, data, key=jax.random.PRNGKey(1), r=3)
     assert cert.n_bound == 200 - len(prior_idx) and cert.n_prior == len(prior_idx)
-    assert mc["n_samples"] == 3 * cert.n_bound and cert.mc_samples == mc["n_samples"]
+    assert mc.n_samples == 3 * cert.n_bound and cert.mc_samples == mc.n_samples
     # The delta budget: PAC-Bayes 0.025 + Monte Carlo 0.01, summing to the total.
     assert cert.delta_parts == {"pac_bayes": 0.025, "monte_carlo": 0.01}
     assert math.fsum(cert.delta_parts.values()) <= cert.delta == 0.035
     assert cert.details["split"] == {"n_train": 200, "n_prior": len(prior_idx), "n_bound": cert.n_bound}
     with pytest.raises(ValueError, match="no data is left"):
-        certify.bound_set(data, snn.Prior(params, 0.1, data_indices=np.arange(200)))
+        snn.bound_set(data, snn.Prior(params, 0.1, data_indices=np.arange(200)))
     with pytest.raises(ValueError, match="do not index"):
-        certify.bound_set(data, snn.Prior(params, 0.1, data_indices=np.array([5, 300])))
+        snn.bound_set(data, snn.Prior(params, 0.1, data_indices=np.array([5, 300])))
 
 
 def test_posterior_equal_to_prior_has_zero_kl():
@@ -97,9 +98,9 @@ def test_independent_draws_certificate_coverage_and_variance():
     exact, sum_pq = _exact_linear_risk(data, post)
     assert 0.1 < exact < 0.9
     delta, reps = 0.1, 300
-    mc = certify.mc_independent(net, post, "gaussian", data, r=reps, key=jax.random.PRNGKey(0))
-    est = mc["per_rep"]
-    assert est.shape == (reps,) and mc["zero_one"] == pytest.approx(est.mean())
+    mc = snn.mc_independent(net, post, "gaussian", data, r=reps, key=jax.random.PRNGKey(0))
+    est = mc.per_group
+    assert est.shape == (reps,) and mc.zero_one == pytest.approx(est.mean())
     sd_theory = math.sqrt(sum_pq) / len(data)
     assert abs(est.mean() - exact) < 4 * sd_theory / math.sqrt(reps)
     assert 0.75 < est.std(ddof=1) / sd_theory < 1.3
@@ -111,13 +112,13 @@ def test_weight_draws_agree_with_per_example_draws():
     data = _blobs(200, d=6, noise=1.5)
     net = nets.mlp((6, 1, 1), (16,), 2)
     post = snn.init_posterior(net.init(jax.random.PRNGKey(4)), 0.2)
-    a = certify.mc_weight_samples(net, post, "gaussian", data, m=400, key=jax.random.PRNGKey(5))
-    b = certify.mc_independent(net, post, "gaussian", data, r=200, key=jax.random.PRNGKey(6))
+    a = snn.mc_weight_samples(net, post, "gaussian", data, m=400, key=jax.random.PRNGKey(5))
+    b = snn.mc_independent(net, post, "gaussian", data, r=200, key=jax.random.PRNGKey(6))
     generic = nets.custom("same", net.init, net.apply)
-    c = certify.mc_independent(generic, post, "gaussian", data, r=200, key=jax.random.PRNGKey(7))
-    se = math.sqrt(a["per_draw"].var() / 400 + 0.25 / (200 * 200))
-    assert abs(a["zero_one"] - b["zero_one"]) < 4 * se
-    assert abs(b["zero_one"] - c["zero_one"]) < 4 * math.sqrt(0.5 / (200 * 200))
+    c = snn.mc_independent(generic, post, "gaussian", data, r=200, key=jax.random.PRNGKey(7))
+    se = math.sqrt(a.per_group.var() / 400 + 0.25 / (200 * 200))
+    assert abs(a.zero_one - b.zero_one) < 4 * se
+    assert abs(b.zero_one - c.zero_one) < 4 * math.sqrt(0.5 / (200 * 200))
 
 
 def test_cnn_independent_forward_shapes():
@@ -138,20 +139,20 @@ def _certificate_for(prior_kind, data, key):
     n = len(data)
     if prior_kind == "data":
         idx = np.arange(n // 2)
-        mean = train.train_deterministic(net, init, data.take(idx), key=key, epochs=30, batch_size=50,
-                                         lr=0.05, progress=False)
+        mean = snn.train_deterministic(net, init, data.take(idx), key=key, epochs=30, batch_size=50,
+                                       optimizer=optax.sgd(0.05, momentum=0.9), progress=False)
         prior = snn.Prior(mean, 0.02, data_indices=idx)
         start = mean
     else:
         prior = snn.Prior(init, 0.02)
-        start = train.train_deterministic(net, init, data, key=key, epochs=30, batch_size=50, lr=0.05,
-                                          progress=False)
-    state, hist = train.train_posterior(net, snn.init_posterior(start, 0.02), prior, data, key=key,
-                                        n_bound=n - prior.n_data, objective_name="quad", epochs=20,
-                                        batch_size=50, lr=0.01, progress=False)
+        start = snn.train_deterministic(net, init, data, key=key, epochs=30, batch_size=50,
+                                        optimizer=optax.sgd(0.05, momentum=0.9), progress=False)
+    state, hist = snn.train_posterior(net, snn.init_posterior(start, 0.02), prior, data, key=key,
+                                      n_bound=n - prior.n_data, objective_name="quad", epochs=20,
+                                      batch_size=50, optimizer=optax.sgd(0.01, momentum=0.95), progress=False)
     assert all(h["objective"] >= h["emp_ce"] - 1e-6 and h["kl"] >= 0 for h in hist)
-    post = snn.Posterior(state.trainable["mean"], state.trainable["rho"])
-    cert, _ = certify.certify(net, post, prior, data, key=key, r=20)
+    post = state.posterior
+    cert, _ = snn.certify(net, post, prior, data, key=key, r=20)
     return cert
 
 
@@ -179,12 +180,11 @@ def test_certify_my_trained_network_in_one_call():
     init = {"w1": jax.random.normal(k1, (10, 8)) * 0.3, "b1": jnp.zeros(8),
             "w2": jax.random.normal(k2, (8, 2)) * 0.3}
     user_net = nets.custom("user", lambda k: init, apply)
-    trained = train.train_deterministic(user_net, init, data, key=k1, epochs=20, batch_size=50, lr=0.1,
-                                        progress=False)
-    cert, post = certify.certify_network(apply, trained, data, key=k2, prior_mean=init, data_free=True,
-                                         prior_scale=0.3,
-                                         lr=0.01, epochs=20, r=5,
-                                         progress=False)
+    trained = snn.train_deterministic(user_net, init, data, key=k1, epochs=20, batch_size=50,
+                                      optimizer=optax.sgd(0.1, momentum=0.9), progress=False)
+    cert, post = snn.certify_network(apply, trained, data, key=k2, prior_mean=init, data_free=True,
+                                       prior_scale=0.3, optimizer=optax.adam(0.01), epochs=20, r=5,
+                                       progress=False)
     assert cert.n_bound == 400 and cert.n_prior == 0 and cert.mc_samples == 2000
     assert "prior_grid" in cert.details and cert.details["prior_grid"]["j"] >= 0
     assert cert.emp_risk < 0.3 and cert.emp_risk <= cert.value < 0.5

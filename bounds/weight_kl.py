@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bounds._array import namespace
+from ._array import namespace
 
 __all__ = ["kl_diag_gaussian", "kl_diag_laplace", "to_float64"]
 

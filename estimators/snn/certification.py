@@ -23,13 +23,13 @@ Two ways to certify the stochastic predictor's empirical risk
     :math:`\mu \mapsto \ln(1 - \mu + \mu e^s)` the product is at most the i.i.d. Bernoulli
     product at the average mean), hence with probability at least :math:`1-\delta'`,
     :math:`\hat L_S(Q) \le \mathrm{kl}^{-1}(\bar L, \ln(2/\delta')/N)`. (ln(1/delta') would
-    suffice one-sidedly; ln(2/delta') matches :func:`bounds.sample_convergence`.)
+    suffice one-sidedly; ln(2/delta') matches :func:`genbounds.bounds.sample_convergence`.)
 
     Cost: r passes with per-example draws; for dense layers the local reparameterisation
-    makes a per-example draw as cheap as a deterministic pass (:mod:`estimators.nets`), and
+    makes a per-example draw as cheap as a deterministic pass (:mod:`genbounds.estimators.nets`), and
     N = n r is far larger than m, so the Monte Carlo slack nearly vanishes.
 
-Both then feed :func:`bounds.pac_bayes_certificate` with the Seeger (kl) bound, in float64,
+Both then feed :func:`genbounds.bounds.pac_bayes_certificate` with the Seeger (kl) bound, in float64,
 delta split into named parts (default PAC-Bayes 0.025 + Monte Carlo 0.01).
 """
 
@@ -37,19 +37,45 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from bounds import Certificate, pac_bayes_certificate, prior_grid_index
-from estimators.data import Dataset
-from estimators.nets import Net, per_example_apply
-from estimators.objectives import bounded_cross_entropy, zero_one
-from estimators.snn import Posterior, Prior, kl_float64, posterior_scale, sample_params
+from ...bounds import Certificate, pac_bayes_certificate, prior_grid_index
+from ..data import Dataset
+from ..nets import Net, custom, per_example_apply
+from .objectives import bounded_cross_entropy, zero_one
+from .posterior import Posterior, Prior, init_posterior, kl_float64, posterior_scale, sample_params
+from .train import train_posterior
 
-__all__ = ["bound_set", "mc_weight_samples", "mc_independent", "error_rate", "certify", "certify_network"]
+__all__ = ["MCEstimate", "bound_set", "mc_weight_samples", "mc_independent", "error_rate", "certify",
+           "certify_network"]
+
+
+class MCEstimate(NamedTuple):
+    """A Monte Carlo estimate of the stochastic network's empirical risk.
+
+    Attributes:
+        zero_one: mean 0-1 loss over the ``n_samples`` draws.
+        cross_entropy: mean bounded cross-entropy.
+        n_samples: number of independent [0, 1] losses behind ``zero_one`` (n r for (b), m for (a)).
+        per_group: ``[r]`` per-repetition means (b) or ``[m]`` per-weight-draw risks (a).
+        seconds: wall time of the estimate.
+    """
+
+    zero_one: float
+    cross_entropy: float
+    n_samples: int
+    per_group: np.ndarray
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        """The scalar fields (what records store)."""
+        return {"zero_one": self.zero_one, "cross_entropy": self.cross_entropy, "n_samples": self.n_samples,
+                "seconds": self.seconds}
 
 
 def bound_set(train: Dataset, prior: Prior) -> tuple[Dataset, np.ndarray]:
@@ -73,10 +99,10 @@ def _independent_logits(net: Net, family: str):
 
 
 def mc_independent(net: Net, post: Posterior, family: str, data: Dataset, *, r: int, key: jax.Array,
-                   batch_size: int = 1000, p_min: float = 1e-4) -> dict:
+                   batch_size: int = 1000, p_min: float = 1e-4) -> MCEstimate:
     """Method (b): an independent weight draw per (example, repetition). Returns the mean
-    0-1 loss and bounded cross-entropy over the n*r draws, N = n*r, and the per-repetition
-    0-1 means (``per_rep``: r independent estimates, each from n draws)."""
+    0-1 loss and bounded cross-entropy over the N = n r draws, and the per-repetition 0-1 means
+    (``per_group: [r]``: r independent estimates, each from n draws)."""
     apply = _independent_logits(net, family)
     mean, scale = post.mean, posterior_scale(post)
 
@@ -96,14 +122,14 @@ def mc_independent(net: Net, post: Posterior, family: str, data: Dataset, *, r: 
         per_rep.append(err)
     per_rep = np.asarray(jax.device_get(per_rep), dtype=np.float64) / len(data)
     n_total = len(data) * r
-    return {"zero_one": float(per_rep.mean()), "cross_entropy": float(ce) / n_total,
-            "n_samples": n_total, "per_rep": per_rep}
+    return MCEstimate(float(per_rep.mean()), float(ce) / n_total, n_total, per_rep)
 
 
 def mc_weight_samples(net: Net, post: Posterior, family: str, data: Dataset, *, m: int, key: jax.Array,
-                      chunk: int = 8, batch_size: int = 2000, p_min: float = 1e-4) -> dict:
+                      chunk: int = 8, batch_size: int = 2000, p_min: float = 1e-4) -> MCEstimate:
     """Method (a): m weight draws, each evaluated on the whole set (vmapped over a chunk of
-    draws). Returns the mean 0-1 loss and bounded CE over draws, and the per-draw risks."""
+    draws). Returns the mean 0-1 loss and bounded CE over draws, and the per-draw risks
+    (``per_group: [m]``)."""
     x, y = jnp.asarray(data.x), jnp.asarray(data.y)
 
     @jax.jit
@@ -124,8 +150,7 @@ def mc_weight_samples(net: Net, post: Posterior, family: str, data: Dataset, *, 
         errs.append(np.asarray(e) / len(data))
         ces.append(np.asarray(c) / len(data))
     per_draw = np.concatenate(errs)
-    return {"zero_one": float(per_draw.mean()), "cross_entropy": float(np.concatenate(ces).mean()),
-            "n_samples": m, "per_draw": per_draw}
+    return MCEstimate(float(per_draw.mean()), float(np.concatenate(ces).mean()), m, per_draw)
 
 
 def error_rate(net: Net, params: Any, data: Dataset, batch_size: int = 2000) -> float:
@@ -142,7 +167,7 @@ def certify(
     method: str = "independent", r: int = 10, m: int = 1000, delta: float = 0.025,
     mc_delta: float = 0.01, prior_scale: float | None = None, prior_grid: tuple[float, float] | None = None,
     details: dict | None = None,
-) -> tuple[Certificate, dict]:
+) -> tuple[Certificate, MCEstimate]:
     """Certify the posterior's 0-1 risk with the Seeger bound on the prior-free bound set.
 
     ``method`` is "independent" (b, ``r`` repetitions) or "weights" (a, ``m`` draws).
@@ -151,8 +176,8 @@ def certify(
     ``prior_grid = (b, c)`` the scale was learned: its variance is rounded to the
     neighbouring points c exp(-j/b) of DR17's variance grid and the better certificate is
     kept (every grid point is covered by the union bound, paid through
-    :func:`bounds.prior_grid_delta`). Returns the certificate and the
-    Monte Carlo summary (estimates, timing).
+    :func:`genbounds.bounds.prior_grid_delta`). Returns the certificate and the Monte Carlo
+    estimate (with its timing).
     """
     data, keep = bound_set(train, prior)
     t0 = time.perf_counter()
@@ -162,7 +187,7 @@ def certify(
         mc = mc_weight_samples(net, post, prior.family, data, m=m, key=key)
     else:
         raise ValueError(f"argument 'method' must be 'independent' or 'weights', got {method!r}")
-    mc["seconds"] = time.perf_counter() - t0
+    mc = mc._replace(seconds=time.perf_counter() - t0)
     info = {"mc_method": method, "split": {"n_train": len(train), "n_prior": prior.n_data,
                                            "n_bound": int(keep.size)},
             "prior": {"kind": prior.kind, "family": prior.family, **prior.details}}
@@ -186,20 +211,20 @@ def certify(
     for s, j in candidates:
         kl = kl_float64(post, prior, s)
         cert = pac_bayes_certificate(
-            "seeger", mc["zero_one"], kl, int(keep.size), delta, mc_samples=mc["n_samples"],
+            "seeger", mc.zero_one, kl, int(keep.size), delta, mc_samples=mc.n_samples,
             mc_delta=mc_delta, n_prior=prior.n_data, prior_grid_j=j,
             prior_grid=prior_grid or (100.0, 0.1), details=dict(info, prior_scale=s))
         if best is None or cert.value < best.value:
             best = cert
-    return best, {k: v for k, v in mc.items() if k not in ("per_draw", "per_rep")}
+    return best, mc
 
 
 def certify_network(
     apply_or_net: Any, params: Any, train: Dataset, *, key: jax.Array, prior_mean: Any,
     prior_indices: np.ndarray | None = None, data_free: bool = False, prior_scale: float = 0.03,
     learn_prior_scale: bool = True,
-    objective: str = "seeger", epochs: int = 10, lr: float = 1e-3, batch_size: int = 100,
-    r: int = 10, delta: float = 0.025, mc_delta: float = 0.01, progress: bool = True,
+    objective: str = "seeger", optimizer: optax.GradientTransformation | None = None, epochs: int = 10,
+    batch_size: int = 100, r: int = 10, delta: float = 0.025, mc_delta: float = 0.01, progress: bool = True,
 ) -> tuple[Certificate, Posterior]:
     """Certify a network you trained yourself, in one call (Dziugaite & Roy 2017, stage 2).
 
@@ -209,7 +234,7 @@ def certify_network(
 
     Args:
         apply_or_net: ``apply(params, x) -> logits`` (Flax ``model.apply``, an Equinox call
-            wrapped as a function, plain JAX) or a built-in :class:`estimators.nets.Net`.
+            wrapped as a function, plain JAX) or a built-in :class:`genbounds.estimators.nets.Net`.
         params: your trained weights (any pytree of arrays).
         prior_mean: the prior's mean, fixed before seeing the bound set: your network's
             random initialisation (data-independent), or weights trained on
@@ -220,28 +245,24 @@ def certify_network(
             data (e.g. your random initialisation). Exactly one of ``prior_indices`` and
             ``data_free=True`` is required: a prior trained on data but passed without its indices
             would silently count its own data in the bound set.
+        optimizer: an optax transformation for the posterior (default ``optax.adam(1e-3)``).
     """
-    from estimators import nets as _nets
-    from estimators.snn import Prior, init_posterior
-    from estimators.train import train_posterior
-
     if (prior_indices is None) == (not data_free):
         raise ValueError(
             "arguments 'prior_indices' and 'data_free': say where prior_mean came from, either "
             "prior_indices=<the training examples it was trained on> or data_free=True (not both)")
-    net = apply_or_net if isinstance(apply_or_net, Net) else _nets.custom("custom", None, apply_or_net)
+    net = apply_or_net if isinstance(apply_or_net, Net) else custom("custom", None, apply_or_net)
     idx = np.zeros(0, dtype=np.int64) if prior_indices is None else np.asarray(prior_indices)
     prior = Prior(prior_mean, prior_scale, "gaussian", idx)
     n_bound = len(train) - prior.n_data
     k_train, k_cert = jax.random.split(key)
     state, _ = train_posterior(net, init_posterior(params, prior_scale), prior, train, key=k_train,
                                n_bound=n_bound, objective_name=objective, delta=delta, epochs=epochs,
-                               batch_size=batch_size, optimizer="adam", lr=lr,
+                               batch_size=batch_size, optimizer=optimizer or optax.adam(1e-3),
                                learn_prior_scale=learn_prior_scale, independent=False, progress=progress)
-    post = Posterior(state.trainable["mean"], state.trainable["rho"])
-    learned = float(np.exp(np.asarray(state.trainable["log_prior_scale"]))) if learn_prior_scale else None
+    post = state.posterior
     cert, _ = certify(net, post, prior, train, key=k_cert, method="independent", r=r, delta=delta,
-                      mc_delta=mc_delta, prior_scale=learned,
+                      mc_delta=mc_delta, prior_scale=state.prior_scale,
                       prior_grid=(100.0, 0.1) if learn_prior_scale else None,
                       details={"objective": objective, "source": "certify_network"})
     return cert, post

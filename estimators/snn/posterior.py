@@ -1,14 +1,14 @@
 """Stochastic neural networks: factorised Gaussian (or Laplace) posteriors and priors.
 
 A posterior is a pytree of means and a pytree of softplus-scales over all weights of a
-:class:`estimators.nets.Net`; weights are sampled by the reparameterisation trick with
+:class:`genbounds.estimators.nets.Net`; weights are sampled by the reparameterisation trick with
 explicit PRNG keys. The prior remembers which training examples built it
-(``data_indices``), so that :mod:`estimators.certify` can evaluate the bound on the
-remaining examples only: the split is enforced by the code, not the caller.
+(``data_indices``), so that :mod:`genbounds.estimators.snn.certification` can evaluate the bound
+on the remaining examples only: the split is enforced by the code, not the caller.
 
-KL(Q||P) is :func:`bounds.kl_diag_gaussian` / :func:`bounds.kl_diag_laplace` (tested equal
-to ``numpyro.distributions.kl_divergence``): on JAX arrays inside training objectives, on
-float64 NumPy copies for certificates. :func:`distributions` returns the numpyro
+KL(Q||P) is :func:`genbounds.bounds.kl_diag_gaussian` / :func:`genbounds.bounds.kl_diag_laplace`
+(tested equal to ``numpyro.distributions.kl_divergence``): on JAX arrays inside training
+objectives, on float64 NumPy copies for certificates. :func:`distributions` returns the numpyro
 distributions for users who want them.
 """
 
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
-from bounds import kl_diag_gaussian, kl_diag_laplace, to_float64
+from ...bounds import kl_diag_gaussian, kl_diag_laplace, to_float64
 
 __all__ = [
     "FAMILIES",

@@ -4,7 +4,7 @@ The scalar loop is how research code inverts kl: a Python loop over examples, ea
 bisected to a fixed tolerance (here 1e-12, 40 halvings). Everything is measured in one run
 on the same random (q, c) pairs and printed as rates and ratios.
 
-    python -m experiments.benchmarks.kl_inverse [--n 1000000] [--scalar-n 20000]
+    python -m genbounds.experiments.benchmarks.bench_kl_inverse [--n 1000000] [--scalar-n 20000]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     import jax
     import jax.numpy as jnp
 
-    from bounds import kl_inv_upper
+    from ...bounds import kl_inv_upper
 
     rng = np.random.default_rng(args.seed)
     q = rng.uniform(0.0, 1.0, args.n)

@@ -23,28 +23,24 @@ import math
 import jax
 import jax.numpy as jnp
 
-import bounds
+from ... import bounds
+from ..nets import predict
 
-__all__ = ["OBJECTIVES", "bounded_cross_entropy", "zero_one", "predict", "objective", "objective_extras"]
+__all__ = ["OBJECTIVES", "bounded_cross_entropy", "zero_one", "objective", "objective_extras"]
 
 OBJECTIVES = ("classic", "seeger", "quad", "lambda", "catoni")
 
 
 def bounded_cross_entropy(logits: jax.Array, y: jax.Array, p_min: float = 1e-4) -> jax.Array:
-    """Per-example -ln(max(p_y, p_min)) / ln(1/p_min), in [0, 1]."""
+    """Per-example -ln(max(p_y, p_min)) / ln(1/p_min), in [0, 1] (``logits: [N, K]``, ``y: [N]``)."""
     logp = jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1)[:, 0]
     return -jnp.maximum(logp, math.log(p_min)) / math.log(1.0 / p_min)
 
 
 def zero_one(logits: jax.Array, y: jax.Array) -> jax.Array:
-    """Per-example 0-1 loss of the argmax prediction; an example whose logits are not all
-    finite counts as an error (argmax would call a NaN row class 0)."""
+    """Per-example 0-1 loss of the argmax prediction (``logits: [N, K]``, ``y: [N]``); an example
+    whose logits are not all finite counts as an error (:func:`genbounds.estimators.nets.predict`)."""
     return (predict(logits) != y).astype(jnp.float32)
-
-
-def predict(logits: jax.Array) -> jax.Array:
-    """Argmax class per example, or -1 (no class, always wrong) where a logit is not finite."""
-    return jnp.where(jnp.isfinite(logits).all(axis=-1), jnp.argmax(logits, axis=-1), -1)
 
 
 def objective_extras(name: str) -> dict:

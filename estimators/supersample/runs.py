@@ -3,26 +3,29 @@
 :func:`bounds_from_runs` takes the masks, the predicted classes on both members of every
 pair and the labels of a supersample experiment (k1 supersample draws x k2 masks each),
 estimates every per-pair mutual information with the plug-in estimator
-(:mod:`estimators.mi`) and evaluates every applicable bound of :mod:`bounds.cmi`, with its
-per-draw values and a bootstrap interval over draws. All values are bounds on the expected
-*risk* E L_D (a gap bound plus the mean training error where the bound is on the gap) and
-are *estimates*: the MIs come from finitely many runs.
+(:mod:`genbounds.estimators.supersample.mi`) and evaluates every applicable bound of
+:mod:`genbounds.bounds.cmi`, with its per-draw values and a bootstrap interval over draws. All
+values are bounds on the expected *risk* E L_D (a gap bound plus the mean training error where
+the bound is on the gap) and are *estimates*: the MIs come from finitely many runs.
 
 :func:`loo_bounds_from_runs` does the same for leave-one-out supersamples (n+1 points, the
-held-out index U).
+held-out index U). Both return a :class:`CMIResult`: a :class:`CMIBound` per bound name and a
+summary; ``to_dict()`` gives the JSON that records and ``genbounds bound cmi --format json`` hold.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from bounds import cmi as B
-from estimators.mi import bootstrap_interval, encode_pairs, plugin_mi
+from ...bounds import cmi as B
+from .mi import bootstrap_interval, encode_pairs, plugin_mi
 
-__all__ = ["bounds_from_runs", "check_supersample_runs", "check_loo_runs", "loo_bounds_from_runs", "loo_losses",
-           "BOUND_NAMES"]
+__all__ = ["CMIBound", "CMIResult", "SupersampleSummary", "LooSummary", "bounds_from_runs",
+           "check_supersample_runs", "check_loo_runs", "loo_bounds_from_runs", "loo_losses", "BOUND_NAMES"]
 
 BOUND_NAMES = ("fcmi", "ecmi", "ldcmi", "single_loss", "binary_kl", "interpolating", "fast_rate",
                "fast_rate_closed_form", "fast_rate_variance", "fast_rate_sharpness")
@@ -46,7 +49,7 @@ def check_supersample_runs(masks, predictions, labels) -> tuple[np.ndarray, np.n
     the model: with masks identical across runs every MI is 0 and every "bound" equals the
     training error, whatever the test error. Such designs are refused, naming the pair.
     Unbalanced but complete designs are accepted, and every expectation over U is taken with
-    its known uniform marginal (:func:`estimators.mi.plugin_mi`).
+    its known uniform marginal (:func:`genbounds.estimators.supersample.mi.plugin_mi`).
 
     Args:
         masks: ``[k1, k2, n]`` 0/1, member of pair i used for training by run (draw, mask).
@@ -88,20 +91,124 @@ def check_supersample_runs(masks, predictions, labels) -> tuple[np.ndarray, np.n
     return masks, dense[: predictions.size].reshape(predictions.shape), dense[predictions.size:].reshape(labels.shape)
 
 
-def _entry(per_draw: np.ndarray, train_per_draw: np.ndarray, mi_used: str, target: str) -> dict:
+@dataclass(frozen=True)
+class CMIBound:
+    """One CMI bound estimated from runs (an *estimate*, never a certificate).
+
+    Attributes:
+        mi: which mutual information it uses ("prediction pair", "loss pair", ...).
+        value: mean over draws of the bound on E[test error], or None when not applicable.
+        target: what the theorem bounds, "gap" (value = training error + gap bound) or "risk".
+        gap_bound: ``value`` minus the mean training error.
+        per_draw: ``[k1]`` the bound for each supersample draw.
+        interval: 95% percentile-bootstrap interval of the mean over draws.
+        reason: why the bound does not apply (when ``value`` is None).
+        kind: always "estimate".
+    """
+
+    mi: str
+    value: float | None = None
+    target: str | None = None
+    gap_bound: float | None = None
+    per_draw: tuple[float, ...] = ()
+    interval: tuple[float, float] | None = None
+    reason: str | None = None
+    kind: str = "estimate"
+
+    @property
+    def applicable(self) -> bool:
+        return self.value is not None
+
+    @property
+    def vacuous(self) -> bool:
+        return self.applicable and self.value >= 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.applicable:
+            return {"value": None, "applicable": False, "reason": self.reason, "mi": self.mi, "kind": self.kind}
+        return {"value": self.value, "gap_bound": self.gap_bound, "per_draw": list(self.per_draw),
+                "interval": list(self.interval), "applicable": True, "mi": self.mi, "target": self.target,
+                "kind": self.kind, "vacuous": self.vacuous}
+
+    def __str__(self) -> str:
+        if not self.applicable:
+            return f"not applicable ({self.reason})"
+        lo, hi = self.interval
+        return f"{self.value:.4f} [{lo:.4f}, {hi:.4f}] (estimate, bounds the {self.target})"
+
+
+@dataclass(frozen=True)
+class SupersampleSummary:
+    """What was measured on supersample runs: errors with the uniform design weight of U, mean MIs."""
+
+    k1: int
+    k2: int
+    n: int
+    num_classes: int
+    train_error: float
+    test_error: float
+    gap: float
+    test_error_interval: tuple[float, float]
+    mean_mi: Mapping[str, float]
+    miller_madow: bool
+    kind: str = "estimate"
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["test_error_interval"] = list(self.test_error_interval)
+        d["mean_mi"] = dict(self.mean_mi)
+        return d
+
+
+@dataclass(frozen=True)
+class LooSummary:
+    """What was measured on leave-one-out runs ("test error" is the error on the held-out point)."""
+
+    k1: int
+    runs: int
+    n: int
+    train_error: float
+    test_error: float
+    gap: float
+    mean_mi: float
+    kind: str = "estimate"
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CMIResult:
+    """Every bound of one run set (``bounds`` keyed by name) and its summary."""
+
+    bounds: Mapping[str, CMIBound]
+    summary: SupersampleSummary | LooSummary = field(repr=False)
+
+    def __getitem__(self, name: str) -> CMIBound:
+        return self.bounds[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{name: bound.to_dict(), ..., "summary": summary.to_dict()}``."""
+        return {**{k: b.to_dict() for k, b in self.bounds.items()}, "summary": self.summary.to_dict()}
+
+    def __str__(self) -> str:
+        s = self.summary
+        width = max(map(len, self.bounds))
+        head = (f"CMI bound estimates (not certificates), n = {s.n}: train error {s.train_error:.4f}, "
+                f"test error {s.test_error:.4f}")
+        return "\n".join([head, *(f"  {k:<{width}}  {b}" for k, b in self.bounds.items())])
+
+
+def _bound(per_draw: np.ndarray, train_per_draw: np.ndarray, mi_used: str, target: str) -> CMIBound:
     per_draw = np.asarray(per_draw, dtype=np.float64)
-    lo, hi = bootstrap_interval(per_draw)
     value = float(per_draw.mean())
-    return {"value": value, "gap_bound": value - float(train_per_draw.mean()),
-            "per_draw": per_draw.tolist(), "interval": [lo, hi], "applicable": True,
-            "mi": mi_used, "target": target, "kind": "estimate", "vacuous": value >= 1.0}
+    return CMIBound(mi_used, value, target, value - float(train_per_draw.mean()), tuple(per_draw.tolist()),
+                    bootstrap_interval(per_draw))
 
 
-def _not_applicable(mi_used: str, reason: str) -> dict:
-    return {"value": None, "applicable": False, "reason": reason, "mi": mi_used, "kind": "estimate"}
-
-
-def bounds_from_runs(masks, predictions, labels, *, miller_madow: bool = False) -> dict[str, Any]:
+def bounds_from_runs(masks, predictions, labels, *, miller_madow: bool = False) -> CMIResult:
     """Every applicable CMI bound from supersample runs (estimates, not certificates).
 
     Args:
@@ -116,13 +223,11 @@ def bounds_from_runs(masks, predictions, labels, *, miller_madow: bool = False) 
     this is the plain mean over runs). Refused designs: see :func:`check_supersample_runs`.
 
     Returns:
-        A dict keyed by bound name (``fcmi``, ``ecmi``, ``ldcmi``, ``single_loss``,
-        ``binary_kl``, ``interpolating``, ``fast_rate``, ``fast_rate_closed_form``,
-        ``fast_rate_variance``, ``fast_rate_sharpness``), each with ``value`` (mean over
-        draws of the bound on E L_D), ``gap_bound``, ``per_draw``, ``interval`` (95%
-        bootstrap over draws), ``mi`` (which MI it uses), ``target`` (whether the theorem
-        bounds the gap or the risk), ``kind`` ("estimate") and ``applicable``; plus ``summary``
-        with the measured train/test error and gap and the mean per-pair MIs.
+        A :class:`CMIResult`: a :class:`CMIBound` per name (``fcmi``, ``ecmi``, ``ldcmi``,
+        ``single_loss``, ``binary_kl``, ``interpolating``, ``fast_rate``,
+        ``fast_rate_closed_form``, ``fast_rate_variance``, ``fast_rate_sharpness``) and a
+        :class:`SupersampleSummary` with the measured train/test error and gap and the mean
+        per-pair MIs.
     """
     masks, preds, labels = check_supersample_runs(masks, predictions, labels)
     k1, k2, n = masks.shape
@@ -149,45 +254,41 @@ def bounds_from_runs(masks, predictions, labels, *, miller_madow: bool = False) 
     mi_l0, mi_l1 = mi(loss[..., 0]), mi(loss[..., 1])
     i_single = ((mi_l0 + mi_l1) / 2).mean(-1)                           # [k1]
 
-    out: dict[str, Any] = {}
-    out["fcmi"] = _entry(train_draw + B.samplewise_sqrt(mi_f), train_draw, "prediction pair", "gap")
-    out["ecmi"] = _entry(train_draw + B.samplewise_sqrt(mi_e), train_draw, "loss pair", "gap")
-    out["ldcmi"] = _entry(train_draw + B.samplewise_sqrt(mi_ld), train_draw, "loss difference", "gap")
-    out["single_loss"] = _entry(train_draw + B.single_loss(mi_l0, mi_l1), train_draw, "single loss", "gap")
-    out["binary_kl"] = _entry(B.binary_kl(train_draw, mi_e), train_draw, "loss pair", "risk")
+    out: dict[str, CMIBound] = {}
+    out["fcmi"] = _bound(train_draw + B.samplewise_sqrt(mi_f), train_draw, "prediction pair", "gap")
+    out["ecmi"] = _bound(train_draw + B.samplewise_sqrt(mi_e), train_draw, "loss pair", "gap")
+    out["ldcmi"] = _bound(train_draw + B.samplewise_sqrt(mi_ld), train_draw, "loss difference", "gap")
+    out["single_loss"] = _bound(train_draw + B.single_loss(mi_l0, mi_l1), train_draw, "single loss", "gap")
+    out["binary_kl"] = _bound(B.binary_kl(train_draw, mi_e), train_draw, "loss pair", "risk")
     try:
-        out["interpolating"] = _entry(B.interpolating(mi_ld, train_run), train_draw, "loss difference", "risk")
+        out["interpolating"] = _bound(B.interpolating(mi_ld, train_run), train_draw, "loss difference", "risk")
     except ValueError as err:
-        out["interpolating"] = _not_applicable("loss difference", str(err))
-    out["fast_rate"] = _entry(B.fast_rate(train_draw, i_single), train_draw, "single loss (mean)", "gap")
-    out["fast_rate_closed_form"] = _entry(B.fast_rate_closed_form(train_draw, i_single), train_draw,
+        out["interpolating"] = CMIBound("loss difference", reason=str(err))
+    out["fast_rate"] = _bound(B.fast_rate(train_draw, i_single), train_draw, "single loss (mean)", "gap")
+    out["fast_rate_closed_form"] = _bound(B.fast_rate_closed_form(train_draw, i_single), train_draw,
                                           "single loss (mean)", "gap")
     # Second moments for the variance / sharpness forms (clamped to <= L_hat in bounds.cmi).
     v_var = (train_run**2).mean(-1)                                     # run's squared training error
     cond0 = (np.where(masks == 0, loss[..., 0], 0).sum(1) / (k2 - ones[:, 0]))   # E[L_i0 | U_i = 0]
     cond1 = (np.where(masks == 1, loss[..., 1], 0).sum(1) / ones[:, 0])          # E[L_i1 | U_i = 1]
     v_sharp = ((cond0**2 + cond1**2) / 2).mean(-1)                      # same uniform weight as train_pair
-    out["fast_rate_variance"] = _entry(B.fast_rate_variance(train_draw, i_single, v_var), train_draw,
+    out["fast_rate_variance"] = _bound(B.fast_rate_variance(train_draw, i_single, v_var), train_draw,
                                        "single loss (mean)", "gap")
-    out["fast_rate_sharpness"] = _entry(B.fast_rate_variance(train_draw, i_single, v_sharp), train_draw,
+    out["fast_rate_sharpness"] = _bound(B.fast_rate_variance(train_draw, i_single, v_sharp), train_draw,
                                         "single loss (mean)", "gap")
     train, test = float(train_draw.mean()), float(test_draw.mean())
-    out["summary"] = {
-        "k1": k1, "k2": k2, "n": n, "num_classes": num_classes,
-        "train_error": train, "test_error": test, "gap": test - train,
-        "test_error_interval": list(bootstrap_interval(test_draw)),
-        "mean_mi": {"prediction_pair": float(mi_f.mean()), "loss_pair": float(mi_e.mean()),
-                    "loss_difference": float(mi_ld.mean()), "single_loss": float(i_single.mean())},
-        "miller_madow": miller_madow,
-        "kind": "estimate",
-        "note": ESTIMATE_NOTE,
-    }
-    return out
+    summary = SupersampleSummary(
+        k1=k1, k2=k2, n=n, num_classes=num_classes, train_error=train, test_error=test, gap=test - train,
+        test_error_interval=bootstrap_interval(test_draw),
+        mean_mi={"prediction_pair": float(mi_f.mean()), "loss_pair": float(mi_e.mean()),
+                 "loss_difference": float(mi_ld.mean()), "single_loss": float(i_single.mean())},
+        miller_madow=miller_madow, note=ESTIMATE_NOTE)
+    return CMIResult(out, summary)
 
 
 def loo_losses(predictions, labels) -> np.ndarray:
-    """0-1 losses ``[k1, R, n+1]`` of leave-one-out runs from their predicted classes
-    ``[k1, R, n+1]`` on every point of the draw and the draw's labels ``[k1, n+1]``."""
+    """0-1 losses ``[k1, R, n+1]`` of leave-one-out runs from ``predictions: [k1, R, n+1]`` (their
+    predicted classes on every point of the draw) and ``labels: [k1, n+1]``."""
     predictions, labels = np.asarray(predictions), np.asarray(labels)
     if labels.ndim != 2 or predictions.ndim != 3 or predictions.shape[::2] != labels.shape:
         raise ValueError(f"arrays 'predictions' [k1, R, n+1] and 'labels' [k1, n+1] disagree: "
@@ -236,7 +337,7 @@ def _short(idx: np.ndarray, k: int = 5) -> str:
     return f"[{items}{', ...' if idx.size > k else ''}]"
 
 
-def loo_bounds_from_runs(held_out, losses) -> dict[str, Any]:
+def loo_bounds_from_runs(held_out, losses) -> CMIResult:
     """Leave-one-out CMI bounds from runs on supersamples of n+1 points (estimates).
 
     Args:
@@ -252,15 +353,14 @@ def loo_bounds_from_runs(held_out, losses) -> dict[str, Any]:
     held = np.take_along_axis(losses, held_out[..., None], axis=-1)[..., 0]           # [k1, R]
     train = (losses.sum(-1) - held) / n                                               # [k1, R]
     train_draw = train.mean(-1)
-    out = {"loo_sqrt": _entry(train_draw + B.loo_sqrt(mis), train_draw, "loss vector", "gap")}
+    out = {"loo_sqrt": _bound(train_draw + B.loo_sqrt(mis), train_draw, "loss vector", "gap")}
     if float(train.max()) == 0.0:
-        out["loo_interpolating"] = _entry(B.loo_interpolating(mis, n), train_draw, "loss vector", "risk")
+        out["loo_interpolating"] = _bound(B.loo_interpolating(mis, n), train_draw, "loss vector", "risk")
     else:
-        out["loo_interpolating"] = _not_applicable("loss vector", "needs training error exactly 0 in every run")
-    out["summary"] = {"k1": k1, "runs": runs, "n": n, "train_error": float(train.mean()),
-                      "test_error": float(held.mean()), "gap": float(held.mean() - train.mean()),
-                      "mean_mi": float(mis.mean()), "kind": "estimate",
-                      "note": "the MI over the n+1 enumerated held-out indices is exact given each draw and "
-                              "its seed; the mean over k1 draws estimates the expectation over supersamples: "
-                              "the bounds are estimates, not certificates"}
-    return out
+        out["loo_interpolating"] = CMIBound("loss vector", reason="needs training error exactly 0 in every run")
+    summary = LooSummary(
+        k1=k1, runs=runs, n=n, train_error=float(train.mean()), test_error=float(held.mean()),
+        gap=float(held.mean() - train.mean()), mean_mi=float(mis.mean()),
+        note="the MI over the n+1 enumerated held-out indices is exact given each draw and its seed; the mean "
+             "over k1 draws estimates the expectation over supersamples: the bounds are estimates, not certificates")
+    return CMIResult(out, summary)

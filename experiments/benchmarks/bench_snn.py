@@ -10,8 +10,8 @@
    (a) m full weight draws over the bound set (default m = 1000) and (b) per-example draws
    with r = 1 and r = 10; the ratio of times is printed.
 
-    python -m experiments.benchmarks.snn [--run results/fashion-binary-t600] [--m 1000]
-    python -m experiments.benchmarks.snn --throughput-arch t600 cnn --steps 5 --skip-certificates
+    python -m genbounds.experiments.benchmarks.bench_snn [--run results/fashion-binary-t600] [--m 1000]
+    python -m genbounds.experiments.benchmarks.bench_snn --throughput-arch t600 cnn --steps 5 --skip-certificates
 """
 
 from __future__ import annotations
@@ -24,41 +24,29 @@ from pathlib import Path
 
 
 def _throughput(batch: int, steps: int, num_classes: int, arch: str = "t600") -> dict:
+    """Examples/s of the shipped :func:`genbounds.estimators.snn.posterior_step` (quad objective,
+    SGD with momentum), with per-example draws and with one draw per minibatch."""
     import jax
     import optax
 
-    from estimators import nets, snn
-    from estimators.objectives import bounded_cross_entropy, objective
+    from ...estimators import nets, snn
 
     net = nets.mlp((28, 28, 1), (600, 600), num_classes) if arch == "t600" else nets.cnn((28, 28, 1), num_classes)
     mean = net.init(jax.random.PRNGKey(0))
-    post = snn.init_posterior(mean, 0.03)
+    prior = snn.Prior(mean, 0.03)
     x = jax.random.uniform(jax.random.PRNGKey(1), (batch, 28, 28, 1))
     y = jax.random.randint(jax.random.PRNGKey(2), (batch,), 0, num_classes)
-    opt = optax.sgd(1e-3, momentum=0.9)
     out = {}
-    for mode in ("per-example draws", "one draw per minibatch"):
-        def loss(p, k, mode=mode):
-            if mode.startswith("per-example"):
-                logits = net.apply_independent(k, p.mean, snn.posterior_scale(p), x)
-            else:
-                logits = net.apply(snn.sample_params(k, p), x)
-            emp = bounded_cross_entropy(logits, y).mean()
-            return objective("quad", emp, snn.kl_divergence(p, mean, 0.03), 60000, 0.025, {})
-
-        @jax.jit
-        def step(p, s, k):
-            g = jax.grad(loss)(p, k)
-            u, s = opt.update(g, s, p)
-            return optax.apply_updates(p, u), s
-
-        p, s = post, opt.init(post)
-        p, s = step(p, s, jax.random.PRNGKey(0))
-        jax.block_until_ready(p)
+    for mode, independent in (("per-example draws", True), ("one draw per minibatch", False)):
+        train = snn.posterior_step(net, prior, optimizer=optax.sgd(1e-3, momentum=0.9), objective_name="quad",
+                                   n_bound=60000, independent=independent)
+        step = jax.jit(train.step)
+        state, _ = step(train.init(snn.init_posterior(mean, 0.03)), jax.random.PRNGKey(0), x, y)
+        jax.block_until_ready(state)
         t0 = time.perf_counter()
         for i in range(steps):
-            p, s = step(p, s, jax.random.PRNGKey(i))
-        jax.block_until_ready(p)
+            state, _ = step(state, jax.random.PRNGKey(i), x, y)
+        jax.block_until_ready(state)
         out[mode] = batch * steps / (time.perf_counter() - t0)
     return out
 
@@ -79,10 +67,10 @@ def main(argv=None) -> None:
 
     import jax
 
-    from bounds import sample_convergence
-    from estimators import certify, nets, snn
-    from estimators.data import load
-    from experiments.pac_bayes import PacBayesConfig
+    from ...bounds import sample_convergence
+    from ...estimators import nets, snn
+    from ...estimators.data import load
+    from ..pac_bayes_runner import PacBayesConfig
 
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {jax.device_count()} device(s)")
     if not args.skip_throughput:
@@ -107,28 +95,28 @@ def main(argv=None) -> None:
     data = load(cfg.dataset, cfg.data_dir, binary=cfg.binary, seed=cfg.seed)
     shape, k = data.train.x.shape[1:], data.train.num_classes
     net = nets.mlp(shape, cfg.widths, k) if cfg.arch == "mlp" else nets.cnn(shape, k)
-    post = snn.Posterior(state.trainable["mean"], state.trainable["rho"])
+    post = state.posterior
     prior = snn.Prior(prior_ckpt["mean"], cfg.prior_scale, cfg.family, prior_ckpt["indices"])
-    bset, _ = certify.bound_set(data.train, prior)
+    bset, _ = snn.bound_set(data.train, prior)
     n = len(bset)
     print(f"\nposterior of {run} ({cfg.dataset}, {net.name}, objective {obj}); bound set n = {n}, "
           f"delta' = {cfg.mc_delta}")
     rows = []
     for label, fn, count in (
-        ("(b) per-example, r = 1", lambda: certify.mc_independent(net, post, cfg.family, bset, r=1,
+        ("(b) per-example, r = 1", lambda: snn.mc_independent(net, post, cfg.family, bset, r=1,
                                                                    key=jax.random.PRNGKey(11)), n),
-        ("(b) per-example, r = 10", lambda: certify.mc_independent(net, post, cfg.family, bset, r=10,
+        ("(b) per-example, r = 10", lambda: snn.mc_independent(net, post, cfg.family, bset, r=10,
                                                                     key=jax.random.PRNGKey(12)), 10 * n),
-        (f"(a) weight draws, m = {args.m}", lambda: certify.mc_weight_samples(
+        (f"(a) weight draws, m = {args.m}", lambda: snn.mc_weight_samples(
             net, post, cfg.family, bset, m=args.m, key=jax.random.PRNGKey(13)), args.m),
     ):
         t0 = time.perf_counter()   # includes the one compilation a user pays too
         mc = fn()
         seconds = time.perf_counter() - t0
-        cert = float(sample_convergence(mc["zero_one"], count, cfg.mc_delta))
-        rows.append((label, seconds, mc["zero_one"], cert))
-        print(f"  {label:28s} {seconds:8.1f} s   MC estimate {mc['zero_one']:.5f}   certified <= {cert:.5f}"
-              f"   (slack {cert - mc['zero_one']:.5f})")
+        cert = float(sample_convergence(mc.zero_one, count, cfg.mc_delta))
+        rows.append((label, seconds, mc.zero_one, cert))
+        print(f"  {label:28s} {seconds:8.1f} s   MC estimate {mc.zero_one:.5f}   certified <= {cert:.5f}"
+              f"   (slack {cert - mc.zero_one:.5f})")
     t_b10, t_a = rows[1][1], rows[2][1]
     if args.extrapolate_to:
         t_a = t_a * args.extrapolate_to / args.m

@@ -15,7 +15,7 @@ inside the compiled program instead of vmapping, see ``TrainConfig.map_batch``);
 
 and the ratios, all measured in one run.
 
-    python -m experiments.benchmarks.population [--epochs 20] [--processes 3]
+    python -m genbounds.experiments.benchmarks.bench_population [--epochs 20] [--processes 3]
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import numpy as np
 
 PROCESS_SCRIPT = textwrap.dedent("""
     import sys, jax, numpy as np, optax
-    from estimators import supersample as S
-    from experiments.cmi import CMIConfig, task_net, task_pool
+    from genbounds.estimators import supersample as S
+    from genbounds.experiments.cmi_runner import CMIConfig, task_net, task_pool
     arch, n, epochs, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     cfg = CMIConfig(dataset="mnist-5k", arch=arch)
     pool = task_pool(cfg)
@@ -41,40 +41,29 @@ PROCESS_SCRIPT = textwrap.dedent("""
     masks = S.draw_masks(jax.random.PRNGKey(1), 2, n)[:1]
     px, py, idx = S.supersample_runs(sup, masks)
     keys = jax.random.split(jax.random.PRNGKey(seed), 1)
-    S.train_population(net, keys, px, py, idx, S.TrainConfig(epochs, 128, 1e-3, map_batch=S.map_batch_for(arch)),
+    S.train_population(net, keys, px, py, idx, S.TrainConfig(epochs, 128, optax.adam(1e-3), S.map_batch_for(arch)),
                        progress=False)
 """)
 
 
 def _sequential(net, keys, px, py, idx, cfg) -> None:
-    """A Python loop over runs and steps around one jitted single-model step."""
+    """A Python loop over runs and steps around one jitted single-model step: the shipped
+    :func:`genbounds.estimators.steps.supervised_step` and minibatch rule, one dispatch per step."""
     import jax
-    import optax
 
-    opt = optax.adam(cfg.lr)
+    from ...estimators.steps import epoch_batches, supervised_step
+
+    train = supervised_step(net, cfg.optimizer)
+    step = jax.jit(train.step)
     m = idx.shape[1]
-    bs = min(cfg.batch_size, m)
-    steps = -(-m // bs)
-
-    @jax.jit
-    def step(params, state, xb, yb):
-        def loss(p):
-            return optax.softmax_cross_entropy_with_integer_labels(net.apply(p, xb), yb).mean()
-        g = jax.grad(loss)(params)
-        u, state = opt.update(g, state, params)
-        return optax.apply_updates(params, u), state
-
     for r in range(len(keys)):
         k_init, k_data = jax.random.split(keys[r])
-        params = net.init(k_init)
-        state = opt.init(params)
+        state = train.init(net.init(k_init))
         xt, yt = px[idx[r]], py[idx[r]]
         for ke in jax.random.split(k_data, cfg.epochs):
-            perm = np.asarray(jax.random.permutation(ke, m))
-            perm = np.concatenate([perm, perm])[: steps * bs].reshape(steps, bs)
-            for b in perm:
-                params, state = step(params, state, xt[b], yt[b])
-        jax.block_until_ready(params)
+            for b in np.asarray(epoch_batches(ke, m, cfg.batch_size)):
+                state, _ = step(state, xt[b], yt[b])
+        jax.block_until_ready(state.params)
 
 
 def main(argv=None) -> None:
@@ -89,10 +78,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     import jax
+    import optax
 
-    from estimators import nets
-    from estimators import supersample as S
-    from experiments.cmi import CMIConfig, task_net, task_pool
+    from ...estimators import nets
+    from ...estimators import supersample as S
+    from ..cmi_runner import CMIConfig, task_net, task_pool
 
     print(f"jax {jax.__version__}, {jax.device_count()} {jax.devices()[0].platform} device(s), "
           f"{os.cpu_count()} CPU cores; {args.k2} runs per setting, {args.epochs} epochs, batch 128")
@@ -100,7 +90,7 @@ def main(argv=None) -> None:
     for arch in args.arch:
         net = task_net(CMIConfig(dataset="mnist-5k", arch=arch), pool)
         seq_nets = {"": net} if arch == "mlp" else {c: nets.cnn((28, 28, 1), 2, conv=c) for c in args.seq_conv}
-        cfg = S.TrainConfig(args.epochs, 128, 1e-3, map_batch=S.map_batch_for(arch))
+        cfg = S.TrainConfig(args.epochs, 128, optax.adam(1e-3), S.map_batch_for(arch))
         for n in args.n:
             sup = S.draw_supersample(jax.random.PRNGKey(0), pool, n)
             masks = S.draw_masks(jax.random.PRNGKey(1), args.k2, n)

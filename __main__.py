@@ -1,0 +1,7 @@
+"""``python -m genbounds``: the same command line as the ``genbounds`` script."""
+
+import sys
+
+from genbounds.experiments.cli import main
+
+sys.exit(main())

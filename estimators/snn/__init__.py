@@ -1,0 +1,73 @@
+"""PAC-Bayes side: stochastic neural networks, their training objectives and certificates.
+
+* :mod:`.posterior`: factorised Gaussian / Laplace posteriors and priors (a prior knows the
+  training examples that built it);
+* :mod:`.objectives`: bounded losses and differentiable PAC-Bayes objectives;
+* :mod:`.train`: :func:`posterior_step` (the one posterior training step) and the loops;
+* :mod:`.certification`: the bound set, the two Monte Carlo estimates, :func:`certify` and
+  :func:`certify_network` for a model you trained yourself.
+"""
+
+from .certification import (
+    MCEstimate,
+    bound_set,
+    certify,
+    certify_network,
+    error_rate,
+    mc_independent,
+    mc_weight_samples,
+)
+from .objectives import OBJECTIVES, bounded_cross_entropy, objective, objective_extras, zero_one
+from .posterior import (
+    FAMILIES,
+    Posterior,
+    Prior,
+    distributions,
+    init_posterior,
+    kl_divergence,
+    kl_float64,
+    posterior_scale,
+    sample_params,
+)
+from .train import (
+    PosteriorMetrics,
+    PosteriorParams,
+    PosteriorState,
+    posterior_step,
+    train_deterministic,
+    train_posterior,
+)
+
+__all__ = [
+    # posteriors and priors
+    "FAMILIES",
+    "Posterior",
+    "Prior",
+    "distributions",
+    "init_posterior",
+    "kl_divergence",
+    "kl_float64",
+    "posterior_scale",
+    "sample_params",
+    # objectives
+    "OBJECTIVES",
+    "bounded_cross_entropy",
+    "objective",
+    "objective_extras",
+    "zero_one",
+    # training
+    "PosteriorMetrics",
+    "PosteriorParams",
+    "PosteriorState",
+    "posterior_step",
+    "train_deterministic",
+    "train_posterior",
+    # certification
+    "MCEstimate",
+    "bound_set",
+    "certify",
+    "certify_network",
+    "error_rate",
+    "mc_independent",
+    "mc_weight_samples",
+]

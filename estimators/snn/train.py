@@ -1,0 +1,172 @@
+"""Training a stochastic network: the posterior step builder and the two training loops.
+
+:func:`posterior_step` is the one step of posterior training (used by :func:`train_posterior`,
+:func:`genbounds.estimators.snn.certification.certify_network` and the benchmark);
+:func:`train_deterministic` trains a prior's mean or DR17's SGD stage with
+:func:`genbounds.estimators.steps.supervised_step`. Optimisers are ``optax`` transformations
+(schedules included); minibatches follow :func:`genbounds.estimators.steps.epoch_batches`.
+Loops are jitted steps with explicit keys, a tqdm progress bar and a per-epoch hook for
+checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from ..data import Dataset
+from ..nets import Net
+from ..steps import Step, epoch_batches, supervised_step
+from .objectives import bounded_cross_entropy, objective, objective_extras, zero_one
+from .posterior import Posterior, Prior, kl_divergence, posterior_scale, sample_params
+
+__all__ = ["PosteriorParams", "PosteriorState", "PosteriorMetrics", "posterior_step", "train_deterministic",
+           "train_posterior"]
+
+
+class PosteriorParams(NamedTuple):
+    """What posterior training optimises.
+
+    Attributes:
+        mean, rho: pytrees of the posterior's means and softplus-scales.
+        log_prior_scale: log of the learned prior scale (DR17), or None when it is fixed.
+        extras: the objective's own scalars (lambda's ``lam``, Catoni's ``C``), possibly empty.
+    """
+
+    mean: Any
+    rho: Any
+    log_prior_scale: jax.Array | None
+    extras: dict
+
+
+class PosteriorState(NamedTuple):
+    """Parameters and optimiser state: what a checkpoint holds."""
+
+    params: PosteriorParams
+    opt_state: optax.OptState
+
+    @property
+    def posterior(self) -> Posterior:
+        return Posterior(self.params.mean, self.params.rho)
+
+    @property
+    def prior_scale(self) -> float | None:
+        """The learned prior scale, or None when the prior scale was fixed."""
+        lps = self.params.log_prior_scale
+        return None if lps is None else float(np.exp(np.asarray(lps)))
+
+
+class PosteriorMetrics(NamedTuple):
+    """Per-step metrics: the objective, KL(Q||P), the bounded cross-entropy and the 0-1 error."""
+
+    objective: jax.Array
+    kl: jax.Array
+    emp_ce: jax.Array
+    err: jax.Array
+
+
+def posterior_step(
+    net: Net, prior: Prior, *, optimizer: optax.GradientTransformation, objective_name: str, n_bound: int,
+    delta: float = 0.025, p_min: float = 1e-4, learn_prior_scale: bool = False, independent: bool = True,
+) -> Step:
+    """One step of posterior training against a PAC-Bayes objective.
+
+    ``init(post: Posterior) -> PosteriorState``; ``step(state, key, xb, yb) -> (state,
+    PosteriorMetrics)`` with ``xb: [b, ...]``, ``yb: [b]``. The objective's ``n`` is ``n_bound``,
+    the size of the set the certificate will use. With ``independent`` (Gaussian posteriors of
+    built-in nets) each example gets its own weight draw through the local reparameterisation,
+    which lowers the gradient variance; otherwise one draw is shared by the minibatch. With
+    ``learn_prior_scale`` the prior scale is trained too (to be rounded to DR17's grid, union
+    bound paid, when certifying).
+    """
+    prior_mean = jax.tree_util.tree_map(jnp.asarray, prior.mean)
+    use_independent = independent and prior.family == "gaussian"
+
+    def loss(params: PosteriorParams, key, xb, yb):
+        post = Posterior(params.mean, params.rho)
+        scale_p = jnp.exp(params.log_prior_scale) if learn_prior_scale else prior.scale
+        kl = kl_divergence(post, prior_mean, scale_p, prior.family)
+        if use_independent:
+            logits = net.apply_independent(key, post.mean, posterior_scale(post), xb)
+        else:
+            logits = net.apply(sample_params(key, post, prior.family), xb)
+        emp = bounded_cross_entropy(logits, yb, p_min).mean()
+        value = objective(objective_name, emp, kl, n_bound, delta, params.extras)
+        return value, PosteriorMetrics(value, kl, emp, zero_one(logits, yb).mean())
+
+    def init(post: Posterior) -> PosteriorState:
+        lps = jnp.log(jnp.float32(prior.scale)) if learn_prior_scale else None
+        params = PosteriorParams(post.mean, post.rho, lps, objective_extras(objective_name))
+        return PosteriorState(params, optimizer.init(params))
+
+    def step(state: PosteriorState, key, xb, yb) -> tuple[PosteriorState, PosteriorMetrics]:
+        grads, metrics = jax.grad(loss, has_aux=True)(state.params, key, xb, yb)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        return PosteriorState(optax.apply_updates(state.params, updates), opt_state), metrics
+
+    return Step(init, step)
+
+
+def train_deterministic(
+    net: Net, params: Any, data: Dataset, *, key: jax.Array, epochs: int, batch_size: int = 128,
+    optimizer: optax.GradientTransformation, progress: bool = True, desc: str = "prior",
+) -> Any:
+    """Minimise softmax cross-entropy on ``data`` (e.g. the prior's share of the training set)."""
+    train = supervised_step(net, optimizer)
+    step = jax.jit(train.step)
+    x, y = jnp.asarray(data.x), jnp.asarray(data.y)
+    state = train.init(params)
+    steps = -(-len(data) // min(batch_size, len(data)))
+    with tqdm(total=epochs * steps, desc=desc, disable=not progress, leave=False) as bar:
+        for epoch in range(epochs):
+            for idx in np.asarray(epoch_batches(jax.random.fold_in(key, epoch), len(data), batch_size)):
+                state, value = step(state, x[idx], y[idx])
+                bar.update(1)
+            bar.set_postfix(loss=f"{float(value):.4f}")
+    return state.params
+
+
+def train_posterior(
+    net: Net, post: Posterior, prior: Prior, data: Dataset, *, key: jax.Array, n_bound: int,
+    objective_name: str, optimizer: optax.GradientTransformation, delta: float = 0.025, epochs: int = 10,
+    batch_size: int = 128, p_min: float = 1e-4, learn_prior_scale: bool = False, independent: bool = True,
+    progress: bool = True, state: PosteriorState | None = None, start_epoch: int = 0,
+    on_epoch: Callable[[int, PosteriorState, dict], None] | None = None, desc: str = "posterior",
+) -> tuple[PosteriorState, list[dict]]:
+    """Optimise the posterior (and optionally the prior scale) with :func:`posterior_step`.
+
+    The posterior may train on all of ``data``; the objective's ``n`` is ``n_bound``. Resumes
+    from ``state`` at ``start_epoch``; ``on_epoch(epoch, state, record)`` runs after each epoch
+    (checkpoints). Returns the final state and per-epoch mean metrics.
+    """
+    train = posterior_step(net, prior, optimizer=optimizer, objective_name=objective_name, n_bound=n_bound,
+                           delta=delta, p_min=p_min, learn_prior_scale=learn_prior_scale, independent=independent)
+    step = jax.jit(train.step)
+    x, y = jnp.asarray(data.x), jnp.asarray(data.y)
+    if state is None:
+        state = train.init(post)
+    history: list[dict] = []
+    steps = -(-len(data) // min(batch_size, len(data)))
+    with tqdm(total=(epochs - start_epoch) * steps, desc=desc, disable=not progress, leave=False) as bar:
+        for epoch in range(start_epoch, epochs):
+            ekey = jax.random.fold_in(key, epoch)
+            sums = PosteriorMetrics(0.0, 0.0, 0.0, 0.0)
+            batches = np.asarray(epoch_batches(ekey, len(data), batch_size))
+            for i, idx in enumerate(batches):
+                state, metrics = step(state, jax.random.fold_in(ekey, 10_000 + i), x[idx], y[idx])
+                sums = PosteriorMetrics(*(a + b for a, b in zip(sums, metrics)))
+                bar.update(1)
+            record = {"epoch": epoch + 1, **{k: float(v) / len(batches) for k, v in sums._asdict().items()}}
+            if learn_prior_scale:
+                record["prior_scale"] = state.prior_scale
+            history.append(record)
+            bar.set_postfix(obj=f"{record['objective']:.4f}", kl=f"{record['kl']:.1f}")
+            if on_epoch is not None:
+                on_epoch(epoch + 1, state, record)
+    return state, history

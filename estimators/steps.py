@@ -1,0 +1,79 @@
+"""Training steps shared by both pipelines, and the one rule for minibatches.
+
+A step builder returns a :class:`Step`: ``init(params) -> state`` and a pure
+``step(state, ...) -> (state, metrics)`` that callers ``jit``, ``vmap`` or ``lax.scan``. There is
+one builder per model kind:
+
+* :func:`supervised_step`: a deterministic network trained on softmax cross-entropy. It trains a
+  prior's mean or Dziugaite & Roy's first (SGD) stage (:func:`genbounds.estimators.snn.train.
+  train_deterministic`), and every member of a CMI population
+  (:func:`genbounds.estimators.supersample.train_population`);
+* :func:`genbounds.estimators.snn.train.posterior_step`: a stochastic network's posterior trained
+  on a PAC-Bayes objective (training loops, ``certify_network`` and the benchmark).
+
+Every trainer and benchmark draws its minibatches with :func:`epoch_batches`: each epoch is a
+fresh permutation of all m examples cut into ceil(m / b) batches of b = min(batch, m), the last
+one topped up from the start of the permutation. Every example is seen each epoch, and every
+batch has the same static shape (one compilation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from .nets import Net
+
+__all__ = ["Step", "SupervisedState", "supervised_step", "epoch_batches"]
+
+
+class Step(NamedTuple):
+    """A pure training step and the function that builds its initial state."""
+
+    init: Callable[..., Any]
+    step: Callable[..., tuple[Any, Any]]
+
+
+class SupervisedState(NamedTuple):
+    """Parameters of a deterministic network and its optimiser state."""
+
+    params: Any
+    opt_state: optax.OptState
+
+
+def supervised_step(net: Net, optimizer: optax.GradientTransformation) -> Step:
+    """Softmax cross-entropy step of a deterministic network.
+
+    ``init(params) -> SupervisedState``; ``step(state, xb, yb) -> (state, loss)`` with
+    ``xb: [b, ...]``, ``yb: [b]``: one ``value_and_grad -> optimizer.update -> apply_updates``.
+    """
+
+    def init(params: Any) -> SupervisedState:
+        return SupervisedState(params, optimizer.init(params))
+
+    def step(state: SupervisedState, xb: jax.Array, yb: jax.Array) -> tuple[SupervisedState, jax.Array]:
+        def loss(p):
+            return optax.softmax_cross_entropy_with_integer_labels(net.apply(p, xb), yb).mean()
+
+        value, grads = jax.value_and_grad(loss)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        return SupervisedState(optax.apply_updates(state.params, updates), opt_state), value
+
+    return Step(init, step)
+
+
+def epoch_batches(key: jax.Array, m: int, batch_size: int) -> jax.Array:
+    """Minibatch indices of one epoch, ``[ceil(m / b), b]`` with ``b = min(batch_size, m)``.
+
+    A permutation of ``range(m)`` from ``key``, cut into batches; the last batch is topped up
+    with the first indices of the same permutation, so every example appears each epoch. Works
+    eagerly and inside ``jit`` / ``lax.scan`` (``m`` and ``batch_size`` static).
+    """
+    bs = min(int(batch_size), int(m))
+    steps = -(-int(m) // bs)
+    perm = jax.random.permutation(key, m)
+    return jnp.concatenate([perm, perm])[: steps * bs].reshape(steps, bs)

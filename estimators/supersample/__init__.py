@@ -1,0 +1,63 @@
+"""CMI side: supersample designs, populations of training runs, MI estimates, run-level bounds.
+
+* :mod:`.design`: supersamples, fair masks (antithetic pairs), leave-one-out designs;
+* :mod:`.population`: :func:`train_population`, many small models as one sharded program;
+* :mod:`.mi`: the plug-in MI with U's known uniform marginal;
+* :mod:`.runs`: :func:`bounds_from_runs` and :func:`loo_bounds_from_runs` for runs trained with
+  any code (validated against the theorems' assumptions), returning :class:`CMIResult`.
+"""
+
+from .design import (
+    Supersample,
+    draw_loo_supersample,
+    draw_masks,
+    draw_supersample,
+    loo_held_out,
+    loo_runs,
+    supersample_runs,
+)
+from .mi import bootstrap_interval, dense_codes, encode_pairs, plugin_mi
+from .population import TrainConfig, map_batch_for, train_population
+from .runs import (
+    BOUND_NAMES,
+    CMIBound,
+    CMIResult,
+    LooSummary,
+    SupersampleSummary,
+    bounds_from_runs,
+    check_loo_runs,
+    check_supersample_runs,
+    loo_bounds_from_runs,
+    loo_losses,
+)
+
+__all__ = [
+    # designs
+    "Supersample",
+    "draw_loo_supersample",
+    "draw_masks",
+    "draw_supersample",
+    "loo_held_out",
+    "loo_runs",
+    "supersample_runs",
+    # populations
+    "TrainConfig",
+    "map_batch_for",
+    "train_population",
+    # mutual information
+    "bootstrap_interval",
+    "dense_codes",
+    "encode_pairs",
+    "plugin_mi",
+    # bounds from runs
+    "BOUND_NAMES",
+    "CMIBound",
+    "CMIResult",
+    "LooSummary",
+    "SupersampleSummary",
+    "bounds_from_runs",
+    "check_loo_runs",
+    "check_supersample_runs",
+    "loo_bounds_from_runs",
+    "loo_losses",
+]

@@ -1,0 +1,232 @@
+"""CMI experiment runner: supersample draws x masks, trained as vmapped populations, as stages.
+
+For each n and each of the k1 draws: :func:`design_stage` (the supersample and the masks, or the
+n+1 points and held-out indices), :func:`train_stage` (the runs as populations, in chunks of
+``chunk`` runs), then per n :func:`bounds_stage` (every bound from the run set,
+:func:`genbounds.estimators.supersample.bounds_from_runs`), and finally the record. Every
+finished (n, draw, chunk) is written atomically to ``OUT/runs/<config hash>/``, so an
+interrupted run restarted with the same command resumes and loses nothing.
+
+With ``loo=True`` the experiment is leave-one-out (Haghifam et al. 2022): draw d is n+1 points
+(the first n+1 of one draw of max(n)+1), all n+1 held-out choices are enumerated as one
+population, and :func:`genbounds.estimators.supersample.loo_bounds_from_runs` evaluates the
+bounds; ``k2`` is not used. The n+1 runs of a draw share one seed (initialisation and minibatch
+order), so training is a deterministic function of (points, U) given the draw's seed R, and the
+plug-in MI over the n+1 equally likely values of U is the exact I(L; U | Z, R), not an estimate.
+The LOO bounds hold conditionally on R (for each R the algorithm is deterministic, and R is
+independent of the data), so averaging over draws of (Z, R) estimates them without MI bias.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from ..estimators import nets
+from ..estimators import supersample as S
+from ..estimators.data import Dataset, load
+from .config import OPTIMIZERS, RunConfig, make_optimizer
+from .records import new_record, write_atomic, write_json_atomic, write_record
+from .report import format_number
+
+__all__ = ["CMIConfig", "Design", "run_cmi", "design_stage", "train_stage", "bounds_stage", "DEFAULT_CLASSES",
+           "task_pool", "task_net"]
+
+#: Binary tasks of the anchors: MNIST 4-vs-9 (Harutyunyan et al. 2021), Fashion-MNIST
+#: pullover (2) vs coat (4).
+DEFAULT_CLASSES = {"digits": (4, 9), "mnist-5k": (4, 9), "mnist": (4, 9), "fashion-mnist": (2, 4)}
+
+
+@dataclass(frozen=True)
+class CMIConfig(RunConfig):
+    """Every setting of a supersample experiment (recorded verbatim)."""
+
+    dataset: str = "synthetic"             # synthetic | digits | mnist-5k | mnist | fashion-mnist
+    data_dir: str | None = None
+    classes: tuple[int, int] | None = None   # negative, positive class (default per dataset)
+    arch: str = "linear"                   # linear | mlp | cnn
+    widths: tuple[int, ...] = (128,)
+    n: tuple[int, ...] = (5, 10, 20, 30, 40, 50)
+    k1: int = 5
+    k2: int = 30
+    epochs: int = 200
+    batch: int = 128
+    lr: float = 1e-2
+    optimizer: str = "adam"
+    synthetic_features: int = 5
+    seed: int = 0
+    chunk: int = 0                         # runs per saved chunk (0: all runs of one draw)
+    miller_madow: bool = False
+    loo: bool = False                      # leave-one-out: n+1 points, all n+1 held-out runs
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.dataset in ("synthetic", *DEFAULT_CLASSES), "dataset", "synthetic, digits, mnist-5k, mnist "
+             "or fashion-mnist"),
+            (self.arch in ("linear", "mlp", "cnn"), "arch", "linear, mlp or cnn"),
+            (self.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}"),
+            (len(self.n) > 0 and all(v >= 2 for v in self.n), "n", "a list of sizes >= 2"),
+            (self.k1 >= 1, "k1", ">= 1"),
+            (self.k2 >= 2, "k2", ">= 2"),
+            (self.epochs >= 1, "epochs", ">= 1"),
+        ]
+        self._validate(checks)
+
+
+def task_pool(cfg: CMIConfig):
+    """All examples of the binary task (train and test splits pooled: the supersample's ghost
+    halves are the test data)."""
+    if cfg.dataset == "synthetic":
+        from sklearn.datasets import make_classification
+        x, y = make_classification(n_samples=20000, n_features=cfg.synthetic_features,
+                                   n_informative=cfg.synthetic_features, n_redundant=0, n_repeated=0,
+                                   n_classes=2, n_clusters_per_class=1, class_sep=1.0, flip_y=0.0,
+                                   random_state=cfg.seed)
+        return Dataset(x.astype(np.float32).reshape(len(y), -1, 1, 1), y.astype(np.int32), 2, "synthetic")
+    neg, pos = cfg.classes or DEFAULT_CLASSES[cfg.dataset]
+    tt = load(cfg.dataset, cfg.data_dir)
+    x = np.concatenate([tt.train.x, tt.test.x])
+    y = np.concatenate([tt.train.y, tt.test.y])
+    keep = np.isin(y, (neg, pos))
+    return Dataset(x[keep], (y[keep] == pos).astype(np.int32), 2, f"{cfg.dataset}-{neg}v{pos}")
+
+
+def task_net(cfg: CMIConfig, pool):
+    """The experiment's network for ``pool`` (CNNs with the matmul convolution, for populations)."""
+    shape = pool.x.shape[1:]
+    if cfg.arch == "linear":
+        return nets.mlp(shape, (), 2)
+    if cfg.arch == "mlp":
+        return nets.mlp(shape, cfg.widths, 2)
+    return nets.cnn(shape, 2, conv="matmul")      # see genbounds.estimators.supersample.TrainConfig
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    write_atomic(path, lambda f: np.savez(f, **arrays), binary=True)
+
+
+class Design(NamedTuple):
+    """One supersample draw for one n: the pool every run predicts on, each run's training indices
+    ``train_idx: [R, m]``, its design variable ``u`` (masks ``u: [k2, n]`` or held-out indices
+    ``u: [n+1]``), the labels the bounds compare predictions with, the source indices and the run keys."""
+
+    pool_x: np.ndarray
+    pool_y: np.ndarray
+    train_idx: np.ndarray
+    u: np.ndarray
+    labels: np.ndarray
+    indices: np.ndarray
+    keys: jax.Array
+
+
+def design_stage(cfg: CMIConfig, pool: Dataset, n: int, draw: int) -> Design:
+    """Stage 1: the design of draw ``draw`` for size ``n``.
+
+    Common random numbers across n: draw d for n is the first n pairs (n+1 points) of one draw of
+    size max(n), with the first n bits of shared masks, so curves over n differ by n alone. In
+    leave-one-out mode all n+1 runs of a draw share one seed: given the draw, training is a
+    function of U and the MI over the enumerated U is exact.
+    """
+    kd = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), draw)
+    n_max = max(cfg.n)
+    if cfg.loo:
+        x, y, indices = S.draw_loo_supersample(jax.random.fold_in(kd, 0), pool, n_max)
+        px, py, indices = x[: n + 1], y[: n + 1], indices[: n + 1]
+        u = S.loo_held_out(n)                                   # run r leaves out point r
+        idx, labels = S.loo_runs(u), py
+        keys = np.repeat(np.asarray(jax.random.fold_in(kd, 2))[None], idx.shape[0], axis=0)
+    else:
+        full = S.draw_supersample(jax.random.fold_in(kd, 0), pool, n_max)
+        sup = S.Supersample(full.x[:n], full.y[:n], full.indices[:n])
+        u = S.draw_masks(jax.random.fold_in(kd, 1), cfg.k2, n_max)[:, :n]
+        px, py, idx = S.supersample_runs(sup, u)
+        labels, indices = sup.y, sup.indices
+        keys = jax.random.split(jax.random.fold_in(kd, 2), idx.shape[0])
+    return Design(px, py, idx, u, labels, indices, keys)
+
+
+def train_stage(net: nets.Net, train_cfg: S.TrainConfig, design: Design, chunk: int, files: Callable[[int, int], Path],
+                on_chunk: Callable[[int], None] = lambda k: None) -> tuple[np.ndarray, int]:
+    """Stage 2: every run of a design, chunk by chunk; a chunk whose file ``files(start, stop)``
+    exists is read back, not retrained. Returns predictions ``[R, ...labels.shape]`` and the
+    number of runs trained now."""
+    runs = design.train_idx.shape[0]
+    chunk = chunk or runs
+    parts, trained = [], 0
+    for c0 in range(0, runs, chunk):
+        f = files(c0, min(runs, c0 + chunk))
+        if f.exists():
+            with np.load(f) as z:
+                parts.append(z["predictions"])
+        else:
+            sl = slice(c0, c0 + chunk)
+            preds = S.train_population(net, design.keys[sl], design.pool_x, design.pool_y, design.train_idx[sl],
+                                       train_cfg, progress=False).reshape(-1, *design.labels.shape)
+            _save_npz(f, predictions=preds, masks=design.u[sl], labels=design.labels, indices=design.indices)
+            parts.append(preds)
+            trained += preds.shape[0]
+        on_chunk(parts[-1].shape[0])
+    return np.concatenate(parts), trained
+
+
+def bounds_stage(cfg: CMIConfig, u: np.ndarray, preds: np.ndarray, labels: np.ndarray, out: Path,
+                 n: int) -> S.CMIResult:
+    """Stage 3: save the run set of size n (``OUT/runs_n<n>.npz``, readable by ``genbounds bound
+    cmi``) and estimate every bound from it."""
+    if cfg.loo:
+        _save_npz(out / f"runs_n{n}.npz", held_out=u, predictions=preds, labels=labels)
+        return S.loo_bounds_from_runs(u, S.loo_losses(preds, labels))
+    _save_npz(out / f"runs_n{n}.npz", masks=u, predictions=preds, labels=labels)
+    return S.bounds_from_runs(u, preds, labels, miller_madow=cfg.miller_madow)
+
+
+def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
+            log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) the experiment: for each n, design -> train -> bounds; then the record."""
+    out = Path(out)
+    runs_dir = out / "runs" / cfg.digest()
+    write_json_atomic(runs_dir / "config.json", cfg.to_dict())
+    t_start = time.perf_counter()
+    pool = task_pool(cfg)
+    net = task_net(cfg, pool)
+    train_cfg = S.TrainConfig(cfg.epochs, cfg.batch, make_optimizer(cfg.optimizer, cfg.lr), S.map_batch_for(cfg.arch))
+    log(f"{pool.name}: {len(pool)} examples; {net.name}; n = {list(cfg.n)}; k1 = {cfg.k1}, "
+        + ("leave-one-out (n+1 runs per draw)" if cfg.loo else f"k2 = {cfg.k2}"))
+    total = sum(cfg.k1 * (n + 1 if cfg.loo else cfg.k2) for n in cfg.n)
+    results, timings = [], {}
+    with tqdm(total=total, desc="runs", disable=not progress) as bar:
+        for n in cfg.n:
+            t_n = time.perf_counter()
+            trained = 0
+            u_all, preds_all, labels_all = [], [], []
+            for draw in range(cfg.k1):
+                design = design_stage(cfg, pool, n, draw)
+                preds, k = train_stage(
+                    net, train_cfg, design, cfg.chunk,
+                    lambda a, b, n=n, draw=draw: runs_dir / f"n{n}_draw{draw}_runs{a}-{b}.npz", bar.update)
+                trained += k
+                u_all.append(design.u)
+                preds_all.append(preds)
+                labels_all.append(design.labels)
+            res = bounds_stage(cfg, np.stack(u_all), np.stack(preds_all), np.stack(labels_all), out, n)
+            seconds = time.perf_counter() - t_n
+            timings[f"n{n}_s"] = seconds
+            results.append({"n": n, "summary": res.summary.to_dict(),
+                            "bounds": {k: b.to_dict() for k, b in res.bounds.items()},
+                            "runs_trained": trained, "seconds": seconds})
+            name = "loo_sqrt" if cfg.loo else "fcmi"
+            log(f"n = {n}: train {res.summary.train_error:.4f}, test {res.summary.test_error:.4f}, "
+                f"{name} bound estimate {format_number(res[name].value, 4, upper=True)} "
+                f"({trained} runs trained, {seconds:.0f} s)")
+    timings["total_s"] = time.perf_counter() - t_start
+    record = new_record("cmi", cfg.to_dict(), cfg.seed, results, timings)
+    write_record(out / "record.json", record)
+    return record

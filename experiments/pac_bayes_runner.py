@@ -1,0 +1,311 @@
+"""PAC-Bayes experiment runner: a prior, posteriors, certificates and a record, as named stages.
+
+One :class:`PacBayesConfig` describes a run. :func:`run_pac_bayes` executes it as four stages:
+
+1. :func:`prior_stage`: the prior's mean, trained on a fraction ``alpha`` of the training set
+   (data prior) or the random initialisation (DR17), plus the network the posterior starts from;
+2. :func:`posterior_stage`: one posterior per objective, trained against that PAC-Bayes bound;
+3. :func:`certify_stage`: certificates (b) and optionally (a) on the prior-free bound set, and
+   test errors;
+4. :func:`record_stage`: the versioned record, with the union-bound minimum over its certificates.
+
+Checkpoints live in ``OUT/checkpoints/``: the prior under a hash of the settings it depends on
+(runs that differ only in posterior settings share it), each posterior after every epoch and
+each finished objective under a hash of the whole config. The same command after an
+interruption resumes where it stopped. ``genbounds quickstart`` is :data:`QUICKSTART`;
+``genbounds pac-bayes`` takes every field as a flag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from ..bounds import Certificate, union_minimum
+from ..estimators import nets
+from ..estimators import snn as S
+from ..estimators.data import DATASETS, TrainTest, load
+from ..estimators.snn import FAMILIES, OBJECTIVES
+from .config import OPTIMIZERS, RunConfig, make_optimizer
+from .records import new_record, write_atomic, write_json_atomic, write_record
+from .report import format_number
+
+__all__ = ["PacBayesConfig", "QUICKSTART", "Setup", "PriorResult", "run_pac_bayes", "prepare", "prior_stage",
+           "posterior_stage", "certify_stage", "record_stage", "all_certificates"]
+
+
+@dataclass(frozen=True)
+class PacBayesConfig(RunConfig):
+    """Every setting of a PAC-Bayes run (recorded verbatim in the result record)."""
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    binary: tuple[int, ...] | None = None     # classes relabelled 1 (e.g. 5 6 7 8 9)
+    arch: str = "mlp"                          # mlp | cnn
+    widths: tuple[int, ...] = (256, 256)       # MLP hidden widths
+    prior: str = "data"                        # data | init
+    alpha: float = 0.5                         # fraction of the training set for the prior
+    objectives: tuple[str, ...] = ("quad",)
+    family: str = "gaussian"
+    prior_scale: float = 0.02                  # prior std (fixed), or initial value if learned
+    learn_prior_scale: bool = False            # learn it, then round to the DR17 grid (union bound)
+    grid_b: float = 100.0
+    grid_c: float = 0.1
+    prior_epochs: int = 100                    # deterministic training (prior mean / DR17 stage 1)
+    prior_lr: float = 0.05
+    prior_batch: int = 64
+    prior_optimizer: str = "sgd"               # sgd (momentum 0.9) | adam
+    epochs: int = 50                           # posterior training
+    lr: float = 0.01
+    batch: int = 64
+    optimizer: str = "sgd"
+    momentum: float = 0.95
+    shared_sample: bool = False                # one weight draw per minibatch (faster CNN training)
+    p_min: float = 1e-4
+    delta: float = 0.025
+    mc_delta: float = 0.01
+    mc_r: int = 100                            # method (b): repetitions per example
+    mc_m: int = 1000                           # method (a): weight draws (0 = skip)
+    seed: int = 0
+
+    #: Settings the prior depends on: runs that share them share one trained prior.
+    PRIOR_FIELDS = ("dataset", "data_dir", "binary", "arch", "widths", "prior", "alpha", "prior_epochs",
+                    "prior_lr", "prior_batch", "prior_optimizer", "seed")
+
+    def prior_digest(self) -> str:
+        return self.digest(self.PRIOR_FIELDS)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.dataset in DATASETS, "dataset", f"one of {DATASETS}"),
+            (self.arch in ("mlp", "cnn"), "arch", "'mlp' or 'cnn'"),
+            (self.prior in ("data", "init"), "prior", "'data' or 'init'"),
+            (self.optimizer in OPTIMIZERS and self.prior_optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}"),
+            (0.0 < self.alpha < 1.0 or self.prior == "init", "alpha", "in (0, 1)"),
+            (len(self.objectives) > 0 and all(o in OBJECTIVES for o in self.objectives),
+             "objectives", f"from {OBJECTIVES}"),
+            (self.family in FAMILIES, "family", f"one of {FAMILIES}"),
+            (self.prior_scale > 0, "prior_scale", "> 0"),
+            (0 < self.delta < 1 and 0 < self.mc_delta < 1, "delta", "in (0, 1)"),
+            (self.delta + self.mc_delta < 1, "mc_delta", f"such that delta + mc_delta < 1 (delta = {self.delta})"),
+            (self.mc_r >= 1 and self.mc_m >= 0, "mc_r", ">= 1 (and mc_m >= 0)"),
+            (self.epochs >= 0 and self.prior_epochs >= 0, "epochs", ">= 0"),
+        ]
+        self._validate(checks)
+
+
+#: The README's main job: 10-class digits, MLP, prior on half the data, three objectives.
+QUICKSTART = PacBayesConfig(objectives=("quad", "seeger", "classic"))
+
+
+# ---------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _save_pickle(path: Path, obj: Any) -> None:
+    write_atomic(path, lambda f: pickle.dump(jax.device_get(obj), f), binary=True)
+
+
+def _load_pickle(path: Path, log: Callable[[str], None]) -> Any | None:
+    """A checkpoint, or None when there is none or it was written by another version."""
+    if not path.exists():
+        return None
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as err:
+        log(f"ignored checkpoint {path.name} (unreadable by this version: {type(err).__name__}); recomputing")
+        return None
+
+
+# ---------------------------------------------------------------------------------------
+# Stages
+
+
+class Setup(NamedTuple):
+    """What every stage needs: the data, the network, the run's keys and its checkpoint folder."""
+
+    cfg: PacBayesConfig
+    data: TrainTest
+    net: nets.Net
+    keys: dict[str, jax.Array]
+    out: Path
+    ckpt: Path
+
+
+class PriorResult(NamedTuple):
+    """The prior, the weights the posterior starts from, and the latter's test error."""
+
+    prior: S.Prior
+    start: Any
+    test_error: float
+    seconds: float | None
+
+
+def prepare(cfg: PacBayesConfig, out: str | os.PathLike, log: Callable[[str], None] = print) -> Setup:
+    """Load the data, build the network, split the keys, create the checkpoint folder."""
+    out = Path(out)
+    ckpt = out / "checkpoints" / cfg.digest()
+    write_json_atomic(ckpt / "config.json", cfg.to_dict())
+    data = load(cfg.dataset, cfg.data_dir, binary=cfg.binary, seed=cfg.seed)
+    shape, k = data.train.x.shape[1:], data.train.num_classes
+    net = nets.mlp(shape, cfg.widths, k) if cfg.arch == "mlp" else nets.cnn(shape, k)
+    names = ("init", "split", "prior", "post", "cert", "test")
+    keys = dict(zip(names, jax.random.split(jax.random.PRNGKey(cfg.seed), len(names))))
+    log(f"{cfg.dataset}: {len(data.train)} training / {len(data.test)} test examples, {k} classes; "
+        f"{net.name}; prior: {cfg.prior}")
+    return Setup(cfg, data, net, keys, out, ckpt)
+
+
+def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], None] = print) -> PriorResult:
+    """Stage 1: the prior (from its checkpoint when there is one).
+
+    Data prior: the mean is trained on a random fraction ``alpha`` of the training set, whose
+    indices the prior keeps (they leave the bound set). Init prior (Dziugaite & Roy 2017): the
+    mean is the random initialisation, and the posterior starts from SGD on all the data.
+    """
+    cfg, net, keys, train = setup.cfg, setup.net, setup.keys, setup.data.train
+    prior_file = setup.out / "checkpoints" / f"prior-{cfg.prior_digest()}.pkl"
+    saved = _load_pickle(prior_file, log)
+    seconds = None
+    if saved is not None:
+        mean, idx, start = saved["mean"], saved["indices"], saved["sgd"]
+        log("resumed: prior from checkpoint")
+    else:
+        t0 = time.perf_counter()
+        init = net.init(keys["init"])
+        opt = make_optimizer(cfg.prior_optimizer, cfg.prior_lr, 0.9)
+        if cfg.prior == "data":
+            perm = np.asarray(jax.random.permutation(keys["split"], len(train)))
+            idx = np.sort(perm[: int(round(cfg.alpha * len(train)))])
+            mean = start = S.train_deterministic(net, init, train.take(idx), key=keys["prior"], epochs=cfg.prior_epochs,
+                                                 batch_size=cfg.prior_batch, optimizer=opt, progress=progress,
+                                                 desc="prior")
+        else:
+            idx, mean = np.zeros(0, dtype=np.int64), init
+            start = S.train_deterministic(net, init, train, key=keys["prior"], epochs=cfg.prior_epochs,
+                                          batch_size=cfg.prior_batch, optimizer=opt, progress=progress, desc="sgd")
+        seconds = time.perf_counter() - t0
+        _save_pickle(prior_file, {"mean": mean, "indices": idx, "sgd": start})
+    prior = S.Prior(mean, cfg.prior_scale, cfg.family, idx,
+                    {"seed": cfg.seed, "alpha": cfg.alpha if cfg.prior == "data" else 0.0})
+    test_error = S.error_rate(net, start, setup.data.test)
+    log(f"{'prior' if cfg.prior == 'data' else 'SGD'} net test error {test_error:.4f}; "
+        f"bound set {len(train) - prior.n_data} examples, prior data {prior.n_data}")
+    return PriorResult(prior, start, test_error, seconds)
+
+
+def posterior_stage(setup: Setup, pr: PriorResult, objective: str, *, progress: bool = True,
+                    log: Callable[[str], None] = print) -> tuple[S.PosteriorState, list[dict], float]:
+    """Stage 2: train the posterior for one objective, checkpointing every epoch (resumes).
+    Returns the final state, the per-epoch history and the training seconds."""
+    cfg = setup.cfg
+    t0 = time.perf_counter()
+    state_file = setup.ckpt / f"{objective}.state.pkl"
+    saved = _load_pickle(state_file, log)
+    state, start, history = (None, 0, []) if saved is None else (saved["state"], saved["epoch"], saved["history"])
+    if saved is not None:
+        log(f"resumed: {objective} from epoch {start}")
+
+    def on_epoch(epoch, st, rec):
+        history.append(rec)
+        _save_pickle(state_file, {"state": st, "epoch": epoch, "history": history})
+
+    state, _ = S.train_posterior(
+        setup.net, S.init_posterior(pr.start, cfg.prior_scale), pr.prior, setup.data.train,
+        key=jax.random.fold_in(setup.keys["post"], zlib.crc32(objective.encode())),
+        n_bound=len(setup.data.train) - pr.prior.n_data, objective_name=objective,
+        optimizer=make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum), delta=cfg.delta, epochs=cfg.epochs,
+        batch_size=cfg.batch, p_min=cfg.p_min, learn_prior_scale=cfg.learn_prior_scale,
+        independent=not cfg.shared_sample, progress=progress, state=state, start_epoch=start, on_epoch=on_epoch,
+        desc=objective)
+    return state, history, time.perf_counter() - t0
+
+
+def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.PosteriorState, history: list[dict],
+                  train_seconds: float) -> dict:
+    """Stage 3: certificate (b) (and (a) when ``mc_m > 0``) on the bound set, test errors.
+    Returns the objective's result entry (JSON-ready)."""
+    cfg, net, keys = setup.cfg, setup.net, setup.keys
+    post = state.posterior
+    grid = (cfg.grid_b, cfg.grid_c) if cfg.learn_prior_scale else None
+    details = {"objective": objective, "dataset": cfg.dataset, "arch": net.name, "seed": cfg.seed,
+               "config_digest": cfg.digest()}
+    common = dict(delta=cfg.delta, mc_delta=cfg.mc_delta, prior_scale=state.prior_scale, prior_grid=grid,
+                  details=details)
+    cert_b, mc_b = S.certify(net, post, pr.prior, setup.data.train, key=keys["cert"], method="independent",
+                             r=cfg.mc_r, **common)
+    entry: dict[str, Any] = {"objective": objective, "certificate": cert_b.to_dict(), "mc": mc_b.to_dict()}
+    if cfg.mc_m > 0:
+        cert_a, mc_a = S.certify(net, post, pr.prior, setup.data.train, key=jax.random.fold_in(keys["cert"], 1),
+                                 method="weights", m=cfg.mc_m, **common)
+        entry["certificate_weights"] = cert_a.to_dict()
+        entry["mc_weights"] = mc_a.to_dict()
+    entry.update({
+        "test_error_stochastic": S.mc_independent(net, post, cfg.family, setup.data.test, r=10,
+                                                  key=keys["test"]).zero_one,
+        "test_error_mean": S.error_rate(net, post.mean, setup.data.test),
+        "prior_test_error": pr.test_error,
+        "kl_over_n": cert_b.kl / cert_b.n_bound,
+        "train_seconds": train_seconds,
+        "certify_seconds": mc_b.seconds,
+        "history": history,
+    })
+    Certificate.from_dict(entry["certificate"])  # re-validated before it is stored
+    return entry
+
+
+def record_stage(setup: Setup, results: list[dict], timings: dict) -> dict:
+    """Stage 4: write ``OUT/record.json``; with several certificates, ``best`` is their minimum
+    paid for with a union bound (:func:`genbounds.bounds.union_minimum`)."""
+    record = new_record("pac-bayes", setup.cfg.to_dict(), setup.cfg.seed, results, timings)
+    candidates = all_certificates(record)
+    if len(candidates) > 1:
+        record["best"] = union_minimum([c for _, c in candidates], [label for label, _ in candidates]).to_dict()
+    write_record(setup.out / "record.json", record)
+    return record
+
+
+def run_pac_bayes(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool = True,
+                  log: Callable[[str], None] = print) -> dict:
+    """Run ``cfg`` (prior -> posterior -> certify -> record), resuming from checkpoints in
+    ``out``; returns the written record."""
+    t_start = time.perf_counter()
+    setup = prepare(cfg, out, log)
+    pr = prior_stage(setup, progress=progress, log=log)
+    timings: dict[str, float] = {} if pr.seconds is None else {"prior_s": pr.seconds}
+    results = []
+    for obj in cfg.objectives:
+        done = setup.ckpt / f"{obj}.result.json"
+        if done.exists():
+            results.append(json.loads(done.read_text()))
+            log(f"resumed: {obj} already finished")
+            continue
+        state, history, seconds = posterior_stage(setup, pr, obj, progress=progress, log=log)
+        entry = certify_stage(setup, pr, obj, state, history, seconds)
+        write_json_atomic(done, entry)
+        results.append(entry)
+        log(f"{obj}: certificate {format_number(entry['certificate']['value'], 4, upper=True)} (stochastic test "
+            f"error {entry['test_error_stochastic']:.4f}), {seconds:.0f} s training")
+    timings["total_s"] = time.perf_counter() - t_start
+    return record_stage(setup, results, timings)
+
+
+def all_certificates(record: dict) -> list[tuple[str, Certificate]]:
+    """Every certificate of a PAC-Bayes record with a label: "quad (b)", "quad (a)", ..."""
+    out = []
+    for r in record["results"]:
+        out.append((f"{r['objective']} (b)", Certificate.from_dict(r["certificate"])))
+        if r.get("certificate_weights"):
+            out.append((f"{r['objective']} (a)", Certificate.from_dict(r["certificate_weights"])))
+    return out
