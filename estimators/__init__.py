@@ -11,7 +11,7 @@ supervised step builder and the one minibatch rule).
 
 from . import snn, supersample
 from .data import DATASETS, Dataset, TrainTest, load, relabel_binary
-from .nets import Net, cnn, custom, mlp, predict
+from .nets import Net, cnn, conv_for_backend, custom, mlp, predict
 from .snn import certify_network
 from .steps import Step, SupervisedState, epoch_batches, supervised_step
 from .supersample import bounds_from_runs, loo_bounds_from_runs
@@ -28,6 +28,7 @@ __all__ = [
     # networks
     "Net",
     "cnn",
+    "conv_for_backend",
     "custom",
     "mlp",
     "predict",

@@ -14,21 +14,26 @@ one builder per model kind:
 Every trainer and benchmark draws its minibatches with :func:`epoch_batches`: each epoch is a
 fresh permutation of all m examples cut into ceil(m / b) batches of b = min(batch, m), the last
 one topped up from the start of the permutation. Every example is seen each epoch, and every
-batch has the same static shape (one compilation).
+batch has the same static shape (one compilation). :func:`scan_epoch` runs one epoch of any step
+as one ``lax.scan`` over device-resident data (the population trains each run with it;
+:func:`compile_epoch` jits it, with donated state and an optional data-parallel batch sharding,
+for the trainers): the host only acts between epochs.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import NamedSharding
 
 from .nets import Net
 
-__all__ = ["Step", "SupervisedState", "supervised_step", "epoch_batches"]
+__all__ = ["Step", "SupervisedState", "supervised_step", "owned", "epoch_batches", "scan_epoch", "compile_epoch"]
 
 
 class Step(NamedTuple):
@@ -53,6 +58,7 @@ def supervised_step(net: Net, optimizer: optax.GradientTransformation) -> Step:
     """
 
     def init(params: Any) -> SupervisedState:
+        params = owned(params)
         return SupervisedState(params, optimizer.init(params))
 
     def step(state: SupervisedState, xb: jax.Array, yb: jax.Array) -> tuple[SupervisedState, jax.Array]:
@@ -66,6 +72,13 @@ def supervised_step(net: Net, optimizer: optax.GradientTransformation) -> Step:
     return Step(init, step)
 
 
+def owned(tree: Any) -> Any:
+    """Fresh buffers for every array of ``tree``. Initial states are built from them: the compiled
+    epoch donates its state's buffers, and the caller's arrays (initial weights that may also be a
+    prior's mean) must survive training. Under ``jit`` (populations) the copy is free."""
+    return jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), tree)
+
+
 def epoch_batches(key: jax.Array, m: int, batch_size: int) -> jax.Array:
     """Minibatch indices of one epoch, ``[ceil(m / b), b]`` with ``b = min(batch_size, m)``.
 
@@ -77,3 +90,33 @@ def epoch_batches(key: jax.Array, m: int, batch_size: int) -> jax.Array:
     steps = -(-int(m) // bs)
     perm = jax.random.permutation(key, m)
     return jnp.concatenate([perm, perm])[: steps * bs].reshape(steps, bs)
+
+
+def scan_epoch(step: Callable, state: Any, epoch_key: jax.Array, x: jax.Array, y: jax.Array, *, m: int,
+               batch_size: int, keyed: bool, sharding: NamedSharding | None = None) -> tuple[Any, Any]:
+    """One epoch of ``step`` as one ``lax.scan``: minibatches ``epoch_batches(epoch_key, m,
+    batch_size)`` of ``x: [m, ...]``, ``y: [m]``. A ``keyed`` step (``step(state, key, xb, yb)``)
+    gets ``fold_in(epoch_key, 10_000 + i)`` at step i; otherwise ``step(state, xb, yb)``. With
+    ``sharding`` each minibatch is split over the devices of its mesh (data parallelism).
+    Returns the final state and the steps' metrics stacked along a leading ``[steps]`` axis."""
+    batches = epoch_batches(epoch_key, m, batch_size)
+
+    def body(st, inp):
+        i, idx = inp
+        xb, yb = x[idx], y[idx]
+        if sharding is not None:
+            xb = jax.lax.with_sharding_constraint(xb, sharding)
+            yb = jax.lax.with_sharding_constraint(yb, sharding)
+        if keyed:
+            return step(st, jax.random.fold_in(epoch_key, 10_000 + i), xb, yb)
+        return step(st, xb, yb)
+
+    return jax.lax.scan(body, state, (jnp.arange(batches.shape[0]), batches))
+
+
+def compile_epoch(step: Callable, *, m: int, batch_size: int, keyed: bool,
+                  sharding: NamedSharding | None = None) -> Callable:
+    """:func:`scan_epoch` compiled: ``epoch(state, epoch_key, x, y) -> (state, metrics)``, with the
+    state's buffers donated (updated in place on accelerators)."""
+    return jax.jit(functools.partial(scan_epoch, step, m=m, batch_size=batch_size, keyed=keyed, sharding=sharding),
+                   donate_argnums=0)

@@ -346,10 +346,21 @@ def _add_cmi(commands) -> None:
     p.add_argument("--out", default=None, help="output folder (default results/cmi-<dataset>/)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--format", choices=FORMATS, default="table")
+    g = p.add_argument_group("multi-host (JAX's own runtime, jax.distributed): run the same command on every "
+                             "process; the runs spread over all of their devices and process 0 writes the files")
+    g.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="address of process 0")
+    g.add_argument("--num-processes", type=_positive_int, default=1)
+    g.add_argument("--process-id", type=_nonneg_int, default=0)
     p.set_defaults(func=_run_cmi)
 
 
 def _run_cmi(args: argparse.Namespace) -> str:
+    if args.coordinator is not None or args.num_processes > 1:
+        if args.coordinator is None:
+            raise ValueError("argument '--num-processes' needs '--coordinator HOST:PORT' (the address of process 0)")
+        from ..estimators.devices import initialize_distributed
+        initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    from ..estimators.devices import is_main_process
     from .cmi_runner import CMIConfig, run_cmi
     from .report import cmi_columns, cmi_rows
 
@@ -361,7 +372,10 @@ def _run_cmi(args: argparse.Namespace) -> str:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    record = run_cmi(cfg, out, progress=not args.no_progress, log=log)
+    record = run_cmi(cfg, out, progress=not args.no_progress and is_main_process(),
+                     log=log if is_main_process() else lambda message: None)
+    if not is_main_process():
+        return ""
     table = render(cmi_columns(record), cmi_rows(record), args.format)
     if args.format != "table":
         return table

@@ -33,12 +33,13 @@ from tqdm import tqdm
 from ..estimators import nets
 from ..estimators import supersample as S
 from ..estimators.data import Dataset, load
+from ..estimators.devices import broadcast_from_main, is_main_process
 from .config import OPTIMIZERS, RunConfig, make_optimizer
 from .records import new_record, write_atomic, write_json_atomic, write_record
 from .report import format_number
 
-__all__ = ["CMIConfig", "Design", "run_cmi", "design_stage", "train_stage", "bounds_stage", "DEFAULT_CLASSES",
-           "task_pool", "task_net"]
+__all__ = ["CMIConfig", "Design", "run_cmi", "environment", "design_stage", "train_stage", "bounds_stage",
+           "DEFAULT_CLASSES", "task_pool", "task_net"]
 
 #: Binary tasks of the anchors: MNIST 4-vs-9 (Harutyunyan et al. 2021), Fashion-MNIST
 #: pullover (2) vs coat (4).
@@ -100,17 +101,19 @@ def task_pool(cfg: CMIConfig):
 
 
 def task_net(cfg: CMIConfig, pool):
-    """The experiment's network for ``pool`` (CNNs with the matmul convolution, for populations)."""
+    """The experiment's network for ``pool`` (a CNN computes its convolutions the way that is fast
+    on the backend, :func:`genbounds.estimators.nets.conv_for_backend`)."""
     shape = pool.x.shape[1:]
     if cfg.arch == "linear":
         return nets.mlp(shape, (), 2)
     if cfg.arch == "mlp":
         return nets.mlp(shape, cfg.widths, 2)
-    return nets.cnn(shape, 2, conv="matmul")      # see genbounds.estimators.supersample.TrainConfig
+    return nets.cnn(shape, 2)          # matmul convolution on CPU, XLA's (cuDNN) elsewhere
 
 
 def _save_npz(path: Path, **arrays) -> None:
-    write_atomic(path, lambda f: np.savez(f, **arrays), binary=True)
+    if is_main_process():                           # in a multi-host run, process 0 writes
+        write_atomic(path, lambda f: np.savez(f, **arrays), binary=True)
 
 
 class Design(NamedTuple):
@@ -162,12 +165,14 @@ def train_stage(net: nets.Net, train_cfg: S.TrainConfig, design: Design, chunk: 
     chunk = chunk or runs
     parts, trained = [], 0
     for c0 in range(0, runs, chunk):
-        f = files(c0, min(runs, c0 + chunk))
-        if f.exists():
-            with np.load(f) as z:
-                parts.append(z["predictions"])
+        c1 = min(runs, c0 + chunk)
+        f = files(c0, c1)
+        if broadcast_from_main(f.exists()):         # one decision for every process of a multi-host run
+            shape = (c1 - c0, *design.labels.shape)
+            preds = np.load(f)["predictions"] if is_main_process() else np.zeros(shape, np.int32)
+            parts.append(broadcast_from_main(preds.astype(np.int32)))
         else:
-            sl = slice(c0, c0 + chunk)
+            sl = slice(c0, c1)
             preds = S.train_population(net, design.keys[sl], design.pool_x, design.pool_y, design.train_idx[sl],
                                        train_cfg, progress=False).reshape(-1, *design.labels.shape)
             _save_npz(f, predictions=preds, masks=design.u[sl], labels=design.labels, indices=design.indices)
@@ -193,7 +198,8 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
     """Run (or resume) the experiment: for each n, design -> train -> bounds; then the record."""
     out = Path(out)
     runs_dir = out / "runs" / cfg.digest()
-    write_json_atomic(runs_dir / "config.json", cfg.to_dict())
+    if is_main_process():
+        write_json_atomic(runs_dir / "config.json", cfg.to_dict())
     t_start = time.perf_counter()
     pool = task_pool(cfg)
     net = task_net(cfg, pool)
@@ -228,5 +234,14 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
                 f"({trained} runs trained, {seconds:.0f} s)")
     timings["total_s"] = time.perf_counter() - t_start
     record = new_record("cmi", cfg.to_dict(), cfg.seed, results, timings)
-    write_record(out / "record.json", record)
+    record["environment"] = environment(net)
+    if is_main_process():
+        write_record(out / "record.json", record)
     return record
+
+
+def environment(net: nets.Net) -> dict:
+    """Where the runs ran: backend, devices and processes, and the network as built (a CNN's name
+    says which convolution it computed with, ``-matmul`` on CPU)."""
+    return {"backend": jax.default_backend(), "devices": jax.device_count(), "processes": jax.process_count(),
+            "device_kind": jax.devices()[0].device_kind, "net": net.name}

@@ -32,8 +32,9 @@ def test_matmul_convolution_equals_xla_convolution(shape):
 
 def test_cnn_convolution_choice():
     kw = dict(channels=(4, 4), dense=(8,))
-    a, b = nets.cnn((10, 10, 1), 3, **kw), nets.cnn((10, 10, 1), 3, conv="matmul", **kw)
+    a, b = nets.cnn((10, 10, 1), 3, conv="xla", **kw), nets.cnn((10, 10, 1), 3, conv="matmul", **kw)
     assert b.name == a.name + "-matmul"
+    assert nets.cnn((10, 10, 1), 3, **kw).name == b.name      # the default on CPU: nets.conv_for_backend()
     params = a.init(jax.random.PRNGKey(0))
     x = jax.random.normal(jax.random.PRNGKey(1), (6, 10, 10, 1))
     np.testing.assert_allclose(a.apply(params, x), b.apply(params, x), rtol=1e-5, atol=1e-5)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -46,6 +47,7 @@ import optax
 
 from ...bounds import Certificate, pac_bayes_certificate, prior_grid_index
 from ..data import Dataset
+from ..devices import batch_sharding, data_mesh, replicated
 from ..nets import Net, custom, per_example_apply
 from .objectives import bounded_cross_entropy, zero_one
 from .posterior import Posterior, Prior, init_posterior, kl_float64, posterior_scale, sample_params
@@ -98,68 +100,109 @@ def _independent_logits(net: Net, family: str):
     return lambda k, mean, scale, x: per_example_apply(net.apply, k, mean, scale, x, noise=noise)
 
 
+class _Batches(NamedTuple):
+    """A dataset cut into ``nb`` padded batches of ``size`` on the devices: ``x: [nb, size, ...]``,
+    ``y: [nb, size]``, ``valid: [nb, size]`` (False on padding), and the batch sharding."""
+
+    x: jax.Array
+    y: jax.Array
+    valid: jax.Array
+    size: int
+    mesh: Any
+    sharding: Any
+
+
+def _batches(data: Dataset, batch_size: int, devices) -> _Batches:
+    mesh = data_mesh(devices)
+    n = len(data)
+    size = min(batch_size, n)
+    nb = -(-n // size)
+    pad = nb * size - n
+    x = np.concatenate([data.x, np.zeros((pad, *data.x.shape[1:]), data.x.dtype)]).reshape(nb, size, *data.x.shape[1:])
+    y = np.concatenate([data.y, np.zeros(pad, data.y.dtype)]).reshape(nb, size)
+    valid = (np.arange(nb * size) < n).reshape(nb, size)
+    return _Batches(*(replicated(mesh, a) for a in (x, y, valid)), size, mesh, batch_sharding(mesh, size))
+
+
+def _sum_batches(per_batch: Callable, b: _Batches, x, y, valid):
+    """``sum_i per_batch(i, x[i], y[i], valid[i])`` over the batches, as one ``lax.scan`` (each batch
+    split over the devices when ``b.sharding`` is set). ``per_batch`` returns a pytree of sums."""
+    def body(acc, inp):
+        i, xb, yb, vb = inp
+        if b.sharding is not None:
+            xb, yb, vb = (jax.lax.with_sharding_constraint(a, b.sharding) for a in (xb, yb, vb))
+        return jax.tree_util.tree_map(jnp.add, acc, per_batch(i, xb, yb, vb)), None
+
+    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                   jax.eval_shape(per_batch, 0, x[0], y[0], valid[0]))
+    return jax.lax.scan(body, zeros, (jnp.arange(x.shape[0]), x, y, valid))[0]
+
+
+def _masked_sums(logits: jax.Array, y: jax.Array, valid: jax.Array, p_min: float) -> tuple[jax.Array, jax.Array]:
+    """(number of errors, sum of bounded cross-entropies) over the valid examples of a batch."""
+    errors = jnp.sum(jnp.where(valid, zero_one(logits, y), 0.0)).astype(jnp.int32)
+    return errors, jnp.sum(jnp.where(valid, bounded_cross_entropy(logits, y, p_min), 0.0))
+
+
 def mc_independent(net: Net, post: Posterior, family: str, data: Dataset, *, r: int, key: jax.Array,
-                   batch_size: int = 1000, p_min: float = 1e-4) -> MCEstimate:
+                   batch_size: int = 1000, p_min: float = 1e-4, devices: list | None = None) -> MCEstimate:
     """Method (b): an independent weight draw per (example, repetition). Returns the mean
     0-1 loss and bounded cross-entropy over the N = n r draws, and the per-repetition 0-1 means
-    (``per_group: [r]``: r independent estimates, each from n draws)."""
+    (``per_group: [r]``: r independent estimates, each from n draws).
+
+    Each repetition is one compiled pass over the device-resident bound set (a ``lax.scan`` over
+    batches of ``batch_size``, each split over ``devices``, default all local devices). The draw
+    for batch i of repetition j uses key ``fold_in(fold_in(key, j), i * batch_size)`` and is
+    independent of the padding and of the sharding (JAX's threefry is partitionable), so the
+    error counts are the same on one device or many."""
     apply = _independent_logits(net, family)
-    mean, scale = post.mean, posterior_scale(post)
+    b = _batches(data, batch_size, devices)
+    mean, scale = replicated(b.mesh, post.mean), replicated(b.mesh, posterior_scale(post))
 
     @jax.jit
-    def batch_sums(k, xb, yb):
-        logits = apply(k, mean, scale, xb)
-        return zero_one(logits, yb).sum(), bounded_cross_entropy(logits, yb, p_min).sum()
+    def rep_sums(rep_key, mean, scale, x, y, valid):
+        def per_batch(i, xb, yb, vb):
+            return _masked_sums(apply(jax.random.fold_in(rep_key, i * b.size), mean, scale, xb), yb, vb, p_min)
+        return _sum_batches(per_batch, b, x, y, valid)
 
-    x, y = jnp.asarray(data.x), jnp.asarray(data.y)
-    per_rep, ce = [], 0.0
-    for rep in range(r):
-        err = 0.0
-        for start in range(0, len(data), batch_size):
-            k = jax.random.fold_in(jax.random.fold_in(key, rep), start)
-            e, c = batch_sums(k, x[start:start + batch_size], y[start:start + batch_size])
-            err, ce = err + e, ce + c
-        per_rep.append(err)
-    per_rep = np.asarray(jax.device_get(per_rep), dtype=np.float64) / len(data)
+    sums = [rep_sums(jax.random.fold_in(key, rep), mean, scale, b.x, b.y, b.valid) for rep in range(r)]
+    errors = np.asarray([int(e) for e, _ in sums], dtype=np.float64)
+    per_rep = errors / len(data)
     n_total = len(data) * r
-    return MCEstimate(float(per_rep.mean()), float(ce) / n_total, n_total, per_rep)
+    return MCEstimate(float(errors.sum() / n_total), float(sum(float(c) for _, c in sums)) / n_total, n_total,
+                      per_rep)
 
 
 def mc_weight_samples(net: Net, post: Posterior, family: str, data: Dataset, *, m: int, key: jax.Array,
-                      chunk: int = 8, batch_size: int = 2000, p_min: float = 1e-4) -> MCEstimate:
+                      chunk: int = 8, batch_size: int = 2000, p_min: float = 1e-4,
+                      devices: list | None = None) -> MCEstimate:
     """Method (a): m weight draws, each evaluated on the whole set (vmapped over a chunk of
-    draws). Returns the mean 0-1 loss and bounded CE over draws, and the per-draw risks
-    (``per_group: [m]``)."""
-    x, y = jnp.asarray(data.x), jnp.asarray(data.y)
+    draws, one compiled pass over the device-resident data per chunk). Returns the mean 0-1 loss
+    and bounded CE over draws, and the per-draw risks (``per_group: [m]``)."""
+    b = _batches(data, batch_size, devices)
 
     @jax.jit
-    def chunk_sums(keys, xb, yb):
-        def one(k):
-            logits = net.apply(sample_params(k, post, family), xb)
-            return zero_one(logits, yb).sum(), bounded_cross_entropy(logits, yb, p_min).sum()
-        return jax.vmap(one)(keys)
+    def chunk_sums(keys, x, y, valid):
+        def per_batch(i, xb, yb, vb):
+            return jax.vmap(lambda k: _masked_sums(net.apply(sample_params(k, post, family), xb), yb, vb, p_min))(keys)
+        return _sum_batches(per_batch, b, x, y, valid)
 
     keys = jax.random.split(key, m)
-    errs, ces = [], []
-    for s in range(0, m, chunk):
-        kc = keys[s:s + chunk]
-        e = c = 0.0
-        for start in range(0, len(data), batch_size):
-            de, dc = chunk_sums(kc, x[start:start + batch_size], y[start:start + batch_size])
-            e, c = e + de, c + dc
-        errs.append(np.asarray(e) / len(data))
-        ces.append(np.asarray(c) / len(data))
-    per_draw = np.concatenate(errs)
-    return MCEstimate(float(per_draw.mean()), float(np.concatenate(ces).mean()), m, per_draw)
+    sums = [chunk_sums(keys[s:s + chunk], b.x, b.y, b.valid) for s in range(0, m, chunk)]
+    per_draw = np.concatenate([np.asarray(e, dtype=np.float64) for e, _ in sums]) / len(data)
+    ce = np.concatenate([np.asarray(c, dtype=np.float64) for _, c in sums]) / len(data)
+    return MCEstimate(float(per_draw.mean()), float(ce.mean()), m, per_draw)
 
 
-def error_rate(net: Net, params: Any, data: Dataset, batch_size: int = 2000) -> float:
-    """0-1 error of a deterministic network (e.g. the posterior mean)."""
-    apply = jax.jit(net.apply)
-    wrong = sum(float(zero_one(apply(params, jnp.asarray(data.x[s:s + batch_size])),
-                               jnp.asarray(data.y[s:s + batch_size])).sum())
-                for s in range(0, len(data), batch_size))
-    return wrong / len(data)
+def error_rate(net: Net, params: Any, data: Dataset, batch_size: int = 2000, devices: list | None = None) -> float:
+    """0-1 error of a deterministic network (e.g. the posterior mean), one compiled pass."""
+    b = _batches(data, batch_size, devices)
+
+    @jax.jit
+    def errors(params, x, y, valid):
+        return _sum_batches(lambda i, xb, yb, vb: _masked_sums(net.apply(params, xb), yb, vb, 1e-4)[0], b, x, y, valid)
+
+    return int(errors(replicated(b.mesh, params), b.x, b.y, b.valid)) / len(data)
 
 
 def certify(

@@ -5,8 +5,9 @@
 :func:`train_deterministic` trains a prior's mean or DR17's SGD stage with
 :func:`genbounds.estimators.steps.supervised_step`. Optimisers are ``optax`` transformations
 (schedules included); minibatches follow :func:`genbounds.estimators.steps.epoch_batches`.
-Loops are jitted steps with explicit keys, a tqdm progress bar and a per-epoch hook for
-checkpoints.
+Each epoch is one compiled loop over device-resident data, split over the local devices when
+there are several; the host only updates the progress bar and calls the per-epoch hook
+(checkpoints) between epochs.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import optax
 from tqdm import tqdm
 
 from ..data import Dataset
+from ..devices import batch_sharding, data_mesh, replicated
 from ..nets import Net
-from ..steps import Step, epoch_batches, supervised_step
+from ..steps import Step, compile_epoch, owned, supervised_step
 from .objectives import bounded_cross_entropy, objective, objective_extras, zero_one
 from .posterior import Posterior, Prior, kl_divergence, posterior_scale, sample_params
 
@@ -85,7 +87,7 @@ def posterior_step(
     ``learn_prior_scale`` the prior scale is trained too (to be rounded to DR17's grid, union
     bound paid, when certifying).
     """
-    prior_mean = jax.tree_util.tree_map(jnp.asarray, prior.mean)
+    prior_mean = owned(prior.mean)                  # never shares buffers with a donated state
     use_independent = independent and prior.family == "gaussian"
 
     def loss(params: PosteriorParams, key, xb, yb):
@@ -102,7 +104,7 @@ def posterior_step(
 
     def init(post: Posterior) -> PosteriorState:
         lps = jnp.log(jnp.float32(prior.scale)) if learn_prior_scale else None
-        params = PosteriorParams(post.mean, post.rho, lps, objective_extras(objective_name))
+        params = PosteriorParams(*owned((post.mean, post.rho)), lps, objective_extras(objective_name))
         return PosteriorState(params, optimizer.init(params))
 
     def step(state: PosteriorState, key, xb, yb) -> tuple[PosteriorState, PosteriorMetrics]:
@@ -113,22 +115,31 @@ def posterior_step(
     return Step(init, step)
 
 
+def _epoch_sizes(data: Dataset, batch_size: int, devices) -> tuple[Any, Any, jax.Array, jax.Array]:
+    mesh = data_mesh(devices)
+    x, y = replicated(mesh, jnp.asarray(data.x)), replicated(mesh, jnp.asarray(data.y))
+    return mesh, batch_sharding(mesh, min(batch_size, len(data))), x, y
+
+
 def train_deterministic(
     net: Net, params: Any, data: Dataset, *, key: jax.Array, epochs: int, batch_size: int = 128,
     optimizer: optax.GradientTransformation, progress: bool = True, desc: str = "prior",
+    devices: list | None = None,
 ) -> Any:
-    """Minimise softmax cross-entropy on ``data`` (e.g. the prior's share of the training set)."""
+    """Minimise softmax cross-entropy on ``data`` (e.g. the prior's share of the training set).
+
+    Each epoch is one compiled loop over device-resident data (:func:`genbounds.estimators.steps.
+    compile_epoch`); with several ``devices`` (default: all local devices) each minibatch is split
+    over them (data parallelism, gradients all-reduced by XLA)."""
     train = supervised_step(net, optimizer)
-    step = jax.jit(train.step)
-    x, y = jnp.asarray(data.x), jnp.asarray(data.y)
+    _, sharding, x, y = _epoch_sizes(data, batch_size, devices)
+    epoch_fn = compile_epoch(train.step, m=len(data), batch_size=batch_size, keyed=False, sharding=sharding)
     state = train.init(params)
-    steps = -(-len(data) // min(batch_size, len(data)))
-    with tqdm(total=epochs * steps, desc=desc, disable=not progress, leave=False) as bar:
+    with tqdm(total=epochs, desc=desc, disable=not progress, leave=False) as bar:
         for epoch in range(epochs):
-            for idx in np.asarray(epoch_batches(jax.random.fold_in(key, epoch), len(data), batch_size)):
-                state, value = step(state, x[idx], y[idx])
-                bar.update(1)
-            bar.set_postfix(loss=f"{float(value):.4f}")
+            state, losses = epoch_fn(state, jax.random.fold_in(key, epoch), x, y)
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(losses[-1]):.4f}")
     return state.params
 
 
@@ -138,34 +149,30 @@ def train_posterior(
     batch_size: int = 128, p_min: float = 1e-4, learn_prior_scale: bool = False, independent: bool = True,
     progress: bool = True, state: PosteriorState | None = None, start_epoch: int = 0,
     on_epoch: Callable[[int, PosteriorState, dict], None] | None = None, desc: str = "posterior",
+    devices: list | None = None,
 ) -> tuple[PosteriorState, list[dict]]:
     """Optimise the posterior (and optionally the prior scale) with :func:`posterior_step`.
 
-    The posterior may train on all of ``data``; the objective's ``n`` is ``n_bound``. Resumes
-    from ``state`` at ``start_epoch``; ``on_epoch(epoch, state, record)`` runs after each epoch
+    The posterior may train on all of ``data``; the objective's ``n`` is ``n_bound``. Each epoch is
+    one compiled loop over device-resident data; with several ``devices`` (default: all local
+    devices) each minibatch is split over them. The host acts only between epochs: resumes from
+    ``state`` at ``start_epoch``, and ``on_epoch(epoch, state, record)`` runs after each epoch
     (checkpoints). Returns the final state and per-epoch mean metrics.
     """
     train = posterior_step(net, prior, optimizer=optimizer, objective_name=objective_name, n_bound=n_bound,
                            delta=delta, p_min=p_min, learn_prior_scale=learn_prior_scale, independent=independent)
-    step = jax.jit(train.step)
-    x, y = jnp.asarray(data.x), jnp.asarray(data.y)
-    if state is None:
-        state = train.init(post)
+    mesh, sharding, x, y = _epoch_sizes(data, batch_size, devices)
+    epoch_fn = compile_epoch(train.step, m=len(data), batch_size=batch_size, keyed=True, sharding=sharding)
+    state = replicated(mesh, train.init(post) if state is None else owned(state))
     history: list[dict] = []
-    steps = -(-len(data) // min(batch_size, len(data)))
-    with tqdm(total=(epochs - start_epoch) * steps, desc=desc, disable=not progress, leave=False) as bar:
+    with tqdm(total=epochs - start_epoch, desc=desc, disable=not progress, leave=False) as bar:
         for epoch in range(start_epoch, epochs):
-            ekey = jax.random.fold_in(key, epoch)
-            sums = PosteriorMetrics(0.0, 0.0, 0.0, 0.0)
-            batches = np.asarray(epoch_batches(ekey, len(data), batch_size))
-            for i, idx in enumerate(batches):
-                state, metrics = step(state, jax.random.fold_in(ekey, 10_000 + i), x[idx], y[idx])
-                sums = PosteriorMetrics(*(a + b for a, b in zip(sums, metrics)))
-                bar.update(1)
-            record = {"epoch": epoch + 1, **{k: float(v) / len(batches) for k, v in sums._asdict().items()}}
+            state, metrics = epoch_fn(state, jax.random.fold_in(key, epoch), x, y)
+            record = {"epoch": epoch + 1, **{k: float(jnp.mean(v)) for k, v in metrics._asdict().items()}}
             if learn_prior_scale:
                 record["prior_scale"] = state.prior_scale
             history.append(record)
+            bar.update(1)
             bar.set_postfix(obj=f"{record['objective']:.4f}", kl=f"{record['kl']:.1f}")
             if on_epoch is not None:
                 on_epoch(epoch + 1, state, record)

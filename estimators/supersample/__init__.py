@@ -17,7 +17,14 @@ from .design import (
     supersample_runs,
 )
 from .mi import bootstrap_interval, dense_codes, encode_pairs, plugin_mi
-from .population import TrainConfig, map_batch_for, train_population
+from .population import (
+    Plan,
+    TrainConfig,
+    device_bytes,
+    map_batch_for,
+    plan_population,
+    train_population,
+)
 from .runs import (
     BOUND_NAMES,
     CMIBound,
@@ -41,8 +48,11 @@ __all__ = [
     "loo_runs",
     "supersample_runs",
     # populations
+    "Plan",
     "TrainConfig",
+    "device_bytes",
     "map_batch_for",
+    "plan_population",
     "train_population",
     # mutual information
     "bootstrap_interval",
