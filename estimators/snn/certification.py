@@ -35,6 +35,7 @@ delta split into named parts (default PAC-Bayes 0.025 + Monte Carlo 0.01).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -124,13 +125,13 @@ def _batches(data: Dataset, batch_size: int, devices) -> _Batches:
     return _Batches(*(replicated(mesh, a) for a in (x, y, valid)), size, mesh, batch_sharding(mesh, size))
 
 
-def _sum_batches(per_batch: Callable, b: _Batches, x, y, valid):
+def _sum_batches(per_batch: Callable, sharding, x, y, valid):
     """``sum_i per_batch(i, x[i], y[i], valid[i])`` over the batches, as one ``lax.scan`` (each batch
-    split over the devices when ``b.sharding`` is set). ``per_batch`` returns a pytree of sums."""
+    split over the devices when ``sharding`` is set). ``per_batch`` returns a pytree of sums."""
     def body(acc, inp):
         i, xb, yb, vb = inp
-        if b.sharding is not None:
-            xb, yb, vb = (jax.lax.with_sharding_constraint(a, b.sharding) for a in (xb, yb, vb))
+        if sharding is not None:
+            xb, yb, vb = (jax.lax.with_sharding_constraint(a, sharding) for a in (xb, yb, vb))
         return jax.tree_util.tree_map(jnp.add, acc, per_batch(i, xb, yb, vb)), None
 
     zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
@@ -144,6 +145,33 @@ def _masked_sums(logits: jax.Array, y: jax.Array, valid: jax.Array, p_min: float
     return errors, jnp.sum(jnp.where(valid, bounded_cross_entropy(logits, y, p_min), 0.0))
 
 
+# The passes are module-level programs with the network and settings as static arguments, so that
+# every posterior of a run (one per objective) and every repetition reuse one compilation.
+
+
+@functools.partial(jax.jit, static_argnames=("net", "family", "size", "p_min", "sharding"))
+def _independent_pass(rep_key, mean, scale, x, y, valid, *, net: Net, family: str, size: int, p_min: float,
+                      sharding):
+    apply = _independent_logits(net, family)
+
+    def per_batch(i, xb, yb, vb):
+        return _masked_sums(apply(jax.random.fold_in(rep_key, i * size), mean, scale, xb), yb, vb, p_min)
+    return _sum_batches(per_batch, sharding, x, y, valid)
+
+
+@functools.partial(jax.jit, static_argnames=("net", "family", "p_min", "sharding"))
+def _weights_pass(keys, post, x, y, valid, *, net: Net, family: str, p_min: float, sharding):
+    def per_batch(i, xb, yb, vb):
+        return jax.vmap(lambda k: _masked_sums(net.apply(sample_params(k, post, family), xb), yb, vb, p_min))(keys)
+    return _sum_batches(per_batch, sharding, x, y, valid)
+
+
+@functools.partial(jax.jit, static_argnames=("net", "sharding"))
+def _errors_pass(params, x, y, valid, *, net: Net, sharding):
+    return _sum_batches(lambda i, xb, yb, vb: _masked_sums(net.apply(params, xb), yb, vb, 1e-4)[0], sharding,
+                        x, y, valid)
+
+
 def mc_independent(net: Net, post: Posterior, family: str, data: Dataset, *, r: int, key: jax.Array,
                    batch_size: int = 1000, p_min: float = 1e-4, devices: list | None = None) -> MCEstimate:
     """Method (b): an independent weight draw per (example, repetition). Returns the mean
@@ -155,22 +183,15 @@ def mc_independent(net: Net, post: Posterior, family: str, data: Dataset, *, r: 
     for batch i of repetition j uses key ``fold_in(fold_in(key, j), i * batch_size)`` and is
     independent of the padding and of the sharding (JAX's threefry is partitionable), so the
     error counts are the same on one device or many."""
-    apply = _independent_logits(net, family)
     b = _batches(data, batch_size, devices)
     mean, scale = replicated(b.mesh, post.mean), replicated(b.mesh, posterior_scale(post))
-
-    @jax.jit
-    def rep_sums(rep_key, mean, scale, x, y, valid):
-        def per_batch(i, xb, yb, vb):
-            return _masked_sums(apply(jax.random.fold_in(rep_key, i * b.size), mean, scale, xb), yb, vb, p_min)
-        return _sum_batches(per_batch, b, x, y, valid)
-
-    sums = [rep_sums(jax.random.fold_in(key, rep), mean, scale, b.x, b.y, b.valid) for rep in range(r)]
+    static = dict(net=net, family=family, size=b.size, p_min=p_min, sharding=b.sharding)
+    sums = [_independent_pass(jax.random.fold_in(key, rep), mean, scale, b.x, b.y, b.valid, **static)
+            for rep in range(r)]
     errors = np.asarray([int(e) for e, _ in sums], dtype=np.float64)
-    per_rep = errors / len(data)
     n_total = len(data) * r
     return MCEstimate(float(errors.sum() / n_total), float(sum(float(c) for _, c in sums)) / n_total, n_total,
-                      per_rep)
+                      errors / len(data))
 
 
 def mc_weight_samples(net: Net, post: Posterior, family: str, data: Dataset, *, m: int, key: jax.Array,
@@ -180,15 +201,10 @@ def mc_weight_samples(net: Net, post: Posterior, family: str, data: Dataset, *, 
     draws, one compiled pass over the device-resident data per chunk). Returns the mean 0-1 loss
     and bounded CE over draws, and the per-draw risks (``per_group: [m]``)."""
     b = _batches(data, batch_size, devices)
-
-    @jax.jit
-    def chunk_sums(keys, x, y, valid):
-        def per_batch(i, xb, yb, vb):
-            return jax.vmap(lambda k: _masked_sums(net.apply(sample_params(k, post, family), xb), yb, vb, p_min))(keys)
-        return _sum_batches(per_batch, b, x, y, valid)
-
+    post = replicated(b.mesh, post)
     keys = jax.random.split(key, m)
-    sums = [chunk_sums(keys[s:s + chunk], b.x, b.y, b.valid) for s in range(0, m, chunk)]
+    sums = [_weights_pass(keys[s:s + chunk], post, b.x, b.y, b.valid, net=net, family=family, p_min=p_min,
+                          sharding=b.sharding) for s in range(0, m, chunk)]
     per_draw = np.concatenate([np.asarray(e, dtype=np.float64) for e, _ in sums]) / len(data)
     ce = np.concatenate([np.asarray(c, dtype=np.float64) for _, c in sums]) / len(data)
     return MCEstimate(float(per_draw.mean()), float(ce.mean()), m, per_draw)
@@ -197,12 +213,7 @@ def mc_weight_samples(net: Net, post: Posterior, family: str, data: Dataset, *, 
 def error_rate(net: Net, params: Any, data: Dataset, batch_size: int = 2000, devices: list | None = None) -> float:
     """0-1 error of a deterministic network (e.g. the posterior mean), one compiled pass."""
     b = _batches(data, batch_size, devices)
-
-    @jax.jit
-    def errors(params, x, y, valid):
-        return _sum_batches(lambda i, xb, yb, vb: _masked_sums(net.apply(params, xb), yb, vb, 1e-4)[0], b, x, y, valid)
-
-    return int(errors(replicated(b.mesh, params), b.x, b.y, b.valid)) / len(data)
+    return int(_errors_pass(replicated(b.mesh, params), b.x, b.y, b.valid, net=net, sharding=b.sharding)) / len(data)
 
 
 def certify(
