@@ -157,4 +157,6 @@ def test_batched_evaluation_predicts_the_same():
     whole = S.train_population(net, keys[:2], px, py, idx[:2], cfg, progress=False)
     batched = S.train_population(net, keys[:2], px, py, idx[:2], cfg._replace(eval_batch=300), progress=False)
     np.testing.assert_array_equal(whole, batched)
+    typed = jax.random.wrap_key_data(np.asarray(keys[:2]))            # jax.random.key-style keys work too
+    np.testing.assert_array_equal(S.train_population(net, typed, px, py, idx[:2], cfg, progress=False), whole)
     assert nets.conv_for_backend() == "matmul" and nets.cnn((28, 28, 1), 2).name.endswith("-matmul")   # on CPU

@@ -208,6 +208,8 @@ def train_population(
     train_idx = np.asarray(train_idx, dtype=np.int32)
     P = train_idx.shape[0]
     devices = list(devices or jax.devices())
+    if jax.dtypes.issubdtype(getattr(keys, "dtype", np.uint32), jax.dtypes.prng_key):
+        keys = jax.random.key_data(keys)                # typed keys (jax.random.key) as their raw data
     keys = np.asarray(keys)
     pool_x, pool_y = np.asarray(pool_x), np.asarray(pool_y)
     plan = plan_population(net, cfg, keys, pool_x, pool_y, train_idx, devices=devices, shared_pool=shared_pool,
