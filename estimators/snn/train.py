@@ -115,7 +115,8 @@ def posterior_step(
     return Step(init, step)
 
 
-def _epoch_sizes(data: Dataset, batch_size: int, devices) -> tuple[Any, Any, jax.Array, jax.Array]:
+def _on_devices(data: Dataset, batch_size: int, devices) -> tuple[Any, Any, jax.Array, jax.Array]:
+    """The data mesh, the minibatch sharding, and ``x``, ``y`` resident on every device."""
     mesh = data_mesh(devices)
     x, y = replicated(mesh, jnp.asarray(data.x)), replicated(mesh, jnp.asarray(data.y))
     return mesh, batch_sharding(mesh, min(batch_size, len(data))), x, y
@@ -132,9 +133,9 @@ def train_deterministic(
     compile_epoch`); with several ``devices`` (default: all local devices) each minibatch is split
     over them (data parallelism, gradients all-reduced by XLA)."""
     train = supervised_step(net, optimizer)
-    _, sharding, x, y = _epoch_sizes(data, batch_size, devices)
+    mesh, sharding, x, y = _on_devices(data, batch_size, devices)
     epoch_fn = compile_epoch(train.step, m=len(data), batch_size=batch_size, keyed=False, sharding=sharding)
-    state = train.init(params)
+    state = replicated(mesh, train.init(params))
     with tqdm(total=epochs, desc=desc, disable=not progress, leave=False) as bar:
         for epoch in range(epochs):
             state, losses = epoch_fn(state, jax.random.fold_in(key, epoch), x, y)
@@ -161,7 +162,7 @@ def train_posterior(
     """
     train = posterior_step(net, prior, optimizer=optimizer, objective_name=objective_name, n_bound=n_bound,
                            delta=delta, p_min=p_min, learn_prior_scale=learn_prior_scale, independent=independent)
-    mesh, sharding, x, y = _epoch_sizes(data, batch_size, devices)
+    mesh, sharding, x, y = _on_devices(data, batch_size, devices)
     epoch_fn = compile_epoch(train.step, m=len(data), batch_size=batch_size, keyed=True, sharding=sharding)
     state = replicated(mesh, train.init(post) if state is None else owned(state))
     history: list[dict] = []
