@@ -18,6 +18,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,8 @@ import numpy as np
 from . import pac_bayes as pb
 from ._array import check_count, check_delta, check_nonnegative, check_probability
 
-__all__ = ["Certificate", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum", "format_delta"]
+__all__ = ["Certificate", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum", "format_delta",
+           "format_upper"]
 
 SCHEMA = "genbounds.certificate/1"
 
@@ -232,6 +234,18 @@ def pac_bayes_certificate(
         mc_samples=None if mc_samples is None else int(mc_samples),
         details=info,
     )
+
+
+def format_upper(x: float, digits: int = 4) -> str:
+    """A bound as fixed-point text with ``digits`` decimals, rounded toward +inf, so the printed
+    number is never below the computed one (scientific notation, also rounded up, from 1e6)."""
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    if x != 0 and abs(x) >= 10**6:
+        exp = math.floor(math.log10(abs(x)))
+        return f"{Decimal(x).quantize(Decimal(1).scaleb(exp - digits + 1), rounding=ROUND_CEILING):.{digits - 1}E}"
+    return str(Decimal(x).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_CEILING))
 
 
 def format_delta(x: float) -> str:

@@ -85,7 +85,7 @@ def _add_bound_pac_bayes(sub) -> None:
 
 
 def _run_bound_pac_bayes(args: argparse.Namespace) -> str:
-    from ..bounds import format_delta, pac_bayes_certificate, union_minimum
+    from ..bounds import format_delta, format_upper, pac_bayes_certificate, union_minimum
 
     mc_delta = args.mc_delta
     if args.mc_samples is not None and mc_delta is None:
@@ -132,7 +132,7 @@ def _run_bound_pac_bayes(args: argparse.Namespace) -> str:
     if c.mc_samples is not None:
         head.append(
             f"empirical risk {c.emp_risk:g} from {c.mc_samples} Monte Carlo samples, certified <= "
-            f"{c.emp_risk_bound:.6f} (Langford & Caruana 2002)"
+            f"{format_upper(c.emp_risk_bound, 6)} (Langford & Caruana 2002)"
         )
     # quad, lambda and mcallester are relaxations of the kl bound (they hold whenever it does and
     # are never smaller); catoni is a different inequality, so keeping the better of the two pays.

@@ -12,8 +12,10 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
+
+from ..bounds import format_upper
 
 __all__ = ["Column", "format_number", "render", "FORMATS", "REPORT_COLUMNS", "REPORT_NOTE", "rows_from_record",
            "group_rows", "summary_rows", "summary_columns", "cmi_rows", "cmi_columns", "shown_bounds"]
@@ -44,18 +46,12 @@ def format_number(x: Any, digits: int = 4, *, upper: bool = False) -> str:
             return "nan"
         if math.isinf(x):
             return "inf" if x > 0 else "-inf"
+        if upper:
+            return format_upper(x, digits)
         if x != 0 and abs(x) >= 10 ** 6:
-            return f"{x:.{digits}g}" if not upper else _sci_up(x, digits)
-        q = Decimal(1).scaleb(-digits)
-        rounding = ROUND_CEILING if upper else ROUND_HALF_EVEN
-        return str(Decimal(x).quantize(q, rounding=rounding))
+            return f"{x:.{digits}g}"
+        return str(Decimal(x).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN))
     return str(x)
-
-
-def _sci_up(x: float, digits: int) -> str:
-    exp = math.floor(math.log10(abs(x)))
-    q = Decimal(1).scaleb(exp - digits + 1)
-    return f"{Decimal(x).quantize(q, rounding=ROUND_CEILING):.{digits - 1}E}"
 
 
 def _cells(columns: Sequence[Column], rows: Iterable[Mapping[str, Any]]) -> list[list[str]]:

@@ -29,6 +29,13 @@ def test_format_number_rounds_bounds_up():
     assert format_number(0.123401, 4) == "0.1234"
     assert format_number(0.12, 4, upper=True) == "0.1200"
     assert format_number(True) == "yes" and format_number(None) == ""
+    assert format_number(12345678.9, 4, upper=True) == "1.235E+7"
+
+
+def test_cmi_bound_text_rounds_the_bound_up():
+    from genbounds.estimators.supersample import CMIBound
+    text = str(CMIBound("loss pair", 0.123401, "gap", 0.1, (0.123401,), (0.11, 0.130001)))
+    assert text.startswith("0.1235 [0.1100, 0.1301]")
 
 
 @pytest.mark.parametrize("fmt,needles", [

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ...bounds import cmi as B
+from ...bounds import format_upper
 from .mi import bootstrap_interval, encode_pairs, plugin_mi
 
 __all__ = ["CMIBound", "CMIResult", "SupersampleSummary", "LooSummary", "bounds_from_runs",
@@ -134,7 +135,7 @@ class CMIBound:
         if not self.applicable:
             return f"not applicable ({self.reason})"
         lo, hi = self.interval
-        return f"{self.value:.4f} [{lo:.4f}, {hi:.4f}] (estimate, bounds the {self.target})"
+        return f"{format_upper(self.value)} [{lo:.4f}, {format_upper(hi)}] (estimate, bounds the {self.target})"
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ def main(argv=None) -> None:
 
     import jax
 
-    from ...bounds import sample_convergence
+    from ...bounds import format_upper, sample_convergence
     from ...estimators import nets, snn
     from ...estimators.data import load
     from ..pac_bayes_runner import PacBayesConfig
@@ -123,14 +123,14 @@ def main(argv=None) -> None:
         seconds = time.perf_counter() - t0
         cert = float(sample_convergence(mc.zero_one, count, cfg.mc_delta))
         rows.append((label, seconds, mc.zero_one, cert))
-        print(f"  {label:28s} {seconds:8.1f} s   MC estimate {mc.zero_one:.5f}   certified <= {cert:.5f}"
+        print(f"  {label:28s} {seconds:8.1f} s   MC estimate {mc.zero_one:.5f}   certified <= {format_upper(cert, 5)}"
               f"   (slack {cert - mc.zero_one:.5f})")
     t_b10, t_a = rows[1][1], rows[2][1]
     if args.extrapolate_to:
         t_a = t_a * args.extrapolate_to / args.m
         cert = float(sample_convergence(rows[2][2], args.extrapolate_to, cfg.mc_delta))
         print(f"  (a) at m = {args.extrapolate_to}, time extrapolated linearly from m = {args.m}: {t_a:.1f} s; "
-              f"its certificate for the same estimate would be {cert:.5f}")
+              f"its certificate for the same estimate would be {format_upper(cert, 5)}")
     print(f"  time (a) / time (b, r = 10) = {t_a / t_b10:.1f}x   (target >= 30x); "
           f"(b, r = 10) certified minus its estimate = {rows[1][3] - rows[1][2]:.5f} (target <= 0.005)")
 
