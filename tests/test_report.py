@@ -2,6 +2,7 @@
 malformed records, every figure from the committed records, and the notebook."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -105,16 +106,27 @@ def test_figures_cli_and_a_single_script(tmp_path, capsys):
     assert main(["figures", str(empty), str(tmp_path / "none")]) == 2
 
 
-def test_notebook_runs_top_to_bottom(tmp_path):
+def _run_notebook(name, tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    src = ROOT / "experiments" / "notebooks" / "explore.ipynb"
-    nb = nbformat.read(shutil.copy(src, tmp_path / "explore.ipynb"), as_version=4)
+    src = ROOT / "experiments" / "notebooks" / name
+    nb = nbformat.read(shutil.copy(src, tmp_path / name), as_version=4)
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(ROOT)}})
     client.execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
-    assert not errors
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.output_type == "display_data" and "image/png" in o.get("data", {})]
-    assert images
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    return outputs
+
+
+def test_notebook_runs_top_to_bottom(tmp_path):
+    outputs = _run_notebook("explore.ipynb", tmp_path)
+    assert [o for o in outputs if o.output_type == "display_data" and "image/png" in o.get("data", {})]
+
+
+def test_certify_your_model_notebook(tmp_path):
+    """The Flax and plain-JAX examples: data-free prior warned about, data-dependent nonvacuous."""
+    text = "".join(o.get("text", "") for o in _run_notebook("certify_your_model.ipynb", tmp_path))
+    assert "warning: certificate" in text and "KL/n" in text
+    values = [float(v) for v in re.findall(r"certificate (0\.\d+)", text)]
+    assert len(values) >= 3 and values[0] > 0.5 and max(values[-2:]) < 0.2   # data-free; Flax and JAX with data

@@ -2,7 +2,9 @@
 certificates (coverage of the per-example one against an exactly computable risk), and the
 data-dependent prior's advantage."""
 
+import inspect
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -183,8 +185,52 @@ def test_certify_my_trained_network_in_one_call():
     trained = snn.train_deterministic(user_net, init, data, key=k1, epochs=20, batch_size=50,
                                       optimizer=optax.sgd(0.1, momentum=0.9), progress=False)
     cert, post = snn.certify_network(apply, trained, data, key=k2, prior_mean=init, data_free=True,
-                                       prior_scale=0.3, optimizer=optax.adam(0.01), epochs=20, r=5,
-                                       progress=False)
+                                       prior_scale=0.3, learn_prior_scale=True, optimizer=optax.adam(0.01),
+                                       epochs=20, r=5, progress=False)
     assert cert.n_bound == 400 and cert.n_prior == 0 and cert.mc_samples == 2000
     assert "prior_grid" in cert.details and cert.details["prior_grid"]["j"] >= 0
     assert cert.emp_risk < 0.3 and cert.emp_risk <= cert.value < 0.5
+
+
+def test_default_objective_has_a_gradient_at_a_vacuous_start():
+    """certify_network's default objective moves a posterior that starts vacuous (KL/n in the
+    hundreds); the Seeger objective, kl^-1 clipped at 1, has exactly zero gradient there."""
+    data = _blobs(200)
+    net = nets.mlp((10, 1, 1), (16,), 2)
+    prior_mean = net.init(jax.random.PRNGKey(0))
+    far = jax.tree_util.tree_map(lambda a: a + 1.0, prior_mean)
+    prior = snn.Prior(prior_mean, 0.03)
+    default = inspect.signature(snn.certify_network).parameters["objective"].default
+    moved = {}
+    for name in (default, "seeger"):
+        train = snn.posterior_step(net, prior, optimizer=optax.sgd(1e-3), objective_name=name, n_bound=200)
+        state = train.init(snn.init_posterior(far, 0.03))
+        new, metrics = train.step(state, jax.random.PRNGKey(1), jnp.asarray(data.x), jnp.asarray(data.y))
+        assert float(metrics.kl) / 200 > 100
+        moved[name] = max(float(jnp.max(jnp.abs(a - b))) for a, b in
+                          zip(jax.tree_util.tree_leaves(new.params.mean), jax.tree_util.tree_leaves(state.params.mean)))
+    assert moved[default] > 1e-4
+    assert moved["seeger"] == 0.0
+
+
+def test_certify_network_reports_its_training_and_warns_when_the_certificate_says_little():
+    data = _blobs(300)
+    net = nets.mlp((10, 1, 1), (32,), 2)
+    init = net.init(jax.random.PRNGKey(0))
+    trained = jax.tree_util.tree_map(lambda a: a + 0.5, init)      # far from the data-free prior
+    with pytest.warns(UserWarning, match=r"KL/n = .*prior_indices=") as caught:
+        cert, _ = snn.certify_network(net, trained, data, key=jax.random.PRNGKey(1), prior_mean=init,
+                                      data_free=True, epochs=2, r=1, progress=False)
+    t = cert.details["training"]
+    assert t["objective"] == "quad" and t["epochs"] == 2 and t["steps"] == 2 * 3
+    assert t["kl_start"] / 300 > 10 and cert.details["diagnosis"] == str(caught[0].message)
+    assert cert.value >= (t["network_bound_set_error"] + 0.5) / 2
+    # Not warned when the certificate is informative: the posterior starts at the prior's mean.
+    prior_idx = np.arange(100)
+    good = snn.train_deterministic(net, init, data.take(prior_idx), key=jax.random.PRNGKey(2), epochs=30,
+                                   batch_size=50, optimizer=optax.adam(1e-2), progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cert, _ = snn.certify_network(net, good, data, key=jax.random.PRNGKey(1), prior_mean=good,
+                                      prior_indices=prior_idx, epochs=2, r=1, progress=False)
+    assert cert.n_bound == 200 and "diagnosis" not in cert.details and cert.details["training"]["kl_start"] < 1e-9
