@@ -39,12 +39,15 @@ Params = Any
 
 
 class Net(NamedTuple):
-    """A network: ``init(key)``, ``apply(params, x)``, ``apply_independent(key, mean, scale, x)``."""
+    """A network: ``init(key)``, ``apply(params, x)``, ``apply_independent(key, mean, scale, x)``,
+    and for built-ins ``apply_dropout(params, x, key, rate)``: ``apply`` with inverted dropout at
+    ``rate`` on every hidden activation (training only; None for a :func:`custom` net)."""
 
     name: str
     init: Callable[[jax.Array], Params]
     apply: Callable[[Params, jax.Array], jax.Array]
     apply_independent: Callable[[jax.Array, Params, Params, jax.Array], jax.Array]
+    apply_dropout: Callable[[Params, jax.Array, jax.Array, float], jax.Array] | None = None
 
 
 def _trunc_normal(key, shape, fan_in):
@@ -98,21 +101,34 @@ def _flatten(x):
     return x.reshape(x.shape[0], -1)
 
 
+def _hidden(h, key, i, rate):
+    """ReLU of a hidden pre-activation, then inverted dropout at ``rate`` when a ``key`` is given
+    (dropout after the ReLU equals PBB's dropout before it: the mask and 1/(1-rate) are >= 0)."""
+    h = jax.nn.relu(h)
+    if key is None or rate == 0.0:
+        return h
+    keep = jax.random.bernoulli(jax.random.fold_in(key, i), 1.0 - rate, h.shape)
+    return jnp.where(keep, h / (1.0 - rate), 0.0)
+
+
 def mlp(in_shape: Sequence[int], widths: Sequence[int], num_classes: int) -> Net:
-    """Fully connected ReLU network, e.g. ``widths=(600, 600)`` is DR17's "T-600"."""
+    """Fully connected ReLU network: ``widths=(600,)`` is DR17's "T-600", ``(600, 600)`` their "T-600²"."""
     sizes = [int(math.prod(in_shape)), *widths, num_classes]
 
     def init(key):
         keys = jax.random.split(key, len(sizes) - 1)
         return {"dense": [_dense_init(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]}
 
-    def apply(params, x):
+    def apply_dropout(params, x, key, rate):
         h = _flatten(x)
         for i, layer in enumerate(params["dense"]):
             h = _dense(h, layer)
             if i < len(params["dense"]) - 1:
-                h = jax.nn.relu(h)
+                h = _hidden(h, key, i, rate)
         return h
+
+    def apply(params, x):
+        return apply_dropout(params, x, None, 0.0)
 
     def apply_independent(key, mean, scale, x):
         h = _flatten(x)
@@ -124,7 +140,7 @@ def mlp(in_shape: Sequence[int], widths: Sequence[int], num_classes: int) -> Net
         return h
 
     name = "mlp-" + "-".join(str(w) for w in widths)
-    return Net(name, init, apply, apply_independent)
+    return Net(name, init, apply, apply_independent, apply_dropout)
 
 
 def conv_for_backend() -> str:
@@ -182,12 +198,19 @@ def cnn(in_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32
                 h = jax.nn.relu(h)
         return h
 
-    def apply(params, x):
+    def apply_dropout(params, x, key, rate):
         h = x
-        for layer in params["conv"]:
-            h = jax.nn.relu(conv_fn(h, layer))
-        n_dense = len(params["dense"])
-        return _head(h, [(p,) for p in params["dense"]], lambda k, h, p: _dense(h, p), [None] * n_dense)
+        for i, layer in enumerate(params["conv"]):
+            h = _hidden(conv_fn(h, layer), key, i, rate)
+        h = _flatten(_pool(h))
+        for i, layer in enumerate(params["dense"]):
+            h = _dense(h, layer)
+            if i < len(params["dense"]) - 1:
+                h = _hidden(h, key, len(params["conv"]) + i, rate)
+        return h
+
+    def apply(params, x):
+        return apply_dropout(params, x, None, 0.0)
 
     def apply_independent(key, mean, scale, x):
         kc, kd = jax.random.split(key)
@@ -198,7 +221,7 @@ def cnn(in_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32
         return _head(h, layers, _dense_local, jax.random.split(kd, len(layers)))
 
     name = "cnn-" + "-".join(str(c) for c in (*channels, *dense)) + ("" if conv == "xla" else f"-{conv}")
-    return Net(name, init, apply, apply_independent)
+    return Net(name, init, apply, apply_independent, apply_dropout)
 
 
 def per_example_apply(apply: Callable, key, mean, scale, x, noise: Callable = jax.random.normal):

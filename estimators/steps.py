@@ -50,20 +50,28 @@ class SupervisedState(NamedTuple):
     opt_state: optax.OptState
 
 
-def supervised_step(net: Net, optimizer: optax.GradientTransformation) -> Step:
+def supervised_step(net: Net, optimizer: optax.GradientTransformation, dropout: float = 0.0) -> Step:
     """Softmax cross-entropy step of a deterministic network.
 
-    ``init(params) -> SupervisedState``; ``step(state, xb, yb) -> (state, loss)`` with
+    ``init(params) -> SupervisedState``; ``step(state, key, xb, yb) -> (state, loss)`` with
     ``xb: [b, ...]``, ``yb: [b]``: one ``value_and_grad -> optimizer.update -> apply_updates``.
+    With ``dropout`` > 0 the loss is computed with inverted dropout at that rate on every hidden
+    activation (``net.apply_dropout``, masks from ``key``; PBB trains its priors so); the
+    trained weights are used without dropout.
     """
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"argument 'dropout' must be in [0, 1), got {dropout!r}")
+    if dropout > 0 and net.apply_dropout is None:
+        raise ValueError(f"argument 'dropout': network {net.name!r} has no dropout (built-in nets only)")
 
     def init(params: Any) -> SupervisedState:
         params = owned(params)
         return SupervisedState(params, optimizer.init(params))
 
-    def step(state: SupervisedState, xb: jax.Array, yb: jax.Array) -> tuple[SupervisedState, jax.Array]:
+    def step(state: SupervisedState, key: jax.Array, xb: jax.Array, yb: jax.Array) -> tuple[SupervisedState, jax.Array]:
         def loss(p):
-            return optax.softmax_cross_entropy_with_integer_labels(net.apply(p, xb), yb).mean()
+            logits = net.apply_dropout(p, xb, key, dropout) if dropout > 0 else net.apply(p, xb)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
 
         value, grads = jax.value_and_grad(loss)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -93,10 +101,10 @@ def epoch_batches(key: jax.Array, m: int, batch_size: int) -> jax.Array:
 
 
 def scan_epoch(step: Callable, state: Any, epoch_key: jax.Array, x: jax.Array, y: jax.Array, *, m: int,
-               batch_size: int, keyed: bool, sharding: NamedSharding | None = None) -> tuple[Any, Any]:
+               batch_size: int, sharding: NamedSharding | None = None) -> tuple[Any, Any]:
     """One epoch of ``step`` as one ``lax.scan``: minibatches ``epoch_batches(epoch_key, m,
-    batch_size)`` of ``x: [m, ...]``, ``y: [m]``. A ``keyed`` step (``step(state, key, xb, yb)``)
-    gets ``fold_in(epoch_key, 10_000 + i)`` at step i; otherwise ``step(state, xb, yb)``. With
+    batch_size)`` of ``x: [m, ...]``, ``y: [m]``; ``step(state, key, xb, yb)`` gets key
+    ``fold_in(epoch_key, 10_000 + i)`` at step i. With
     ``sharding`` each minibatch is split over the devices of its mesh (data parallelism).
     Returns the final state and the steps' metrics stacked along a leading ``[steps]`` axis."""
     batches = epoch_batches(epoch_key, m, batch_size)
@@ -107,16 +115,13 @@ def scan_epoch(step: Callable, state: Any, epoch_key: jax.Array, x: jax.Array, y
         if sharding is not None:
             xb = jax.lax.with_sharding_constraint(xb, sharding)
             yb = jax.lax.with_sharding_constraint(yb, sharding)
-        if keyed:
-            return step(st, jax.random.fold_in(epoch_key, 10_000 + i), xb, yb)
-        return step(st, xb, yb)
+        return step(st, jax.random.fold_in(epoch_key, 10_000 + i), xb, yb)
 
     return jax.lax.scan(body, state, (jnp.arange(batches.shape[0]), batches))
 
 
-def compile_epoch(step: Callable, *, m: int, batch_size: int, keyed: bool,
-                  sharding: NamedSharding | None = None) -> Callable:
+def compile_epoch(step: Callable, *, m: int, batch_size: int, sharding: NamedSharding | None = None) -> Callable:
     """:func:`scan_epoch` compiled: ``epoch(state, epoch_key, x, y) -> (state, metrics)``, with the
     state's buffers donated (updated in place on accelerators)."""
-    return jax.jit(functools.partial(scan_epoch, step, m=m, batch_size=batch_size, keyed=keyed, sharding=sharding),
+    return jax.jit(functools.partial(scan_epoch, step, m=m, batch_size=batch_size, sharding=sharding),
                    donate_argnums=0)

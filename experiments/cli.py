@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import OPTIMIZERS
-from .report import FORMATS, Column, format_number, render
+from .config import OPTIMIZERS, SCHEDULES
+from .report import FORMATS, REPORT_NOTE, Column, format_number, render
 
 __all__ = ["PROG", "build_parser", "main"]
 
@@ -180,6 +180,9 @@ def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
     p.add_argument("--prior", choices=("data", "init"), default=d.prior,
                    help="data: prior mean trained on --alpha of the data; init: the random init (DR17)")
     p.add_argument("--alpha", type=float, default=d.alpha, help="fraction of training data for the prior")
+    p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                   help="standardise inputs per pixel with the prior data's mean and std (default: yes with a "
+                   "data prior; a data-free prior cannot)")
     p.add_argument("--objective", nargs="+", default=list(d.objectives), dest="objectives",
                    help="classic | seeger | quad | lambda | catoni (several: side by side)")
     p.add_argument("--family", choices=("gaussian", "laplace"), default=d.family)
@@ -190,11 +193,17 @@ def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
     p.add_argument("--prior-lr", type=float, default=d.prior_lr)
     p.add_argument("--prior-batch", type=int, default=d.prior_batch)
     p.add_argument("--prior-optimizer", choices=OPTIMIZERS, default=d.prior_optimizer)
+    p.add_argument("--prior-momentum", type=float, default=d.prior_momentum, help="SGD momentum of the prior")
+    p.add_argument("--prior-dropout", type=float, default=d.prior_dropout,
+                   help="dropout rate on hidden activations while training the prior (PBB: 0.2)")
+    p.add_argument("--prior-schedule", choices=SCHEDULES, default=d.prior_schedule,
+                   help="learning-rate schedule of the prior: constant or cosine decay to 0")
     p.add_argument("--epochs", type=int, default=d.epochs, help="posterior epochs")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
     p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="posterior learning-rate schedule")
     p.add_argument("--shared-sample", action="store_true",
                    help="train with one weight draw per minibatch instead of one per example")
     p.add_argument("--p-min", type=float, default=d.p_min)
@@ -385,6 +394,49 @@ def _run_cmi(args: argparse.Namespace) -> str:
 
 
 # ---------------------------------------------------------------------------------------
+# genbounds reproduce
+
+
+def _add_reproduce(commands) -> None:
+    p = commands.add_parser(
+        "reproduce", help="run a paper's protocol by name (--list shows them)",
+        description="Run a named protocol (a paper's settings on data available offline), writing each "
+        "run's record into OUT/<run>/ and a table into OUT/table.md. Re-running resumes.")
+    p.add_argument("name", nargs="?", default=None, help="the protocol (see --list)")
+    p.add_argument("--list", action="store_true", help="list the protocols and exit")
+    p.add_argument("--epochs-scale", type=float, default=1.0,
+                   help="multiply every epoch count (e.g. 0.2 for a quick version; at least 1 epoch)")
+    p.add_argument("--out", default=None, help="output folder (default results/reproduce/<name>/)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=_run_reproduce)
+
+
+def _run_reproduce(args: argparse.Namespace) -> str:
+    from .recipes import RECIPES, recipe_table, run_recipe
+
+    if args.list or args.name is None:
+        if not args.list:
+            raise ValueError("argument 'name' is required (genbounds reproduce --list shows the protocols)")
+        return "\n".join(f"{r.name:22s} {r.summary}\n{'':22s} ({r.reference})" for r in RECIPES.values())
+    if args.name not in RECIPES:
+        raise ValueError(f"argument 'name' must be one of {sorted(RECIPES)}, got {args.name!r}")
+    if not args.epochs_scale > 0:
+        raise ValueError(f"argument '--epochs-scale' must be > 0, got {args.epochs_scale!r}")
+    recipe = RECIPES[args.name]
+    out = Path(args.out or f"results/reproduce/{recipe.name}")
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    records = run_recipe(recipe, out, epochs_scale=args.epochs_scale, progress=not args.no_progress, log=log)
+    table = recipe_table(records, "table" if args.format == "table" else args.format)
+    if args.format != "table":
+        return table
+    return "\n".join([table, "", REPORT_NOTE, recipe.notes, f"records and table.md in {out}"])
+
+
+# ---------------------------------------------------------------------------------------
 # genbounds report / genbounds figures
 
 
@@ -403,7 +455,7 @@ def _add_report(commands) -> None:
 
 def _run_report(args: argparse.Namespace) -> str:
     from .records import load_records
-    from .report import REPORT_COLUMNS, REPORT_NOTE, group_rows, rows_from_record
+    from .report import REPORT_COLUMNS, group_rows, rows_from_record
 
     good, errors = load_records(args.results)
     for e in errors:
@@ -469,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bound_pac_bayes(bound_sub)
     _add_bound_cmi(bound_sub)
     _add_cmi(commands)
+    _add_reproduce(commands)
     _add_report(commands)
     _add_figures(commands)
     quick = commands.add_parser(

@@ -12,18 +12,29 @@ import json
 
 import optax
 
-__all__ = ["RunConfig", "OPTIMIZERS", "make_optimizer"]
+__all__ = ["RunConfig", "OPTIMIZERS", "SCHEDULES", "make_optimizer"]
 
 #: Optimiser names accepted by the command line and configs.
 OPTIMIZERS = ("sgd", "adam")
+#: Learning-rate schedules: constant, or cosine decay to 0 over all steps (optax.cosine_decay_schedule).
+SCHEDULES = ("constant", "cosine")
 
 
-def make_optimizer(name: str, lr: float, momentum: float = 0.9) -> optax.GradientTransformation:
-    """``sgd`` (with ``momentum``) or ``adam`` at learning rate ``lr``."""
+def make_optimizer(name: str, lr: float, momentum: float = 0.9, schedule: str = "constant",
+                   steps: int | None = None) -> optax.GradientTransformation:
+    """``sgd`` (with ``momentum``; 0 for plain SGD) or ``adam`` at learning rate ``lr``, held constant
+    or decayed along a cosine to 0 over ``steps`` optimiser steps."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"argument 'schedule' must be one of {SCHEDULES}, got {schedule!r}")
+    rate: float | optax.Schedule = lr
+    if schedule == "cosine":
+        if not steps or steps < 1:
+            raise ValueError(f"argument 'steps' must be >= 1 for a cosine schedule, got {steps!r}")
+        rate = optax.cosine_decay_schedule(lr, steps)
     if name == "sgd":
-        return optax.sgd(lr, momentum=momentum)
+        return optax.sgd(rate, momentum=momentum or None)
     if name == "adam":
-        return optax.adam(lr)
+        return optax.adam(rate)
     raise ValueError(f"argument 'optimizer' must be one of {OPTIMIZERS}, got {name!r}")
 
 

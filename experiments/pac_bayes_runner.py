@@ -18,6 +18,7 @@ interruption resumes where it stopped. ``genbounds quickstart`` is :data:`QUICKS
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -36,7 +37,7 @@ from ..estimators import nets
 from ..estimators import snn as S
 from ..estimators.data import DATASETS, TrainTest, load
 from ..estimators.snn import FAMILIES, OBJECTIVES
-from .config import OPTIMIZERS, RunConfig, make_optimizer
+from .config import OPTIMIZERS, SCHEDULES, RunConfig, make_optimizer
 from .records import new_record, write_atomic, write_json_atomic, write_record
 from .report import format_number
 
@@ -55,6 +56,8 @@ class PacBayesConfig(RunConfig):
     widths: tuple[int, ...] = (256, 256)       # MLP hidden widths
     prior: str = "data"                        # data | init
     alpha: float = 0.5                         # fraction of the training set for the prior
+    standardize: bool | None = None            # inputs standardised per pixel with the prior data's statistics
+                                               # (None: yes for a data prior, no for a data-free one)
     objectives: tuple[str, ...] = ("quad",)
     family: str = "gaussian"
     prior_scale: float = 0.02                  # prior std (fixed), or initial value if learned
@@ -64,12 +67,16 @@ class PacBayesConfig(RunConfig):
     prior_epochs: int = 100                    # deterministic training (prior mean / DR17 stage 1)
     prior_lr: float = 0.05
     prior_batch: int = 64
-    prior_optimizer: str = "sgd"               # sgd (momentum 0.9) | adam
+    prior_optimizer: str = "sgd"               # sgd | adam
+    prior_momentum: float = 0.9                # SGD momentum of the prior (0: plain SGD)
+    prior_dropout: float = 0.0                 # dropout on hidden activations while training the prior
+    prior_schedule: str = "constant"           # constant | cosine (decay to 0 over the prior's steps)
     epochs: int = 50                           # posterior training
     lr: float = 0.01
     batch: int = 64
     optimizer: str = "sgd"
     momentum: float = 0.95
+    schedule: str = "constant"
     shared_sample: bool = False                # one weight draw per minibatch (faster CNN training)
     p_min: float = 1e-4
     delta: float = 0.025
@@ -79,18 +86,26 @@ class PacBayesConfig(RunConfig):
     seed: int = 0
 
     #: Settings the prior depends on: runs that share them share one trained prior.
-    PRIOR_FIELDS = ("dataset", "data_dir", "binary", "arch", "widths", "prior", "alpha", "prior_epochs",
-                    "prior_lr", "prior_batch", "prior_optimizer", "seed")
+    PRIOR_FIELDS = ("dataset", "data_dir", "binary", "arch", "widths", "prior", "alpha", "standardize", "prior_epochs",
+                    "prior_lr", "prior_batch", "prior_optimizer", "prior_momentum", "prior_dropout",
+                    "prior_schedule", "seed")
 
     def prior_digest(self) -> str:
         return self.digest(self.PRIOR_FIELDS)
 
     def __post_init__(self) -> None:
+        if self.standardize is None:
+            object.__setattr__(self, "standardize", self.prior == "data")
         checks = [
             (self.dataset in DATASETS, "dataset", f"one of {DATASETS}"),
             (self.arch in ("mlp", "cnn"), "arch", "'mlp' or 'cnn'"),
             (self.prior in ("data", "init"), "prior", "'data' or 'init'"),
             (self.optimizer in OPTIMIZERS and self.prior_optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}"),
+            (self.schedule in SCHEDULES and self.prior_schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}"),
+            (0.0 <= self.momentum < 1.0 and 0.0 <= self.prior_momentum < 1.0, "momentum", "in [0, 1)"),
+            (0.0 <= self.prior_dropout < 1.0, "prior_dropout", "in [0, 1)"),
+            (not self.standardize or self.prior == "data", "standardize",
+             "False with a data-free prior (its statistics would come from the bound set)"),
             (0.0 < self.alpha < 1.0 or self.prior == "init", "alpha", "in (0, 1)"),
             (len(self.objectives) > 0 and all(o in OBJECTIVES for o in self.objectives),
              "objectives", f"from {OBJECTIVES}"),
@@ -104,7 +119,9 @@ class PacBayesConfig(RunConfig):
         self._validate(checks)
 
 
-#: The README's main job: 10-class digits, MLP, prior on half the data, three objectives.
+#: The README's main job: 10-class digits, MLP, prior on half the data, three objectives. Its
+#: settings (and the defaults: standardised inputs) were chosen by
+#: :func:`genbounds.experiments.search.search_on_prior_data`, which sees the prior's data only.
 QUICKSTART = PacBayesConfig(objectives=("quad", "seeger", "classic"))
 
 
@@ -133,22 +150,42 @@ def _load_pickle(path: Path, log: Callable[[str], None]) -> Any | None:
 
 
 class Setup(NamedTuple):
-    """What every stage needs: the data, the network, the run's keys and its checkpoint folder."""
+    """What every stage needs: the data, the network, the run's keys, the training examples that
+    build the prior (empty for a data-free prior) and the checkpoint folder."""
 
     cfg: PacBayesConfig
     data: TrainTest
     net: nets.Net
     keys: dict[str, jax.Array]
+    prior_idx: np.ndarray
     out: Path
     ckpt: Path
 
 
+#: Added to each pixel's standard deviation by :func:`standardize` (pixels constant on the prior
+#: data, such as image borders, stay finite).
+STD_FLOOR = 0.1
+
+
+def standardize(data: TrainTest, idx: np.ndarray) -> TrainTest:
+    """Inputs standardised per pixel, x -> (x - mean) / (std + :data:`STD_FLOOR`), with the mean and
+    std of the training examples ``idx`` only (the prior's data: the bound set never shapes the
+    network, the same rule as for the prior's weights)."""
+    x = data.train.x[idx].astype(np.float64)
+    mean, std = x.mean(axis=0), x.std(axis=0) + STD_FLOOR
+
+    def apply(d):
+        return dataclasses.replace(d, x=((d.x - mean) / std).astype(np.float32))
+    return TrainTest(apply(data.train), apply(data.test))
+
 class PriorResult(NamedTuple):
-    """The prior, the weights the posterior starts from, and the latter's test error."""
+    """The prior, the weights the posterior starts from, the latter's test error, and the prior
+    mean's error on the bound set (held out from the prior: data it was not trained on)."""
 
     prior: S.Prior
     start: Any
     test_error: float
+    heldout_error: float
     seconds: float | None
 
 
@@ -162,9 +199,16 @@ def prepare(cfg: PacBayesConfig, out: str | os.PathLike, log: Callable[[str], No
     net = nets.mlp(shape, cfg.widths, k) if cfg.arch == "mlp" else nets.cnn(shape, k)
     names = ("init", "split", "prior", "post", "cert", "test")
     keys = dict(zip(names, jax.random.split(jax.random.PRNGKey(cfg.seed), len(names))))
+    idx = np.zeros(0, dtype=np.int64)
+    if cfg.prior == "data":
+        perm = np.asarray(jax.random.permutation(keys["split"], len(data.train)))
+        idx = np.sort(perm[: int(round(cfg.alpha * len(data.train)))])
+    if cfg.standardize:
+        data = standardize(data, idx)
     log(f"{cfg.dataset}: {len(data.train)} training / {len(data.test)} test examples, {k} classes; "
-        f"{net.name}; prior: {cfg.prior}")
-    return Setup(cfg, data, net, keys, out, ckpt)
+        f"{net.name}; prior: {cfg.prior}" + ("; inputs standardised with the prior data's statistics"
+                                              if cfg.standardize else ""))
+    return Setup(cfg, data, net, keys, idx, out, ckpt)
 
 
 def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], None] = print) -> PriorResult:
@@ -184,25 +228,24 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
     else:
         t0 = time.perf_counter()
         init = net.init(keys["init"])
-        opt = make_optimizer(cfg.prior_optimizer, cfg.prior_lr, 0.9)
-        if cfg.prior == "data":
-            perm = np.asarray(jax.random.permutation(keys["split"], len(train)))
-            idx = np.sort(perm[: int(round(cfg.alpha * len(train)))])
-            mean = start = S.train_deterministic(net, init, train.take(idx), key=keys["prior"], epochs=cfg.prior_epochs,
-                                                 batch_size=cfg.prior_batch, optimizer=opt, progress=progress,
-                                                 desc="prior")
-        else:
-            idx, mean = np.zeros(0, dtype=np.int64), init
-            start = S.train_deterministic(net, init, train, key=keys["prior"], epochs=cfg.prior_epochs,
-                                          batch_size=cfg.prior_batch, optimizer=opt, progress=progress, desc="sgd")
+        idx = setup.prior_idx
+        fit_on = train.take(idx) if cfg.prior == "data" else train
+        steps = cfg.prior_epochs * -(-len(fit_on) // min(cfg.prior_batch, len(fit_on)))
+        opt = make_optimizer(cfg.prior_optimizer, cfg.prior_lr, cfg.prior_momentum, cfg.prior_schedule, steps)
+        start = S.train_deterministic(net, init, fit_on, key=keys["prior"], epochs=cfg.prior_epochs,
+                                      batch_size=cfg.prior_batch, optimizer=opt, dropout=cfg.prior_dropout,
+                                      progress=progress, desc="prior" if cfg.prior == "data" else "sgd")
+        mean = start if cfg.prior == "data" else init
         seconds = time.perf_counter() - t0
         _save_pickle(prior_file, {"mean": mean, "indices": idx, "sgd": start})
     prior = S.Prior(mean, cfg.prior_scale, cfg.family, idx,
-                    {"seed": cfg.seed, "alpha": cfg.alpha if cfg.prior == "data" else 0.0})
+                    {"seed": cfg.seed, "alpha": cfg.alpha if cfg.prior == "data" else 0.0,
+                     "dropout": cfg.prior_dropout, "standardize": cfg.standardize})
     test_error = S.error_rate(net, start, setup.data.test)
-    log(f"{'prior' if cfg.prior == 'data' else 'SGD'} net test error {test_error:.4f}; "
-        f"bound set {len(train) - prior.n_data} examples, prior data {prior.n_data}")
-    return PriorResult(prior, start, test_error, seconds)
+    heldout = S.error_rate(net, prior.mean, S.bound_set(train, prior)[0])
+    log(f"{'prior' if cfg.prior == 'data' else 'SGD'} net test error {test_error:.4f}; prior mean's error on "
+        f"the {len(train) - prior.n_data} bound-set examples {heldout:.4f} (prior data {prior.n_data})")
+    return PriorResult(prior, start, test_error, heldout, seconds)
 
 
 def posterior_stage(setup: Setup, pr: PriorResult, objective: str, *, progress: bool = True,
@@ -214,6 +257,7 @@ def posterior_stage(setup: Setup, pr: PriorResult, objective: str, *, progress: 
     state_file = setup.ckpt / f"{objective}.state.pkl"
     saved = _load_pickle(state_file, log)
     state, start, history = (None, 0, []) if saved is None else (saved["state"], saved["epoch"], saved["history"])
+    steps = cfg.epochs * -(-len(setup.data.train) // min(cfg.batch, len(setup.data.train)))
     if saved is not None:
         log(f"resumed: {objective} from epoch {start}")
 
@@ -225,7 +269,8 @@ def posterior_stage(setup: Setup, pr: PriorResult, objective: str, *, progress: 
         setup.net, S.init_posterior(pr.start, cfg.prior_scale), pr.prior, setup.data.train,
         key=jax.random.fold_in(setup.keys["post"], zlib.crc32(objective.encode())),
         n_bound=len(setup.data.train) - pr.prior.n_data, objective_name=objective,
-        optimizer=make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum), delta=cfg.delta, epochs=cfg.epochs,
+        optimizer=make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum, cfg.schedule, steps), delta=cfg.delta,
+        epochs=cfg.epochs,
         batch_size=cfg.batch, p_min=cfg.p_min, learn_prior_scale=cfg.learn_prior_scale,
         independent=not cfg.shared_sample, progress=progress, state=state, start_epoch=start, on_epoch=on_epoch,
         desc=objective)
@@ -256,6 +301,7 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
                                                   key=keys["test"]).zero_one,
         "test_error_mean": S.error_rate(net, post.mean, setup.data.test),
         "prior_test_error": pr.test_error,
+        "prior_heldout_error": pr.heldout_error,
         "kl_over_n": cert_b.kl / cert_b.n_bound,
         "train_seconds": train_seconds,
         "certify_seconds": mc_b.seconds,

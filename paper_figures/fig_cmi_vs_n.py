@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from ..experiments.report import shown_bounds
-from .style import COLORS, LABELS, cli, save, style
+from .style import COLORS, LABELS, cli, save, style, unique
 
 #: f-, e- and ld-CMI coincide on binary tasks (the loss pair determines the prediction pair
 #: given the labels), so their lines get distinct styles to stay visible.
@@ -17,7 +17,8 @@ STYLES = {"fcmi": "o-", "ecmi": "s--", "ldcmi": "^:"}
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:
     recs = [r for r in records if r["kind"] == "cmi" and len(r["results"]) >= 2]
-    files = []
+    files: list[Path] = []
+    seen: dict[str, int] = {}
     for rec in recs:
         cfg = rec["config"]
         res = sorted(rec["results"], key=lambda r: r["n"])
@@ -42,7 +43,7 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
             ax.set_title(f"CMI bound estimates: {cfg['dataset']}, {cfg['arch']} (k1={cfg['k1']}, {runs})")
             ax.legend(ncol=2)
             stem = f"cmi_vs_n_{cfg['dataset']}_{cfg['arch']}" + ("_loo" if cfg.get("loo") else "")
-            files += save(fig, out_dir, stem)
+            files += save(fig, out_dir, unique(stem, seen))
     return files
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .style import cli, save, style
+from .style import cli, save, style, unique
 
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:
     recs = [r for r in records if r["kind"] == "pac-bayes" and any(x.get("history") for x in r["results"])]
-    files = []
+    files: list[Path] = []
+    seen: dict[str, int] = {}
     for rec in recs:
         cfg = rec["config"]
         with style():
@@ -32,7 +33,7 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
             if cfg.get("prior") == "data":
                 name += f"_alpha{cfg['alpha']}"
             name += "_" + "-".join(r["objective"] for r in rec["results"])
-            files += save(fig, out_dir, name)
+            files += save(fig, out_dir, unique(name, seen))
     return files
 
 

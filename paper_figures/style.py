@@ -36,6 +36,13 @@ def style():
         yield
 
 
+def unique(name: str, seen: dict[str, int]) -> str:
+    """``name`` the first time, then ``name_2``, ``name_3``, ...: two records of the same task
+    (e.g. a README run and a protocol's run) get two figures, named in the records' order."""
+    seen[name] = seen.get(name, 0) + 1
+    return name if seen[name] == 1 else f"{name}_{seen[name]}"
+
+
 def save(fig, out_dir: Path, name: str) -> list[Path]:
     """Write ``name``.png and ``name``.pdf into ``out_dir``."""
     out_dir = Path(out_dir)

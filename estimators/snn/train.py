@@ -124,17 +124,18 @@ def _on_devices(data: Dataset, batch_size: int, devices) -> tuple[Any, Any, jax.
 
 def train_deterministic(
     net: Net, params: Any, data: Dataset, *, key: jax.Array, epochs: int, batch_size: int = 128,
-    optimizer: optax.GradientTransformation, progress: bool = True, desc: str = "prior",
+    optimizer: optax.GradientTransformation, dropout: float = 0.0, progress: bool = True, desc: str = "prior",
     devices: list | None = None,
 ) -> Any:
-    """Minimise softmax cross-entropy on ``data`` (e.g. the prior's share of the training set).
+    """Minimise softmax cross-entropy on ``data`` (e.g. the prior's share of the training set),
+    with ``dropout`` on the hidden activations when > 0 (:func:`genbounds.estimators.steps.supervised_step`).
 
     Each epoch is one compiled loop over device-resident data (:func:`genbounds.estimators.steps.
     compile_epoch`); with several ``devices`` (default: all local devices) each minibatch is split
     over them (data parallelism, gradients all-reduced by XLA)."""
-    train = supervised_step(net, optimizer)
+    train = supervised_step(net, optimizer, dropout)
     mesh, sharding, x, y = _on_devices(data, batch_size, devices)
-    epoch_fn = compile_epoch(train.step, m=len(data), batch_size=batch_size, keyed=False, sharding=sharding)
+    epoch_fn = compile_epoch(train.step, m=len(data), batch_size=batch_size, sharding=sharding)
     state = replicated(mesh, train.init(params))
     with tqdm(total=epochs, desc=desc, disable=not progress, leave=False) as bar:
         for epoch in range(epochs):
@@ -163,7 +164,7 @@ def train_posterior(
     train = posterior_step(net, prior, optimizer=optimizer, objective_name=objective_name, n_bound=n_bound,
                            delta=delta, p_min=p_min, learn_prior_scale=learn_prior_scale, independent=independent)
     mesh, sharding, x, y = _on_devices(data, batch_size, devices)
-    epoch_fn = compile_epoch(train.step, m=len(data), batch_size=batch_size, keyed=True, sharding=sharding)
+    epoch_fn = compile_epoch(train.step, m=len(data), batch_size=batch_size, sharding=sharding)
     state = replicated(mesh, train.init(post) if state is None else owned(state))
     history: list[dict] = []
     with tqdm(total=epochs - start_epoch, desc=desc, disable=not progress, leave=False) as bar:

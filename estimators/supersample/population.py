@@ -78,7 +78,7 @@ def _make_run(net: Net, cfg: TrainConfig, m: int):
         xt, yt = pool_x[train_idx], pool_y[train_idx]
 
         def epoch(state, k):
-            return scan_epoch(train.step, state, k, xt, yt, m=m, batch_size=cfg.batch_size, keyed=False)[0], None
+            return scan_epoch(train.step, state, k, xt, yt, m=m, batch_size=cfg.batch_size)[0], None
 
         state, _ = jax.lax.scan(epoch, state, jax.random.split(k_data, cfg.epochs))
         return _predictions(net, cfg, state.params, pool_x)

@@ -61,8 +61,8 @@ def _sequential(net, keys, px, py, idx, cfg) -> None:
         state = train.init(net.init(k_init))
         xt, yt = px[idx[r]], py[idx[r]]
         for ke in jax.random.split(k_data, cfg.epochs):
-            for b in np.asarray(epoch_batches(ke, m, cfg.batch_size)):
-                state, _ = step(state, xt[b], yt[b])
+            for i, b in enumerate(np.asarray(epoch_batches(ke, m, cfg.batch_size))):
+                state, _ = step(state, jax.random.fold_in(ke, 10_000 + i), xt[b], yt[b])
         jax.block_until_ready(state.params)
 
 

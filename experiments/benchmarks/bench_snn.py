@@ -1,6 +1,6 @@
 """Stochastic-network benchmark: training throughput, and the two Monte Carlo certificates.
 
-1. Training throughput of a stochastic T-600 (784-600-600-k) on 784-dim inputs (and with
+1. Training throughput of a stochastic MLP 784-600-600-k (DR17's T-600²) on 784-dim inputs (and with
    ``--throughput-arch cnn`` of the CNN 32-64-128 on 28x28 images): examples per second of a
    jitted forward + backward step with sampled weights, (i) one weight draw per example
    (local reparameterisation for dense layers, a drawn kernel per example for convolutions),
@@ -11,7 +11,7 @@
    with r = 1 and r = 10; the ratio of times is printed.
 
     python -m genbounds.experiments.benchmarks.bench_snn [--run results/fashion-binary-t600] [--m 1000]
-    python -m genbounds.experiments.benchmarks.bench_snn --throughput-arch t600 cnn --steps 5 --skip-certificates
+    python -m genbounds.experiments.benchmarks.bench_snn --throughput-arch mlp-600-600 cnn --steps 5 --skip-certificates
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 
-def _throughput(batch: int, steps: int, num_classes: int, arch: str = "t600") -> dict:
+def _throughput(batch: int, steps: int, num_classes: int, arch: str = "mlp-600-600") -> dict:
     """Examples/s of posterior training as it ships: :func:`genbounds.estimators.snn.posterior_step`
     (quad objective, SGD with momentum) run by the compiled epoch
     (:func:`genbounds.estimators.steps.compile_epoch`, ``steps`` minibatches of ``batch`` over
@@ -36,7 +36,8 @@ def _throughput(batch: int, steps: int, num_classes: int, arch: str = "t600") ->
     from ...estimators.devices import batch_sharding, data_mesh, replicated
     from ...estimators.steps import compile_epoch
 
-    net = nets.mlp((28, 28, 1), (600, 600), num_classes) if arch == "t600" else nets.cnn((28, 28, 1), num_classes)
+    shape = (28, 28, 1)
+    net = nets.mlp(shape, (600, 600), num_classes) if arch == "mlp-600-600" else nets.cnn(shape, num_classes)
     mean = net.init(jax.random.PRNGKey(0))
     prior = snn.Prior(mean, 0.03)
     m = batch * steps
@@ -47,7 +48,7 @@ def _throughput(batch: int, steps: int, num_classes: int, arch: str = "t600") ->
     for mode, independent in (("per-example draws", True), ("one draw per minibatch", False)):
         train = snn.posterior_step(net, prior, optimizer=optax.sgd(1e-3, momentum=0.9), objective_name="quad",
                                    n_bound=60000, independent=independent)
-        epoch = compile_epoch(train.step, m=m, batch_size=batch, keyed=True, sharding=batch_sharding(mesh, batch))
+        epoch = compile_epoch(train.step, m=m, batch_size=batch, sharding=batch_sharding(mesh, batch))
         state, _ = epoch(replicated(mesh, train.init(snn.init_posterior(mean, 0.03))), jax.random.PRNGKey(0), x, y)
         jax.block_until_ready(state)
         t0 = time.perf_counter()
@@ -68,7 +69,7 @@ def main(argv=None) -> None:
                         help="minibatch sizes to time (several: find the one that fills the device)")
     parser.add_argument("--steps", type=int, default=50, help="minibatches per timed epoch")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--throughput-arch", nargs="+", choices=("t600", "cnn"), default=["t600"])
+    parser.add_argument("--throughput-arch", nargs="+", choices=("mlp-600-600", "cnn"), default=["mlp-600-600"])
     parser.add_argument("--skip-certificates", action="store_true", help="only the training throughput")
     args = parser.parse_args(argv)
 

@@ -1,0 +1,141 @@
+"""Named protocols: a paper's settings on data available offline, run with ``genbounds reproduce``.
+
+A :class:`Recipe` is a list of labelled configs (:class:`~genbounds.experiments.pac_bayes_runner.
+PacBayesConfig` or :class:`~genbounds.experiments.cmi_runner.CMIConfig`) and the paper they
+follow. :func:`run_recipe` runs each into ``OUT/<label>/`` (every runner checkpoints, so an
+interrupted recipe resumes) and writes ``OUT/table.md``: one row per certificate or CMI estimate,
+with its kind and wall time. ``epochs_scale`` multiplies every epoch count (at least 1 epoch) for
+a quick version; the records then carry the scaled configs.
+
+Where a recipe departs from its paper (dataset, architecture size, Monte Carlo method), its
+``notes`` say so; they are printed with the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+from .cmi_runner import CMIConfig, run_cmi
+from .pac_bayes_runner import QUICKSTART, PacBayesConfig, run_pac_bayes
+from .records import write_atomic
+from .report import REPORT_COLUMNS, REPORT_NOTE, Column, render, rows_from_record
+
+__all__ = ["Recipe", "RECIPES", "scale_epochs", "run_recipe", "recipe_table"]
+
+Config = PacBayesConfig | CMIConfig
+
+
+class Recipe(NamedTuple):
+    """A named protocol: ``runs`` are (label, config) pairs run in order."""
+
+    name: str
+    summary: str
+    reference: str
+    runs: tuple[tuple[str, Config], ...]
+    notes: str = ""
+
+
+#: PBB (Pérez-Ortiz, Rivasplata, Shawe-Taylor & Szepesvári 2021, JMLR 22(227)) on Fashion-MNIST,
+#: 10 classes: prior on 50% of the training set with dropout 0.2 and SGD (lr 0.005, momentum
+#: 0.99), posterior by SGD (lr 0.001, momentum 0.95), prior std 0.03, p_min 1e-5, f_quad, batch
+#: 250, delta 0.025 and delta' 0.01, 5 prior and 5 posterior epochs. Inputs standardised (PBB
+#: normalise MNIST by its mean and std), here per pixel with the prior half's statistics only.
+_PBB = PacBayesConfig(
+    dataset="fashion-mnist", arch="mlp", widths=(600, 600, 600), prior="data", alpha=0.5, standardize=True,
+    objectives=("quad",),
+    prior_scale=0.03, prior_epochs=5, prior_lr=0.005, prior_batch=250, prior_optimizer="sgd", prior_momentum=0.99,
+    prior_dropout=0.2, epochs=5, lr=0.001, batch=250, optimizer="sgd", momentum=0.95, p_min=1e-5, delta=0.025,
+    mc_delta=0.01, mc_r=10, mc_m=0)
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe(
+        "dr17-fashion-binary",
+        "T-600 MLP, data-free prior (its random initialisation), SGD then the bound optimised with the "
+        "prior scale on DR17's grid; Fashion-MNIST, classes 5-9 vs 0-4",
+        "Dziugaite & Roy 2017, 'Computing nonvacuous generalization bounds for deep (stochastic) neural "
+        "networks with many more parameters than training data', UAI",
+        (("t600", PacBayesConfig(
+            dataset="fashion-mnist", binary=(5, 6, 7, 8, 9), arch="mlp", widths=(600,), prior="init",
+            objectives=("seeger",), prior_scale=0.03, learn_prior_scale=True, prior_epochs=20, prior_lr=0.01,
+            prior_batch=100, prior_optimizer="sgd", prior_momentum=0.9, epochs=20, lr=0.001, batch=100,
+            optimizer="adam", mc_r=10, mc_m=0)),),
+        "DR17 use binary MNIST (digit >= 5) and RMSProp for the bound; here Fashion-MNIST and Adam. "
+        "Certificate (b) (per-example draws, r = 10) replaces DR17's 150,000 weight draws."),
+    Recipe(
+        "pbb-fashion-fcn",
+        "PBB's 4-layer MLP 784-600-600-600-10 with a prior learned on half of Fashion-MNIST, f_quad",
+        "Pérez-Ortiz, Rivasplata, Shawe-Taylor & Szepesvári 2021, 'Tighter risk certificates for neural "
+        "networks', JMLR 22(227)",
+        (("fcn", _PBB),),
+        "PBB report MNIST and CIFAR-10; these are their settings on Fashion-MNIST. Certificate (b) "
+        "(r = 10 per-example draws) replaces m = 1000 weight draws."),
+    Recipe(
+        "pbb-fashion-cnn",
+        "PBB's 4-layer CNN (conv 32, conv 64, max-pool, dense 128) with a prior learned on half of "
+        "Fashion-MNIST, f_quad",
+        "Pérez-Ortiz, Rivasplata, Shawe-Taylor & Szepesvári 2021, JMLR 22(227)",
+        (("cnn", dataclasses.replace(_PBB, arch="cnn")),),
+        "As pbb-fashion-fcn, with the CNN; convolutions draw one kernel per example."),
+    Recipe(
+        "role-of-data-digits",
+        "the fraction alpha of the training set that builds the prior, swept (digits, MLP 256-256, f_quad)",
+        "Dziugaite, Hsu, Gharbieh, Arpino & Roy 2021, 'On the role of data in PAC-Bayes bounds', AISTATS",
+        tuple((f"alpha{a}", dataclasses.replace(QUICKSTART, alpha=a, objectives=("quad",)))
+              for a in (0.2, 0.3, 0.5, 0.7, 0.8)),
+        "scikit-learn's digits instead of MNIST; one seed per alpha."),
+    Recipe(
+        "fcmi-fashion",
+        "f-CMI and the other supersample bounds versus n: Fashion-MNIST pullover vs coat, k1 = 5 "
+        "supersamples x k2 = 30 masks, n in {75, 250, 1000, 4000}",
+        "Harutyunyan, Raginsky, Ver Steeg & Galstyan 2021, 'Information-theoretic generalization bounds "
+        "for black-box learning algorithms', NeurIPS",
+        (("fcmi", CMIConfig(dataset="fashion-mnist", classes=(2, 4), arch="mlp", widths=(128,),
+                            n=(75, 250, 1000, 4000), k1=5, k2=30, epochs=200, batch=128, lr=1e-3,
+                            optimizer="adam")),),
+        "The paper trains a CNN on MNIST 4 vs 9 with Adam (lr 1e-3, 200 epochs); here an MLP 128 with the "
+        "same optimiser on Fashion-MNIST pullover vs coat. CMI bounds are ESTIMATES, not certificates."),
+)}
+
+
+def scale_epochs(cfg: Config, factor: float) -> Config:
+    """``cfg`` with every epoch count multiplied by ``factor`` (rounded, at least 1)."""
+    if not factor > 0:
+        raise ValueError(f"argument 'epochs_scale' must be > 0, got {factor!r}")
+    if factor == 1.0:
+        return cfg
+    names = ("prior_epochs", "epochs") if isinstance(cfg, PacBayesConfig) else ("epochs",)
+    return dataclasses.replace(cfg, **{k: max(1, round(getattr(cfg, k) * factor)) for k in names})
+
+
+#: The recipe table's columns: the report's, plus the wall time of the run.
+TABLE_COLUMNS = (*REPORT_COLUMNS, Column("seconds", "time (s)", digits=0))
+
+
+def recipe_table(records: list[tuple[str, dict]], fmt: str = "markdown") -> str:
+    """One row per certificate / CMI estimate of the recipe's records, with each run's time."""
+    rows = []
+    for label, record in records:
+        for row in rows_from_record(record):
+            rows.append({**row, "run": label, "seconds": float(record.get("timings", {}).get("total_s", 0.0))})
+    return render((Column("run", "run"), *TABLE_COLUMNS), rows, fmt)
+
+
+def run_recipe(recipe: Recipe, out: str | os.PathLike, *, epochs_scale: float = 1.0, progress: bool = True,
+               log: Callable[[str], None] = print) -> list[tuple[str, dict]]:
+    """Run every config of ``recipe`` into ``out/<label>/`` (resuming what is done) and write
+    ``out/table.md``; returns the (label, record) pairs."""
+    out = Path(out)
+    records = []
+    for label, cfg in recipe.runs:
+        cfg = scale_epochs(cfg, epochs_scale)
+        log(f"{recipe.name} / {label}")
+        run = run_pac_bayes if isinstance(cfg, PacBayesConfig) else run_cmi
+        records.append((label, run(cfg, out / label, progress=progress, log=log)))
+    text = "\n\n".join([f"# {recipe.name} (epochs x {epochs_scale:g})", recipe_table(records), REPORT_NOTE,
+                        recipe.notes])
+    write_atomic(out / "table.md", lambda f: f.write(text + "\n"))
+    return records
