@@ -3,14 +3,16 @@
 Every function accepts Python numbers / NumPy arrays (evaluated in float64: the path of
 final certificates) or JAX arrays (evaluated in their dtype, jit-able and differentiable,
 for training objectives). The CMI bounds (:mod:`genbounds.bounds.cmi`) take per-pair mutual
-informations ``mi: [..., n]`` and return one value per leading index (per supersample draw).
+informations ``mi: [..., n]`` and return one value per leading index (per supersample draw); the
+bounds for noisy iterative algorithms (:mod:`genbounds.bounds.iterative`) take statistics
+recorded along training trajectories, ``[k_outer, k_inner, T]``.
 
 >>> from genbounds.bounds import seeger, kl_inv_upper
 >>> round(float(seeger(0.03, 5000.0, 55000, 0.025)), 4)
 0.1618
 """
 
-from . import cmi
+from . import cmi, iterative
 from .certificate import (
     PAC_BAYES_BOUNDS,
     Certificate,
@@ -31,6 +33,15 @@ from .cmi import (
     samplewise_sqrt,
     single_loss,
     sqrt_cmi,
+)
+from .iterative import (
+    gaussian_step_kl,
+    haghifam_ld_bound,
+    hypothesis_llr,
+    langevin_noise_variance,
+    negrea_bound,
+    neu_sgd_bound,
+    wrong_member_weight,
 )
 from .kl import kl_bernoulli, kl_inv_lower, kl_inv_upper
 from .pac_bayes import (
@@ -97,4 +108,13 @@ __all__ = [
     "samplewise_sqrt",
     "single_loss",
     "sqrt_cmi",
+    # noisy iterative algorithms (Langevin dynamics, SGLD, SGD): from trajectory statistics
+    "iterative",
+    "gaussian_step_kl",
+    "haghifam_ld_bound",
+    "hypothesis_llr",
+    "langevin_noise_variance",
+    "negrea_bound",
+    "neu_sgd_bound",
+    "wrong_member_weight",
 ]

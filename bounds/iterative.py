@@ -1,0 +1,185 @@
+r"""Information-theoretic bounds for noisy iterative algorithms (Langevin dynamics, SGLD, SGD).
+
+Every bound here is an instance of one chain rule. For a trajectory :math:`W_{0:T}` and any prior
+kernel :math:`Q_t(\cdot \mid W_{<t}, C)` that may depend on conditioning variables C but not on
+the information X being charged,
+
+.. math:: I(W_T; X \mid C) \le \sum_t \mathbb{E}\, \mathrm{KL}\big(P(W_t \mid W_{<t}, X, C)
+          \,\|\, Q_t(\cdot \mid W_{<t}, C)\big).
+
+A (stochastic-gradient) Langevin step is :math:`W_t = W_{t-1} - \eta_t G_t + \sqrt{2\eta_t/\beta_t}
+\,\varepsilon_t` with :math:`\varepsilon_t \sim N(0, I)`. A prior with the same noise whose drift
+differs from the true one by :math:`\eta_t \Delta_t` costs
+:func:`gaussian_step_kl` :math:`= \beta_t \eta_t \lVert\Delta_t\rVert^2 / 4` nats per step
+(:math:`\mathrm{KL}(N(a, s^2 I)\|N(b, s^2 I)) = \lVert a-b\rVert^2/(2 s^2)`, :math:`s^2 = 2\eta/\beta`).
+
+Estimates, not certificates: the bounds are on the *expected* generalization gap, and the
+expectations are estimated from runs. Only the conditioning variables sit outside the square
+root; everything else (held-out draw, Langevin noise, batches, the hidden bit) is averaged
+*inside*. The functions take ``[k_outer, k_inner, T]`` arrays and average the inner runs
+before the square root (one inner run per outer draw averages square roots instead, which is
+biased low: Jensen). Statements implemented (derived here from the chain rule above, constants
+matched against the authors' public code; the theorem numbers were not checked against the
+papers' text):
+
+* :func:`negrea_bound`: Negrea, Haghifam, Dziugaite, Khisti & Roy (NeurIPS 2019), data-dependent
+  prior forecasting the gradient from a subset :math:`S_J`, :math:`|J^c| = n - m` held out:
+  :math:`\mathbb{E}\,\mathrm{gen} \le \mathbb{E}_{J,S_J}\sqrt{\frac{2\sigma^2}{n-m}\sum_t
+  \frac{\beta_t\eta_t}{4}\,\mathbb{E}^{J,S_J}\lVert G_t - \Xi_t\rVert^2}` for a
+  :math:`\sigma`-subGaussian loss (:math:`\sigma = 1/2` for [0, 1] losses). The leave-one-out,
+  full-batch instance (m = n - 1) has :math:`G_t - \Xi_t = \frac1n(\nabla\ell(W, Z_j) -
+  \nabla\hat R_{S_{-j}}(W))`.
+* :func:`haghifam_ld_bound`: Haghifam, Negrea, Khisti, Roy & Dziugaite (NeurIPS 2020), full-batch
+  Langevin dynamics, supersample with one hidden pair (m = 1) and a hypothesis-test prior that
+  puts weight :math:`\theta_t` on the wrong member:
+  :math:`\mathbb{E}\,\mathrm{gen} \le \mathbb{E}\sqrt{\frac{1}{2n^2}\sum_t \beta_t\eta_t\,
+  \mathbb{E}[\theta_t^2 \lVert\xi_t\rVert^2]}` with :math:`\xi_t = \nabla\ell(W_{t-1}, Z_{J,1}) -
+  \nabla\ell(W_{t-1}, Z_{J,2})` (the square root of 2 I for a [0, 1] loss, m = 1).
+  :func:`hypothesis_llr` and :func:`wrong_member_weight` give the Bayes test.
+* :func:`neu_sgd_bound`: Neu, Dziugaite, Haghifam & Roy (COLT 2021), Theorem 1, vanilla SGD
+  through a perturbed auxiliary process.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from ._array import ArrayLike
+
+__all__ = ["langevin_noise_variance", "gaussian_step_kl", "negrea_bound", "haghifam_ld_bound",
+           "hypothesis_llr", "wrong_member_weight", "neu_sgd_bound"]
+
+
+def langevin_noise_variance(eta: ArrayLike, beta: ArrayLike) -> np.ndarray:
+    """Per-coordinate variance of the injected noise of a Langevin step: 2 eta / beta."""
+    eta, beta = np.asarray(eta, np.float64), np.asarray(beta, np.float64)
+    if np.any(eta <= 0) or np.any(beta <= 0):
+        raise ValueError("arguments 'eta' and 'beta' must be > 0")
+    return 2.0 * eta / beta
+
+
+def gaussian_step_kl(beta_eta: ArrayLike, drift_sq: ArrayLike) -> np.ndarray:
+    """KL between two Langevin steps whose drifts differ by eta Delta: beta eta ||Delta||^2 / 4.
+
+    ``beta_eta``: beta_t eta_t; ``drift_sq``: ||Delta_t||^2 in gradient units (broadcast)."""
+    return np.asarray(beta_eta, np.float64) * np.asarray(drift_sq, np.float64) / 4.0
+
+
+def _inner_mean(stat: ArrayLike, name: str) -> np.ndarray:
+    a = np.asarray(stat, np.float64)
+    if a.ndim != 3:
+        raise ValueError(f"argument '{name}' must be [k_outer, k_inner, T], got shape {a.shape}")
+    if not np.all(np.isfinite(a)) or np.any(a < 0):
+        raise ValueError(f"argument '{name}' must be finite and >= 0")
+    return a.mean(axis=1)
+
+
+def _steps(beta_eta: ArrayLike, T: int) -> np.ndarray:
+    b = np.asarray(beta_eta, np.float64)
+    if b.shape != (T,) or np.any(b <= 0) or not np.all(np.isfinite(b)):
+        raise ValueError(f"argument 'beta_eta' must be [T] = [{T}] positive numbers, got shape {b.shape}")
+    return b
+
+
+def negrea_bound(beta_eta: ArrayLike, forecast_error_sq: ArrayLike, n_heldout: int,
+                 subgaussian: float = 0.5) -> np.ndarray:
+    r"""Negrea et al. (2019) bound per outer draw (J, S_J), ``[k_outer]``.
+
+    .. math:: \sqrt{\frac{2\sigma^2}{n-m}\sum_t \frac{\beta_t\eta_t}{4}\,\overline{\lVert G_t - \Xi_t\rVert^2}}
+
+    Args:
+        beta_eta: ``[T]`` beta_t eta_t of each step.
+        forecast_error_sq: ``[k_outer, k_inner, T]`` ||G_t - Xi_t||^2: the squared distance between
+            the batch gradient and its forecast from (W_{t-1}, J, S_J, batch indices), for inner runs
+            that share (J, S_J) (averaged over them: held-out data, noise, batches).
+        n_heldout: n - m, the number of held-out points (1 for leave-one-out).
+        subgaussian: sigma of the loss (1/2 for a [0, 1] loss).
+    The mean over the outer draws estimates the bound on E gen.
+    """
+    inner = _inner_mean(forecast_error_sq, "forecast_error_sq")
+    b = _steps(beta_eta, inner.shape[1])
+    if int(n_heldout) != n_heldout or n_heldout < 1:
+        raise ValueError(f"argument 'n_heldout' must be a whole number >= 1, got {n_heldout!r}")
+    kl = gaussian_step_kl(b, inner).sum(axis=1)
+    return np.sqrt(2.0 * subgaussian**2 * kl / n_heldout)
+
+
+def haghifam_ld_bound(beta_eta: ArrayLike, theta: ArrayLike, two_sample_sq: ArrayLike, n: int) -> np.ndarray:
+    r"""Haghifam et al. (2020) Langevin-dynamics CMI bound per outer draw, ``[k_outer]``.
+
+    .. math:: \sqrt{2 \sum_t \frac{\beta_t\eta_t}{4 n^2}\,\overline{\theta_t^2 \lVert\xi_t\rVert^2}}
+
+    Args:
+        beta_eta: ``[T]``.
+        theta: ``[k_outer, k_inner, T]`` the prior's weight on the wrong member at step t, a
+            function of (supersample, J, U_{-J}, W_{<t}) only (never U_J, never W_t): e.g.
+            :func:`wrong_member_weight` of the cumulated log-likelihood ratio up to step t - 1.
+            theta = 1/2 is the test that ignores the trajectory.
+        two_sample_sq: ``[k_outer, k_inner, T]`` ||xi_t||^2, xi_t = grad l(W_{t-1}, Z_{J,1}) -
+            grad l(W_{t-1}, Z_{J,2}), for inner runs sharing (supersample, J, U_{-J}) and differing
+            in U_J (use both values, antithetic) and in the noise.
+        n: training-set size (the objective is the mean over n points).
+    """
+    th = np.asarray(theta, np.float64)
+    if np.any(th < 0) or np.any(th > 1):
+        raise ValueError("argument 'theta' must be in [0, 1]")
+    inner = _inner_mean(th**2 * np.asarray(two_sample_sq, np.float64), "two_sample_sq")
+    b = _steps(beta_eta, inner.shape[1])
+    kl = gaussian_step_kl(b, inner).sum(axis=1) / float(n) ** 2
+    return np.sqrt(2.0 * kl)
+
+
+def hypothesis_llr(beta: ArrayLike, eta: ArrayLike, n: int, xi_other_true: ArrayLike,
+                              noise_dot: ArrayLike) -> np.ndarray:
+    r"""Log-likelihood ratio of one Langevin step, "other member trained" against "true member".
+
+    With the realized parameter noise :math:`\nu_t = W_t - W_{t-1} + \eta_t G_t` and
+    :math:`\xi_t = \nabla\ell(W_{t-1}, z_{other}) - \nabla\ell(W_{t-1}, z_{true})`:
+
+    .. math:: \ell_t = -\frac{\beta_t\eta_t\lVert\xi_t\rVert^2}{4n^2} - \frac{\beta_t}{2n}\langle\nu_t, \xi_t\rangle
+
+    (the two hypotheses' drifts differ by :math:`\eta_t\xi_t/n`; derived from the Gaussian
+    densities with variance 2 eta/beta). Args are broadcast: ``xi_other_true`` is ||xi||^2 and
+    ``noise_dot`` the inner product <nu_t, xi_t> (compute nu from (W_t, W_{t-1}), not from the
+    gradient-side draw, whose sign is opposite)."""
+    beta, eta = np.asarray(beta, np.float64), np.asarray(eta, np.float64)
+    return -beta * eta * np.asarray(xi_other_true, np.float64) / (4.0 * n**2) \
+        - beta * np.asarray(noise_dot, np.float64) / (2.0 * n)
+
+
+def wrong_member_weight(llr: ArrayLike) -> np.ndarray:
+    """Bayes test: theta_t = sigmoid(sum_{s<t} llr_s), from ``llr: [..., T]`` of
+    :func:`hypothesis_llr` (step t sees only steps before it; theta_1 = 1/2).
+
+    The prior never sees U_J: it weights member 1 by P(member 1 | W_{<t}), the posterior of a
+    uniform prior over the two members. Written from the true member's side, the weight it puts
+    on the wrong one is this sigmoid of the cumulated "other vs true" log-likelihood ratio.
+    Evaluated in float64 with a stable logistic function (no saturation at large beta)."""
+    a = np.asarray(llr, np.float64)
+    cum = np.concatenate([np.zeros((*a.shape[:-1], 1)), np.cumsum(a, axis=-1)[..., :-1]], axis=-1)
+    return expit(cum)
+
+
+def neu_sgd_bound(eta: ArrayLike, sigma: ArrayLike, sensitivity: ArrayLike, variance: ArrayLike, n: int,
+                  subgaussian: float = 0.5, value_sensitivity_gap: float = 0.0) -> float:
+    r"""Neu, Dziugaite, Haghifam & Roy (2021), Theorem 1 (vanilla SGD):
+
+    .. math:: |\mathrm{gen}| \le \sqrt{\frac{4R^2}{n}\sum_t \frac{\eta_t^2}{\sigma_t^2}\,
+              \mathbb{E}[\Gamma_{\sigma_{1:t}}(W_t) + V_t(W_t)]} + |\mathbb{E}[\Delta(W_T, S') - \Delta(W_T, S)]|
+
+    Args:
+        eta, sigma: ``[T]`` step sizes and the perturbation scales (fixed before the run).
+        sensitivity: ``[T]`` E Gamma_{sigma_{1:t}}(W_t), gradient sensitivity to the accumulated
+            perturbation (0 at t = 1); variance: ``[T]`` E V_t(W_t), deviation of the batch gradient
+            from the *population* gradient (estimate it with held-out data, never S).
+        value_sensitivity_gap: |E[Delta(W_T, S') - Delta(W_T, S)]|.
+    """
+    eta, sigma = np.asarray(eta, np.float64), np.asarray(sigma, np.float64)
+    g, v = np.asarray(sensitivity, np.float64), np.asarray(variance, np.float64)
+    if np.any(sigma <= 0):
+        raise ValueError("argument 'sigma' must be > 0")
+    if np.any(g < 0) or np.any(v < 0):
+        raise ValueError("arguments 'sensitivity' and 'variance' must be >= 0")
+    total = float(np.sum(eta**2 / sigma**2 * (g + v)))
+    return float(np.sqrt(4.0 * subgaussian**2 / n * total) + abs(value_sensitivity_gap))

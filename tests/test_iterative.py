@@ -1,0 +1,162 @@
+"""Bounds for noisy iterative algorithms on the Gaussian location toys, where the trajectory MI and
+CMI are known in closed form or by 1-D quadrature (reference sheet iterative-algorithms.md, §5)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genbounds import bounds as B
+from genbounds.estimators import langevin as L
+
+
+def _sq_loss(w, xb, yb):
+    """Per-example ||w - z||^2 / 2 (the toys' training objective); yb unused."""
+    return 0.5 * jnp.sum((w[None, :] - xb) ** 2, axis=1)
+
+
+def _run(step, w0, keys, x):
+    """Full-batch runs vmapped over keys (and data when x has a leading run axis)."""
+    in_x = 0 if x.ndim == 3 else None
+    return jax.vmap(lambda k, xx: L.run_langevin(step, w0, k, xx, jnp.zeros(xx.shape[0]), T),
+                    in_axes=(0, in_x))(keys, x)
+
+
+T, ETA = 200, 0.1
+
+
+def test_injected_noise_variance_measured_from_the_trajectory():
+    """Var(W_t - W_{t-1} + eta_t G_t) = 2 eta_t / beta_t at every step of a staircase schedule."""
+    d, n = 4000, 20
+    sched = L.staircase_schedule(0.2, 0.5, 3, 1e-2, 1e-4, 1.0, 2)
+    step = L.langevin_step(_sq_loss, sched)
+    x = jax.random.normal(jax.random.PRNGKey(0), (n, d))
+    state = step.init(jnp.zeros(d))
+    key = jax.random.PRNGKey(1)
+    for t in range(8):
+        w_prev = state.params
+        g = jax.grad(lambda w: jnp.mean(_sq_loss(w, x, None)))(w_prev)
+        state, m = step.step(state, jax.random.fold_in(key, t), x, jnp.zeros(n))
+        nu = np.asarray(state.params - w_prev + m.eta * g, np.float64)
+        expected = float(B.langevin_noise_variance(float(m.eta), float(m.beta)))
+        # 4000 coordinates: the sample variance is within 5 standard errors (sqrt(2/d) relative)
+        assert nu.var() == pytest.approx(expected, rel=5 * np.sqrt(2 / d))
+        assert abs(nu.mean()) < 5 * np.sqrt(expected / d)
+
+
+def test_negrea_leave_one_out_on_the_gaussian_toy():
+    """T1: KL sum (the bound's inner term) >= the exact trajectory MI I(W_{0:T}; z_j | S_J) =
+    (d/2) ln(1 + s^2 T beta eta / (2 n^2)); its mean matches the closed form
+    (beta eta T / (4 n^2)) (d s^2 + ||zbar_{-j} - mu||^2) (n = 50, d = 5, beta = 200: 2.04 >= 1.47)."""
+    n, d, beta, k_outer, k_inner = 50, 5, 200.0, 4, 256
+    with jax.enable_x64(True):
+        def stats(w, noise, xb, yb, eta, beta):
+            g = jax.vmap(jax.grad(lambda w1, z: _sq_loss(w1, z[None], None)[0]), in_axes=(None, 0))(w, xb)
+            diff = (g[-1] - g[:-1].mean(axis=0)) / xb.shape[0]      # the held-out point is the last
+            return jnp.sum(diff**2)
+
+        step = L.langevin_step(_sq_loss, L.constant_schedule(ETA, beta), stats)
+        rng = np.random.default_rng(0)
+        shared = rng.normal(size=(k_outer, n - 1, d))               # S_J, the conditioning
+        heldout = rng.normal(size=(k_outer, k_inner, 1, d))         # z_j: averaged inside
+        x = np.concatenate([np.broadcast_to(shared[:, None], (k_outer, k_inner, n - 1, d)), heldout], axis=2)
+        keys = jax.random.split(jax.random.PRNGKey(0), k_outer * k_inner)
+        _, metrics = _run(step, jnp.zeros(d), keys, jnp.asarray(x.reshape(-1, n, d)))
+        sq = np.asarray(metrics.stats).reshape(k_outer, k_inner, T)
+    beta_eta = np.full(T, beta * ETA)
+    kl = B.gaussian_step_kl(beta_eta, sq.mean(axis=1)).sum(axis=1)
+    zbar = shared.mean(axis=1)
+    closed = beta * ETA * T / (4 * n**2) * (d + (zbar**2).sum(axis=1))
+    np.testing.assert_allclose(kl, closed, rtol=0.12)                 # 256 inner draws: ~6% s.e.
+    exact_mi = d / 2 * np.log1p(T * beta * ETA / (2 * n**2))
+    assert exact_mi == pytest.approx(1.469, abs=1e-3)
+    assert np.all(kl >= exact_mi)
+    bound = B.negrea_bound(beta_eta, sq, n_heldout=1)
+    # sigma = 1/2: sqrt(2 sigma^2 KL) = sqrt((1/8) sum_t beta eta ||Delta_t||^2), the authors' constant
+    np.testing.assert_allclose(bound, np.sqrt(kl / 2))
+    np.testing.assert_allclose(bound, np.sqrt((beta_eta * sq.mean(axis=1)).sum(axis=1) / 8))
+    assert np.all(bound >= np.sqrt(exact_mi / 2))
+
+
+def _exact_pair_cmi(k_t: float) -> float:
+    """E[ln 2 - ln(1 + e^{-L})], L ~ N(K, 2K): the exact trajectory CMI of toy T2 (quadrature)."""
+    x, w = np.polynomial.hermite_e.hermegauss(200)
+    ell = k_t + np.sqrt(2 * k_t) * x
+    return float(np.sum(w * (np.log(2) - np.logaddexp(0, -ell))) / np.sqrt(2 * np.pi))
+
+
+def test_haghifam_langevin_cmi_on_the_gaussian_pair_toy():
+    """T2 at K_T = 4: exact CMI 0.500 <= Bayes-test bound term (sheet: 0.503) <= theta = 1/2 term
+    (K_T / 4 = 1.0); averaging inner runs before the square root gives sqrt(2 * 0.503) = 1.003,
+    one run per draw (mean of square roots) about 0.879."""
+    n, d = 10, 2
+    beta = 20.0                                   # K_T = T beta eta ||xi||^2 / (4 n^2) = 4 with ||xi||^2 = 4
+    z1, z2 = np.zeros(d), np.array([2.0, 0.0])
+    k_t = T * beta * ETA * 4.0 / (4 * n**2)
+    assert k_t == pytest.approx(4.0)
+    assert _exact_pair_cmi(4.0) == pytest.approx(0.500, abs=2e-3)
+    runs = 4000
+    with jax.enable_x64(True):
+        def stats(w, noise, xb, yb, eta, beta):
+            # xb[-1] is the trained member; yb[0] carries which (0: z1, 1: z2); the other is known.
+            other = jnp.where(yb[0] == 0, jnp.asarray(z2), jnp.asarray(z1))
+            xi = (w - other) - (w - xb[-1])                          # grad l(w, other) - grad l(w, true)
+            return jnp.sum(xi**2), jnp.vdot(noise, xi)
+
+        step = L.langevin_step(_sq_loss, L.constant_schedule(ETA, beta), stats)
+        shared = np.random.default_rng(0).normal(size=(n - 1, d))
+        u = np.arange(runs) % 2                                      # antithetic: both values of U_J
+        x = np.stack([np.concatenate([shared, (z2 if ui else z1)[None]]) for ui in u])
+        y = np.broadcast_to(u[:, None], (runs, n)).astype(np.float64)
+        keys = jax.random.split(jax.random.PRNGKey(3), runs)
+        _, metrics = jax.vmap(lambda k, xx, yy: L.run_langevin(step, jnp.zeros(d), k, xx, yy, T))(
+            keys, jnp.asarray(x), jnp.asarray(y))
+        xi_sq, dot = (np.asarray(a) for a in metrics.stats)
+    llr = B.hypothesis_llr(beta, ETA, n, xi_sq, dot)
+    theta = B.wrong_member_weight(llr)
+    beta_eta = np.full(T, beta * ETA)
+    inner = B.gaussian_step_kl(beta_eta, theta**2 * xi_sq).sum(axis=1) / n**2
+    assert inner.mean() == pytest.approx(0.503, abs=0.02)
+    assert inner.mean() >= _exact_pair_cmi(4.0) - 0.01
+    half = B.gaussian_step_kl(beta_eta, 0.25 * xi_sq).sum(axis=1) / n**2
+    np.testing.assert_allclose(half, k_t / 4)
+    one_outer = B.haghifam_ld_bound(beta_eta, theta[None], xi_sq[None], n)
+    assert one_outer[0] == pytest.approx(np.sqrt(2 * inner.mean()))
+    assert one_outer[0] == pytest.approx(1.003, abs=0.02)
+    per_run = B.haghifam_ld_bound(beta_eta, theta[:, None], xi_sq[:, None], n)
+    assert per_run.mean() == pytest.approx(0.879, abs=0.03) and per_run.mean() < one_outer[0] - 0.08
+
+
+def test_neu_sgd_mi_step_on_the_gaussian_toy():
+    """T3: I(W~_T; S) = (d/2) ln(1 + (1 - a')^2 s^2 / (n sigma_{1:T}^2)) <= the Theorem-5 sum
+    sum_t (2 eta^2 / sigma^2)(d (t - 1) sigma^2 + d s^2 / n) (n = 100, d = 10, eta = .1, T = 50,
+    sigma = .05: 0.39 <= 285); the quadratic loss has zero value-sensitivity term."""
+    n, d, eta, t_steps, sigma = 100, 10, 0.1, 50, 0.05
+    t = np.arange(1, t_steps + 1)
+    gamma = d * (t - 1) * sigma**2
+    v = np.full(t_steps, d * 1.0 / n)
+    theorem5 = float(np.sum(2 * eta**2 / sigma**2 * (gamma + v)))
+    assert theorem5 == pytest.approx(285.0, abs=1.0)
+    a = (1 - eta) ** (t_steps - 1)
+    exact = d / 2 * np.log1p((1 - a) ** 2 / (n * (t_steps - 1) * sigma**2))
+    assert exact == pytest.approx(0.39, abs=0.01) and exact <= theorem5
+    # Theorem 1 with R = 1/2 is sqrt(2 R^2 / n * (Theorem-5 sum)) = sqrt((4 R^2 / n) sum eta^2/sigma^2 (G + V)).
+    assert B.neu_sgd_bound(np.full(t_steps, eta), np.full(t_steps, sigma), gamma, v, n) == \
+        pytest.approx(np.sqrt(2 * 0.25 / n * theorem5))
+
+
+def test_bounds_refuse_malformed_statistics():
+    with pytest.raises(ValueError, match="k_outer, k_inner, T"):
+        B.negrea_bound(np.ones(3), np.ones((2, 3)), 1)
+    with pytest.raises(ValueError, match="'beta_eta'"):
+        B.negrea_bound(np.ones(4), np.ones((1, 2, 3)), 1)
+    with pytest.raises(ValueError, match="'theta'"):
+        B.haghifam_ld_bound(np.ones(3), np.full((1, 1, 3), 1.5), np.ones((1, 1, 3)), 10)
+    with pytest.raises(ValueError, match="'forecast_error_sq'"):
+        B.negrea_bound(np.ones(3), np.full((1, 1, 3), np.nan), 1)
+    with pytest.raises(ValueError, match="'eta' and 'beta'"):
+        B.langevin_noise_variance(0.1, 0.0)
+    # Monotone in beta at fixed statistics, zero at zero information.
+    sq = np.ones((1, 2, 3))
+    assert B.negrea_bound(np.full(3, 2.0), sq, 1)[0] > B.negrea_bound(np.full(3, 1.0), sq, 1)[0]
+    assert B.negrea_bound(np.full(3, 1.0), np.zeros((1, 2, 3)), 1)[0] == 0.0
