@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from .steps import Step
 
 __all__ = ["LangevinState", "LangevinMetrics", "Schedule", "constant_schedule", "staircase_schedule",
-           "langevin_step", "run_langevin"]
+           "langevin_step", "run_langevin", "PairStats", "pair_population"]
 
 #: ``schedule(t) -> (eta_t, beta_t)`` for the step index t = 0, 1, ... (jit-able).
 Schedule = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
@@ -74,8 +74,9 @@ def langevin_step(loss: Callable[[Any, jax.Array, jax.Array], jax.Array], schedu
     is their mean).
 
     ``init(params) -> LangevinState``; ``step(state, key, xb, yb) -> (state, LangevinMetrics)``.
-    ``statistics(params, noise, xb, yb, eta, beta)`` is evaluated at W_{t-1} with the noise pytree
-    about to be added (``noise`` = W_t - W_{t-1} + eta_t G_t exactly)."""
+    ``statistics(params, grads, noise, xb, yb, eta, beta)`` is evaluated at W_{t-1}, with the batch
+    gradient G_t and the noise pytree about to be added (``noise`` = W_t - W_{t-1} + eta_t G_t
+    exactly)."""
 
     def objective(params, xb, yb):
         return jnp.mean(loss(params, xb, yb))
@@ -91,7 +92,7 @@ def langevin_step(loss: Callable[[Any, jax.Array, jax.Array], jax.Array], schedu
         scale = jnp.sqrt(2.0 * eta / beta)
         noise = jax.tree_util.tree_unflatten(
             treedef, [scale.astype(p.dtype) * jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves)])
-        stats = None if statistics is None else statistics(state.params, noise, xb, yb, eta, beta)
+        stats = None if statistics is None else statistics(state.params, grads, noise, xb, yb, eta, beta)
         params = jax.tree_util.tree_map(lambda p, g, e: p - eta.astype(p.dtype) * g + e, state.params, grads, noise)
         return LangevinState(params, state.t + 1), LangevinMetrics(value, eta, beta, stats)
 
@@ -105,3 +106,77 @@ def run_langevin(step: Step, params: Any, key: jax.Array, x: jax.Array, y: jax.A
     def body(state, k):
         return step.step(state, k, x, y)
     return jax.lax.scan(body, step.init(params), jax.random.split(key, steps))
+
+
+class PairStats(NamedTuple):
+    """What the bounds need from a population of full-batch Langevin runs that share n - 1
+    training points and one pair (Z_{J,1}, Z_{J,2}), run ``r`` training on member ``u[r]``.
+
+    Attributes:
+        xi_sq: ``[runs, T]`` ||xi_t||^2, xi_t = grad l(W_{t-1}, Z_{J,1}) - grad l(W_{t-1}, Z_{J,2}).
+        noise_dot: ``[runs, T]`` <nu_t, xi_t^{other - true}> with the realized noise nu_t.
+        loo_sq: ``[runs, T]`` ||(grad l(W_{t-1}, z_j) - grad R_{S_{-j}}(W_{t-1})) / n||^2 with z_j the
+            trained member (Negrea et al.'s leave-one-out forecast error).
+        eta, beta: ``[T]`` the schedule.
+        train_error, test_error: ``[runs, C]`` 0-1 errors at the C checkpoints (every ``every`` steps).
+    """
+
+    xi_sq: jax.Array
+    noise_dot: jax.Array
+    loo_sq: jax.Array
+    eta: jax.Array
+    beta: jax.Array
+    train_error: jax.Array
+    test_error: jax.Array
+
+
+def pair_population(net, shared_x: jax.Array, shared_y: jax.Array, pair_x: jax.Array, pair_y: jax.Array,
+                    u: jax.Array, keys: jax.Array, test_x: jax.Array, test_y: jax.Array, *, schedule: Schedule,
+                    steps: int, every: int) -> PairStats:
+    """Full-batch Langevin dynamics on softmax cross-entropy for ``len(u)`` runs (vmapped), each on
+    the n - 1 shared points plus pair member ``u[r]`` (0 or 1), from its own random initialisation
+    and noise (``keys: [runs]``), recording :class:`PairStats` (``shared_x: [n-1, ...]``,
+    ``pair_x: [2, ...]``, ``test_x: [m, ...]``). ``steps`` must be a multiple of ``every``."""
+    from jax.flatten_util import ravel_pytree
+
+    from .nets import predict
+
+    if steps % every:
+        raise ValueError(f"argument 'steps' ({steps}) must be a multiple of 'every' ({every})")
+    n = shared_x.shape[0] + 1
+
+    def per_example_loss(params, xb, yb):
+        logp = jax.nn.log_softmax(net.apply(params, xb))
+        return -jnp.take_along_axis(logp, yb[:, None], axis=1)[:, 0]
+
+    def one_run(key, u_r):
+        k_init, k_noise = jax.random.split(key)
+        x = jnp.concatenate([shared_x, pair_x[u_r][None]])
+        y = jnp.concatenate([shared_y, pair_y[u_r][None]])
+
+        def statistics(params, grads, noise, xb, yb, eta, beta):
+            g_pair = jax.vmap(lambda xx, yy: ravel_pytree(jax.grad(
+                lambda p: per_example_loss(p, xx[None], yy[None])[0])(params))[0])(pair_x, pair_y)
+            xi = g_pair[0] - g_pair[1]
+            xi_other_true = jnp.where(u_r == 0, -xi, xi)
+            g_j = g_pair[u_r]
+            mean_others = (n * ravel_pytree(grads)[0] - g_j) / (n - 1)
+            loo = (g_j - mean_others) / n
+            return jnp.sum(xi**2), jnp.vdot(ravel_pytree(noise)[0], xi_other_true), jnp.sum(loo**2)
+
+        step = langevin_step(per_example_loss, schedule, statistics)
+
+        def errors(params):
+            train = jnp.mean(predict(net.apply(params, x)) != y)
+            return train, jnp.mean(predict(net.apply(params, test_x)) != test_y)
+
+        def checkpoint(state, ks):
+            state, m = jax.lax.scan(lambda s, k: step.step(s, k, x, y), state, ks)
+            return state, (m.stats, m.eta, m.beta, errors(state.params))
+
+        ks = jax.random.split(k_noise, steps).reshape(steps // every, every, -1)
+        _, (stats, eta, beta, errs) = jax.lax.scan(checkpoint, step.init(net.init(k_init)), ks)
+        return tuple(s.reshape(-1) for s in stats), eta.reshape(-1), beta.reshape(-1), errs
+
+    (xi_sq, dot, loo), eta, beta, (tr, te) = jax.vmap(one_run)(keys, u)
+    return PairStats(xi_sq, dot, loo, eta[0], beta[0], tr, te)

@@ -2,7 +2,7 @@
 
 A record is a JSON object::
 
-    {"schema": "genbounds.record/2", "kind": "pac-bayes" | "calculator" | "cmi" | "search",
+    {"schema": "genbounds.record/2", "kind": "pac-bayes" | "calculator" | "cmi" | "search" | "langevin",
      "created": ISO time, "config": {...}, "seed": int, "versions": {...},
      "timings": {...}, "results": [...], "best": {...} (optional)}
 
@@ -36,7 +36,7 @@ __all__ = ["SCHEMA", "KINDS", "new_record", "write_atomic", "write_json_atomic",
 SCHEMA = "genbounds.record/2"
 #: Older schemas still read, per record kind.
 READABLE = {"genbounds.record/1": ("pac-bayes", "calculator")}
-KINDS = ("pac-bayes", "calculator", "cmi", "search")
+KINDS = ("pac-bayes", "calculator", "cmi", "search", "langevin")
 _REQUIRED = ("schema", "kind", "config", "results")
 
 

@@ -178,6 +178,16 @@ def rows_from_record(record: dict) -> list[dict]:
                     "complexity": mi, "certificate": b["value"], "vacuous": b["vacuous"],
                     "kind": b.get("kind", "estimate"),
                 })
+    elif kind == "langevin":
+        for r in record["results"]:
+            for name, b in r["bounds"].items():
+                rows.append({
+                    "dataset": record.get("environment", {}).get("pool", cfg.get("dataset")),
+                    "model": record.get("environment", {}).get("net", "mlp"), "prior": "-",
+                    "bound": f"{name} (step {r['step']})", "n": cfg.get("n"), "emp_risk": r["train_error"],
+                    "test_error": r["test_error"], "complexity": None,
+                    "certificate": r["train_error"] + b["value"], "vacuous": b["vacuous"], "kind": "estimate",
+                })
     elif kind == "calculator":
         for c in record["results"]:
             rows.append({

@@ -12,7 +12,7 @@ from pathlib import Path
 
 __all__ = ["FIGURES", "make_all"]
 
-FIGURES = ("fig_role_of_data", "fig_objectives", "fig_cmi_vs_n", "fig_training_curves")
+FIGURES = ("fig_role_of_data", "fig_objectives", "fig_cmi_vs_n", "fig_training_curves", "fig_langevin")
 
 
 def make_all(results_dir, out_dir) -> tuple[list[Path], list[str]]:

@@ -18,11 +18,13 @@ COLORS = {
     "fcmi": "#1f77b4", "ecmi": "#2ca02c", "ldcmi": "#d62728", "binary_kl": "#9467bd",
     "interpolating": "#8c564b", "fast_rate": "#e377c2", "kl": "#17becf", "emp_ce": "#bcbd22",
     "objective": "#1f4e79", "loo_sqrt": "#1f77b4", "loo_interpolating": "#8c564b",
+    "haghifam_ld": "#1f77b4", "negrea_loo": "#d62728",
 }
 LABELS = {
     "fcmi": "f-CMI", "ecmi": "e-CMI", "ldcmi": "ld-CMI", "binary_kl": "binary kl (e-CMI)",
     "interpolating": "interpolating (ld-CMI)", "fast_rate": "fast rate",
     "loo_sqrt": "LOO-CMI (square root)", "loo_interpolating": "LOO-CMI interpolating",
+    "haghifam_ld": "CMI, hypothesis test (Haghifam et al. 2020)", "negrea_loo": "leave-one-out (Negrea et al. 2019)",
 }
 
 

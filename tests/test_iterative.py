@@ -50,7 +50,7 @@ def test_negrea_leave_one_out_on_the_gaussian_toy():
     (beta eta T / (4 n^2)) (d s^2 + ||zbar_{-j} - mu||^2) (n = 50, d = 5, beta = 200: 2.04 >= 1.47)."""
     n, d, beta, k_outer, k_inner = 50, 5, 200.0, 4, 256
     with jax.enable_x64(True):
-        def stats(w, noise, xb, yb, eta, beta):
+        def stats(w, grads, noise, xb, yb, eta, beta):
             g = jax.vmap(jax.grad(lambda w1, z: _sq_loss(w1, z[None], None)[0]), in_axes=(None, 0))(w, xb)
             diff = (g[-1] - g[:-1].mean(axis=0)) / xb.shape[0]      # the held-out point is the last
             return jnp.sum(diff**2)
@@ -97,7 +97,7 @@ def test_haghifam_langevin_cmi_on_the_gaussian_pair_toy():
     assert _exact_pair_cmi(4.0) == pytest.approx(0.500, abs=2e-3)
     runs = 4000
     with jax.enable_x64(True):
-        def stats(w, noise, xb, yb, eta, beta):
+        def stats(w, grads, noise, xb, yb, eta, beta):
             # xb[-1] is the trained member; yb[0] carries which (0: z1, 1: z2); the other is known.
             other = jnp.where(yb[0] == 0, jnp.asarray(z2), jnp.asarray(z1))
             xi = (w - other) - (w - xb[-1])                          # grad l(w, other) - grad l(w, true)
@@ -160,3 +160,27 @@ def test_bounds_refuse_malformed_statistics():
     sq = np.ones((1, 2, 3))
     assert B.negrea_bound(np.full(3, 2.0), sq, 1)[0] > B.negrea_bound(np.full(3, 1.0), sq, 1)[0]
     assert B.negrea_bound(np.full(3, 1.0), np.zeros((1, 2, 3)), 1)[0] == 0.0
+
+
+def test_langevin_experiment_records_bounds_at_every_checkpoint_and_resumes(tmp_path, capsys):
+    from genbounds.experiments.cli import main
+    from genbounds.experiments.langevin_runner import LangevinConfig, run_langevin_experiment
+    from genbounds.experiments.records import load_record
+
+    cfg = LangevinConfig(dataset="digits", widths=(16,), n=60, n_test=100, steps=20, every=10, k1=2, k2=4,
+                         eta0=0.1, v0=1e-3, v_inf=1e-4)
+    rec = run_langevin_experiment(cfg, tmp_path, progress=False, log=lambda m: None)
+    assert [r["step"] for r in rec["results"]] == [10, 20]
+    for r in rec["results"]:
+        assert set(r["bounds"]) == {"haghifam_ld", "negrea_loo"}
+        for b in r["bounds"].values():
+            assert b["kind"] == "estimate" and len(b["per_draw"]) == 2 and b["value"] > 0
+            assert b["interval"][0] <= b["value"] <= b["interval"][1]
+    # Bounds use the statistics up to each checkpoint: non-decreasing in the step.
+    for name in ("haghifam_ld", "negrea_loo"):
+        assert rec["results"][1]["bounds"][name]["value"] >= rec["results"][0]["bounds"][name]["value"]
+    assert load_record(tmp_path / "record.json")["kind"] == "langevin"
+    again = run_langevin_experiment(cfg, tmp_path, progress=False, log=lambda m: None)   # resumes from the draws
+    assert again["results"] == rec["results"]
+    assert main(["langevin", "--dataset", "digits", "--k2", "3", "--out", str(tmp_path)]) == 2
+    assert "'k2'" in capsys.readouterr().err

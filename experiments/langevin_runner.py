@@ -1,0 +1,154 @@
+"""Langevin-dynamics experiment: bound estimates along the trajectory against the measured gap.
+
+For each of ``k1`` outer draws (the conditioning of both bounds: n - 1 shared training points and
+one pair (Z_{J,1}, Z_{J,2}) drawn from the binary task's pool, plus a test set from the rest), a
+population of ``k2`` full-batch Langevin runs (:func:`genbounds.estimators.langevin.pair_population`)
+trains on the shared points plus one pair member, U_J alternating (antithetic), each run from its
+own initialisation and noise. At every checkpoint the record holds, with 95% bootstrap intervals
+over outer draws:
+
+* ``haghifam_ld`` (Haghifam et al. 2020, Bayes hypothesis test) and ``negrea_loo`` (Negrea et al.
+  2019, leave-one-out, the trained pair member held out, forecast from the n - 1 shared points),
+  each :func:`genbounds.bounds.haghifam_ld_bound` / :func:`genbounds.bounds.negrea_bound` of the
+  statistics up to that step: bound *estimates* on E[test error - training error] (0-1 loss);
+* the measured training error, test error and gap.
+
+Each finished outer draw is saved to ``OUT/runs/<config hash>/draw-<d>.npz``; rerunning resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from ..bounds import haghifam_ld_bound, hypothesis_llr, negrea_bound, wrong_member_weight
+from ..estimators import langevin as L
+from ..estimators import nets
+from ..estimators.supersample.mi import bootstrap_interval
+from .cmi_runner import DEFAULT_CLASSES, CMIConfig, task_pool
+from .config import RunConfig
+from .records import new_record, write_atomic, write_json_atomic, write_record
+
+__all__ = ["LangevinConfig", "run_langevin_experiment", "LANGEVIN_BOUNDS"]
+
+#: The bounds a Langevin record holds, by name.
+LANGEVIN_BOUNDS = ("haghifam_ld", "negrea_loo")
+
+
+@dataclass(frozen=True)
+class LangevinConfig(RunConfig):
+    """Every setting of a Langevin-dynamics experiment (recorded verbatim)."""
+
+    dataset: str = "mnist-5k"
+    data_dir: str | None = None
+    classes: tuple[int, int] | None = None
+    widths: tuple[int, ...] = (100,)
+    n: int = 400
+    n_test: int = 500
+    steps: int = 300
+    every: int = 50
+    k1: int = 5
+    k2: int = 8
+    eta0: float = 0.05                      # step size eta_t = eta0 decay^floor(t / every_eta)
+    decay: float = 0.95
+    every_eta: int = 50
+    v0: float = 1e-4                        # noise variance v_t = v_inf + (v0 - v_inf) exp(-rate floor(t / every_v))
+    v_inf: float = 1e-6
+    rate: float = 0.5
+    every_v: int = 50
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.dataset in DEFAULT_CLASSES, "dataset", f"one of {tuple(DEFAULT_CLASSES)}"),
+            (self.n >= 3 and self.n_test >= 1, "n", ">= 3 (and n_test >= 1)"),
+            (self.every >= 1 and self.steps >= self.every and self.steps % self.every == 0, "steps",
+             f"a positive multiple of every = {self.every}"),
+            (self.k1 >= 1, "k1", ">= 1"),
+            (self.k2 >= 2 and self.k2 % 2 == 0, "k2", "an even number >= 2 (both values of U_J, antithetic)"),
+            (self.eta0 > 0 and 0 < self.decay <= 1 and self.every_eta >= 1, "eta0", "> 0 (decay in (0, 1])"),
+            (self.v0 > 0 and self.v_inf > 0 and self.rate >= 0 and self.every_v >= 1, "v0", "> 0 (and v_inf > 0)"),
+        ]
+        self._validate(checks)
+
+    def schedule(self) -> L.Schedule:
+        return L.staircase_schedule(self.eta0, self.decay, self.every_eta, self.v0, self.v_inf, self.rate,
+                                    self.every_v)
+
+
+def _draw(cfg: LangevinConfig, pool, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Outer draw d: indices of the n - 1 shared points, the pair, and the test points."""
+    need = cfg.n + 1 + cfg.n_test
+    if need > len(pool):
+        raise ValueError(f"argument 'n': n + 1 + n_test = {need} exceeds the {len(pool)} examples of {pool.name}")
+    perm = np.random.default_rng([cfg.seed, d]).permutation(len(pool))
+    return perm[: cfg.n - 1], perm[cfg.n - 1: cfg.n + 1], perm[cfg.n + 1: need]
+
+
+def _bounds_at(cfg: LangevinConfig, draws: list[dict]) -> list[dict]:
+    """Per checkpoint: every bound's mean over outer draws with its interval, and the errors."""
+    eta, beta = draws[0]["eta"].astype(np.float64), draws[0]["beta"].astype(np.float64)
+    xi = np.stack([d["xi_sq"] for d in draws]).astype(np.float64)            # [k1, k2, T]
+    dot = np.stack([d["noise_dot"] for d in draws]).astype(np.float64)
+    loo = np.stack([d["loo_sq"] for d in draws]).astype(np.float64)
+    theta = wrong_member_weight(hypothesis_llr(beta, eta, cfg.n, xi, dot))
+    rows = []
+    for c in range(cfg.steps // cfg.every):
+        s = (c + 1) * cfg.every
+        train = np.array([d["train_error"][:, c].mean() for d in draws])
+        test = np.array([d["test_error"][:, c].mean() for d in draws])
+        per = {"haghifam_ld": haghifam_ld_bound(eta[:s] * beta[:s], theta[..., :s], xi[..., :s], cfg.n),
+               "negrea_loo": negrea_bound(eta[:s] * beta[:s], loo[..., :s], n_heldout=1)}
+        rows.append({
+            "step": s, "eta": float(eta[s - 1]), "beta": float(beta[s - 1]),
+            "train_error": float(train.mean()), "test_error": float(test.mean()),
+            "gap": float((test - train).mean()), "gap_interval": list(bootstrap_interval(test - train)),
+            "bounds": {k: {"value": float(v.mean()), "interval": list(bootstrap_interval(v)),
+                           "per_draw": [float(x) for x in v], "target": "gap", "kind": "estimate",
+                           "vacuous": bool(v.mean() >= 1.0)} for k, v in per.items()},
+        })
+    return rows
+
+
+def run_langevin_experiment(cfg: LangevinConfig, out: str | os.PathLike, *, progress: bool = True,
+                            log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) ``cfg``; returns the written record (``OUT/record.json``)."""
+    out = Path(out)
+    runs_dir = out / "runs" / cfg.digest()
+    write_json_atomic(runs_dir / "config.json", cfg.to_dict())
+    t_start = time.perf_counter()
+    pool = task_pool(CMIConfig(dataset=cfg.dataset, data_dir=cfg.data_dir, classes=cfg.classes))
+    net = nets.mlp(pool.x.shape[1:], cfg.widths, 2)
+    log(f"{pool.name}: {len(pool)} examples; {net.name}; n = {cfg.n}; {cfg.k1} draws x {cfg.k2} runs; "
+        f"{cfg.steps} full-batch Langevin steps")
+    population = jax.jit(lambda *a: L.pair_population(net, *a, schedule=cfg.schedule(), steps=cfg.steps,
+                                                       every=cfg.every))
+    draws = []
+    u = jnp.arange(cfg.k2) % 2
+    for d in tqdm(range(cfg.k1), desc="draws", disable=not progress, leave=False):
+        path = runs_dir / f"draw-{d}.npz"
+        if path.exists():
+            with np.load(path) as f:
+                draws.append({k: f[k] for k in f.files})
+            continue
+        shared, pair, test = _draw(cfg, pool, d)
+        keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), d), cfg.k2)
+        stats = jax.device_get(population(pool.x[shared], pool.y[shared], pool.x[pair], pool.y[pair], u, keys,
+                                          pool.x[test], pool.y[test]))
+        arrays = {k: np.asarray(v) for k, v in stats._asdict().items()}
+        write_atomic(path, lambda f, a=arrays: np.savez(f, **a), binary=True)
+        draws.append(arrays)
+    rows = _bounds_at(cfg, draws)
+    record = new_record("langevin", cfg.to_dict(), cfg.seed, rows, {"total_s": time.perf_counter() - t_start})
+    record["environment"] = {"backend": jax.default_backend(), "devices": len(jax.devices()), "net": net.name,
+                             "pool": pool.name}
+    write_record(out / "record.json", record)
+    return record
