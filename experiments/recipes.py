@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .cmi_runner import CMIConfig, run_cmi
-from .pac_bayes_runner import QUICKSTART, PacBayesConfig, run_pac_bayes
+from .pac_bayes_runner import MLP_DIGITS, PacBayesConfig, run_pac_bayes
 from .records import write_atomic
 from .report import REPORT_COLUMNS, REPORT_NOTE, Column, render, rows_from_record
 
@@ -84,7 +84,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         "role-of-data-digits",
         "the fraction alpha of the training set that builds the prior, swept (digits, MLP 256-256, f_quad)",
         "Dziugaite, Hsu, Gharbieh, Arpino & Roy 2021, 'On the role of data in PAC-Bayes bounds', AISTATS",
-        tuple((f"alpha{a}", dataclasses.replace(QUICKSTART, alpha=a, objectives=("quad",)))
+        tuple((f"alpha{a}", dataclasses.replace(MLP_DIGITS, alpha=a, objectives=("quad",)))
               for a in (0.2, 0.3, 0.5, 0.7, 0.8)),
         "scikit-learn's digits instead of MNIST; one seed per alpha."),
     Recipe(

@@ -9,8 +9,10 @@ pseudo-bound part. The real bound set is never read, so the chosen config's real
 no correction. (Standardised inputs use the whole prior share's statistics, which is also prior
 data.)
 
-``python -m genbounds.experiments.search`` runs the search behind the quickstart's defaults and
-writes its record (every candidate with its pseudo-certificates) to ``--out``.
+``python -m genbounds.experiments.search --round K`` runs round K of the search behind the
+quickstart's defaults (each from the MLP on digits, :data:`~genbounds.experiments.pac_bayes_runner.
+MLP_DIGITS`, with three objectives) and writes its record (every candidate with its
+pseudo-certificates) to ``--out``.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ import jax
 import numpy as np
 
 from ..bounds import Certificate, union_minimum
-from .pac_bayes_runner import QUICKSTART, PacBayesConfig, Setup, certify_stage, posterior_stage, prepare, prior_stage
+from .pac_bayes_runner import MLP_DIGITS, PacBayesConfig, Setup, certify_stage, posterior_stage, prepare, prior_stage
 from .records import new_record, write_record
 
 __all__ = ["prior_data_setup", "pseudo_certificate", "search_on_prior_data", "QUICKSTART_GRID", "QUICKSTART_GRID_2",
-           "QUICKSTART_GRID_3"]
+           "QUICKSTART_GRID_3", "QUICKSTART_GRID_4"]
 
 #: The candidates tried for the quickstart (each a set of changes to :data:`QUICKSTART`).
 QUICKSTART_GRID: tuple[dict, ...] = tuple(
@@ -48,6 +50,11 @@ QUICKSTART_GRID_2: tuple[dict, ...] = tuple(
 #: A third round: the posterior's learning rate, epochs and the surrogate's p_min.
 QUICKSTART_GRID_3: tuple[dict, ...] = tuple(
     {"lr": lr, "epochs": e, "p_min": p} for lr in (0.01, 0.03) for e in (50, 100) for p in (1e-4, 1e-2))
+
+
+#: A fourth round: the architecture (the CNN of PBB, on 8 x 8 digits) with and without prior dropout.
+QUICKSTART_GRID_4: tuple[dict, ...] = tuple(
+    {"arch": a, "prior_dropout": d} for a in ("mlp", "cnn") for d in (0.0, 0.2))
 
 
 def prior_data_setup(setup: Setup, out: Path) -> Setup:
@@ -101,14 +108,14 @@ def search_on_prior_data(base: PacBayesConfig, grid: Sequence[dict], out: str | 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/search-quickstart")
-    parser.add_argument("--round", type=int, choices=(1, 2, 3), default=1,
+    parser.add_argument("--round", type=int, choices=(1, 2, 3, 4), default=1,
                         help="1: prior dropout x standardisation x prior scale; 2: width x prior lr x epochs; "
-                        "3: posterior lr x epochs x p_min")
+                        "3: posterior lr x epochs x p_min; 4: architecture x prior dropout")
     args = parser.parse_args(argv)
-    base = dataclasses.replace(QUICKSTART, mc_m=0)
+    base = dataclasses.replace(MLP_DIGITS, mc_m=0)
     if args.round == 1:
         base = dataclasses.replace(base, standardize=False, prior_scale=0.02, prior_dropout=0.0)
-    grid = {1: QUICKSTART_GRID, 2: QUICKSTART_GRID_2, 3: QUICKSTART_GRID_3}[args.round]
+    grid = {1: QUICKSTART_GRID, 2: QUICKSTART_GRID_2, 3: QUICKSTART_GRID_3, 4: QUICKSTART_GRID_4}[args.round]
     record = search_on_prior_data(base, grid, args.out)
     print(json.dumps(record["chosen"]))
 

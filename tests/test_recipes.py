@@ -11,7 +11,8 @@ from genbounds.experiments.cli import main
 from genbounds.experiments.config import make_optimizer
 from genbounds.experiments.records import load_record
 
-TINY = pbm.PacBayesConfig(widths=(16,), prior_epochs=2, epochs=2, mc_r=2, mc_m=0, objectives=("quad",))
+TINY = pbm.PacBayesConfig(arch="mlp", prior_dropout=0.0, widths=(16,), prior_epochs=2, epochs=2, mc_r=2, mc_m=0,
+                          objectives=("quad",))
 
 
 def test_every_recipe_is_a_valid_protocol_with_its_paper_settings():

@@ -14,7 +14,8 @@ from genbounds.estimators import data as D
 from genbounds.experiments.cli import main
 from genbounds.experiments.records import load_record, load_records, new_record, write_record
 
-TINY = pbm.PacBayesConfig(widths=(16,), prior_epochs=2, epochs=3, mc_r=2, mc_m=4, objectives=("quad",))
+TINY = pbm.PacBayesConfig(arch="mlp", prior_dropout=0.0, widths=(16,), prior_epochs=2, epochs=3, mc_r=2, mc_m=4,
+                          objectives=("quad",))
 
 
 def _write_idx(path, arr):
@@ -112,7 +113,7 @@ def test_records_validate_and_report_malformed_files(tmp_path):
 
 def test_cli_pac_bayes_writes_record_and_figure(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["pac-bayes", "--widths", "16", "--prior-epochs", "1", "--epochs", "1", "--mc-r", "2",
+    rc = main(["pac-bayes", "--arch", "mlp", "--widths", "16", "--prior-epochs", "1", "--epochs", "1", "--mc-r", "2",
                "--mc-m", "2", "--objective", "quad", "classic", "--out", str(out), "--no-progress"])
     assert rc == 0
     text = capsys.readouterr().out
