@@ -13,7 +13,10 @@ over outer draws:
   statistics up to that step: bound *estimates* on E[test error - training error] (0-1 loss);
 * the measured training error, test error and gap.
 
-Each finished outer draw is saved to ``OUT/runs/<config hash>/draw-<d>.npz``; rerunning resumes.
+The k2 runs of a draw are sharded over the local devices along a ``"pop"`` mesh axis (as many
+devices as divide k2; each run stays on one device, so the statistics do not depend on the device
+count). Each finished outer draw is saved to ``OUT/runs/<config hash>/draw-<d>.npz``; rerunning
+resumes.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
 from ..bounds import haghifam_ld_bound, hypothesis_llr, negrea_bound, wrong_member_weight
@@ -93,6 +97,13 @@ def _draw(cfg: LangevinConfig, pool, d: int) -> tuple[np.ndarray, np.ndarray, np
     return perm[: cfg.n - 1], perm[cfg.n - 1: cfg.n + 1], perm[cfg.n + 1: need]
 
 
+def _population_mesh(runs: int) -> Mesh:
+    """A ``"pop"`` mesh over the largest number of local devices that divides ``runs``."""
+    devices = jax.local_devices()
+    count = max(d for d in range(1, len(devices) + 1) if runs % d == 0)
+    return Mesh(np.array(devices[:count]), ("pop",))
+
+
 def _bounds_at(cfg: LangevinConfig, draws: list[dict]) -> list[dict]:
     """Per checkpoint: every bound's mean over outer draws with its interval, and the errors."""
     eta, beta = draws[0]["eta"].astype(np.float64), draws[0]["beta"].astype(np.float64)
@@ -132,7 +143,9 @@ def run_langevin_experiment(cfg: LangevinConfig, out: str | os.PathLike, *, prog
     population = jax.jit(lambda *a: L.pair_population(net, *a, schedule=cfg.schedule(), steps=cfg.steps,
                                                        every=cfg.every))
     draws = []
-    u = jnp.arange(cfg.k2) % 2
+    mesh = _population_mesh(cfg.k2)
+    pop, rep = NamedSharding(mesh, PartitionSpec("pop")), NamedSharding(mesh, PartitionSpec())
+    u = jax.device_put(jnp.arange(cfg.k2) % 2, pop)
     for d in tqdm(range(cfg.k1), desc="draws", disable=not progress, leave=False):
         path = runs_dir / f"draw-{d}.npz"
         if path.exists():
@@ -140,15 +153,15 @@ def run_langevin_experiment(cfg: LangevinConfig, out: str | os.PathLike, *, prog
                 draws.append({k: f[k] for k in f.files})
             continue
         shared, pair, test = _draw(cfg, pool, d)
-        keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), d), cfg.k2)
-        stats = jax.device_get(population(pool.x[shared], pool.y[shared], pool.x[pair], pool.y[pair], u, keys,
-                                          pool.x[test], pool.y[test]))
+        keys = jax.device_put(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), d), cfg.k2), pop)
+        data = jax.device_put((pool.x[shared], pool.y[shared], pool.x[pair], pool.y[pair]), rep)
+        stats = jax.device_get(population(*data, u, keys, *jax.device_put((pool.x[test], pool.y[test]), rep)))
         arrays = {k: np.asarray(v) for k, v in stats._asdict().items()}
         write_atomic(path, lambda f, a=arrays: np.savez(f, **a), binary=True)
         draws.append(arrays)
     rows = _bounds_at(cfg, draws)
     record = new_record("langevin", cfg.to_dict(), cfg.seed, rows, {"total_s": time.perf_counter() - t_start})
-    record["environment"] = {"backend": jax.default_backend(), "devices": len(jax.devices()), "net": net.name,
+    record["environment"] = {"backend": jax.default_backend(), "devices": int(mesh.devices.size), "net": net.name,
                              "pool": pool.name}
     write_record(out / "record.json", record)
     return record

@@ -160,3 +160,29 @@ def test_batched_evaluation_predicts_the_same():
     typed = jax.random.wrap_key_data(np.asarray(keys[:2]))            # jax.random.key-style keys work too
     np.testing.assert_array_equal(S.train_population(net, typed, px, py, idx[:2], cfg, progress=False), whole)
     assert nets.conv_for_backend() == "matmul" and nets.cnn((28, 28, 1), 2).name.endswith("-matmul")   # on CPU
+
+
+def test_langevin_population_over_four_devices_equals_one(tmp_path):
+    """The k2 runs of a draw sharded over 4 forced host devices give the same statistics and
+    bounds as on one device."""
+    from genbounds.experiments.langevin_runner import LangevinConfig, run_langevin_experiment
+
+    kwargs = dict(dataset="digits", widths=(8,), n=40, n_test=50, steps=10, every=5, k1=1, k2=4, v0=1e-3,
+                  v_inf=1e-4)
+    one = run_langevin_experiment(LangevinConfig(**kwargs), tmp_path / "one", progress=False, log=lambda m: None)
+    script = ("import json, sys\n"
+              "from genbounds.experiments.langevin_runner import LangevinConfig, run_langevin_experiment\n"
+              f"rec = run_langevin_experiment(LangevinConfig(**{kwargs!r}), sys.argv[1], progress=False, "
+              "log=lambda m: None)\n"
+              "print(json.dumps([rec['environment']['devices'], rec['results']]))\n")
+    (tmp_path / "run.py").write_text(script)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "four")], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    devices, results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert devices == 4 and one["environment"]["devices"] == 1
+    for a, b in zip(one["results"], results):
+        assert a["train_error"] == b["train_error"] and a["test_error"] == b["test_error"]
+        for name in a["bounds"]:
+            assert a["bounds"][name]["value"] == pytest.approx(b["bounds"][name]["value"], rel=1e-5)
