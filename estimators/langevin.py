@@ -115,8 +115,10 @@ class PairStats(NamedTuple):
     Attributes:
         xi_sq: ``[runs, T]`` ||xi_t||^2, xi_t = grad l(W_{t-1}, Z_{J,1}) - grad l(W_{t-1}, Z_{J,2}).
         noise_dot: ``[runs, T]`` <nu_t, xi_t^{other - true}> with the realized noise nu_t.
-        loo_sq: ``[runs, T]`` ||(grad l(W_{t-1}, z_j) - grad R_{S_{-j}}(W_{t-1})) / n||^2 with z_j the
-            trained member (Negrea et al.'s leave-one-out forecast error).
+        loo_sq: ``[runs, T]`` E_B ||G_t - Xi_t||^2 = ||grad l(W_{t-1}, z_j) - grad R_{S_{-j}}(W_{t-1})||^2 / (n b)
+            with z_j the trained member: Negrea et al.'s leave-one-out forecast error, in expectation
+            over a batch of b drawn without replacement (j is in it with probability b / n, and then
+            G - Xi = (g_j - gbar_{-j}) / b); b = n for full batch.
         eta, beta: ``[T]`` the schedule.
         train_error, test_error: ``[runs, C]`` 0-1 errors at the C checkpoints (every ``every`` steps).
     """
@@ -132,11 +134,13 @@ class PairStats(NamedTuple):
 
 def pair_population(net, shared_x: jax.Array, shared_y: jax.Array, pair_x: jax.Array, pair_y: jax.Array,
                     u: jax.Array, keys: jax.Array, test_x: jax.Array, test_y: jax.Array, *, schedule: Schedule,
-                    steps: int, every: int) -> PairStats:
-    """Full-batch Langevin dynamics on softmax cross-entropy for ``len(u)`` runs (vmapped), each on
-    the n - 1 shared points plus pair member ``u[r]`` (0 or 1), from its own random initialisation
-    and noise (``keys: [runs]``), recording :class:`PairStats` (``shared_x: [n-1, ...]``,
-    ``pair_x: [2, ...]``, ``test_x: [m, ...]``). ``steps`` must be a multiple of ``every``."""
+                    steps: int, every: int, batch: int = 0) -> PairStats:
+    """Langevin dynamics on softmax cross-entropy for ``len(u)`` runs (vmapped), each on the n - 1
+    shared points plus pair member ``u[r]`` (0 or 1), from its own random initialisation and noise
+    (``keys: [runs]``), recording :class:`PairStats` (``shared_x: [n-1, ...]``, ``pair_x: [2, ...]``,
+    ``test_x: [m, ...]``). ``steps`` must be a multiple of ``every``. ``batch`` = 0: full batch;
+    b > 0: SGLD on b examples drawn without replacement at every step (the statistics then also
+    compute the full gradient at W_{t-1})."""
     from jax.flatten_util import ravel_pytree
 
     from .nets import predict
@@ -144,6 +148,9 @@ def pair_population(net, shared_x: jax.Array, shared_y: jax.Array, pair_x: jax.A
     if steps % every:
         raise ValueError(f"argument 'steps' ({steps}) must be a multiple of 'every' ({every})")
     n = shared_x.shape[0] + 1
+    if not 0 <= batch <= n:
+        raise ValueError(f"argument 'batch' must be in [0, n = {n}], got {batch}")
+    b = batch or n
 
     def per_example_loss(params, xb, yb):
         logp = jax.nn.log_softmax(net.apply(params, xb))
@@ -160,9 +167,10 @@ def pair_population(net, shared_x: jax.Array, shared_y: jax.Array, pair_x: jax.A
             xi = g_pair[0] - g_pair[1]
             xi_other_true = jnp.where(u_r == 0, -xi, xi)
             g_j = g_pair[u_r]
-            mean_others = (n * ravel_pytree(grads)[0] - g_j) / (n - 1)
-            loo = (g_j - mean_others) / n
-            return jnp.sum(xi**2), jnp.vdot(ravel_pytree(noise)[0], xi_other_true), jnp.sum(loo**2)
+            full = grads if b == n else jax.grad(lambda p: jnp.mean(per_example_loss(p, x, y)))(params)
+            mean_others = (n * ravel_pytree(full)[0] - g_j) / (n - 1)
+            loo_sq = jnp.sum((g_j - mean_others) ** 2) / (n * b)
+            return jnp.sum(xi**2), jnp.vdot(ravel_pytree(noise)[0], xi_other_true), loo_sq
 
         step = langevin_step(per_example_loss, schedule, statistics)
 
@@ -170,8 +178,15 @@ def pair_population(net, shared_x: jax.Array, shared_y: jax.Array, pair_x: jax.A
             train = jnp.mean(predict(net.apply(params, x)) != y)
             return train, jnp.mean(predict(net.apply(params, test_x)) != test_y)
 
+        def one_step(s, k):
+            if b == n:
+                return step.step(s, k, x, y)
+            k_batch, k_step = jax.random.split(k)
+            idx = jax.random.permutation(k_batch, n)[:b]
+            return step.step(s, k_step, x[idx], y[idx])
+
         def checkpoint(state, ks):
-            state, m = jax.lax.scan(lambda s, k: step.step(s, k, x, y), state, ks)
+            state, m = jax.lax.scan(one_step, state, ks)
             return state, (m.stats, m.eta, m.beta, errors(state.params))
 
         ks = jax.random.split(k_noise, steps).reshape(steps // every, every, -1)

@@ -410,7 +410,7 @@ def _add_langevin(commands) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--classes", type=int, nargs=2, default=None, metavar=("NEG", "POS"))
     p.add_argument("--widths", type=int, nargs="+", default=list(d.widths), help="MLP hidden widths")
-    for name in ("n", "n_test", "steps", "every", "k1", "k2", "every_eta", "every_v", "seed"):
+    for name in ("n", "n_test", "steps", "every", "k1", "k2", "every_eta", "every_v", "batch", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("eta0", "decay", "v0", "v_inf", "rate"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
@@ -434,9 +434,10 @@ def _run_langevin(args: argparse.Namespace) -> str:
     record = run_langevin_experiment(cfg, out, progress=not args.no_progress, log=log)
     cols = [Column("step", "step"), Column("beta", "beta", digits=0), Column("train_error", "train err"),
             Column("test_error", "test err"), Column("gap", "gap")]
-    cols += [Column(b, b, upper=True) for b in LANGEVIN_BOUNDS]
+    shown = [b for b in LANGEVIN_BOUNDS if b in record["results"][0]["bounds"]]
+    cols += [Column(b, b, upper=True) for b in shown]
     rows = [{**{k: r[k] for k in ("step", "beta", "train_error", "test_error", "gap")},
-             **{b: r["bounds"][b]["value"] for b in LANGEVIN_BOUNDS}} for r in record["results"]]
+             **{b: r["bounds"][b]["value"] for b in shown}} for r in record["results"]]
     table = render(cols, rows, args.format)
     if args.format != "table":
         return table

@@ -184,3 +184,29 @@ def test_langevin_experiment_records_bounds_at_every_checkpoint_and_resumes(tmp_
     assert again["results"] == rec["results"]
     assert main(["langevin", "--dataset", "digits", "--k2", "3", "--out", str(tmp_path)]) == 2
     assert "'k2'" in capsys.readouterr().err
+
+
+def test_minibatch_forecast_error_is_incoherence_over_n_b(tmp_path):
+    """E_B ||G - Xi||^2 = ||g_j - gbar_{-j}||^2 / (n b) for a batch of b drawn without replacement,
+    Xi replacing the held-out j's gradient by the mean of the others (what pair_population records
+    for SGLD), checked by Monte Carlo over batches; and the SGLD experiment records only the bound
+    that applies to mini-batches."""
+    rng = np.random.default_rng(0)
+    n, b, d = 30, 7, 5
+    g = rng.normal(size=(n, d))
+    j = n - 1
+    gbar = g[:j].mean(axis=0)
+    draws = []
+    for _ in range(40000):
+        batch = rng.choice(n, b, replace=False)
+        xi = np.where((batch == j)[:, None], gbar, g[batch])
+        draws.append(np.sum((g[batch].mean(axis=0) - xi.mean(axis=0)) ** 2))
+    assert np.mean(draws) == pytest.approx(np.sum((g[j] - gbar) ** 2) / (n * b), rel=0.03)
+
+    from genbounds.experiments.langevin_runner import LangevinConfig, run_langevin_experiment
+    cfg = LangevinConfig(dataset="digits", widths=(8,), n=40, n_test=50, steps=10, every=5, k1=1, k2=2, v0=1e-3,
+                         v_inf=1e-4, batch=10)
+    rec = run_langevin_experiment(cfg, tmp_path, progress=False, log=lambda m: None)
+    assert all(set(r["bounds"]) == {"negrea_loo"} for r in rec["results"])
+    with pytest.raises(ValueError, match="'batch'"):
+        LangevinConfig(n=40, batch=41)
