@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from .steps import Step
 
 __all__ = ["LangevinState", "LangevinMetrics", "Schedule", "constant_schedule", "staircase_schedule",
-           "langevin_step", "run_langevin", "PairStats", "pair_population"]
+           "langevin_step", "run_langevin", "PairStats", "pair_population", "SGDStats", "sgd_population"]
 
 #: ``schedule(t) -> (eta_t, beta_t)`` for the step index t = 0, 1, ... (jit-able).
 Schedule = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
@@ -195,3 +195,87 @@ def pair_population(net, shared_x: jax.Array, shared_y: jax.Array, pair_x: jax.A
 
     (xi_sq, dot, loo), eta, beta, (tr, te) = jax.vmap(one_run)(keys, u)
     return PairStats(xi_sq, dot, loo, eta[0], beta[0], tr, te)
+
+
+class SGDStats(NamedTuple):
+    """What Neu et al. (2021)'s SGD bound needs from a population of plain SGD runs.
+
+    Attributes:
+        variance: ``[runs, T]`` V_t = ||g(W_t, B_t) - gbar(W_t)||^2, gbar the gradient on held-out data
+            (the population gradient; never the training set).
+        sensitivity: ``[runs, T, G]`` Gamma_t = E_xi ||gbar(W_t) - gbar(W_t + xi)||^2 with
+            xi ~ N(0, sigma_{1:t}^2 I), sigma_{1:t}^2 = t sigma^2 (the previous steps), for each sigma of
+            the grid; the same held-out data for both terms (common random numbers).
+        value_train, value_test: ``[runs, G]`` Delta = E_xi [L(W_T, s) - L(W_T + xi, s)] with
+            xi ~ N(0, T sigma^2 I) on the training set and on a test set.
+        train_error, test_error: ``[runs]`` the evaluated loss at W_T.
+    """
+
+    variance: jax.Array
+    sensitivity: jax.Array
+    value_train: jax.Array
+    value_test: jax.Array
+    train_error: jax.Array
+    test_error: jax.Array
+
+
+def sgd_population(init: Callable[[jax.Array], Any], loss: Callable[[Any, jax.Array, jax.Array], jax.Array],
+                   evaluate: Callable[[Any, jax.Array, jax.Array], jax.Array], train: tuple, heldout: tuple,
+                   test: tuple, keys: jax.Array, *, eta: Callable[[jax.Array], jax.Array], sigmas: tuple[float, ...],
+                   steps: int, batch: int, mc: int = 4) -> SGDStats:
+    r"""Plain SGD, W_{t+1} = W_t - eta_t g(W_t, B_t) (batches of ``batch`` drawn without replacement),
+    for ``len(keys)`` runs (vmapped), recording :class:`SGDStats` for the perturbation scales
+    ``sigmas`` (fixed before the runs). ``loss(params, x, y) -> [b]`` is the training loss (its
+    gradients drive SGD and the statistics); ``evaluate(params, x, y) -> [b]`` the bounded loss the
+    bound is about (e.g. 0-1). ``train``, ``heldout``, ``test``: (x, y) pairs. Expectations over
+    the perturbation use ``mc`` Gaussian draws. Neu, Dziugaite, Haghifam & Roy (2021), Theorem 1."""
+    sig2 = jnp.asarray(sigmas, jnp.float32) ** 2
+    train, heldout, test = (tuple(jnp.asarray(a) for a in pair) for pair in (train, heldout, test))
+    xs, ys = train
+    n = xs.shape[0]
+
+    def mean_grad(params, x, y):
+        return jax.grad(lambda p: jnp.mean(loss(p, x, y)))(params)
+
+    def flat(tree):
+        return jnp.concatenate([jnp.ravel(a) for a in jax.tree_util.tree_leaves(tree)])
+
+    def perturb(key, params, var):
+        leaves, treedef = jax.tree_util.tree_flatten(params)
+        ks = jax.random.split(key, len(leaves))
+        return jax.tree_util.tree_unflatten(
+            treedef, [p + jnp.sqrt(var) * jax.random.normal(k, p.shape, p.dtype) for k, p in zip(ks, leaves)])
+
+    def one_run(key):
+        k_init, k_run = jax.random.split(key)
+
+        def step(params, inp):
+            t, k = inp
+            k_batch, k_xi = jax.random.split(k)
+            idx = jax.random.permutation(k_batch, n)[:batch]
+            g = mean_grad(params, xs[idx], ys[idx])
+            gbar = flat(mean_grad(params, *heldout))
+            variance = jnp.sum((flat(g) - gbar) ** 2)
+
+            def gamma(var, kk):
+                diffs = jax.vmap(lambda k1: jnp.sum((gbar - flat(mean_grad(perturb(k1, params, var), *heldout))) ** 2))(
+                    jax.random.split(kk, mc))
+                return jnp.mean(diffs)
+
+            sens = jax.vmap(gamma)(t * sig2, jax.random.split(k_xi, sig2.shape[0]))
+            new = jax.tree_util.tree_map(lambda p, gg: p - eta(t) * gg, params, g)
+            return new, (variance, sens)
+
+        params, (variance, sens) = jax.lax.scan(step, init(k_init), (jnp.arange(steps), jax.random.split(k_run, steps)))
+
+        def value(var, kk, x, y):
+            base = jnp.mean(evaluate(params, x, y))
+            pert = jax.vmap(lambda k1: jnp.mean(evaluate(perturb(k1, params, var), x, y)))(jax.random.split(kk, mc))
+            return base - jnp.mean(pert)
+
+        k_val = jax.random.fold_in(k_run, steps)
+        vt = jax.vmap(lambda v, kk: value(v, kk, *train))(steps * sig2, jax.random.split(k_val, sig2.shape[0]))
+        vs = jax.vmap(lambda v, kk: value(v, kk, *test))(steps * sig2, jax.random.split(k_val, sig2.shape[0]))
+        return variance, sens, vt, vs, jnp.mean(evaluate(params, *train)), jnp.mean(evaluate(params, *test))
+
+    return SGDStats(*jax.vmap(one_run)(keys))

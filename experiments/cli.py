@@ -414,6 +414,12 @@ def _add_langevin(commands) -> None:
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("eta0", "decay", "v0", "v_inf", "rate"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    p.add_argument("--algorithm", choices=("langevin", "sgd"), default=d.algorithm,
+                   help="sgd: plain minibatch SGD (--batch > 0) with Neu et al. 2021's bound per --sigmas")
+    p.add_argument("--sigmas", type=float, nargs="+", default=list(d.sigmas),
+                   help="sgd: perturbation scales, a grid fixed before the runs")
+    p.add_argument("--n-heldout", type=int, default=d.n_heldout, help="sgd: points for the population gradient")
+    p.add_argument("--mc", type=int, default=d.mc, help="sgd: Gaussian draws per expectation")
     p.add_argument("--out", default=None, help="output folder (default results/langevin-<dataset>/)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--format", choices=FORMATS, default="table")
@@ -421,7 +427,7 @@ def _add_langevin(commands) -> None:
 
 
 def _run_langevin(args: argparse.Namespace) -> str:
-    from .langevin_runner import LANGEVIN_BOUNDS, LangevinConfig, run_langevin_experiment
+    from .langevin_runner import LangevinConfig, run_langevin_experiment
 
     fields = {f.name for f in dataclasses.fields(LangevinConfig)}
     cfg = LangevinConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
@@ -432,11 +438,12 @@ def _run_langevin(args: argparse.Namespace) -> str:
         print(message, file=sys.stderr, flush=True)
 
     record = run_langevin_experiment(cfg, out, progress=not args.no_progress, log=log)
-    cols = [Column("step", "step"), Column("beta", "beta", digits=0), Column("train_error", "train err"),
+    cols = [Column("step", "step"), Column("beta", "beta", digits=0) if cfg.algorithm == "langevin" else
+            Column("eta", "eta"), Column("train_error", "train err"),
             Column("test_error", "test err"), Column("gap", "gap")]
-    shown = [b for b in LANGEVIN_BOUNDS if b in record["results"][0]["bounds"]]
+    shown = list(record["results"][0]["bounds"])
     cols += [Column(b, b, upper=True) for b in shown]
-    rows = [{**{k: r[k] for k in ("step", "beta", "train_error", "test_error", "gap")},
+    rows = [{**{k: r[k] for k in ("step", "beta", "eta", "train_error", "test_error", "gap")},
              **{b: r["bounds"][b]["value"] for b in shown}} for r in record["results"]]
     table = render(cols, rows, args.format)
     if args.format != "table":

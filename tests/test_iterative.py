@@ -210,3 +210,53 @@ def test_minibatch_forecast_error_is_incoherence_over_n_b(tmp_path):
     assert all(set(r["bounds"]) == {"negrea_loo"} for r in rec["results"])
     with pytest.raises(ValueError, match="'batch'"):
         LangevinConfig(n=40, batch=41)
+
+
+def test_sgd_statistics_on_the_quadratic_toy():
+    """T3 through sgd_population: with loss ||w - z||^2 / 2 the held-out gradient is linear in w,
+    so Gamma_t = E||xi||^2 = d t sigma^2 (sigma_{1:t} counts the previous steps only; Gamma_0 = 0);
+    V_t = ||zbar_B - zbar_H||^2 has mean d s_S^2 (n - b) / (b (n - 1)) + ||zbar_S - zbar_H||^2 given
+    the data; Delta = -d T sigma^2 / 2 on any set for this quadratic evaluated loss (its sensitivity
+    term is 0 in expectation)."""
+    d, n, b, steps, runs = 6, 40, 8, 12, 64
+    sigmas = (0.05, 0.2)
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(n, d)).astype(np.float32)
+    held = rng.normal(size=(2000, d)).astype(np.float32)
+    test = rng.normal(size=(500, d)).astype(np.float32)
+    zeros = np.zeros
+
+    def quad(w, x, y):
+        return 0.5 * jnp.sum((w[None] - x) ** 2, axis=1)
+
+    st = L.sgd_population(lambda k: jnp.zeros(d), quad, quad, (train, zeros(n)), (held, zeros(2000)),
+                          (test, zeros(500)), jax.random.split(jax.random.PRNGKey(0), runs), eta=lambda t: 0.1,
+                          sigmas=sigmas, steps=steps, batch=b, mc=16)
+    sens = np.asarray(st.sensitivity).mean(axis=0)                    # [T, G]
+    t = np.arange(steps)[:, None]
+    expected = d * t * np.asarray(sigmas)[None] ** 2
+    assert np.all(sens[0] == 0)
+    np.testing.assert_allclose(sens[1:], expected[1:], rtol=0.1)
+    v_expected = d * train.var(axis=0, ddof=1).mean() * (n - b) / (b * (n - 1)) + \
+        np.sum((train.mean(axis=0) - held.mean(axis=0)) ** 2)
+    assert np.asarray(st.variance).mean() == pytest.approx(v_expected, rel=0.1)
+    for g, s in enumerate(sigmas):
+        for vals in (st.value_train, st.value_test):
+            assert np.asarray(vals)[:, g].mean() == pytest.approx(-d * steps * s**2 / 2, rel=0.1)
+    bound = B.neu_sgd_bound(np.full(steps, 0.1), np.full(steps, sigmas[1]), sens[:, 1],
+                            np.asarray(st.variance).mean(axis=0), n)
+    assert bound > 0
+
+
+def test_sgd_experiment_records_neu_bound_per_sigma(tmp_path):
+    from genbounds.experiments.langevin_runner import LangevinConfig, run_langevin_experiment
+
+    cfg = LangevinConfig(dataset="digits", widths=(8,), n=40, n_test=50, steps=6, every=6, k1=2, k2=2, batch=10,
+                         algorithm="sgd", sigmas=(0.01, 0.1), n_heldout=60, mc=2)
+    rec = run_langevin_experiment(cfg, tmp_path, progress=False, log=lambda m: None)
+    (row,) = rec["results"]
+    assert row["step"] == 6 and set(row["bounds"]) == {"neu_sgd_sigma0.01", "neu_sgd_sigma0.1"}
+    for b in row["bounds"].values():
+        assert b["kind"] == "estimate" and b["value"] > 0 and len(b["per_draw"]) == 2
+    with pytest.raises(ValueError, match="'batch'"):
+        LangevinConfig(algorithm="sgd", batch=0)
