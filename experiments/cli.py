@@ -385,12 +385,16 @@ def _run_cmi(args: argparse.Namespace) -> str:
                      log=log if is_main_process() else lambda message: None)
     if not is_main_process():
         return ""
-    table = render(cmi_columns(record), cmi_rows(record), args.format)
-    if args.format != "table":
+    return _estimates_table(render(cmi_columns(record), cmi_rows(record), args.format), args.format,
+                            "bounds on E[test error] from plug-in MIs", out, record)
+
+
+def _estimates_table(table: str, fmt: str, what: str, out: Path, record: dict) -> str:
+    """A table of estimates; as text, followed by the line saying they are not certificates."""
+    if fmt != "table":
         return table
-    return "\n".join([table, "", "ESTIMATES, not certificates: bounds on E[test error] from plug-in MIs; "
-                      f"intervals and per-draw values in {out / 'record.json'} "
-                      f"({record['timings']['total_s']:.0f} s)"])
+    return "\n".join([table, "", f"ESTIMATES, not certificates: {what}; intervals and per-draw values in "
+                      f"{out / 'record.json'} ({record['timings']['total_s']:.0f} s)"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -445,12 +449,9 @@ def _run_langevin(args: argparse.Namespace) -> str:
     cols += [Column(b, b, upper=True) for b in shown]
     rows = [{**{k: r[k] for k in ("step", "beta", "eta", "train_error", "test_error", "gap")},
              **{b: r["bounds"][b]["value"] for b in shown}} for r in record["results"]]
-    table = render(cols, rows, args.format)
-    if args.format != "table":
-        return table
-    return "\n".join([table, "", "ESTIMATES, not certificates: bounds on E[test error - training error] (0-1 loss) "
-                      f"averaged over {cfg.k1} draws; intervals in {out / 'record.json'} "
-                      f"({record['timings']['total_s']:.0f} s)"])
+    return _estimates_table(render(cols, rows, args.format), args.format,
+                            f"bounds on E[test error - training error] (0-1 loss) averaged over {cfg.k1} draws",
+                            out, record)
 
 
 # ---------------------------------------------------------------------------------------
