@@ -33,7 +33,8 @@ from jax.sharding import NamedSharding
 
 from .nets import Net
 
-__all__ = ["Step", "SupervisedState", "supervised_step", "owned", "epoch_batches", "scan_epoch", "compile_epoch"]
+__all__ = ["Step", "SupervisedState", "supervised_step", "owned", "steps_per_epoch", "epoch_batches", "scan_epoch",
+           "compile_epoch"]
 
 
 class Step(NamedTuple):
@@ -87,6 +88,11 @@ def owned(tree: Any) -> Any:
     return jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), tree)
 
 
+def steps_per_epoch(m: int, batch_size: int) -> int:
+    """Optimiser steps in one epoch of :func:`epoch_batches`: ceil(m / min(batch_size, m))."""
+    return -(-int(m) // min(int(batch_size), int(m)))
+
+
 def epoch_batches(key: jax.Array, m: int, batch_size: int) -> jax.Array:
     """Minibatch indices of one epoch, ``[ceil(m / b), b]`` with ``b = min(batch_size, m)``.
 
@@ -95,7 +101,7 @@ def epoch_batches(key: jax.Array, m: int, batch_size: int) -> jax.Array:
     eagerly and inside ``jit`` / ``lax.scan`` (``m`` and ``batch_size`` static).
     """
     bs = min(int(batch_size), int(m))
-    steps = -(-int(m) // bs)
+    steps = steps_per_epoch(m, bs)
     perm = jax.random.permutation(key, m)
     return jnp.concatenate([perm, perm])[: steps * bs].reshape(steps, bs)
 

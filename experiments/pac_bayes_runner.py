@@ -37,6 +37,7 @@ from ..estimators import nets
 from ..estimators import snn as S
 from ..estimators.data import DATASETS, TrainTest, load
 from ..estimators.snn import FAMILIES, OBJECTIVES
+from ..estimators.steps import steps_per_epoch
 from .config import OPTIMIZERS, SCHEDULES, RunConfig, make_optimizer
 from .records import new_record, write_atomic, write_json_atomic, write_record
 from .report import format_number
@@ -233,7 +234,7 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
         init = net.init(keys["init"])
         idx = setup.prior_idx
         fit_on = train.take(idx) if cfg.prior == "data" else train
-        steps = cfg.prior_epochs * -(-len(fit_on) // min(cfg.prior_batch, len(fit_on)))
+        steps = cfg.prior_epochs * steps_per_epoch(len(fit_on), cfg.prior_batch)
         opt = make_optimizer(cfg.prior_optimizer, cfg.prior_lr, cfg.prior_momentum, cfg.prior_schedule, steps)
         start = S.train_deterministic(net, init, fit_on, key=keys["prior"], epochs=cfg.prior_epochs,
                                       batch_size=cfg.prior_batch, optimizer=opt, dropout=cfg.prior_dropout,
@@ -260,7 +261,7 @@ def posterior_stage(setup: Setup, pr: PriorResult, objective: str, *, progress: 
     state_file = setup.ckpt / f"{objective}.state.pkl"
     saved = _load_pickle(state_file, log)
     state, start, history = (None, 0, []) if saved is None else (saved["state"], saved["epoch"], saved["history"])
-    steps = cfg.epochs * -(-len(setup.data.train) // min(cfg.batch, len(setup.data.train)))
+    steps = cfg.epochs * steps_per_epoch(len(setup.data.train), cfg.batch)
     if saved is not None:
         log(f"resumed: {objective} from epoch {start}")
 

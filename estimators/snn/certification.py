@@ -52,6 +52,7 @@ from ...bounds import Certificate, pac_bayes_certificate, prior_grid_index
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
 from ..nets import Net, custom, per_example_apply
+from ..steps import steps_per_epoch
 from .objectives import bounded_cross_entropy, zero_one
 from .posterior import Posterior, Prior, init_posterior, kl_float64, posterior_scale, sample_params
 from .train import train_posterior
@@ -333,8 +334,8 @@ def certify_network(
     idx = np.zeros(0, dtype=np.int64) if prior_indices is None else np.asarray(prior_indices)
     prior = Prior(prior_mean, prior_scale, "gaussian", idx)
     n_bound = len(train) - prior.n_data
-    steps_per_epoch = -(-len(train) // min(batch_size, len(train)))
-    epochs = max(10, -(-MIN_STEPS // steps_per_epoch)) if epochs is None else int(epochs)
+    per_epoch = steps_per_epoch(len(train), batch_size)
+    epochs = max(10, -(-MIN_STEPS // per_epoch)) if epochs is None else int(epochs)
     start = init_posterior(params, prior_scale)
     k_train, k_cert = jax.random.split(key)
     state, history = train_posterior(net, start, prior, train, key=k_train, n_bound=n_bound,
@@ -343,7 +344,7 @@ def certify_network(
                                      independent=False, progress=progress)
     post = state.posterior
     training = {
-        "objective": objective, "epochs": epochs, "steps": epochs * steps_per_epoch, "batch_size": batch_size,
+        "objective": objective, "epochs": epochs, "steps": epochs * per_epoch, "batch_size": batch_size,
         "optimizer": "adam(1e-3)" if optimizer is None else "user-supplied",
         "kl_start": kl_float64(start, prior), "kl_end_training": history[-1]["kl"] if history else None,
         "objective_first_epoch": history[0]["objective"] if history else None,

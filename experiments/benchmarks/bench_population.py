@@ -82,6 +82,7 @@ def main(argv=None) -> None:
 
     from ...estimators import nets
     from ...estimators import supersample as S
+    from ...estimators.steps import steps_per_epoch
     from ..cmi_runner import CMIConfig, task_net, task_pool
 
     print(f"jax {jax.__version__}, {jax.device_count()} {jax.devices()[0].platform} device(s), "
@@ -96,7 +97,7 @@ def main(argv=None) -> None:
             masks = S.draw_masks(jax.random.PRNGKey(1), args.k2, n)
             px, py, idx = S.supersample_runs(sup, masks)
             keys = jax.random.split(jax.random.PRNGKey(2), args.k2)
-            steps = args.k2 * args.epochs * -(-n // min(128, n))
+            steps = args.k2 * args.epochs * steps_per_epoch(n, 128)
 
             t0 = time.perf_counter()
             S.train_population(net, keys, px, py, idx, cfg, progress=False)
