@@ -23,11 +23,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 from .steps import Step
 
 __all__ = ["LangevinState", "LangevinMetrics", "Schedule", "constant_schedule", "staircase_schedule",
-           "langevin_step", "run_langevin", "PairStats", "pair_population", "SGDStats", "sgd_population"]
+           "net_losses", "langevin_step", "run_langevin", "PairStats", "pair_population", "SGDStats", "sgd_population"]
 
 #: ``schedule(t) -> (eta_t, beta_t)`` for the step index t = 0, 1, ... (jit-able).
 Schedule = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
@@ -68,6 +69,27 @@ def staircase_schedule(eta0: float, decay: float, every: int, v0: float, v_inf: 
     return schedule
 
 
+def _gaussian(key: jax.Array, tree: Any, scale: jax.Array) -> Any:
+    """``scale`` times a standard normal draw shaped like ``tree`` (one key per leaf)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree_util.tree_unflatten(
+        treedef, [jnp.asarray(scale).astype(p.dtype) * jax.random.normal(k, p.shape, p.dtype)
+                  for k, p in zip(keys, leaves)])
+
+
+def net_losses(net) -> tuple[Callable, Callable]:
+    """Per-example softmax cross-entropy (the training loss) and 0-1 loss (the evaluated, bounded
+    loss) of a :class:`~genbounds.estimators.nets.Net`, as ``loss(params, x, y) -> [b]``."""
+    from .snn.objectives import zero_one
+
+    def cross_entropy(params, x, y):
+        logp = jax.nn.log_softmax(net.apply(params, x))
+        return -jnp.take_along_axis(logp, y[:, None], axis=1)[:, 0]
+
+    return cross_entropy, lambda params, x, y: zero_one(net.apply(params, x), y)
+
+
 def langevin_step(loss: Callable[[Any, jax.Array, jax.Array], jax.Array], schedule: Schedule,
                   statistics: Callable[..., Any] | None = None) -> Step:
     """A Langevin / SGLD step on ``loss(params, xb, yb) -> [b]`` per-example losses (the objective
@@ -87,11 +109,7 @@ def langevin_step(loss: Callable[[Any, jax.Array, jax.Array], jax.Array], schedu
     def step(state: LangevinState, key: jax.Array, xb: jax.Array, yb: jax.Array):
         eta, beta = schedule(state.t)
         value, grads = jax.value_and_grad(objective)(state.params, xb, yb)
-        leaves, treedef = jax.tree_util.tree_flatten(state.params)
-        keys = jax.random.split(key, len(leaves))
-        scale = jnp.sqrt(2.0 * eta / beta)
-        noise = jax.tree_util.tree_unflatten(
-            treedef, [scale.astype(p.dtype) * jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves)])
+        noise = _gaussian(key, state.params, jnp.sqrt(2.0 * eta / beta))
         stats = None if statistics is None else statistics(state.params, grads, noise, xb, yb, eta, beta)
         params = jax.tree_util.tree_map(lambda p, g, e: p - eta.astype(p.dtype) * g + e, state.params, grads, noise)
         return LangevinState(params, state.t + 1), LangevinMetrics(value, eta, beta, stats)
@@ -141,10 +159,6 @@ def pair_population(net, shared_x: jax.Array, shared_y: jax.Array, pair_x: jax.A
     ``test_x: [m, ...]``). ``steps`` must be a multiple of ``every``. ``batch`` = 0: full batch;
     b > 0: SGLD on b examples drawn without replacement at every step (the statistics then also
     compute the full gradient at W_{t-1})."""
-    from jax.flatten_util import ravel_pytree
-
-    from .nets import predict
-
     if steps % every:
         raise ValueError(f"argument 'steps' ({steps}) must be a multiple of 'every' ({every})")
     n = shared_x.shape[0] + 1
@@ -152,9 +166,7 @@ def pair_population(net, shared_x: jax.Array, shared_y: jax.Array, pair_x: jax.A
         raise ValueError(f"argument 'batch' must be in [0, n = {n}], got {batch}")
     b = batch or n
 
-    def per_example_loss(params, xb, yb):
-        logp = jax.nn.log_softmax(net.apply(params, xb))
-        return -jnp.take_along_axis(logp, yb[:, None], axis=1)[:, 0]
+    per_example_loss, zero_one = net_losses(net)
 
     def one_run(key, u_r):
         k_init, k_noise = jax.random.split(key)
@@ -175,8 +187,7 @@ def pair_population(net, shared_x: jax.Array, shared_y: jax.Array, pair_x: jax.A
         step = langevin_step(per_example_loss, schedule, statistics)
 
         def errors(params):
-            train = jnp.mean(predict(net.apply(params, x)) != y)
-            return train, jnp.mean(predict(net.apply(params, test_x)) != test_y)
+            return jnp.mean(zero_one(params, x, y)), jnp.mean(zero_one(params, test_x, test_y))
 
         def one_step(s, k):
             if b == n:
@@ -237,14 +248,8 @@ def sgd_population(init: Callable[[jax.Array], Any], loss: Callable[[Any, jax.Ar
     def mean_grad(params, x, y):
         return jax.grad(lambda p: jnp.mean(loss(p, x, y)))(params)
 
-    def flat(tree):
-        return jnp.concatenate([jnp.ravel(a) for a in jax.tree_util.tree_leaves(tree)])
-
     def perturb(key, params, var):
-        leaves, treedef = jax.tree_util.tree_flatten(params)
-        ks = jax.random.split(key, len(leaves))
-        return jax.tree_util.tree_unflatten(
-            treedef, [p + jnp.sqrt(var) * jax.random.normal(k, p.shape, p.dtype) for k, p in zip(ks, leaves)])
+        return jax.tree_util.tree_map(jnp.add, params, _gaussian(key, params, jnp.sqrt(var)))
 
     def one_run(key):
         k_init, k_run = jax.random.split(key)
@@ -254,13 +259,13 @@ def sgd_population(init: Callable[[jax.Array], Any], loss: Callable[[Any, jax.Ar
             k_batch, k_xi = jax.random.split(k)
             idx = jax.random.permutation(k_batch, n)[:batch]
             g = mean_grad(params, xs[idx], ys[idx])
-            gbar = flat(mean_grad(params, *heldout))
-            variance = jnp.sum((flat(g) - gbar) ** 2)
+            gbar = ravel_pytree(mean_grad(params, *heldout))[0]
+            variance = jnp.sum((ravel_pytree(g)[0] - gbar) ** 2)
 
             def gamma(var, kk):
-                diffs = jax.vmap(lambda k1: jnp.sum((gbar - flat(mean_grad(perturb(k1, params, var), *heldout))) ** 2))(
-                    jax.random.split(kk, mc))
-                return jnp.mean(diffs)
+                def one(k1):
+                    return jnp.sum((gbar - ravel_pytree(mean_grad(perturb(k1, params, var), *heldout))[0]) ** 2)
+                return jnp.mean(jax.vmap(one)(jax.random.split(kk, mc)))
 
             sens = jax.vmap(gamma)(t * sig2, jax.random.split(k_xi, sig2.shape[0]))
             new = jax.tree_util.tree_map(lambda p, gg: p - eta(t) * gg, params, g)

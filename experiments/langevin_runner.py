@@ -101,6 +101,10 @@ class LangevinConfig(RunConfig):
         ]
         self._validate(checks)
 
+    def step_size(self, t):
+        """eta_t = eta0 decay^floor(t / every_eta) for step indices ``t`` (NumPy or JAX integers)."""
+        return self.eta0 * self.decay ** (t // self.every_eta)
+
     def schedule(self) -> L.Schedule:
         return L.staircase_schedule(self.eta0, self.decay, self.every_eta, self.v0, self.v_inf, self.rate,
                                     self.every_v)
@@ -128,7 +132,7 @@ def _population_mesh(runs: int) -> Mesh:
 
 def _sgd_bounds(cfg: LangevinConfig, draws: list[dict]) -> list[dict]:
     """Neu et al.'s Theorem 1 at the last step, per perturbation scale, with intervals over draws."""
-    eta = np.asarray([cfg.eta0 * cfg.decay ** (t // cfg.every_eta) for t in range(cfg.steps)])
+    eta = cfg.step_size(np.arange(cfg.steps))
     train = np.array([d["train_error"].mean() for d in draws])
     test = np.array([d["test_error"].mean() for d in draws])
     bounds = {}
@@ -187,16 +191,8 @@ def run_langevin_experiment(cfg: LangevinConfig, out: str | os.PathLike, *, prog
     population = jax.jit(lambda *a: L.pair_population(net, *a, schedule=cfg.schedule(), steps=cfg.steps,
                                                        every=cfg.every, batch=cfg.batch))
 
-    def per_example_ce(params, x, y):
-        logp = jax.nn.log_softmax(net.apply(params, x))
-        return -jnp.take_along_axis(logp, y[:, None], axis=1)[:, 0]
-
-    def zero_one(params, x, y):
-        return (nets.predict(net.apply(params, x)) != y).astype(jnp.float32)
-
     sgd = jax.jit(lambda tr, ho, te, keys: L.sgd_population(
-        net.init, per_example_ce, zero_one, tr, ho, te, keys,
-        eta=lambda t: cfg.eta0 * cfg.decay ** jnp.floor(t / cfg.every_eta), sigmas=cfg.sigmas, steps=cfg.steps,
+        net.init, *L.net_losses(net), tr, ho, te, keys, eta=cfg.step_size, sigmas=cfg.sigmas, steps=cfg.steps,
         batch=cfg.batch, mc=cfg.mc))
     draws = []
     mesh = _population_mesh(cfg.k2)
