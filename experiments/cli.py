@@ -491,7 +491,7 @@ def _run_reproduce(args: argparse.Namespace) -> str:
         print(message, file=sys.stderr, flush=True)
 
     records = run_recipe(recipe, out, epochs_scale=args.epochs_scale, progress=not args.no_progress, log=log)
-    table = recipe_table(records, "table" if args.format == "table" else args.format)
+    table = recipe_table(records, args.format)
     if args.format != "table":
         return table
     return "\n".join([table, "", REPORT_NOTE, recipe.notes, f"records and table.md in {out}"])

@@ -225,14 +225,13 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
     cfg, net, keys, train = setup.cfg, setup.net, setup.keys, setup.data.train
     prior_file = setup.out / "checkpoints" / f"prior-{cfg.prior_digest()}.pkl"
     saved = _load_pickle(prior_file, log)
-    seconds = None
+    seconds, idx = None, setup.prior_idx
     if saved is not None:
-        mean, idx, start = saved["mean"], saved["indices"], saved["sgd"]
+        mean, start = saved["mean"], saved["sgd"]
         log("resumed: prior from checkpoint")
     else:
         t0 = time.perf_counter()
         init = net.init(keys["init"])
-        idx = setup.prior_idx
         fit_on = train.take(idx) if cfg.prior == "data" else train
         steps = cfg.prior_epochs * steps_per_epoch(len(fit_on), cfg.prior_batch)
         opt = make_optimizer(cfg.prior_optimizer, cfg.prior_lr, cfg.prior_momentum, cfg.prior_schedule, steps)
