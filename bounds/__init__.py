@@ -49,6 +49,8 @@ from .pac_bayes import (
     catoni,
     catoni_grid,
     complexity,
+    dp_max_information,
+    dp_prior_kl_adjustment,
     lambda_bound,
     lambda_bound_opt,
     lambda_opt,
@@ -61,7 +63,7 @@ from .pac_bayes import (
     seeger,
     union_delta,
 )
-from .weight_kl import kl_diag_gaussian, kl_diag_laplace, to_float64
+from .weight_kl import kl_bernoulli_masks, kl_diag_gaussian, kl_diag_laplace, kl_matrix_normal, to_float64
 
 __all__ = [
     # binary kl
@@ -73,6 +75,8 @@ __all__ = [
     "catoni",
     "catoni_grid",
     "complexity",
+    "dp_max_information",
+    "dp_prior_kl_adjustment",
     "lambda_bound",
     "lambda_bound_opt",
     "lambda_opt",
@@ -95,6 +99,8 @@ __all__ = [
     # KL between factorised weight distributions
     "kl_diag_gaussian",
     "kl_diag_laplace",
+    "kl_bernoulli_masks",
+    "kl_matrix_normal",
     "to_float64",
     # CMI bounds (from per-pair mutual informations)
     "cmi",

@@ -161,6 +161,8 @@ def pac_bayes_certificate(
     n_priors: int = 1,
     prior_grid_j: int | None = None,
     prior_grid: tuple[float, float] = (100.0, 0.1),
+    dp_epsilon: float | None = None,
+    dp_mechanism: Mapping[str, Any] | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> Certificate:
     """Certify the risk of a posterior with the named PAC-Bayes bound, in float64.
@@ -180,6 +182,10 @@ def pac_bayes_certificate(
         prior_grid_j: index of the prior scale on the grid ``c exp(-j / b)`` with
             ``prior_grid = (b, c)`` (Dziugaite & Roy 2017), paid for with
             :func:`bounds.prior_grid_delta`.
+        dp_epsilon: the prior was drawn by an epsilon-DP mechanism on the bound set itself
+            (Dziugaite & Roy 2018): :func:`bounds.dp_prior_kl_adjustment` nats are added to the KL
+            (recorded separately in ``details["dp_prior"]``, with ``dp_mechanism``: what drew the
+            prior and whether its privacy is exact or an approximation).
         details: extra entries recorded in the certificate (seeds, data split, ...).
 
     The total delta is ``delta + mc_delta``; both parts are recorded in ``delta_parts``.
@@ -205,6 +211,12 @@ def pac_bayes_certificate(
         info["prior_grid"] = {"j": int(prior_grid_j), "b": b, "c": c,
                               "value": float(pb.prior_grid_scale(prior_grid_j, b, c))}
     info["delta_effective"] = delta_eff
+    kl_used = float(kl)
+    if dp_epsilon is not None:
+        adjustment = pb.dp_prior_kl_adjustment(float(dp_epsilon), int(n_bound), delta_eff)
+        info["dp_prior"] = {"epsilon": float(dp_epsilon), "adjustment_nats": adjustment,
+                            "max_information_nats": adjustment - math.log(2.0), **dict(dp_mechanism or {})}
+        kl_used += adjustment
 
     parts = {"pac_bayes": float(delta)}
     if mc_samples is not None:
@@ -213,12 +225,12 @@ def pac_bayes_certificate(
     else:
         check_probability("emp_risk", emp_risk)
         emp_bound = float(emp_risk)
-    value = float(PAC_BAYES_BOUNDS[bound](emp_bound, kl, n_bound, delta_eff))
+    value = float(PAC_BAYES_BOUNDS[bound](emp_bound, kl_used, n_bound, delta_eff))
     if bound == "lambda":
-        info["lambda"] = float(pb.lambda_opt(emp_bound, kl, n_bound, delta_eff))
+        info["lambda"] = float(pb.lambda_opt(emp_bound, kl_used, n_bound, delta_eff))
     elif bound == "catoni":
         grid = np.asarray(pb.DEFAULT_CATONI_GRID)
-        per_c = pb.catoni(emp_bound, kl, n_bound, delta_eff / grid.size, grid)
+        per_c = pb.catoni(emp_bound, kl_used, n_bound, delta_eff / grid.size, grid)
         info["C"] = float(grid[int(np.argmin(per_c))])
         info["C_grid"] = {"size": int(grid.size), "min": float(grid[0]), "max": float(grid[-1])}
     return Certificate(
@@ -308,8 +320,11 @@ def _at_delta_share(cert: Certificate, k: int) -> Certificate:
         n_prior=cert.n_prior, n_priors=int(d.get("n_priors", 1)),
         prior_grid_j=None if grid is None else grid["j"],
         prior_grid=(100.0, 0.1) if grid is None else (grid["b"], grid["c"]),
+        dp_epsilon=d["dp_prior"]["epsilon"] if "dp_prior" in d else None,
+        dp_mechanism={k: v for k, v in d.get("dp_prior", {}).items()
+                      if k not in ("epsilon", "adjustment_nats", "max_information_nats")},
         details={key: v for key, v in d.items() if key not in _DERIVED_DETAILS})
 
 
 #: Detail entries :func:`pac_bayes_certificate` derives itself (recomputed, never copied).
-_DERIVED_DETAILS = ("n_priors", "prior_grid", "delta_effective", "lambda", "C", "C_grid", "selection")
+_DERIVED_DETAILS = ("n_priors", "prior_grid", "delta_effective", "lambda", "C", "C_grid", "selection", "dp_prior")

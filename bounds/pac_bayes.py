@@ -35,6 +35,8 @@ from .kl import kl_inv_upper
 
 __all__ = [
     "complexity",
+    "dp_max_information",
+    "dp_prior_kl_adjustment",
     "mcallester",
     "seeger",
     "catoni",
@@ -274,3 +276,40 @@ def union_delta(delta: float, k: int) -> float:
     if int(k) != k or k < 1:
         raise ValueError(f"argument 'k' must be an integer >= 1, got {k!r}")
     return float(delta) / int(k)
+
+
+def dp_max_information(epsilon: float, n: int, beta: float) -> float:
+    r"""Beta-approximate max-information (nats) of an epsilon-differentially private mechanism run on
+    n i.i.d. examples (Dwork, Feldman, Hardt, Pitassi, Reingold & Roth 2015, "Generalization in
+    adaptive data analysis and holdout reuse", NeurIPS, Theorem 20; replace-one neighbours):
+
+    .. math::  k(\varepsilon, n, \beta) = \frac{n\varepsilon^2}{2}
+               + \varepsilon\sqrt{\frac{n\ln(2/\beta)}{2}}.
+    """
+    if not (epsilon >= 0 and math.isfinite(epsilon)):
+        raise ValueError(f"argument 'epsilon' must be a finite number >= 0, got {epsilon!r}")
+    if not (isinstance(n, (int, np.integer)) and n >= 1):
+        raise ValueError(f"argument 'n' must be an integer >= 1, got {n!r}")
+    if not (0 < beta < 1):
+        raise ValueError(f"argument 'beta' must be in (0, 1), got {beta!r}")
+    return n * epsilon**2 / 2 + epsilon * math.sqrt(n * math.log(2 / beta) / 2)
+
+
+def dp_prior_kl_adjustment(epsilon: float, n: int, delta: float) -> float:
+    r"""Nats added to KL(Q||P) in any fixed-prior PAC-Bayes bound when the prior P(S) is drawn by an
+    epsilon-DP mechanism on the bound's own sample S (n examples): ln 2 + k(epsilon, n, delta/2).
+
+    Dziugaite & Roy (2018), "Data-dependent PAC-Bayes priors via differential privacy", NeurIPS,
+    through max-information: with k the delta/2-approximate max-information
+    (:func:`dp_max_information`), an event of probability <= delta' under an independent prior has
+    probability <= e^k delta' + delta/2 under P(S) (Dwork et al. 2015, Theorem 13). Running the
+    fixed-prior bound at delta' = (delta/2) e^{-k} turns ln(2 sqrt(n)/delta') into
+    ln(2 sqrt(n)/delta) + ln 2 + k, so for the kl bound
+
+    .. math::  \mathrm{kl}(\hat L_S(Q)\|L_D(Q)) \le \frac{KL(Q\|P(S)) + \ln(4\sqrt n/\delta)}{n}
+               + \frac{\varepsilon^2}{2} + \varepsilon\sqrt{\frac{\ln(4/\delta)}{2n}}.
+
+    At epsilon = 0 the bound is still ln 2 / n looser than the plain one (the delta/2 spent on the
+    transfer). The mechanism must be exactly epsilon-DP (pure DP).
+    """
+    return math.log(2.0) + dp_max_information(epsilon, n, delta / 2)

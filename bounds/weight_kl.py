@@ -8,6 +8,7 @@ trained parameters); JAX leaves are summed in their own dtype inside training ob
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -15,8 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._array import namespace
+from .kl import kl_bernoulli
 
-__all__ = ["kl_diag_gaussian", "kl_diag_laplace", "to_float64"]
+__all__ = ["kl_diag_gaussian", "kl_diag_laplace", "kl_bernoulli_masks", "kl_matrix_normal", "to_float64"]
 
 PyTree = Any
 
@@ -100,3 +102,71 @@ def kl_diag_laplace(mu_q: PyTree, b_q: PyTree, mu_p: PyTree, b_p: PyTree) -> Any
     Reference: Pérez-Ortiz et al. (2021), Appendix (Laplace posteriors).
     """
     return _tree_kl(_laplace, mu_q, b_q, mu_p, b_p)
+
+
+def kl_bernoulli_masks(q: PyTree, p: PyTree) -> Any:
+    r"""KL(Bern(q)||Bern(p)) for independent Bernoulli masks, summed over all weights.
+
+    .. math::  \sum_i q_i \ln\frac{q_i}{p_i} + (1 - q_i) \ln\frac{1 - q_i}{1 - p_i}
+
+    the binary kl of :func:`genbounds.bounds.kl_bernoulli` per weight (0 ln 0 = 0, so keep
+    probabilities in {0, 1} are exact; a prior p_i in {0, 1} gives infinity unless q_i = p_i). A
+    deterministic mask ``q`` in {0, 1} gives the point-mass KL -sum_i ln P(mask_i), the Occam
+    term of a thresholded mask. ``p`` is a pytree like ``q`` or one number for every weight.
+    Reference: Hayou, He & Dziugaite (2021), stochastic pruning masks with a Bernoulli prior
+    (posterior and prior are product measures, so the KL is the sum).
+    """
+    leaves_q = jax.tree_util.tree_leaves(q)
+    leaves_p = _aligned_leaves("p", p, q)
+    xp = namespace(*leaves_q, *leaves_p)
+    if xp is np:
+        total = math.fsum(float(np.sum(kl_bernoulli(np.asarray(a, np.float64), np.asarray(b, np.float64))))
+                          for a, b in zip(leaves_q, leaves_p))
+        if not np.isfinite(total):
+            raise ValueError("KL is infinite: a prior keep probability in {0, 1} differs from the posterior's")
+        return np.float64(total)
+    return sum(jnp.sum(kl_bernoulli(a, b)) for a, b in zip(leaves_q, leaves_p))
+
+
+def kl_matrix_normal(m_q: Any, a_q: Any, b_q: Any, m_p: Any, a_p: Any, b_p: Any) -> Any:
+    r"""KL(MN(M, A A^T, B B^T) || MN(M0, A0 A0^T, B0 B0^T)) for one ``[n, p]`` weight matrix.
+
+    W ~ MN(M, U, V) means W = M + A E B^T with E i.i.d. N(0, 1) (column-major vec(W) ~
+    N(vec M, V kron U)); ``a_q: [n, n]``, ``b_q: [p, p]`` are lower-triangular with a positive
+    diagonal (Cholesky factors of U and V). The prior's factors ``a_p``, ``b_p`` are such matrices or
+    positive numbers c (meaning c I); the isotropic prior N(M0, s^2 I) is ``a_p = s, b_p = 1``.
+
+    .. math::  \tfrac12\Big[\|A_0^{-1}A\|_F^2\,\|B_0^{-1}B\|_F^2
+               + \|A_0^{-1}(M - M_0)B_0^{-T}\|_F^2 - np
+               + 2p\ln\frac{|A_0|}{|A|} + 2n\ln\frac{|B_0|}{|B|}\Big]
+
+    (|A| = prod diag A), which for the isotropic prior is
+    1/2 [tr U tr V / s^2 + ||M - M0||_F^2 / s^2 - np + np ln s^2 - p ln|U| - n ln|V|].
+    Reference: the Gaussian KL with covariance V kron U (e.g. Gupta & Nagar 2000, matrix variate
+    normal); used for Kronecker-factored posteriors by Huang et al. (2020), "Stochastic neural
+    network with Kronecker flow", AISTATS. NumPy inputs are evaluated in float64 (certificates).
+    """
+    xp = namespace(m_q, a_q, b_q, m_p, a_p, b_p)
+    if xp is np:
+        m_q, a_q, b_q, m_p = (np.asarray(x, np.float64) for x in (m_q, a_q, b_q, m_p))
+        a_p, b_p = (x if np.ndim(x) == 0 else np.asarray(x, np.float64) for x in (a_p, b_p))
+        for name, f in (("a_q", a_q), ("b_q", b_q), ("a_p", a_p), ("b_p", b_p)):
+            if np.any(np.diagonal(np.atleast_2d(f)) <= 0):
+                raise ValueError(f"argument {name!r} must have a positive diagonal (a Cholesky factor)")
+        from scipy.linalg import solve_triangular
+    else:
+        from jax.scipy.linalg import solve_triangular
+    n, p = m_q.shape
+
+    def solve(f, x):                                   # f^{-1} x
+        return x / f if xp.ndim(f) == 0 else solve_triangular(f, x, lower=True)
+
+    def logdet(f, k):                                  # ln |f| for an [k, k] factor or c I
+        return k * xp.log(f) if xp.ndim(f) == 0 else xp.sum(xp.log(xp.diagonal(f)))
+
+    t_u = xp.sum(solve(a_p, a_q) ** 2)
+    t_v = xp.sum(solve(b_p, b_q) ** 2)
+    mahalanobis = xp.sum(solve(b_p, solve(a_p, m_q - m_p).T) ** 2)
+    logdets = 2 * p * (logdet(a_p, n) - logdet(a_q, n)) + 2 * n * (logdet(b_p, p) - logdet(b_q, p))
+    kl = 0.5 * (t_u * t_v + mahalanobis - n * p + logdets)
+    return np.float64(kl) if xp is np else kl

@@ -10,7 +10,9 @@ Gaussian N(mean, scale^2). This is what the per-example Monte Carlo certificate 
   the layer's input ``h`` for one example, ``h @ W + b`` with fresh Gaussian ``W, b`` is
   Gaussian with mean ``h @ M + m`` and variance ``h^2 @ S^2 + s^2``, so sampling the
   pre-activation with independent noise per example is exactly an independent weight draw
-  per example, at the cost of two matrix products;
+  per example, at the cost of two matrix products. A matrix-normal layer (``scale["w"]`` a
+  dict of Cholesky factors ``{"a": A, "b": B}``, W = M + A E B^T) is exact the same way:
+  ``h @ W = h @ M + ||h @ A|| z @ B^T`` with z ~ N(0, I);
 * convolutions draw a separate kernel for every example (vmapped). Local
   reparameterisation over positions would draw each position's weights independently and
   flipout correlates examples; neither is an independent per-example draw. The per-example
@@ -33,7 +35,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["Net", "mlp", "cnn", "conv_for_backend", "custom", "per_example_apply", "predict"]
+__all__ = ["Net", "mlp", "cnn", "conv_for_backend", "custom", "location_scale_draw", "per_example_apply", "predict"]
 
 Params = Any
 
@@ -65,6 +67,14 @@ def _dense(h, p):
 
 def _dense_local(key, h, m, s):
     mean = h @ m["w"] + m["b"]
+    if isinstance(s["w"], dict):
+        # Matrix-normal W = M + A E B^T (``s["w"] = {"a": A, "b": B}``): h W = h M + ||h A|| z B^T with
+        # z ~ N(0, I) per example, exactly (h A E has i.i.d. N(0, ||h A||^2) entries); the bias is a
+        # separate factorised Gaussian.
+        kw, kb = jax.random.split(key)
+        scale = jnp.sqrt(jnp.sum((h @ s["w"]["a"]) ** 2, axis=-1, keepdims=True))
+        z = jax.random.normal(kw, mean.shape, mean.dtype) @ s["w"]["b"].T
+        return mean + scale * z + s["b"] * jax.random.normal(kb, mean.shape, mean.dtype)
     var = (h * h) @ (s["w"] * s["w"]) + s["b"] * s["b"]
     return mean + jnp.sqrt(var) * jax.random.normal(key, mean.shape, mean.dtype)
 
@@ -224,20 +234,21 @@ def cnn(in_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32
     return Net(name, init, apply, apply_independent, apply_dropout)
 
 
-def per_example_apply(apply: Callable, key, mean, scale, x, noise: Callable = jax.random.normal):
-    """Logits with an independent draw (``noise``: standard normal or Laplace) of the whole
-    params tree per example."""
-    leaves, treedef = jax.tree_util.tree_flatten(mean)
-    keys = jax.random.split(key, x.shape[0])
+def per_example_apply(apply: Callable, key, sample: Callable, x):
+    """Logits with an independent draw ``sample(key) -> params`` of the whole params tree per
+    example (vmapped over the examples of ``x``)."""
+    return jax.vmap(lambda k, x1: apply(sample(k), x1[None])[0])(jax.random.split(key, x.shape[0]), x)
 
-    def one(k, x1):
-        ks = jax.random.split(k, len(leaves))
-        eps = jax.tree_util.tree_unflatten(
-            treedef, [noise(kk, leaf.shape, leaf.dtype) for kk, leaf in zip(ks, leaves)])
-        params = jax.tree_util.tree_map(lambda m, s, e: m + s * e, mean, scale, eps)
-        return apply(params, x1[None])[0]
 
-    return jax.vmap(one)(keys, x)
+def location_scale_draw(mean, scale, noise: Callable = jax.random.normal) -> Callable:
+    """``key -> mean + scale * eps`` over a params tree, eps i.i.d. from ``noise`` (standard normal
+    or Laplace); ``scale`` is a tree like ``mean``."""
+    def sample(key):
+        leaves, treedef = jax.tree_util.tree_flatten(mean)
+        keys = jax.random.split(key, len(leaves))
+        return jax.tree_util.tree_unflatten(treedef, [m + s * noise(k, m.shape, m.dtype) for k, m, s in
+                                                      zip(keys, leaves, jax.tree_util.tree_leaves(scale))])
+    return sample
 
 
 def predict(logits: jax.Array) -> jax.Array:
@@ -248,4 +259,5 @@ def predict(logits: jax.Array) -> jax.Array:
 
 def custom(name: str, init: Callable, apply: Callable) -> Net:
     """Wrap any ``apply(params, x)`` model (Flax, Equinox, plain JAX) as a :class:`Net`."""
-    return Net(name, init, apply, lambda key, mean, scale, x: per_example_apply(apply, key, mean, scale, x))
+    return Net(name, init, apply,
+               lambda key, mean, scale, x: per_example_apply(apply, key, location_scale_draw(mean, scale), x))

@@ -177,15 +177,27 @@ def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
                    help="relabel to 2 classes: these classes -> 1, the rest -> 0 (e.g. 5 6 7 8 9)")
     p.add_argument("--arch", choices=("mlp", "cnn"), default=d.arch)
     p.add_argument("--widths", type=int, nargs="+", default=list(d.widths), help="MLP hidden widths")
-    p.add_argument("--prior", choices=("data", "init"), default=d.prior,
-                   help="data: prior mean trained on --alpha of the data; init: the random init (DR17)")
+    p.add_argument("--prior", choices=("data", "init", "dp"), default=d.prior,
+                   help="data: prior mean trained on --alpha of the data; init: the random init (DR17); dp: mean "
+                   "drawn by an epsilon-DP Gibbs mechanism (SGLD) on all the data (DR18)")
+    p.add_argument("--dp-epsilon", type=float, default=d.dp_epsilon, help="dp prior: epsilon (tau = epsilon n / 2)")
+    p.add_argument("--dp-base-scale", type=float, default=d.dp_base_scale,
+                   help="dp prior: std of the data-free Gaussian base measure around the initialisation")
+    p.add_argument("--dp-lr", type=float, default=d.dp_lr, help="dp prior: SGLD step size")
+    p.add_argument("--dp-epochs", type=int, default=d.dp_epochs, help="dp prior: SGLD epochs")
     p.add_argument("--alpha", type=float, default=d.alpha, help="fraction of training data for the prior")
     p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                    help="standardise inputs per pixel with the prior data's mean and std (default: yes with a "
                    "data prior; a data-free prior cannot)")
     p.add_argument("--objective", nargs="+", default=list(d.objectives), dest="objectives",
                    help="classic | seeger | quad | lambda | catoni (several: side by side)")
-    p.add_argument("--family", choices=("gaussian", "laplace"), default=d.family)
+    p.add_argument("--family", choices=("gaussian", "laplace", "mask", "matrix_normal"), default=d.family,
+                   help="posterior family: factorised Gaussian or Laplace weights, Bernoulli masks over the prior's "
+                   "weights, or matrix-normal (Kronecker-factored) dense layers")
+    p.add_argument("--sparsity", type=float, default=d.sparsity,
+                   help="mask family: fraction the prior's magnitude mask prunes")
+    p.add_argument("--mask-flip", type=float, default=d.mask_flip,
+                   help="mask family: prior keep probability of a pruned weight (1 - it for a kept one)")
     p.add_argument("--prior-scale", type=float, default=d.prior_scale)
     p.add_argument("--learn-prior-scale", action="store_true",
                    help="learn the prior scale, then round it to the DR17 grid (union bound paid)")
@@ -252,6 +264,22 @@ def _run_pac_bayes(args: argparse.Namespace) -> str:
         f"{format_delta(res['delta_parts']['pac_bayes'])} + monte_carlo "
         f"{format_delta(res['delta_parts']['monte_carlo'])}); bound set excludes the prior's data.",
     ]
+    dp = res["details"].get("dp_prior")
+    if dp:
+        foot.append(f"prior mean drawn by an epsilon-DP mechanism on all {res['n_bound']} examples (nothing held out): "
+                    f"epsilon {dp['epsilon']:g} adds {dp['adjustment_nats']:.1f} nats (ln 2 + max-information) to "
+                    f"the KL. Privacy: {dp['privacy']}.")
+    masks = record["results"][0].get("masks")
+    if masks:
+        foot.append(f"masks: expected sparsity {masks['expected_sparsity']:.3f}. Deterministic predictors on the same "
+                    f"bound set (Seeger, delta {format_delta(masks['magnitude']['certificate']['delta'])}, separate "
+                    "statements):")
+        for name, what in (("magnitude", "magnitude-pruned prior net, KL 0"),
+                           ("thresholded", "posterior mask thresholded at 1/2, point mass")):
+            m = masks[name]
+            foot.append(f"  {what}: certificate {format_number(m['certificate']['value'], 4, upper=True)}, "
+                        f"test error {m['test_error']:.4f}, sparsity {m['sparsity']:.3f}, "
+                        f"KL {m['certificate']['kl']:.1f}")
     if "best" in record:
         sel = record["best"]["details"]["selection"]
         best = format_number(record["best"]["value"], 4, upper=True)

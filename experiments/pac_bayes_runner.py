@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from .. import bounds
 from ..bounds import Certificate, union_minimum
 from ..estimators import nets
 from ..estimators import snn as S
@@ -43,7 +44,7 @@ from .records import new_record, write_atomic, write_json_atomic, write_record
 from .report import format_number
 
 __all__ = ["PacBayesConfig", "QUICKSTART", "MLP_DIGITS", "Setup", "PriorResult", "run_pac_bayes", "prepare",
-           "prior_stage", "posterior_stage", "certify_stage", "record_stage", "all_certificates"]
+           "prior_stage", "posterior_stage", "certify_stage", "mask_comparison", "record_stage", "all_certificates"]
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,14 @@ class PacBayesConfig(RunConfig):
     binary: tuple[int, ...] | None = None     # classes relabelled 1 (e.g. 5 6 7 8 9)
     arch: str = "cnn"                          # mlp | cnn (the CNN won the settings search on digits)
     widths: tuple[int, ...] = (256, 256)       # MLP hidden widths
-    prior: str = "data"                        # data | init
+    prior: str = "data"                        # data | init | dp (mean drawn by an epsilon-DP mechanism on all data)
     alpha: float = 0.5                         # fraction of the training set for the prior
     standardize: bool | None = None            # inputs standardised per pixel with the prior data's statistics
                                                # (None: yes for a data prior, no for a data-free one)
     objectives: tuple[str, ...] = ("quad",)
-    family: str = "gaussian"
+    family: str = "gaussian"                   # gaussian | laplace | mask (Bernoulli masks over the prior's weights)
+    sparsity: float = 0.9                      # mask: fraction pruned by the prior's magnitude mask
+    mask_flip: float = 0.01                    # mask: prior keep probability of a pruned weight (1 - it: of a kept one)
     prior_scale: float = 0.02                  # prior std (fixed), or initial value if learned
     learn_prior_scale: bool = False            # learn it, then round to the DR17 grid (union bound)
     grid_b: float = 100.0
@@ -72,6 +75,10 @@ class PacBayesConfig(RunConfig):
     prior_momentum: float = 0.9                # SGD momentum of the prior (0: plain SGD)
     prior_dropout: float = 0.2                 # dropout on hidden activations while training the prior
     prior_schedule: str = "constant"           # constant | cosine (decay to 0 over the prior's steps)
+    dp_epsilon: float = 0.1                    # dp prior: epsilon of the Gibbs mechanism (tau = epsilon n / 2)
+    dp_base_scale: float = 0.1                 # dp prior: std of the data-free base measure around the init
+    dp_lr: float = 0.05                        # dp prior: SGLD step size (batch prior_batch)
+    dp_epochs: int = 10                        # dp prior: SGLD epochs
     epochs: int = 50                           # posterior training
     lr: float = 0.01
     batch: int = 64
@@ -89,7 +96,7 @@ class PacBayesConfig(RunConfig):
     #: Settings the prior depends on: runs that share them share one trained prior.
     PRIOR_FIELDS = ("dataset", "data_dir", "binary", "arch", "widths", "prior", "alpha", "standardize", "prior_epochs",
                     "prior_lr", "prior_batch", "prior_optimizer", "prior_momentum", "prior_dropout",
-                    "prior_schedule", "seed")
+                    "prior_schedule", "dp_epsilon", "dp_base_scale", "dp_lr", "dp_epochs", "seed")
 
     def prior_digest(self) -> str:
         return self.digest(self.PRIOR_FIELDS)
@@ -100,7 +107,10 @@ class PacBayesConfig(RunConfig):
         checks = [
             (self.dataset in DATASETS, "dataset", f"one of {DATASETS}"),
             (self.arch in ("mlp", "cnn"), "arch", "'mlp' or 'cnn'"),
-            (self.prior in ("data", "init"), "prior", "'data' or 'init'"),
+            (self.prior in ("data", "init", "dp"), "prior", "'data', 'init' or 'dp'"),
+            (self.prior != "dp" or (self.dp_epsilon > 0 and self.dp_base_scale > 0 and self.dp_lr > 0
+                                    and self.dp_epochs >= 1), "dp_epsilon",
+             "> 0 with dp_base_scale > 0, dp_lr > 0 and dp_epochs >= 1 for a dp prior"),
             (self.optimizer in OPTIMIZERS and self.prior_optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}"),
             (self.schedule in SCHEDULES and self.prior_schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}"),
             (0.0 <= self.momentum < 1.0 and 0.0 <= self.prior_momentum < 1.0, "momentum", "in [0, 1)"),
@@ -111,6 +121,13 @@ class PacBayesConfig(RunConfig):
             (len(self.objectives) > 0 and all(o in OBJECTIVES for o in self.objectives),
              "objectives", f"from {OBJECTIVES}"),
             (self.family in FAMILIES, "family", f"one of {FAMILIES}"),
+            (self.family != "mask" or self.prior == "data", "prior",
+             "'data' with family 'mask' (the masks keep the prior's trained weights; a data-free prior would mask "
+             "the random initialisation)"),
+            (self.family != "mask" or not self.learn_prior_scale, "learn_prior_scale",
+             "False with family 'mask' (a mask prior has keep probabilities, not a scale)"),
+            (0.0 < self.sparsity < 1.0, "sparsity", "in (0, 1)"),
+            (0.0 < self.mask_flip < 0.5, "mask_flip", "in (0, 0.5)"),
             (self.prior_scale > 0, "prior_scale", "> 0"),
             (0 < self.delta < 1 and 0 < self.mc_delta < 1, "delta", "in (0, 1)"),
             (self.delta + self.mc_delta < 1, "mc_delta", f"such that delta + mc_delta < 1 (delta = {self.delta})"),
@@ -220,34 +237,54 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
 
     Data prior: the mean is trained on a random fraction ``alpha`` of the training set, whose
     indices the prior keeps (they leave the bound set). Init prior (Dziugaite & Roy 2017): the
-    mean is the random initialisation, and the posterior starts from SGD on all the data.
+    mean is the random initialisation, and the posterior starts from SGD on all the data. DP prior
+    (Dziugaite & Roy 2018): the mean is drawn by SGLD from the Gibbs distribution of all the data
+    at epsilon = ``dp_epsilon`` (:func:`genbounds.estimators.snn.dp_prior`; the privacy of SGLD is an
+    approximation, recorded), nothing is held out, and the posterior starts at that draw.
     """
     cfg, net, keys, train = setup.cfg, setup.net, setup.keys, setup.data.train
     prior_file = setup.out / "checkpoints" / f"prior-{cfg.prior_digest()}.pkl"
     saved = _load_pickle(prior_file, log)
     seconds, idx = None, setup.prior_idx
     if saved is not None:
-        mean, start = saved["mean"], saved["sgd"]
+        mean, start, dp = saved["mean"], saved["sgd"], saved.get("dp")
         log("resumed: prior from checkpoint")
     else:
         t0 = time.perf_counter()
         init = net.init(keys["init"])
-        fit_on = train.take(idx) if cfg.prior == "data" else train
-        steps = cfg.prior_epochs * steps_per_epoch(len(fit_on), cfg.prior_batch)
-        opt = make_optimizer(cfg.prior_optimizer, cfg.prior_lr, cfg.prior_momentum, cfg.prior_schedule, steps)
-        start = S.train_deterministic(net, init, fit_on, key=keys["prior"], epochs=cfg.prior_epochs,
-                                      batch_size=cfg.prior_batch, optimizer=opt, dropout=cfg.prior_dropout,
-                                      progress=progress, desc="prior" if cfg.prior == "data" else "sgd")
-        mean = start if cfg.prior == "data" else init
+        dp = None
+        if cfg.prior == "dp":
+            # The mean is an (approximately) epsilon-DP draw from the Gibbs distribution of all the data;
+            # the posterior starts there.
+            private = S.dp_prior(net, init, train, key=keys["prior"], epsilon=cfg.dp_epsilon,
+                                 prior_scale=cfg.prior_scale, base_scale=cfg.dp_base_scale, eta=cfg.dp_lr,
+                                 epochs=cfg.dp_epochs, batch_size=cfg.prior_batch, p_min=cfg.p_min,
+                                 family=cfg.family, progress=progress)
+            mean = start = private.mean
+            dp = private.dp
+        else:
+            fit_on = train.take(idx) if cfg.prior == "data" else train
+            steps = cfg.prior_epochs * steps_per_epoch(len(fit_on), cfg.prior_batch)
+            opt = make_optimizer(cfg.prior_optimizer, cfg.prior_lr, cfg.prior_momentum, cfg.prior_schedule, steps)
+            start = S.train_deterministic(net, init, fit_on, key=keys["prior"], epochs=cfg.prior_epochs,
+                                          batch_size=cfg.prior_batch, optimizer=opt, dropout=cfg.prior_dropout,
+                                          progress=progress, desc="prior" if cfg.prior == "data" else "sgd")
+            mean = start if cfg.prior == "data" else init
         seconds = time.perf_counter() - t0
-        _save_pickle(prior_file, {"mean": mean, "indices": idx, "sgd": start})
-    prior = S.Prior(mean, cfg.prior_scale, cfg.family, idx,
-                    {"seed": cfg.seed, "alpha": cfg.alpha if cfg.prior == "data" else 0.0,
-                     "dropout": cfg.prior_dropout, "standardize": cfg.standardize})
+        _save_pickle(prior_file, {"mean": mean, "indices": idx, "sgd": start, "dp": dp})
+    details = {"seed": cfg.seed, "alpha": cfg.alpha if cfg.prior == "data" else 0.0,
+               "dropout": cfg.prior_dropout, "standardize": cfg.standardize}
+    scale: Any = cfg.prior_scale
+    if cfg.family == "mask":
+        # Bernoulli prior from the prior net's own magnitudes (prior data only), fixed before the bound set is seen.
+        scale = S.mask_prior(S.magnitude_mask(mean, cfg.sparsity), cfg.mask_flip)
+        details.update(masks="global magnitude of the prior mean", sparsity=cfg.sparsity, mask_flip=cfg.mask_flip)
+    prior = S.Prior(mean, scale, cfg.family, idx, details, dp=dp)
     test_error = S.error_rate(net, start, setup.data.test)
     heldout = S.error_rate(net, prior.mean, S.bound_set(train, prior)[0])
-    log(f"{'prior' if cfg.prior == 'data' else 'SGD'} net test error {test_error:.4f}; prior mean's error on "
-        f"the {len(train) - prior.n_data} bound-set examples {heldout:.4f} (prior data {prior.n_data})")
+    what = {"data": "prior", "init": "SGD", "dp": "DP prior"}[cfg.prior]
+    log(f"{what} net test error {test_error:.4f}; prior mean's error on the "
+        f"{len(train) - prior.n_data} bound-set examples {heldout:.4f} (prior data {prior.n_data})")
     return PriorResult(prior, start, test_error, heldout, seconds)
 
 
@@ -269,7 +306,7 @@ def posterior_stage(setup: Setup, pr: PriorResult, objective: str, *, progress: 
         _save_pickle(state_file, {"state": st, "epoch": epoch, "history": history})
 
     state, _ = S.train_posterior(
-        setup.net, S.init_posterior(pr.start, cfg.prior_scale), pr.prior, setup.data.train,
+        setup.net, S.get_family(cfg.family).init(pr.start, pr.prior), pr.prior, setup.data.train,
         key=jax.random.fold_in(setup.keys["post"], zlib.crc32(objective.encode())),
         n_bound=len(setup.data.train) - pr.prior.n_data, objective_name=objective,
         optimizer=make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum, cfg.schedule, steps), delta=cfg.delta,
@@ -302,7 +339,7 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
     entry.update({
         "test_error_stochastic": S.mc_independent(net, post, cfg.family, setup.data.test, r=10,
                                                   key=keys["test"]).zero_one,
-        "test_error_mean": S.error_rate(net, post.mean, setup.data.test),
+        "test_error_mean": S.error_rate(net, S.get_family(cfg.family).center(post), setup.data.test),
         "prior_test_error": pr.test_error,
         "prior_heldout_error": pr.heldout_error,
         "kl_over_n": cert_b.kl / cert_b.n_bound,
@@ -310,8 +347,48 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
         "certify_seconds": mc_b.seconds,
         "history": history,
     })
+    if cfg.family == "mask":
+        entry["masks"] = mask_comparison(setup, pr, post)
     Certificate.from_dict(entry["certificate"])  # re-validated before it is stored
     return entry
+
+
+def mask_comparison(setup: Setup, pr: PriorResult, post: S.Posterior) -> dict:
+    """For a mask posterior: its expected sparsity, and two deterministic predictors certified on
+    the same bound set with the Seeger bound and no Monte Carlo step (their bound-set errors are
+    exact):
+
+    * ``magnitude``: the prior's magnitude-pruned net at the configured sparsity. Its mask is a
+      function of the prior's data alone, so it is a predictor fixed before the bound set is seen:
+      KL = 0 (a point-mass posterior on a point-mass prior).
+    * ``thresholded``: the posterior's mask thresholded at q > 1/2, certified as a point mass under
+      the Bernoulli prior: KL = -sum_i ln P(m_i) (:func:`genbounds.bounds.kl_bernoulli_masks` at
+      q in {0, 1}). A different predictor from the stochastic one.
+    """
+    cfg, net, train = setup.cfg, setup.net, setup.data.train
+    bset = S.bound_set(train, pr.prior)[0]
+    n = len(bset)
+    keep_mag = S.magnitude_mask(pr.prior.mean, cfg.sparsity)
+    q = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), S.mask_keep(post))
+    thresholded = jax.tree_util.tree_map(lambda x: x > 0.5, q)
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves(q))
+    out: dict[str, Any] = {"sparsity_target": cfg.sparsity,
+                           "expected_sparsity": 1.0 - sum(float(x.sum()) for x in jax.tree_util.tree_leaves(q))
+                           / n_params, "n_params": n_params}
+    for name, mask, kl in (("magnitude", keep_mag, 0.0),
+                           ("thresholded", thresholded,
+                            float(bounds.kl_bernoulli_masks(jax.tree_util.tree_map(lambda m: m.astype(np.float64),
+                                                                                   thresholded), pr.prior.scale)))):
+        params = jax.tree_util.tree_map(lambda w, m: np.where(m, np.asarray(w), 0.0).astype(np.float32),
+                                        pr.prior.mean, mask)
+        err = S.error_rate(net, params, bset)
+        cert = bounds.pac_bayes_certificate(
+            "seeger", err, kl, n, cfg.delta, n_prior=pr.prior.n_data,
+            details={"predictor": f"{name} mask (deterministic)", "dataset": cfg.dataset, "arch": net.name,
+                     "seed": cfg.seed, "config_digest": cfg.digest()})
+        out[name] = {"certificate": cert.to_dict(), "test_error": S.error_rate(net, params, setup.data.test),
+                     "sparsity": 1.0 - sum(float(np.sum(m)) for m in jax.tree_util.tree_leaves(mask)) / n_params}
+    return out
 
 
 def record_stage(setup: Setup, results: list[dict], timings: dict) -> dict:
@@ -351,7 +428,8 @@ def run_pac_bayes(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool
 
 
 def all_certificates(record: dict) -> list[tuple[str, Certificate]]:
-    """Every certificate of a PAC-Bayes record with a label: "quad (b)", "quad (a)", ..."""
+    """Every certificate of a PAC-Bayes record with a label: "quad (b)", "quad (a)", ... (a mask run's
+    deterministic certificates are separate statements, at delta without a Monte Carlo part)."""
     out = []
     for r in record["results"]:
         out.append((f"{r['objective']} (b)", Certificate.from_dict(r["certificate"])))

@@ -140,8 +140,10 @@ REPORT_COLUMNS = [
 #: What the rows of a report are, printed under every human-readable report table.
 REPORT_NOTE = (
     "kind: 'certificate' = holds w.p. >= 1 - delta (delta in the record) on its own; 'estimate' = a CMI bound "
-    "from plug-in MIs, no probability guarantee. Each certificate row is a separate statement: the smallest of "
-    "several holds only with a union bound (a PAC-Bayes record's 'best' entry has it paid)."
+    "from plug-in MIs, no probability guarantee; 'certificate if SGLD's privacy approximation holds' = a DP-prior "
+    "certificate whose prior was drawn by SGLD, assumed (not proven) to be as private as its Gibbs target. Each "
+    "certificate row is a separate statement: the smallest of several holds only with a union bound (a PAC-Bayes "
+    "record's 'best' entry has it paid)."
 )
 
 
@@ -150,18 +152,33 @@ def rows_from_record(record: dict) -> list[dict]:
     kind, cfg = record["kind"], record.get("config", {})
     rows: list[dict] = []
     if kind == "pac-bayes":
+        prior = f"{cfg.get('prior')} (alpha {cfg.get('alpha')})" if cfg.get("prior") == "data" else cfg.get("prior")
+        kind = "certificate"
+        if cfg.get("prior") == "dp":
+            prior = f"dp (epsilon {cfg.get('dp_epsilon')}, all data)"
+            dp = record["results"][0]["certificate"]["details"].get("dp_prior", {})
+            if str(dp.get("privacy", "")).startswith("approximate"):
+                kind = "certificate if SGLD's privacy approximation holds"
+        if cfg.get("family") == "mask":
+            prior += f", Bernoulli masks (magnitude, sparsity {cfg.get('sparsity')}, flip {cfg.get('mask_flip')})"
         for r in record["results"]:
             c = r["certificate"]
-            rows.append({
-                "dataset": cfg.get("dataset") + ("-binary" if cfg.get("binary") else ""),
-                "model": c.get("details", {}).get("arch", cfg.get("arch")),
-                "prior": f"{cfg.get('prior')} (alpha {cfg.get('alpha')})" if cfg.get("prior") == "data"
-                else cfg.get("prior"),
-                "bound": r["objective"], "n": c["n_bound"], "emp_risk": c["emp_risk"],
-                "test_error": r.get("test_error_stochastic"), "complexity": c["kl"] / c["n_bound"],
-                "certificate": c["value"], "vacuous": c["vacuous"], "alpha": cfg.get("alpha"),
-                "kind": "certificate",
-            })
+            base = {"dataset": cfg.get("dataset") + ("-binary" if cfg.get("binary") else ""),
+                    "model": c.get("details", {}).get("arch", cfg.get("arch")), "prior": prior,
+                    "alpha": cfg.get("alpha"), "kind": kind}
+            stochastic = {"bound": r["objective"], "test_error": r.get("test_error_stochastic"), "certificate": c}
+            masks = r.get("masks", {})
+            if masks:
+                stochastic["bound"] += f", stochastic masks (E sparsity {masks['expected_sparsity']:.3f})"
+            entries = [stochastic] + [
+                {"bound": f"{name} mask, deterministic (sparsity {masks[name]['sparsity']:.3f})",
+                 "test_error": masks[name]["test_error"], "certificate": masks[name]["certificate"]}
+                for name in ("magnitude", "thresholded") if name in masks]
+            for e in entries:
+                c = e["certificate"]
+                rows.append({**base, "bound": e["bound"], "n": c["n_bound"], "emp_risk": c["emp_risk"],
+                             "test_error": e["test_error"], "complexity": c["kl"] / c["n_bound"],
+                             "certificate": c["value"], "vacuous": c["vacuous"]})
     elif kind == "cmi":
         for r in record["results"]:
             s = r["summary"]

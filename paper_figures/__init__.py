@@ -12,7 +12,8 @@ from pathlib import Path
 
 __all__ = ["FIGURES", "make_all"]
 
-FIGURES = ("fig_role_of_data", "fig_objectives", "fig_cmi_vs_n", "fig_training_curves", "fig_langevin")
+FIGURES = ("fig_role_of_data", "fig_objectives", "fig_cmi_vs_n", "fig_training_curves", "fig_langevin",
+           "fig_masks")
 
 
 def make_all(results_dir, out_dir) -> tuple[list[Path], list[str]]:

@@ -1,5 +1,7 @@
 """(a) The role of data: certificate and test error versus the fraction alpha of the training
-set used to build the prior (PAC-Bayes records with a data-dependent prior)."""
+set used to build the prior (PAC-Bayes records with a data-dependent prior), and, at alpha = 0,
+priors drawn by a differentially private mechanism on all the data (Dziugaite & Roy 2018;
+their SGLD privacy is an approximation, said in the legend)."""
 
 from __future__ import annotations
 
@@ -12,13 +14,19 @@ from .style import COLORS, cli, save, style
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:
     pts: dict[tuple, list] = {}
+    private: dict[tuple, list] = {}
     for rec in records:
         cfg = rec.get("config", {})
-        if rec["kind"] != "pac-bayes" or cfg.get("prior") != "data":
+        if rec["kind"] != "pac-bayes" or cfg.get("prior") not in ("data", "dp") or cfg.get("family", "gaussian") != \
+                "gaussian":
             continue
         for r in rec["results"]:
             key = (cfg["dataset"], cfg["arch"], r["objective"])
-            pts.setdefault(key, []).append((cfg["alpha"], r["certificate"]["value"], r["test_error_stochastic"]))
+            if cfg["prior"] == "dp":
+                private.setdefault(key, []).append((cfg["dp_epsilon"], r["certificate"]["value"],
+                                                    r["test_error_stochastic"]))
+            else:
+                pts.setdefault(key, []).append((cfg["alpha"], r["certificate"]["value"], r["test_error_stochastic"]))
     series = {k: sorted(v) for k, v in pts.items() if len({a for a, _, _ in v}) >= 2}
     if not series:
         return []
@@ -30,6 +38,10 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
                     label=f"certificate ({dataset}, {arch}, {obj})")
             ax.plot(a, [p[2] for p in v], "s--", color=COLORS["test_error"],
                     label=f"test error, stochastic ({dataset})")
+            for i, (eps, cert, err) in enumerate(sorted(private.get((dataset, arch, obj), []))):
+                ax.plot([0.0], [cert], "D", color=f"C{4 + i}", ms=7,
+                        label=f"DP prior, epsilon {eps:g}, all data (SGLD privacy approximate); x: test error")
+                ax.plot([0.0], [err], "x", color=f"C{4 + i}", ms=7)
         ax.set_xlabel("fraction alpha of the training set used for the prior")
         ax.set_ylabel("0-1 risk")
         ax.set_title("The role of data in the prior")

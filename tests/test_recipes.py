@@ -17,14 +17,24 @@ TINY = pbm.PacBayesConfig(arch="mlp", prior_dropout=0.0, widths=(16,), prior_epo
 
 def test_every_recipe_is_a_valid_protocol_with_its_paper_settings():
     assert set(recipes.RECIPES) == {"dr17-fashion-binary", "pbb-fashion-fcn", "pbb-fashion-cnn",
-                                    "role-of-data-digits", "fcmi-fashion"}
+                                    "role-of-data-digits", "fcmi-fashion", "masks-fashion",
+                                    "matrix-normal-fashion", "dp-prior-fashion"}
+    assert [c.prior for _, c in recipes.RECIPES["dp-prior-fashion"].runs] == ["data", "dp", "init"]
+    mn = dict(recipes.RECIPES["matrix-normal-fashion"].runs)
+    assert dataclasses.replace(mn["matrix_normal"], family="gaussian") == mn["gaussian"]
+    dp = [c for label, c in recipes.RECIPES["role-of-data-digits"].runs if c.prior == "dp"]
+    assert [c.dp_epsilon for c in dp] == list(recipes._DP_EPSILONS) and all(not c.standardize for c in dp)
+    masks = [c for _, c in recipes.RECIPES["masks-fashion"].runs]
+    assert [c.sparsity for c in masks] == [0.5, 0.7, 0.8, 0.9, 0.95]
+    assert {(c.family, c.prior, c.mask_flip) for c in masks} == {("mask", "data", 0.01)}
     fcn = recipes.RECIPES["pbb-fashion-fcn"].runs[0][1]
     assert (fcn.widths, fcn.prior_dropout, fcn.prior_lr, fcn.prior_momentum, fcn.lr, fcn.momentum) == \
         ((600, 600, 600), 0.2, 0.005, 0.99, 0.001, 0.95)
     assert (fcn.prior_scale, fcn.p_min, fcn.batch, fcn.delta, fcn.mc_delta, fcn.prior_epochs, fcn.epochs) == \
         (0.03, 1e-5, 250, 0.025, 0.01, 5, 5)
     assert recipes.RECIPES["pbb-fashion-cnn"].runs[0][1].arch == "cnn"
-    assert [c.alpha for _, c in recipes.RECIPES["role-of-data-digits"].runs] == [0.2, 0.3, 0.5, 0.7, 0.8]
+    assert [c.alpha for _, c in recipes.RECIPES["role-of-data-digits"].runs if c.prior == "data"] == \
+        [0.2, 0.3, 0.5, 0.7, 0.8]
     assert recipes.RECIPES["fcmi-fashion"].runs[0][1].n == (75, 250, 1000, 4000)
     dr17 = recipes.RECIPES["dr17-fashion-binary"].runs[0][1]
     assert dr17.prior == "init" and dr17.learn_prior_scale and dr17.widths == (600,)

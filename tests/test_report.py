@@ -92,8 +92,8 @@ def test_every_figure_from_committed_records(tmp_path):
     files, notes = make_all(COMMITTED, tmp_path)
     assert not [n for n in notes if "no suitable records" in n], notes
     pngs = [f for f in files if f.suffix == ".png"]
-    assert {f.stem.split("_")[0] for f in pngs} >= {"role", "objectives", "cmi", "training", "langevin"}
-    assert len({f.suffix for f in files}) == 2 and len(FIGURES) == 5
+    assert {f.stem.split("_")[0] for f in pngs} >= {"role", "objectives", "cmi", "training", "langevin", "masks"}
+    assert len({f.suffix for f in files}) == 2 and len(FIGURES) == 6
     for f in files:
         assert f.stat().st_size > 5000, f
 

@@ -1,7 +1,9 @@
 """PAC-Bayes side: stochastic neural networks, their training objectives and certificates.
 
-* :mod:`.posterior`: factorised Gaussian / Laplace posteriors and priors (a prior knows the
-  training examples that built it);
+* :mod:`.posterior`: posteriors and priors (a prior knows the training examples that built it);
+* :mod:`.families`: what each posterior family is (factorised Gaussian / Laplace weights,
+  Bernoulli pruning masks, matrix-normal weights): sampling, training surrogate, KL;
+* :mod:`.dp_prior`: priors drawn by a differentially private mechanism on all the data;
 * :mod:`.objectives`: bounded losses and differentiable PAC-Bayes objectives;
 * :mod:`.train`: :func:`posterior_step` (the one posterior training step) and the loops;
 * :mod:`.certification`: the bound set, the two Monte Carlo estimates, :func:`certify` and
@@ -16,6 +18,17 @@ from .certification import (
     error_rate,
     mc_independent,
     mc_weight_samples,
+)
+from .dp_prior import APPROXIMATE, dp_prior, gibbs_epsilon, gibbs_tau, sgld_gibbs_sample
+from .families import (
+    Family,
+    get_family,
+    magnitude_mask,
+    mask_keep,
+    mask_kl_float64,
+    mask_prior,
+    matrix_normal_factors,
+    sampled_keep_interval,
 )
 from .objectives import OBJECTIVES, bounded_cross_entropy, objective, objective_extras, zero_one
 from .posterior import (
@@ -49,6 +62,21 @@ __all__ = [
     "kl_float64",
     "posterior_scale",
     "sample_params",
+    # differentially private priors
+    "APPROXIMATE",
+    "dp_prior",
+    "gibbs_epsilon",
+    "gibbs_tau",
+    "sgld_gibbs_sample",
+    # families
+    "Family",
+    "get_family",
+    "magnitude_mask",
+    "mask_keep",
+    "mask_kl_float64",
+    "mask_prior",
+    "matrix_normal_factors",
+    "sampled_keep_interval",
     # objectives
     "OBJECTIVES",
     "bounded_cross_entropy",

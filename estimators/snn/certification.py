@@ -51,10 +51,11 @@ import optax
 from ...bounds import Certificate, pac_bayes_certificate, prior_grid_index
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
-from ..nets import Net, custom, per_example_apply
+from ..nets import Net, custom
 from ..steps import steps_per_epoch
+from .families import get_family
 from .objectives import bounded_cross_entropy, zero_one
-from .posterior import Posterior, Prior, init_posterior, kl_float64, posterior_scale, sample_params
+from .posterior import Posterior, Prior, init_posterior, kl_float64, sample_params
 from .train import train_posterior
 
 __all__ = ["MCEstimate", "bound_set", "mc_weight_samples", "mc_independent", "error_rate", "certify",
@@ -95,13 +96,6 @@ def bound_set(train: Dataset, prior: Prior) -> tuple[Dataset, np.ndarray]:
     if keep.size == 0:
         raise ValueError("the prior used every training example: no data is left for the bound")
     return train.take(keep), keep
-
-
-def _independent_logits(net: Net, family: str):
-    if family == "gaussian":
-        return net.apply_independent
-    noise = jax.random.laplace
-    return lambda k, mean, scale, x: per_example_apply(net.apply, k, mean, scale, x, noise=noise)
 
 
 class _Batches(NamedTuple):
@@ -153,12 +147,11 @@ def _masked_sums(logits: jax.Array, y: jax.Array, valid: jax.Array, p_min: float
 
 
 @functools.partial(jax.jit, static_argnames=("net", "family", "size", "p_min", "sharding"))
-def _independent_pass(rep_key, mean, scale, x, y, valid, *, net: Net, family: str, size: int, p_min: float,
-                      sharding):
-    apply = _independent_logits(net, family)
+def _independent_pass(rep_key, post, x, y, valid, *, net: Net, family: str, size: int, p_min: float, sharding):
+    apply = get_family(family).independent_logits
 
     def per_batch(i, xb, yb, vb):
-        return _masked_sums(apply(jax.random.fold_in(rep_key, i * size), mean, scale, xb), yb, vb, p_min)
+        return _masked_sums(apply(net, jax.random.fold_in(rep_key, i * size), post, xb), yb, vb, p_min)
     return _sum_batches(per_batch, sharding, x, y, valid)
 
 
@@ -186,10 +179,10 @@ def mc_independent(net: Net, post: Posterior, family: str, data: Dataset, *, r: 
     for batch i of repetition j uses key ``fold_in(fold_in(key, j), i * batch_size)`` and is
     independent of the padding and of the sharding (JAX's threefry is partitionable), so the
     error counts are the same on one device or many."""
-    b = _batches(data, batch_size, devices)
-    mean, scale = replicated(b.mesh, post.mean), replicated(b.mesh, posterior_scale(post))
+    b = _batches(data, min(batch_size, get_family(family).eval_batch), devices)
+    post = replicated(b.mesh, post)
     static = dict(net=net, family=family, size=b.size, p_min=p_min, sharding=b.sharding)
-    sums = [_independent_pass(jax.random.fold_in(key, rep), mean, scale, b.x, b.y, b.valid, **static)
+    sums = [_independent_pass(jax.random.fold_in(key, rep), post, b.x, b.y, b.valid, **static)
             for rep in range(r)]
     errors = np.asarray([int(e) for e, _ in sums], dtype=np.float64)
     n_total = len(data) * r
@@ -251,8 +244,11 @@ def certify(
     info.update(details or {})
     info["mc_method_param"] = {"r": r} if method == "independent" else {"m": m}
 
+    if prior.family == "mask" and (prior_scale is not None or prior_grid is not None):
+        raise ValueError("arguments 'prior_scale' and 'prior_grid' do not apply to a mask prior (its keep "
+                         "probabilities are fixed with the prior)")
     scale = prior.scale if prior_scale is None else float(prior_scale)
-    if prior_grid is None and scale != prior.scale:
+    if prior_grid is None and prior.family != "mask" and scale != prior.scale:
         raise ValueError(
             f"argument 'prior_scale' = {scale!r} differs from the prior's own scale {prior.scale!r}: a "
             "scale chosen after seeing data must be paid for; pass prior_grid=(b, c) to round it to "
@@ -270,7 +266,10 @@ def certify(
         cert = pac_bayes_certificate(
             "seeger", mc.zero_one, kl, int(keep.size), delta, mc_samples=mc.n_samples,
             mc_delta=mc_delta, n_prior=prior.n_data, prior_grid_j=j,
-            prior_grid=prior_grid or (100.0, 0.1), details=dict(info, prior_scale=s))
+            dp_epsilon=None if prior.dp is None else prior.dp["epsilon"],
+            dp_mechanism=None if prior.dp is None else {k: v for k, v in prior.dp.items() if k != "epsilon"},
+            prior_grid=prior_grid or (100.0, 0.1),
+            details=dict(info, prior_scale=s if np.isscalar(s) else "per-weight keep probabilities"))
         if best is None or cert.value < best.value:
             best = cert
     return best, mc

@@ -1,4 +1,5 @@
-"""Stochastic neural networks: factorised Gaussian (or Laplace) posteriors and priors.
+"""Stochastic neural networks: posteriors and priors (factorised Gaussian or Laplace weights,
+Bernoulli pruning masks; see :mod:`genbounds.estimators.snn.families`).
 
 A posterior is a pytree of means and a pytree of softplus-scales over all weights of a
 :class:`genbounds.estimators.nets.Net`; weights are sampled by the reparameterisation trick with
@@ -6,14 +7,16 @@ explicit PRNG keys. The prior remembers which training examples built it
 (``data_indices``), so that :mod:`genbounds.estimators.snn.certification` can evaluate the bound
 on the remaining examples only: the split is enforced by the code, not the caller.
 
-KL(Q||P) is :func:`genbounds.bounds.kl_diag_gaussian` / :func:`genbounds.bounds.kl_diag_laplace`
-(tested equal to ``numpyro.distributions.kl_divergence``): on JAX arrays inside training
-objectives, on float64 NumPy copies for certificates. :func:`distributions` returns the numpyro
-distributions for users who want them.
+KL(Q||P) is the family's closed form (:func:`genbounds.bounds.kl_diag_gaussian`,
+:func:`genbounds.bounds.kl_diag_laplace`, :func:`genbounds.bounds.kl_bernoulli_masks`; tested
+equal to ``numpyro.distributions.kl_divergence``): on JAX arrays inside training objectives, on
+float64 NumPy copies for certificates. :func:`distributions` returns the numpyro distributions
+for users who want them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -22,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
-from ...bounds import kl_diag_gaussian, kl_diag_laplace, to_float64
+from .families import FAMILIES, get_family, mask_keep, matrix_normal_factors, softplus_inv
 
 __all__ = [
     "FAMILIES",
@@ -37,11 +40,13 @@ __all__ = [
 ]
 
 Params = Any
-FAMILIES = ("gaussian", "laplace")
 
 
 class Posterior(NamedTuple):
-    """Factorised posterior: ``mean`` and ``rho`` pytrees, scale = softplus(rho)."""
+    """A posterior: ``mean`` and ``rho`` pytrees whose meaning the family gives
+    (:mod:`genbounds.estimators.snn.families`): Gaussian / Laplace scale = softplus(rho); mask
+    keep probability = sigmoid(rho) over the fixed weights ``mean``; matrix-normal Cholesky
+    factors from ``rho``'s squares."""
 
     mean: Params
     rho: Params
@@ -54,49 +59,70 @@ class Prior:
     Attributes:
         mean: pytree of prior means (the random initialisation, or a net trained on
             ``data_indices``).
-        scale: isotropic prior scale (std for Gaussian, b for Laplace).
-        family: "gaussian" or "laplace".
+        scale: isotropic prior scale (std for Gaussian, b for Laplace); for ``"mask"`` the
+            Bernoulli keep probabilities, a pytree like ``mean`` or one number in [0, 1].
+        family: one of :data:`FAMILIES`.
         data_indices: indices of the training set used to build the prior (empty for a
             data-independent prior); these examples are excluded from the bound set.
         details: how it was built (seed, epochs, ...), copied into certificates.
+        dp: for a prior drawn by a differentially private mechanism on the *whole* training set
+            (Dziugaite & Roy 2018; :mod:`genbounds.estimators.snn.dp_prior`): ``{"epsilon": ...,
+            "mechanism": ..., "privacy": "exact" | "approximate ..."}``. Nothing is held out; the
+            certificate pays :func:`genbounds.bounds.dp_prior_kl_adjustment` instead. None otherwise.
     """
 
     mean: Params
-    scale: float
+    scale: Any
     family: str = "gaussian"
     data_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     details: dict = field(default_factory=dict)
+    dp: dict | None = None
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"argument 'family' must be one of {FAMILIES}, got {self.family!r}")
-        if not (self.scale > 0):
-            raise ValueError(f"argument 'scale' must be > 0, got {self.scale!r}")
+        if self.family == "mask":
+            leaves = jax.tree_util.tree_leaves(self.scale)
+            if not (np.isscalar(self.scale) or jax.tree_util.tree_structure(self.scale)
+                    == jax.tree_util.tree_structure(self.mean)):
+                raise ValueError("argument 'scale' of a mask prior must be one keep probability or a pytree like "
+                                 "'mean'")
+            if not all(np.all((np.asarray(x) >= 0) & (np.asarray(x) <= 1)) for x in leaves):
+                raise ValueError("argument 'scale' of a mask prior holds keep probabilities: they must lie in [0, 1]")
+        elif not (np.isscalar(self.scale) and self.scale > 0):
+            raise ValueError(f"argument 'scale' must be a number > 0, got {self.scale!r}")
         idx = np.asarray(self.data_indices, dtype=np.int64)
         if idx.ndim != 1 or len(np.unique(idx)) != len(idx):
             raise ValueError("argument 'data_indices' must be a 1-d array of distinct indices")
         object.__setattr__(self, "data_indices", idx)
+        if self.dp is not None:
+            if idx.size:
+                raise ValueError("arguments 'dp' and 'data_indices': a differentially private prior is paid for "
+                                 "with epsilon on the whole sample; it cannot also hold out examples (choose one "
+                                 "route per certificate)")
+            if self.family not in ("gaussian", "laplace", "matrix_normal"):
+                raise ValueError(f"argument 'dp': a private prior mean needs a location family, not {self.family!r}")
+            eps = self.dp.get("epsilon")
+            if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+                raise ValueError(f"argument 'dp' must hold a finite 'epsilon' >= 0, got {eps!r}")
 
     @property
     def kind(self) -> str:
-        """"data" when training examples built the prior (``data_indices`` non-empty), else "init"."""
-        return "data" if self.data_indices.size else "init"
+        """"data" when training examples built the prior (``data_indices`` non-empty), "dp" for a
+        differentially private prior, else "init"."""
+        return "dp" if self.dp is not None else "data" if self.data_indices.size else "init"
 
     @property
     def n_data(self) -> int:
         return int(self.data_indices.shape[0])
 
 
-def _softplus_inv(x):
-    return x + jnp.log(-jnp.expm1(-x))
-
-
 def init_posterior(mean: Params, scale: float | Params) -> Posterior:
     """Posterior centred at ``mean`` with scale ``scale`` (a number or a pytree)."""
     if not isinstance(scale, (int, float)):
-        rho = jax.tree_util.tree_map(lambda s: _softplus_inv(jnp.asarray(s, jnp.float32)), scale)
+        rho = jax.tree_util.tree_map(lambda s: softplus_inv(jnp.asarray(s, jnp.float32)), scale)
     else:
-        rho0 = _softplus_inv(jnp.float32(scale))
+        rho0 = softplus_inv(jnp.float32(scale))
         rho = jax.tree_util.tree_map(lambda m: jnp.full(jnp.shape(m), rho0), mean)
     return Posterior(jax.tree_util.tree_map(jnp.asarray, mean), rho)
 
@@ -105,36 +131,32 @@ def posterior_scale(post: Posterior) -> Params:
     return jax.tree_util.tree_map(jax.nn.softplus, post.rho)
 
 
-def _noise(key, shape, dtype, family):
-    if family == "gaussian":
-        return jax.random.normal(key, shape, dtype)
-    return jax.random.laplace(key, shape, dtype)
-
-
 def sample_params(key: jax.Array, post: Posterior, family: str = "gaussian") -> Params:
-    """One weight draw W = mean + scale * eps (reparameterisation trick)."""
-    leaves, treedef = jax.tree_util.tree_flatten(post.mean)
-    keys = jax.random.split(key, len(leaves))
-    scales = jax.tree_util.tree_leaves(posterior_scale(post))
-    return jax.tree_util.tree_unflatten(
-        treedef, [m + s * _noise(k, m.shape, m.dtype, family) for k, m, s in zip(keys, leaves, scales)])
+    """One draw of every weight from the posterior (Gaussian/Laplace: mean + scale * eps by the
+    reparameterisation trick; mask: the weights times Bernoulli(q) bits)."""
+    return get_family(family).sample(key, post)
 
 
 def kl_divergence(post: Posterior, prior_mean: Params, prior_scale: Any, family: str = "gaussian"):
     """KL(Q||P) summed over all weights, in the inputs' precision (for objectives)."""
-    fn = kl_diag_gaussian if family == "gaussian" else kl_diag_laplace
-    return fn(post.mean, posterior_scale(post), prior_mean, prior_scale)
+    return get_family(family).kl(post, prior_mean, prior_scale)
 
 
 def kl_float64(post: Posterior, prior: Prior, prior_scale: float | None = None) -> float:
     """KL(Q||P) in float64 on host copies of the parameters (for certificates)."""
-    fn = kl_diag_gaussian if prior.family == "gaussian" else kl_diag_laplace
     scale = prior.scale if prior_scale is None else prior_scale
-    return float(fn(to_float64(post.mean), to_float64(posterior_scale(post)), to_float64(prior.mean),
-                    float(scale)))
+    return get_family(prior.family).kl_float64(post, prior.mean, scale)
 
 
 def distributions(post: Posterior, family: str = "gaussian") -> Params:
-    """The posterior as a pytree of numpyro distributions (Normal or Laplace)."""
+    """The posterior as a pytree of numpyro distributions: Normal or Laplace weights; for masks,
+    the Bernoulli keep bits (multiply by ``post.mean``); for matrix-normal posteriors a
+    ``MatrixNormal`` per dense matrix (row factor A, column factor B) and Normal elsewhere."""
+    if family == "mask":
+        return jax.tree_util.tree_map(lambda q: dist.Bernoulli(probs=q), mask_keep(post))
+    if family == "matrix_normal":
+        return jax.tree_util.tree_map(
+            lambda m, f: dist.MatrixNormal(m, f["a"], f["b"]) if isinstance(f, dict) else dist.Normal(m, f),
+            post.mean, matrix_normal_factors(post))
     cls = dist.Normal if family == "gaussian" else dist.Laplace
     return jax.tree_util.tree_map(cls, post.mean, posterior_scale(post))

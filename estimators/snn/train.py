@@ -21,12 +21,14 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from ...bounds import dp_prior_kl_adjustment
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
 from ..nets import Net
 from ..steps import Step, compile_epoch, owned, supervised_step
+from .families import get_family
 from .objectives import bounded_cross_entropy, objective, objective_extras, zero_one
-from .posterior import Posterior, Prior, kl_divergence, posterior_scale, sample_params
+from .posterior import Posterior, Prior
 
 __all__ = ["PosteriorParams", "PosteriorState", "PosteriorMetrics", "posterior_step", "train_deterministic",
            "train_posterior"]
@@ -81,23 +83,30 @@ def posterior_step(
 
     ``init(post: Posterior) -> PosteriorState``; ``step(state, key, xb, yb) -> (state,
     PosteriorMetrics)`` with ``xb: [b, ...]``, ``yb: [b]``. The objective's ``n`` is ``n_bound``,
-    the size of the set the certificate will use. With ``independent`` (Gaussian posteriors of
-    built-in nets) each example gets its own weight draw through the local reparameterisation,
-    which lowers the gradient variance; otherwise one draw is shared by the minibatch. With
-    ``learn_prior_scale`` the prior scale is trained too (to be rounded to DR17's grid, union
-    bound paid, when certifying).
+    the size of the set the certificate will use. With ``independent`` each example gets its own
+    draw through the family's ``train_logits`` (the local reparameterisation for Gaussian weights,
+    which lowers the gradient variance; the moment-matched surrogate for masks: see
+    :mod:`genbounds.estimators.snn.families`); otherwise one draw is shared by the minibatch.
+    With ``learn_prior_scale`` the prior scale is trained too (to be rounded to DR17's grid, union
+    bound paid, when certifying). A family whose weights are fixed (masks) trains ``rho`` only.
     """
+    fam = get_family(prior.family)
+    if learn_prior_scale and prior.family == "mask":
+        raise ValueError("argument 'learn_prior_scale': a mask prior has keep probabilities, not a scale to learn")
     prior_mean = owned(prior.mean)                  # never shares buffers with a donated state
-    use_independent = independent and prior.family == "gaussian"
+    prior_scale = owned(prior.scale) if prior.family == "mask" else prior.scale
+    # A differentially private prior: the bound's KL gains a constant (the objective is the bound paid).
+    kl_offset = 0.0 if prior.dp is None else dp_prior_kl_adjustment(prior.dp["epsilon"], n_bound, delta)
 
     def loss(params: PosteriorParams, key, xb, yb):
-        post = Posterior(params.mean, params.rho)
-        scale_p = jnp.exp(params.log_prior_scale) if learn_prior_scale else prior.scale
-        kl = kl_divergence(post, prior_mean, scale_p, prior.family)
-        if use_independent:
-            logits = net.apply_independent(key, post.mean, posterior_scale(post), xb)
+        mean = params.mean if fam.trains_mean else jax.lax.stop_gradient(params.mean)
+        post = Posterior(mean, params.rho)
+        scale_p = jnp.exp(params.log_prior_scale) if learn_prior_scale else prior_scale
+        kl = fam.kl(post, prior_mean, scale_p) + kl_offset
+        if independent:
+            logits = fam.train_logits(net, key, post, xb)
         else:
-            logits = net.apply(sample_params(key, post, prior.family), xb)
+            logits = net.apply(fam.sample(key, post), xb)
         emp = bounded_cross_entropy(logits, yb, p_min).mean()
         value = objective(objective_name, emp, kl, n_bound, delta, params.extras)
         return value, PosteriorMetrics(value, kl, emp, zero_one(logits, yb).mean())

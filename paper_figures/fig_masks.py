@@ -1,0 +1,53 @@
+"""(f) Stochastic pruning masks: certificate and test error versus sparsity, for Bernoulli masks
+trained on the PAC-Bayes objective (certificate (b)), the magnitude-pruned prior net (a fixed
+predictor, KL = 0) and the posterior's thresholded mask (a point mass under the Bernoulli prior),
+as in Hayou, He & Dziugaite (2021)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from .style import cli, save, style, unique
+
+#: (label, how to read the certificate and the test error from a result entry, colour, marker)
+_SERIES = (
+    ("stochastic masks (b)", lambda r: (r["certificate"], r["test_error_stochastic"]), "C0", "o"),
+    ("magnitude pruning (KL = 0)", lambda r: (r["masks"]["magnitude"]["certificate"],
+                                              r["masks"]["magnitude"]["test_error"]), "C3", "s"),
+    ("thresholded posterior mask (point mass)", lambda r: (r["masks"]["thresholded"]["certificate"],
+                                                           r["masks"]["thresholded"]["test_error"]), "C2", "^"),
+)
+
+
+def make(records: list[dict], out_dir: Path) -> list[Path]:
+    groups: dict[tuple, list[dict]] = {}
+    for rec in records:
+        if rec["kind"] == "pac-bayes" and rec["config"].get("family") == "mask":
+            res = rec["results"][0]
+            groups.setdefault((rec["config"]["dataset"], res["certificate"]["details"].get("arch", "")), []).append(rec)
+    files: list[Path] = []
+    seen: dict[str, int] = {}
+    for (dataset, arch), recs in groups.items():
+        recs.sort(key=lambda r: r["config"]["sparsity"])
+        sparsity = [r["config"]["sparsity"] for r in recs]
+        with style():
+            fig, (ax_c, ax_e) = plt.subplots(1, 2, figsize=(9, 3.6))
+            for label, read, color, marker in _SERIES:
+                pairs = [read(r["results"][0]) for r in recs]
+                ax_c.plot(sparsity, [c["value"] for c, _ in pairs], marker + "-", color=color, label=label)
+                ax_e.plot(sparsity, [e for _, e in pairs], marker + "--", color=color, label=label)
+            ax_c.set_ylabel("certificate (risk bound)")
+            ax_e.set_ylabel("test error")
+            for ax in (ax_c, ax_e):
+                ax.set_xlabel("sparsity (fraction of weights pruned)")
+            ax_c.set_title(f"certificates: {dataset}, {arch}")
+            ax_e.set_title("test errors")
+            ax_c.legend(fontsize=7)
+            files += save(fig, out_dir, unique(f"masks_{dataset}", seen))
+    return files
+
+
+if __name__ == "__main__":
+    cli(make)
