@@ -43,11 +43,16 @@ def test_certificate_pays_the_adjustment_and_records_it():
     adj = dp_prior_kl_adjustment(0.05, 5000, 0.025)
     assert dp.value == pytest.approx(float(seeger(plain.emp_risk_bound, 20.0 + adj, 5000, 0.025)), abs=1e-12)
     assert dp.value > plain.value and dp.kl == 20.0
-    assert dp.details["dp_prior"] == {"epsilon": 0.05, "adjustment_nats": adj,
-                                      "max_information_nats": adj - math.log(2), "privacy": "approximate: test"}
+    k = adj - math.log(2)
+    assert dp.details["dp_prior"] == {"epsilon": 0.05, "adjustment_nats": adj, "max_information_nats": k,
+                                      "beta": 0.0125, "ln_delta_fixed_prior": math.log(0.0125) - k,
+                                      "privacy": "approximate: test"}
+    # The two parts of the PAC-Bayes delta: beta + delta' <= delta.
+    assert 0.0125 + math.exp(math.log(0.0125) - k) <= 0.025
     # The union bound recomputes the adjustment at each share of delta.
     both = union_minimum([dp, dp], ["a", "b"])
     assert both.value > dp.value and both.details["dp_prior"]["epsilon"] == 0.05
+    assert both.details["dp_prior"]["beta"] == pytest.approx(0.025 / 4)
 
 
 def test_exponential_mechanism_epsilon_on_a_finite_class():

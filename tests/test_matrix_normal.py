@@ -69,7 +69,8 @@ def test_isotropic_start_has_zero_kl_and_the_float64_kl_matches_training():
     start = snn.get_family("matrix_normal").init(mean, prior)
     assert snn.kl_float64(start, prior) == pytest.approx(0.0, abs=1e-6)
     f = snn.matrix_normal_factors(start)["dense"][0]["w"]
-    np.testing.assert_allclose(np.kron(f["b"] @ f["b"].T, f["a"] @ f["a"].T), 0.05 ** 2 * np.eye(30), atol=1e-8)   # float32 factors
+    cov = np.kron(f["b"] @ f["b"].T, f["a"] @ f["a"].T)
+    np.testing.assert_allclose(cov, 0.05 ** 2 * np.eye(30), atol=1e-8)          # float32 factors
     post, prior = _mn_posterior(net, jax.random.PRNGKey(0))
     assert snn.kl_float64(post, prior) == pytest.approx(float(snn.kl_divergence(post, prior.mean, 0.3,
                                                                                  "matrix_normal")), rel=1e-4)
