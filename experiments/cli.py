@@ -198,6 +198,9 @@ def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
                    help="mask family: fraction the prior's magnitude mask prunes")
     p.add_argument("--mask-flip", type=float, default=d.mask_flip,
                    help="mask family: prior keep probability of a pruned weight (1 - it for a kept one)")
+    p.add_argument("--mask-prior", choices=("magnitude", "uniform"), default=d.mask_prior,
+                   help="mask family: Bernoulli prior from the prior net's magnitudes, or uniform (data-free) "
+                   "keep probability 1 - sparsity")
     p.add_argument("--prior-scale", type=float, default=d.prior_scale)
     p.add_argument("--learn-prior-scale", action="store_true",
                    help="learn the prior scale, then round it to the DR17 grid (union bound paid)")

@@ -64,6 +64,8 @@ class PacBayesConfig(RunConfig):
     family: str = "gaussian"                   # gaussian | laplace | mask (Bernoulli masks over the prior's weights)
     sparsity: float = 0.9                      # mask: fraction pruned by the prior's magnitude mask
     mask_flip: float = 0.01                    # mask: prior keep probability of a pruned weight (1 - it: of a kept one)
+    mask_prior: str = "magnitude"              # mask: magnitude (keep 1 - flip / flip from the prior net's magnitudes)
+                                               # or uniform (data-free: keep probability 1 - sparsity for every weight)
     prior_scale: float = 0.02                  # prior std (fixed), or initial value if learned
     learn_prior_scale: bool = False            # learn it, then round to the DR17 grid (union bound)
     grid_b: float = 100.0
@@ -128,6 +130,7 @@ class PacBayesConfig(RunConfig):
              "False with family 'mask' (a mask prior has keep probabilities, not a scale)"),
             (0.0 < self.sparsity < 1.0, "sparsity", "in (0, 1)"),
             (0.0 < self.mask_flip < 0.5, "mask_flip", "in (0, 0.5)"),
+            (self.mask_prior in ("magnitude", "uniform"), "mask_prior", "'magnitude' or 'uniform'"),
             (self.prior_scale > 0, "prior_scale", "> 0"),
             (0 < self.delta < 1 and 0 < self.mc_delta < 1, "delta", "in (0, 1)"),
             (self.delta + self.mc_delta < 1, "mc_delta", f"such that delta + mc_delta < 1 (delta = {self.delta})"),
@@ -277,8 +280,12 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
     scale: Any = cfg.prior_scale
     if cfg.family == "mask":
         # Bernoulli prior from the prior net's own magnitudes (prior data only), fixed before the bound set is seen.
-        scale = S.mask_prior(S.magnitude_mask(mean, cfg.sparsity), cfg.mask_flip)
-        details.update(masks="global magnitude of the prior mean", sparsity=cfg.sparsity, mask_flip=cfg.mask_flip)
+        if cfg.mask_prior == "uniform":
+            scale = 1.0 - cfg.sparsity        # data-free keep probability
+            details.update(masks="uniform keep probability (data-free)", sparsity=cfg.sparsity)
+        else:
+            scale = S.mask_prior(S.magnitude_mask(mean, cfg.sparsity), cfg.mask_flip)
+            details.update(masks="global magnitude of the prior mean", sparsity=cfg.sparsity, mask_flip=cfg.mask_flip)
     prior = S.Prior(mean, scale, cfg.family, idx, details, dp=dp)
     test_error = S.error_rate(net, start, setup.data.test)
     heldout = S.error_rate(net, prior.mean, S.bound_set(train, prior)[0])
@@ -306,7 +313,7 @@ def posterior_stage(setup: Setup, pr: PriorResult, objective: str, *, progress: 
         _save_pickle(state_file, {"state": st, "epoch": epoch, "history": history})
 
     state, _ = S.train_posterior(
-        setup.net, S.get_family(cfg.family).init(pr.start, pr.prior), pr.prior, setup.data.train,
+        setup.net, _posterior_start(cfg, pr), pr.prior, setup.data.train,
         key=jax.random.fold_in(setup.keys["post"], zlib.crc32(objective.encode())),
         n_bound=len(setup.data.train) - pr.prior.n_data, objective_name=objective,
         optimizer=make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum, cfg.schedule, steps), delta=cfg.delta,
@@ -315,6 +322,17 @@ def posterior_stage(setup: Setup, pr: PriorResult, objective: str, *, progress: 
         independent=not cfg.shared_sample, progress=progress, state=state, start_epoch=start, on_epoch=on_epoch,
         desc=objective)
     return state, history, time.perf_counter() - t0
+
+
+def _posterior_start(cfg: PacBayesConfig, pr: PriorResult) -> S.Posterior:
+    """Where posterior training starts: the family's own start from the prior, except that masks
+    always start at the prior net's magnitude mask softened by ``mask_flip`` (for the magnitude
+    prior that is the prior itself, KL 0; under the uniform prior it costs what it costs)."""
+    fam = S.get_family(cfg.family)
+    if cfg.family == "mask":
+        keep = S.mask_prior(S.magnitude_mask(pr.prior.mean, cfg.sparsity), cfg.mask_flip)
+        return fam.init(pr.start, dataclasses.replace(pr.prior, scale=keep))
+    return fam.init(pr.start, pr.prior)
 
 
 def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.PosteriorState, history: list[dict],

@@ -106,13 +106,19 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
             dataset="fashion-mnist", arch="mlp", widths=(300,), prior="data", alpha=0.5, standardize=True,
             objectives=("quad",), family="mask", sparsity=s, mask_flip=0.01, prior_epochs=5, prior_lr=0.005,
             prior_batch=250, prior_optimizer="sgd", prior_momentum=0.99, prior_dropout=0.2, epochs=5, lr=0.01,
-            batch=250, optimizer="adam", p_min=1e-5, mc_r=2, mc_m=0)) for s in (0.5, 0.7, 0.8, 0.9, 0.95)),
+            batch=250, optimizer="adam", p_min=1e-5, mc_r=2, mc_m=0)) for s in (0.5, 0.7, 0.8, 0.9, 0.95))
+        + (("uniform0.9", PacBayesConfig(
+            dataset="fashion-mnist", arch="mlp", widths=(300,), prior="data", alpha=0.5, standardize=True,
+            objectives=("quad",), family="mask", sparsity=0.9, mask_flip=0.01, mask_prior="uniform", prior_epochs=5,
+            prior_lr=0.005, prior_batch=250, prior_optimizer="sgd", prior_momentum=0.99, prior_dropout=0.2, epochs=5,
+            lr=0.01, batch=250, optimizer="adam", p_min=1e-5, mc_r=2, mc_m=0)),),
         "The paper's networks, mask initialisations and objective details were not available here (only its "
         "abstract); this is the construction on Fashion-MNIST with a magnitude-informed Bernoulli prior (keep "
         "probability 0.99 where the prior net's magnitude mask keeps a weight, 0.01 where it prunes it). Each "
         "sparsity is its own certificate (no choice among them is paid for). The magnitude-pruned net is "
         "certified with KL = 0 (its mask depends on the prior's data only) and the thresholded posterior mask "
-        "as a point mass under the Bernoulli prior."),
+        "as a point mass under the Bernoulli prior. uniform0.9: the data-free Bernoulli prior (keep probability "
+        "0.1 for every weight), the posterior starting at the same softened magnitude mask."),
     Recipe(
         "matrix-normal-fashion",
         "matrix-normal (Kronecker-factored) dense layers against the factorised Gaussian, same task and budget: "

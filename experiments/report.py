@@ -160,7 +160,9 @@ def rows_from_record(record: dict) -> list[dict]:
             if str(dp.get("privacy", "")).startswith("approximate"):
                 kind = "certificate if SGLD's privacy approximation holds"
         if cfg.get("family") == "mask":
-            prior += f", Bernoulli masks (magnitude, sparsity {cfg.get('sparsity')}, flip {cfg.get('mask_flip')})"
+            prior += (f", Bernoulli masks (uniform keep {1 - cfg.get('sparsity'):.3g}, data-free)"
+                      if cfg.get("mask_prior") == "uniform" else
+                      f", Bernoulli masks (magnitude, sparsity {cfg.get('sparsity')}, flip {cfg.get('mask_flip')})")
         for r in record["results"]:
             c = r["certificate"]
             base = {"dataset": cfg.get("dataset") + ("-binary" if cfg.get("binary") else ""),

@@ -1,7 +1,7 @@
 """(f) Stochastic pruning masks: certificate and test error versus sparsity, for Bernoulli masks
 trained on the PAC-Bayes objective (certificate (b)), the magnitude-pruned prior net (a fixed
 predictor, KL = 0) and the posterior's thresholded mask (a point mass under the Bernoulli prior),
-as in Hayou, He & Dziugaite (2021)."""
+as in Hayou, He & Dziugaite (2021); a star for runs with the uniform (data-free) mask prior."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
     files: list[Path] = []
     seen: dict[str, int] = {}
     for (dataset, arch), recs in groups.items():
-        recs.sort(key=lambda r: r["config"]["sparsity"])
+        uniform = [r for r in recs if r["config"].get("mask_prior") == "uniform"]
+        recs = sorted((r for r in recs if r["config"].get("mask_prior", "magnitude") == "magnitude"),
+                      key=lambda r: r["config"]["sparsity"])
         sparsity = [r["config"]["sparsity"] for r in recs]
         with style():
             fig, (ax_c, ax_e) = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -38,6 +40,11 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
                 pairs = [read(r["results"][0]) for r in recs]
                 ax_c.plot(sparsity, [c["value"] for c, _ in pairs], marker + "-", color=color, label=label)
                 ax_e.plot(sparsity, [e for _, e in pairs], marker + "--", color=color, label=label)
+            for i, r in enumerate(uniform):
+                res = r["results"][0]
+                label = "stochastic masks, uniform (data-free) prior" if i == 0 else None
+                for ax, y in ((ax_c, res["certificate"]["value"]), (ax_e, res["test_error_stochastic"])):
+                    ax.plot([r["config"]["sparsity"]], [y], "*", ms=11, color="C1", label=label)
             ax_c.set_ylabel("certificate (risk bound)")
             ax_e.set_ylabel("test error")
             for ax in (ax_c, ax_e):

@@ -12,7 +12,7 @@ import optax
 import pytest
 from scipy.special import rel_entr
 
-from genbounds.bounds import kl_bernoulli_masks, sample_convergence
+from genbounds.bounds import kl_bernoulli, kl_bernoulli_masks, sample_convergence
 from genbounds.estimators import nets, snn
 from genbounds.estimators.data import Dataset
 from genbounds.experiments.pac_bayes_runner import PacBayesConfig, run_pac_bayes
@@ -209,18 +209,24 @@ def test_bad_mask_settings_are_refused(kwargs, needle):
         PacBayesConfig(**kwargs)
 
 
-def test_mask_run_records_the_stochastic_and_both_deterministic_certificates(tmp_path):
+@pytest.mark.parametrize("mask_prior", ["magnitude", "uniform"])
+def test_mask_run_records_the_stochastic_and_both_deterministic_certificates(tmp_path, mask_prior):
     cfg = PacBayesConfig(arch="mlp", widths=(32,), family="mask", sparsity=0.8, prior_epochs=3, epochs=1,
-                         optimizer="adam", lr=0.01, mc_r=2, mc_m=0, prior_dropout=0.0)
+                         optimizer="adam", lr=0.01, mc_r=2, mc_m=0, prior_dropout=0.0, mask_prior=mask_prior)
     record = run_pac_bayes(cfg, tmp_path, progress=False, log=lambda m: None)
     res = record["results"][0]
     masks = res["masks"]
     assert masks["magnitude"]["certificate"]["kl"] == 0.0
     assert masks["magnitude"]["sparsity"] == pytest.approx(0.8, abs=1e-3)
-    # The thresholded mask pays -sum ln P(mask) >= n_params ln(1 / (1 - flip)).
-    assert masks["thresholded"]["certificate"]["kl"] >= masks["n_params"] * -math.log(0.99) * 0.999
+    # The thresholded mask pays -sum ln P(mask) >= n_params min(-ln p, -ln(1 - p)) for every prior p_i.
+    per_weight = -math.log(0.99) if mask_prior == "magnitude" else -math.log(0.8)
+    assert masks["thresholded"]["certificate"]["kl"] >= masks["n_params"] * per_weight * 0.999
     assert 0.7 < masks["expected_sparsity"] < 0.9
+    if mask_prior == "uniform":       # the start (the magnitude mask, softened) is far from a uniform prior:
+        start = 0.2 * float(kl_bernoulli(0.99, 0.2)) + 0.8 * float(kl_bernoulli(0.01, 0.2))     # 0.45 nats/weight
+        assert res["certificate"]["kl"] > 0.8 * masks["n_params"] * start
     assert res["certificate"]["details"]["prior"]["family"] == "mask"
-    assert res["certificate"]["details"]["prior_scale"] == "per-weight keep probabilities"
+    assert res["certificate"]["details"]["prior_scale"] == ("per-weight keep probabilities" if mask_prior == "magnitude"
+                                                           else pytest.approx(0.2))
     for c in (res["certificate"], masks["magnitude"]["certificate"], masks["thresholded"]["certificate"]):
         assert c["emp_risk"] <= c["value"] <= 1

@@ -25,8 +25,10 @@ def test_every_recipe_is_a_valid_protocol_with_its_paper_settings():
     dp = [c for label, c in recipes.RECIPES["role-of-data-digits"].runs if c.prior == "dp"]
     assert [c.dp_epsilon for c in dp] == list(recipes._DP_EPSILONS) and all(not c.standardize for c in dp)
     masks = [c for _, c in recipes.RECIPES["masks-fashion"].runs]
-    assert [c.sparsity for c in masks] == [0.5, 0.7, 0.8, 0.9, 0.95]
+    assert [c.sparsity for c in masks] == [0.5, 0.7, 0.8, 0.9, 0.95, 0.9]
     assert {(c.family, c.prior, c.mask_flip) for c in masks} == {("mask", "data", 0.01)}
+    assert [c.mask_prior for c in masks] == ["magnitude"] * 5 + ["uniform"]
+    assert dataclasses.replace(masks[-1], mask_prior="magnitude") == masks[3]
     fcn = recipes.RECIPES["pbb-fashion-fcn"].runs[0][1]
     assert (fcn.widths, fcn.prior_dropout, fcn.prior_lr, fcn.prior_momentum, fcn.lr, fcn.momentum) == \
         ((600, 600, 600), 0.2, 0.005, 0.99, 0.001, 0.95)
