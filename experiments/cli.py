@@ -265,7 +265,9 @@ def _run_pac_bayes(args: argparse.Namespace) -> str:
         f"weight draws; (a): from {cfg.mc_m} full weight draws (Langford & Caruana).",
         f"each certificate holds on its own w.p. >= 1 - {format_delta(res['delta'])} (pac_bayes "
         f"{format_delta(res['delta_parts']['pac_bayes'])} + monte_carlo "
-        f"{format_delta(res['delta_parts']['monte_carlo'])}); bound set excludes the prior's data.",
+        f"{format_delta(res['delta_parts']['monte_carlo'])}); "
+        + ("the DP prior used every example: none is held out." if res["details"].get("dp_prior")
+           else "bound set excludes the prior's data."),
     ]
     dp = res["details"].get("dp_prior")
     if dp:

@@ -118,7 +118,8 @@ class PacBayesConfig(RunConfig):
             (0.0 <= self.momentum < 1.0 and 0.0 <= self.prior_momentum < 1.0, "momentum", "in [0, 1)"),
             (0.0 <= self.prior_dropout < 1.0, "prior_dropout", "in [0, 1)"),
             (not self.standardize or self.prior == "data", "standardize",
-             "False with a data-free prior (its statistics would come from the bound set)"),
+             "False unless the prior is 'data' (with a data-free or DP prior its statistics would come from the "
+             "bound set)"),
             (0.0 < self.alpha < 1.0 or self.prior == "init", "alpha", "in (0, 1)"),
             (len(self.objectives) > 0 and all(o in OBJECTIVES for o in self.objectives),
              "objectives", f"from {OBJECTIVES}"),
