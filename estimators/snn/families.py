@@ -260,25 +260,13 @@ def matrix_normal_factors(post) -> Params:
         else jax.nn.softplus(r), post.mean, post.rho)
 
 
-def _mn_leaf_kl(kl_mn: Callable, kl_diag: Callable, m, f, m0, s):
-    if isinstance(f, dict):
-        return kl_mn(m, f["a"], f["b"], m0, s, 1.0)
-    return kl_diag(m, f, m0, s)
-
-
-def _mn_kl(post, prior_mean, prior_scale):
-    kls = jax.tree_util.tree_map(lambda m, f, m0: _mn_leaf_kl(kl_matrix_normal, kl_diag_gaussian, m, f, m0,
-                                                              prior_scale),
-                                 post.mean, matrix_normal_factors(post), prior_mean)
+def _mn_kl_of(mean: Params, factors: Params, prior_mean: Params, prior_scale) -> Any:
+    """Sum over leaves: :func:`kl_matrix_normal` for dense matrices (prior N(M0, s^2 I): factors s and
+    1), :func:`kl_diag_gaussian` elsewhere. JAX leaves give a JAX scalar, NumPy leaves float64."""
+    kls = jax.tree_util.tree_map(
+        lambda m, f, m0: kl_matrix_normal(m, f["a"], f["b"], m0, prior_scale, 1.0) if isinstance(f, dict)
+        else kl_diag_gaussian(m, f, m0, prior_scale), mean, factors, prior_mean)
     return sum(jax.tree_util.tree_leaves(kls))
-
-
-def _mn_kl_float64(post, prior_mean, prior_scale):
-    factors = to_float64(matrix_normal_factors(post))
-    kls = jax.tree_util.tree_map(lambda m, f, m0: float(_mn_leaf_kl(kl_matrix_normal, kl_diag_gaussian, m, f, m0,
-                                                                    float(prior_scale))),
-                                 to_float64(post.mean), factors, to_float64(prior_mean))
-    return math.fsum(jax.tree_util.tree_leaves(kls))
 
 
 def _mn_init(start, prior):
@@ -312,7 +300,10 @@ def _mn_logits(net, key, post, x):
 
 MATRIX_NORMAL = Family(
     "matrix_normal", _mn_init, _mn_sample, train_logits=_mn_logits, independent_logits=_mn_logits,
-    kl=_mn_kl, kl_float64=_mn_kl_float64, center=lambda post: post.mean)
+    kl=lambda post, mean_p, scale_p: _mn_kl_of(post.mean, matrix_normal_factors(post), mean_p, scale_p),
+    kl_float64=lambda post, mean_p, scale_p: float(_mn_kl_of(to_float64(post.mean), to_float64(matrix_normal_factors(
+        post)), to_float64(mean_p), float(scale_p))),
+    center=lambda post: post.mean)
 
 _REGISTRY = {
     "gaussian": _location_scale("gaussian", jax.random.normal, kl_diag_gaussian, local=True),
