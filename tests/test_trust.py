@@ -458,3 +458,30 @@ def test_library_masks_are_never_one_sided():
     assert abs(first.mean() - 0.5) < 4 * 0.5 / math.sqrt(4000)        # a single mask: fair bits
     with pytest.raises(ValueError, match="'k2' must be >= 2"):
         S.draw_masks(jax.random.PRNGKey(0), 1, 5)
+
+
+def test_every_committed_pac_bayes_certificate_recomputes_from_its_recorded_inputs():
+    """Delta audit over every family's records: each certificate's delta parts sum to at most its delta,
+    and recomputing it from what it records (empirical risk, Monte Carlo count, KL, n, delta parts, prior
+    grid, DP adjustment) gives exactly its value, so nothing it depends on is missing from the record."""
+    from pathlib import Path
+
+    from genbounds.bounds import Certificate
+
+    root = Path(__file__).resolve().parents[1] / "paper_figures" / "results"
+    seen, kinds = 0, set()
+    for path in sorted(root.rglob("*.json")):
+        record = json.loads(path.read_text())
+        if record.get("kind") != "pac-bayes":
+            continue
+        for r in record["results"]:
+            found = [r["certificate"], r.get("certificate_weights")]
+            found += [m["certificate"] for k, m in r.get("masks", {}).items() if k in ("magnitude", "thresholded")]
+            for c in filter(None, found):
+                cert = Certificate.from_dict(c)
+                assert math.fsum(cert.delta_parts.values()) <= cert.delta, path.name
+                assert union_minimum([cert]).value == cert.value, path.name
+                kinds.add((c["details"].get("prior", {}).get("family", "gaussian"), "dp_prior" in c["details"]))
+                seen += 1
+    assert seen >= 50
+    assert {("mask", False), ("matrix_normal", False), ("gaussian", True), ("gaussian", False)} <= kinds
