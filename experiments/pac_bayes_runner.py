@@ -204,14 +204,17 @@ def standardize(data: TrainTest, idx: np.ndarray) -> TrainTest:
     return TrainTest(apply(data.train), apply(data.test))
 
 class PriorResult(NamedTuple):
-    """The prior, the weights the posterior starts from, the latter's test error, and the prior
-    mean's error on the bound set (held out from the prior: data it was not trained on)."""
+    """The prior, the weights the posterior starts from, the latter's test error, the prior
+    mean's error on the bound set (held out from the prior: data it was not trained on), and for
+    mask runs the prior net's magnitude mask at the configured sparsity (computed once: the mask
+    prior, the posterior's start and the magnitude-pruning certificate all use it)."""
 
     prior: S.Prior
     start: Any
     test_error: float
     heldout_error: float
     seconds: float | None
+    magnitude: Any = None
 
 
 def prepare(cfg: PacBayesConfig, out: str | os.PathLike, log: Callable[[str], None] = print) -> Setup:
@@ -279,13 +282,15 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
     details = {"seed": cfg.seed, "alpha": cfg.alpha if cfg.prior == "data" else 0.0,
                "dropout": cfg.prior_dropout, "standardize": cfg.standardize}
     scale: Any = cfg.prior_scale
+    magnitude = None
     if cfg.family == "mask":
         # Bernoulli prior from the prior net's own magnitudes (prior data only), fixed before the bound set is seen.
+        magnitude = S.magnitude_mask(mean, cfg.sparsity)
         if cfg.mask_prior == "uniform":
             scale = 1.0 - cfg.sparsity        # data-free keep probability
             details.update(masks="uniform keep probability (data-free)", sparsity=cfg.sparsity)
         else:
-            scale = S.mask_prior(S.magnitude_mask(mean, cfg.sparsity), cfg.mask_flip)
+            scale = S.mask_prior(magnitude, cfg.mask_flip)
             details.update(masks="global magnitude of the prior mean", sparsity=cfg.sparsity, mask_flip=cfg.mask_flip)
     prior = S.Prior(mean, scale, cfg.family, idx, details, dp=dp)
     test_error = S.error_rate(net, start, setup.data.test)
@@ -293,7 +298,7 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
     what = {"data": "prior", "init": "SGD", "dp": "DP prior"}[cfg.prior]
     log(f"{what} net test error {test_error:.4f}; prior mean's error on the "
         f"{len(train) - prior.n_data} bound-set examples {heldout:.4f} (prior data {prior.n_data})")
-    return PriorResult(prior, start, test_error, heldout, seconds)
+    return PriorResult(prior, start, test_error, heldout, seconds, magnitude)
 
 
 def posterior_stage(setup: Setup, pr: PriorResult, objective: str, *, progress: bool = True,
@@ -331,8 +336,7 @@ def _posterior_start(cfg: PacBayesConfig, pr: PriorResult) -> S.Posterior:
     prior that is the prior itself, KL 0; under the uniform prior it costs what it costs)."""
     fam = S.get_family(cfg.family)
     if cfg.family == "mask":
-        keep = S.mask_prior(S.magnitude_mask(pr.prior.mean, cfg.sparsity), cfg.mask_flip)
-        return fam.init(pr.start, dataclasses.replace(pr.prior, scale=keep))
+        return fam.init(pr.start, dataclasses.replace(pr.prior, scale=S.mask_prior(pr.magnitude, cfg.mask_flip)))
     return fam.init(pr.start, pr.prior)
 
 
@@ -387,14 +391,15 @@ def mask_comparison(setup: Setup, pr: PriorResult, post: S.Posterior) -> dict:
     cfg, net, train = setup.cfg, setup.net, setup.data.train
     bset = S.bound_set(train, pr.prior)[0]
     n = len(bset)
-    keep_mag = S.magnitude_mask(pr.prior.mean, cfg.sparsity)
     q = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), S.mask_keep(post))
     thresholded = jax.tree_util.tree_map(lambda x: x > 0.5, q)
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(q))
-    out: dict[str, Any] = {"sparsity_target": cfg.sparsity,
-                           "expected_sparsity": 1.0 - sum(float(x.sum()) for x in jax.tree_util.tree_leaves(q))
-                           / n_params, "n_params": n_params}
-    for name, mask, kl in (("magnitude", keep_mag, 0.0),
+
+    def sparsity(keep: Any) -> float:           # 1 - the mean keep probability (or kept fraction) over all weights
+        return 1.0 - sum(float(np.sum(x)) for x in jax.tree_util.tree_leaves(keep)) / n_params
+
+    out: dict[str, Any] = {"sparsity_target": cfg.sparsity, "expected_sparsity": sparsity(q), "n_params": n_params}
+    for name, mask, kl in (("magnitude", pr.magnitude, 0.0),
                            ("thresholded", thresholded,
                             float(bounds.kl_bernoulli_masks(jax.tree_util.tree_map(lambda m: m.astype(np.float64),
                                                                                    thresholded), pr.prior.scale)))):
@@ -406,7 +411,7 @@ def mask_comparison(setup: Setup, pr: PriorResult, post: S.Posterior) -> dict:
             details={"predictor": f"{name} mask (deterministic)", "dataset": cfg.dataset, "arch": net.name,
                      "seed": cfg.seed, "config_digest": cfg.digest()})
         out[name] = {"certificate": cert.to_dict(), "test_error": S.error_rate(net, params, setup.data.test),
-                     "sparsity": 1.0 - sum(float(np.sum(m)) for m in jax.tree_util.tree_leaves(mask)) / n_params}
+                     "sparsity": sparsity(mask)}
     return out
 
 
