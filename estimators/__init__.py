@@ -8,10 +8,11 @@ Two pipelines over shared data loaders, networks and training steps:
   the bounds for noisy iterative algorithms need recorded along the trajectory.
 
 Shared: :mod:`.data` (``Dataset``, loaders), :mod:`.nets` (architectures), :mod:`.steps` (the
-supervised step builder and the one minibatch rule).
+supervised step builder and the one minibatch rule), :mod:`.augment` (input augmentations for
+training a prior).
 """
 
-from . import langevin, snn, supersample
+from . import augment, langevin, snn, supersample
 from .data import DATASETS, Dataset, TrainTest, load, relabel_binary
 from .nets import Net, cnn, conv_for_backend, custom, mlp, predict
 from .snn import certify_network
@@ -19,6 +20,7 @@ from .steps import Step, SupervisedState, epoch_batches, supervised_step
 from .supersample import bounds_from_runs, loo_bounds_from_runs
 
 __all__ = [
+    "augment",
     "langevin",
     "snn",
     "supersample",

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding
 
+from .augment import Augment
 from .nets import Net
 
 __all__ = ["Step", "SupervisedState", "supervised_step", "owned", "steps_per_epoch", "epoch_batches", "scan_epoch",
@@ -51,14 +52,16 @@ class SupervisedState(NamedTuple):
     opt_state: optax.OptState
 
 
-def supervised_step(net: Net, optimizer: optax.GradientTransformation, dropout: float = 0.0) -> Step:
+def supervised_step(net: Net, optimizer: optax.GradientTransformation, dropout: float = 0.0,
+                    augment: Augment | None = None) -> Step:
     """Softmax cross-entropy step of a deterministic network.
 
     ``init(params) -> SupervisedState``; ``step(state, key, xb, yb) -> (state, loss)`` with
     ``xb: [b, ...]``, ``yb: [b]``: one ``value_and_grad -> optimizer.update -> apply_updates``.
     With ``dropout`` > 0 the loss is computed with inverted dropout at that rate on every hidden
     activation (``net.apply_dropout``, masks from ``key``; PBB trains its priors so); the
-    trained weights are used without dropout.
+    trained weights are used without dropout. ``augment`` (:mod:`genbounds.estimators.augment`),
+    when given, transforms each minibatch first (its own key, split from ``key``).
     """
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"argument 'dropout' must be in [0, 1), got {dropout!r}")
@@ -70,6 +73,10 @@ def supervised_step(net: Net, optimizer: optax.GradientTransformation, dropout: 
         return SupervisedState(params, optimizer.init(params))
 
     def step(state: SupervisedState, key: jax.Array, xb: jax.Array, yb: jax.Array) -> tuple[SupervisedState, jax.Array]:
+        if augment is not None:
+            key, k_aug = jax.random.split(key)
+            xb = augment(k_aug, xb)
+
         def loss(p):
             logits = net.apply_dropout(p, xb, key, dropout) if dropout > 0 else net.apply(p, xb)
             return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()

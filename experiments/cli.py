@@ -162,6 +162,7 @@ def _note(c) -> str:
 
 
 def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
+    from ..estimators.augment import AUGMENTATIONS
     from .pac_bayes_runner import QUICKSTART, PacBayesConfig
 
     d = QUICKSTART if quick else PacBayesConfig()
@@ -213,6 +214,9 @@ def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
                    help="dropout rate on hidden activations while training the prior (PBB: 0.2)")
     p.add_argument("--prior-schedule", choices=SCHEDULES, default=d.prior_schedule,
                    help="learning-rate schedule of the prior: constant or cosine decay to 0")
+    p.add_argument("--prior-augment", choices=sorted(AUGMENTATIONS), default=d.prior_augment,
+                   help="augment the prior's training images: random 2-pixel shifts (shift), and mirror images "
+                   "(shift-flip); the bound set is never augmented")
     p.add_argument("--epochs", type=int, default=d.epochs, help="posterior epochs")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--batch", type=int, default=d.batch)

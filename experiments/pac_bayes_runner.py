@@ -36,6 +36,7 @@ from .. import bounds
 from ..bounds import Certificate, union_minimum
 from ..estimators import nets
 from ..estimators import snn as S
+from ..estimators.augment import AUGMENTATIONS, get_augment
 from ..estimators.data import DATASETS, TrainTest, load
 from ..estimators.snn import FAMILIES, OBJECTIVES
 from ..estimators.steps import steps_per_epoch
@@ -77,6 +78,7 @@ class PacBayesConfig(RunConfig):
     prior_momentum: float = 0.9                # SGD momentum of the prior (0: plain SGD)
     prior_dropout: float = 0.2                 # dropout on hidden activations while training the prior
     prior_schedule: str = "constant"           # constant | cosine (decay to 0 over the prior's steps)
+    prior_augment: str = "none"                # none | shift | shift-flip (images; prior training only)
     dp_epsilon: float = 0.1                    # dp prior: epsilon of the Gibbs mechanism (tau = epsilon n / 2)
     dp_base_scale: float = 0.1                 # dp prior: std of the data-free base measure around the init
     dp_lr: float = 0.05                        # dp prior: SGLD step size (batch prior_batch)
@@ -98,7 +100,7 @@ class PacBayesConfig(RunConfig):
     #: Settings the prior depends on: runs that share them share one trained prior.
     PRIOR_FIELDS = ("dataset", "data_dir", "binary", "arch", "widths", "prior", "alpha", "standardize", "prior_epochs",
                     "prior_lr", "prior_batch", "prior_optimizer", "prior_momentum", "prior_dropout",
-                    "prior_schedule", "dp_epsilon", "dp_base_scale", "dp_lr", "dp_epochs", "seed")
+                    "prior_schedule", "prior_augment", "dp_epsilon", "dp_base_scale", "dp_lr", "dp_epochs", "seed")
 
     def prior_digest(self) -> str:
         return self.digest(self.PRIOR_FIELDS)
@@ -117,6 +119,9 @@ class PacBayesConfig(RunConfig):
             (self.schedule in SCHEDULES and self.prior_schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}"),
             (0.0 <= self.momentum < 1.0 and 0.0 <= self.prior_momentum < 1.0, "momentum", "in [0, 1)"),
             (0.0 <= self.prior_dropout < 1.0, "prior_dropout", "in [0, 1)"),
+            (self.prior_augment in AUGMENTATIONS, "prior_augment", f"one of {sorted(AUGMENTATIONS)}"),
+            (self.prior_augment == "none" or self.prior == "data", "prior_augment",
+             "'none' unless the prior is 'data' (only a prior trained on its own data may be augmented)"),
             (not self.standardize or self.prior == "data", "standardize",
              "False unless the prior is 'data' (with a data-free or DP prior its statistics would come from the "
              "bound set)"),
@@ -275,12 +280,15 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
             opt = make_optimizer(cfg.prior_optimizer, cfg.prior_lr, cfg.prior_momentum, cfg.prior_schedule, steps)
             start = S.train_deterministic(net, init, fit_on, key=keys["prior"], epochs=cfg.prior_epochs,
                                           batch_size=cfg.prior_batch, optimizer=opt, dropout=cfg.prior_dropout,
+                                          augment=get_augment(cfg.prior_augment),
                                           progress=progress, desc="prior" if cfg.prior == "data" else "sgd")
             mean = start if cfg.prior == "data" else init
         seconds = time.perf_counter() - t0
         _save_pickle(prior_file, {"mean": mean, "indices": idx, "sgd": start, "dp": dp})
     details = {"seed": cfg.seed, "alpha": cfg.alpha if cfg.prior == "data" else 0.0,
                "dropout": cfg.prior_dropout, "standardize": cfg.standardize}
+    if cfg.prior_augment != "none":
+        details["augment"] = cfg.prior_augment
     scale: Any = cfg.prior_scale
     magnitude = None
     if cfg.family == "mask":

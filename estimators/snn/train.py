@@ -22,6 +22,7 @@ import optax
 from tqdm import tqdm
 
 from ...bounds import dp_prior_kl_adjustment
+from ..augment import Augment
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
 from ..nets import Net
@@ -133,16 +134,17 @@ def _on_devices(data: Dataset, batch_size: int, devices) -> tuple[Any, Any, jax.
 
 def train_deterministic(
     net: Net, params: Any, data: Dataset, *, key: jax.Array, epochs: int, batch_size: int = 128,
-    optimizer: optax.GradientTransformation, dropout: float = 0.0, progress: bool = True, desc: str = "prior",
-    devices: list | None = None,
+    optimizer: optax.GradientTransformation, dropout: float = 0.0, augment: Augment | None = None,
+    progress: bool = True, desc: str = "prior", devices: list | None = None,
 ) -> Any:
     """Minimise softmax cross-entropy on ``data`` (e.g. the prior's share of the training set),
-    with ``dropout`` on the hidden activations when > 0 (:func:`genbounds.estimators.steps.supervised_step`).
+    with ``dropout`` on the hidden activations when > 0 and each minibatch transformed by ``augment``
+    when given (:func:`genbounds.estimators.steps.supervised_step`).
 
     Each epoch is one compiled loop over device-resident data (:func:`genbounds.estimators.steps.
     compile_epoch`); with several ``devices`` (default: all local devices) each minibatch is split
     over them (data parallelism, gradients all-reduced by XLA)."""
-    train = supervised_step(net, optimizer, dropout)
+    train = supervised_step(net, optimizer, dropout, augment)
     mesh, sharding, x, y = _on_devices(data, batch_size, devices)
     epoch_fn = compile_epoch(train.step, m=len(data), batch_size=batch_size, sharding=sharding)
     state = replicated(mesh, train.init(params))
