@@ -16,7 +16,7 @@ TINY = pbm.PacBayesConfig(arch="mlp", prior_dropout=0.0, widths=(16,), prior_epo
 
 
 def test_every_recipe_is_a_valid_protocol_with_its_paper_settings():
-    assert set(recipes.RECIPES) == {"dr17-fashion-binary", "pbb-fashion-fcn", "pbb-fashion-cnn",
+    assert set(recipes.RECIPES) == {"dr17-fashion-binary", "pbb-fashion-fcn", "pbb-fashion-cnn", "pbb-fashion-cnn-aug",
                                     "role-of-data-digits", "fcmi-fashion", "masks-fashion",
                                     "matrix-normal-fashion", "dp-prior-fashion"}
     assert [c.prior for _, c in recipes.RECIPES["dp-prior-fashion"].runs] == ["data", "dp", "init"]
@@ -35,6 +35,9 @@ def test_every_recipe_is_a_valid_protocol_with_its_paper_settings():
     assert (fcn.prior_scale, fcn.p_min, fcn.batch, fcn.delta, fcn.mc_delta, fcn.prior_epochs, fcn.epochs) == \
         (0.03, 1e-5, 250, 0.025, 0.01, 5, 5)
     assert recipes.RECIPES["pbb-fashion-cnn"].runs[0][1].arch == "cnn"
+    aug = recipes.RECIPES["pbb-fashion-cnn-aug"].runs[0][1]     # PBB's CNN run, only the prior differs
+    assert dataclasses.replace(aug, prior_scale=0.03, prior_epochs=5, prior_schedule="constant",
+                               prior_augment="none") == recipes.RECIPES["pbb-fashion-cnn"].runs[0][1]
     assert [c.alpha for _, c in recipes.RECIPES["role-of-data-digits"].runs if c.prior == "data"] == \
         [0.2, 0.3, 0.5, 0.7, 0.8]
     assert recipes.RECIPES["fcmi-fashion"].runs[0][1].n == (75, 250, 1000, 4000)
