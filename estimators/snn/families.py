@@ -65,8 +65,8 @@ from ...bounds import (
 )
 from ..nets import Net, location_scale_draw, per_example_apply
 
-__all__ = ["Family", "FAMILIES", "get_family", "magnitude_mask", "mask_prior", "mask_keep", "mask_kl_float64",
-           "sampled_keep_interval", "UNIFORM_GRID", "matrix_normal_factors"]
+__all__ = ["Family", "FAMILIES", "get_family", "posterior_scale", "magnitude_mask", "mask_prior", "mask_keep",
+           "mask_kl_float64", "sampled_keep_interval", "UNIFORM_GRID", "matrix_normal_factors"]
 
 Params = Any
 
@@ -113,7 +113,8 @@ def _posterior(mean, rho):
     return Posterior(mean, rho)
 
 
-def _scales(post) -> Params:
+def posterior_scale(post) -> Params:
+    """Per-weight scales softplus(rho) of a location-scale posterior (Gaussian std, Laplace b)."""
     return jax.tree_util.tree_map(jax.nn.softplus, post.rho)
 
 
@@ -123,11 +124,11 @@ def _location_scale(name: str, noise: Callable, kl_fn: Callable, local: bool) ->
         return init_posterior(start, prior.scale)
 
     def sample(key, post):
-        return location_scale_draw(post.mean, _scales(post), noise)(key)
+        return location_scale_draw(post.mean, posterior_scale(post), noise)(key)
 
     def independent(net, key, post, x):
         if local:
-            return net.apply_independent(key, post.mean, _scales(post), x)
+            return net.apply_independent(key, post.mean, posterior_scale(post), x)
         return per_example_apply(net.apply, key, lambda k: sample(k, post), x)
 
     def shared(net, key, post, x):
@@ -135,8 +136,8 @@ def _location_scale(name: str, noise: Callable, kl_fn: Callable, local: bool) ->
 
     return Family(
         name, init, sample, independent if local else shared, independent,
-        kl=lambda post, mean_p, scale_p: kl_fn(post.mean, _scales(post), mean_p, scale_p),
-        kl_float64=lambda post, mean_p, scale_p: float(kl_fn(to_float64(post.mean), to_float64(_scales(post)),
+        kl=lambda post, mean_p, scale_p: kl_fn(post.mean, posterior_scale(post), mean_p, scale_p),
+        kl_float64=lambda post, mean_p, scale_p: float(kl_fn(to_float64(post.mean), to_float64(posterior_scale(post)),
                                                              to_float64(mean_p), to_float64(scale_p))),
         center=lambda post: post.mean)
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
-from .families import FAMILIES, get_family, mask_keep, matrix_normal_factors, softplus_inv
+from .families import FAMILIES, get_family, mask_keep, matrix_normal_factors, posterior_scale, softplus_inv
 
 __all__ = [
     "FAMILIES",
@@ -125,10 +125,6 @@ def init_posterior(mean: Params, scale: float | Params) -> Posterior:
         rho0 = softplus_inv(jnp.float32(scale))
         rho = jax.tree_util.tree_map(lambda m: jnp.full(jnp.shape(m), rho0), mean)
     return Posterior(jax.tree_util.tree_map(jnp.asarray, mean), rho)
-
-
-def posterior_scale(post: Posterior) -> Params:
-    return jax.tree_util.tree_map(jax.nn.softplus, post.rho)
 
 
 def sample_params(key: jax.Array, post: Posterior, family: str = "gaussian") -> Params:
