@@ -18,7 +18,8 @@ import numpy as np
 from ._array import namespace
 from .kl import kl_bernoulli
 
-__all__ = ["kl_diag_gaussian", "kl_diag_laplace", "kl_bernoulli_masks", "kl_matrix_normal", "to_float64"]
+__all__ = ["kl_diag_gaussian", "kl_diag_laplace", "kl_bernoulli_masks", "kl_matrix_normal", "to_float64",
+           "aligned_leaves"]
 
 PyTree = Any
 
@@ -28,8 +29,10 @@ def to_float64(tree: PyTree) -> PyTree:
     return jax.tree_util.tree_map(lambda x: np.asarray(jax.device_get(x), dtype=np.float64), tree)
 
 
-def _aligned_leaves(name: str, tree: PyTree, like: PyTree) -> list:
-    """Leaves of ``tree`` matched to those of ``like``; a scalar is broadcast to every leaf."""
+def aligned_leaves(name: str, tree: PyTree, like: PyTree) -> list:
+    """Leaves of ``tree`` matched to those of ``like``; a scalar is broadcast to every leaf (a prior
+    scale or keep probability given as one number). Refuses other structures and leaf shapes,
+    naming the argument ``name``."""
     like_def = jax.tree_util.tree_structure(like)
     leaves = jax.tree_util.tree_leaves(tree)
     if jax.tree_util.tree_structure(tree) == like_def:
@@ -51,9 +54,9 @@ def _tree_kl(elementwise, mu_q, scale_q, mu_p, scale_p):
     leaves_mq = jax.tree_util.tree_leaves(mu_q)
     groups = [
         leaves_mq,
-        _aligned_leaves("scale_q", scale_q, mu_q),
-        _aligned_leaves("mu_p", mu_p, mu_q),
-        _aligned_leaves("scale_p", scale_p, mu_q),
+        aligned_leaves("scale_q", scale_q, mu_q),
+        aligned_leaves("mu_p", mu_p, mu_q),
+        aligned_leaves("scale_p", scale_p, mu_q),
     ]
     xp = namespace(*[leaf for g in groups for leaf in g])
     total = 0.0
@@ -117,7 +120,7 @@ def kl_bernoulli_masks(q: PyTree, p: PyTree) -> Any:
     (posterior and prior are product measures, so the KL is the sum).
     """
     leaves_q = jax.tree_util.tree_leaves(q)
-    leaves_p = _aligned_leaves("p", p, q)
+    leaves_p = aligned_leaves("p", p, q)
     xp = namespace(*leaves_q, *leaves_p)
     if xp is np:
         total = math.fsum(float(np.sum(kl_bernoulli(np.asarray(a, np.float64), np.asarray(b, np.float64))))

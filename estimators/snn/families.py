@@ -63,6 +63,7 @@ from ...bounds import (
     kl_matrix_normal,
     to_float64,
 )
+from ...bounds.weight_kl import aligned_leaves
 from ..nets import Net, location_scale_draw, per_example_apply
 
 __all__ = ["Family", "FAMILIES", "get_family", "posterior_scale", "magnitude_mask", "mask_prior", "mask_keep",
@@ -176,10 +177,7 @@ def mask_kl_float64(post, prior_mean: Params, prior_keep: Params) -> float:
             raise ValueError("a mask posterior must keep the prior's weights exactly (its KL to the prior is "
                              "infinite otherwise); train only the keep logits")
     q_leaves = [np.asarray(jax.device_get(leaf)) for leaf in jax.tree_util.tree_leaves(mask_keep(post))]
-    if jax.tree_util.tree_structure(prior_keep) == jax.tree_util.tree_structure(post.mean):
-        p_leaves = [np.asarray(leaf, np.float64) for leaf in jax.tree_util.tree_leaves(prior_keep)]
-    else:
-        p_leaves = [np.float64(prior_keep)] * len(q_leaves)
+    p_leaves = [np.asarray(leaf, np.float64) for leaf in aligned_leaves("prior_keep", prior_keep, post.mean)]
     total = 0.0
     for q, p in zip(q_leaves, p_leaves):
         lo, hi = sampled_keep_interval(q)
@@ -209,13 +207,11 @@ def _mask_moments(post) -> tuple[Params, Params]:
 
 def _mask_init(start, prior):
     """Start at the prior (KL 0): the prior's weights, logits of its keep probabilities."""
-    keep = prior.scale
-    if np.isscalar(keep):
-        keep = jax.tree_util.tree_map(lambda _: keep, prior.mean)
-    rho = jax.tree_util.tree_map(
-        lambda w, p: jnp.full(jnp.shape(w), np.log(p) - np.log1p(-np.asarray(p, np.float64)), jnp.float32),
-        prior.mean, keep)
-    return _posterior(jax.tree_util.tree_map(jnp.asarray, prior.mean), rho)
+    leaves, treedef = jax.tree_util.tree_flatten(prior.mean)
+    keep = aligned_leaves("scale", prior.scale, prior.mean)
+    rho = [jnp.full(jnp.shape(w), np.log(p) - np.log1p(-np.asarray(p, np.float64)), jnp.float32)
+           for w, p in zip(leaves, keep)]
+    return _posterior(jax.tree_util.tree_map(jnp.asarray, prior.mean), jax.tree_util.tree_unflatten(treedef, rho))
 
 
 def magnitude_mask(params: Params, sparsity: float) -> Params:
