@@ -411,8 +411,7 @@ def mask_comparison(setup: Setup, pr: PriorResult, post: S.Posterior) -> dict:
                            ("thresholded", thresholded,
                             float(bounds.kl_bernoulli_masks(jax.tree_util.tree_map(lambda m: m.astype(np.float64),
                                                                                    thresholded), pr.prior.scale)))):
-        params = jax.tree_util.tree_map(lambda w, m: np.where(m, np.asarray(w), 0.0).astype(np.float32),
-                                        pr.prior.mean, mask)
+        params = S.masked_weights(pr.prior.mean, mask)
         err = S.error_rate(net, params, bset)
         cert = bounds.pac_bayes_certificate(
             "seeger", err, kl, n, cfg.delta, n_prior=pr.prior.n_data,

@@ -27,6 +27,7 @@ from .families import (
     mask_keep,
     mask_kl_float64,
     mask_prior,
+    masked_weights,
     matrix_normal_factors,
     sampled_keep_interval,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "mask_keep",
     "mask_kl_float64",
     "mask_prior",
+    "masked_weights",
     "matrix_normal_factors",
     "sampled_keep_interval",
     # objectives

@@ -67,7 +67,7 @@ from ...bounds.weight_kl import aligned_leaves
 from ..nets import Net, location_scale_draw, per_example_apply
 
 __all__ = ["Family", "FAMILIES", "get_family", "posterior_scale", "magnitude_mask", "mask_prior", "mask_keep",
-           "mask_kl_float64", "sampled_keep_interval", "UNIFORM_GRID", "matrix_normal_factors"]
+           "masked_weights", "mask_kl_float64", "sampled_keep_interval", "UNIFORM_GRID", "matrix_normal_factors"]
 
 Params = Any
 
@@ -188,6 +188,12 @@ def mask_kl_float64(post, prior_mean: Params, prior_keep: Params) -> float:
     return total
 
 
+def masked_weights(weights: Params, keep: Params) -> Params:
+    """The weights with every weight whose ``keep`` entry is False set to 0 (a deterministic mask:
+    the thresholded posterior, a magnitude-pruned net)."""
+    return jax.tree_util.tree_map(lambda w, k: jnp.where(k, w, 0.0), weights, keep)
+
+
 def _mask_sample(key, post):
     leaves, treedef = jax.tree_util.tree_flatten(post.mean)
     keys = jax.random.split(key, len(leaves))
@@ -236,7 +242,7 @@ MASK = Family(
                                                                   x),
     kl=lambda post, mean_p, keep_p: kl_bernoulli_masks(mask_keep(post), keep_p),
     kl_float64=mask_kl_float64,
-    center=lambda post: jax.tree_util.tree_map(lambda w, q: jnp.where(q > 0.5, w, 0.0), post.mean, mask_keep(post)),
+    center=lambda post: masked_weights(post.mean, jax.tree_util.tree_map(lambda q: q > 0.5, mask_keep(post))),
     trains_mean=False, eval_batch=100)
 
 # --------------------------------------------------------------------------------------------
