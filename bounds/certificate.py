@@ -217,9 +217,10 @@ def pac_bayes_certificate(
         k = adjustment - math.log(2.0)
         # delta_effective splits into beta = delta/2 for the max-information transfer and
         # delta' = (delta/2) e^-k for the fixed-prior bound (recorded as its log: e^-k underflows).
-        info["dp_prior"] = {"epsilon": float(dp_epsilon), "adjustment_nats": adjustment, "max_information_nats": k,
-                            "beta": delta_eff / 2, "ln_delta_fixed_prior": math.log(delta_eff / 2) - k,
-                            **dict(dp_mechanism or {})}
+        # The derived entries come last: a mechanism description never overrides them.
+        info["dp_prior"] = {**dict(dp_mechanism or {}), "epsilon": float(dp_epsilon), "adjustment_nats": adjustment,
+                            "max_information_nats": k, "beta": delta_eff / 2,
+                            "ln_delta_fixed_prior": math.log(delta_eff / 2) - k}
         kl_used += adjustment
 
     parts = {"pac_bayes": float(delta)}
@@ -325,9 +326,7 @@ def _at_delta_share(cert: Certificate, k: int) -> Certificate:
         prior_grid_j=None if grid is None else grid["j"],
         prior_grid=(100.0, 0.1) if grid is None else (grid["b"], grid["c"]),
         dp_epsilon=d["dp_prior"]["epsilon"] if "dp_prior" in d else None,
-        dp_mechanism={k: v for k, v in d.get("dp_prior", {}).items()
-                      if k not in ("epsilon", "adjustment_nats", "max_information_nats", "beta",
-                                   "ln_delta_fixed_prior")},
+        dp_mechanism=d.get("dp_prior"),           # its derived entries are recomputed over it
         details={key: v for key, v in d.items() if key not in _DERIVED_DETAILS})
 
 

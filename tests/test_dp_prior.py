@@ -53,6 +53,11 @@ def test_certificate_pays_the_adjustment_and_records_it():
     both = union_minimum([dp, dp], ["a", "b"])
     assert both.value > dp.value and both.details["dp_prior"]["epsilon"] == 0.05
     assert both.details["dp_prior"]["beta"] == pytest.approx(0.025 / 4)
+    assert both.details["dp_prior"]["privacy"] == "approximate: test"
+    # A mechanism description cannot overwrite what the certificate derives.
+    forged = pac_bayes_certificate("seeger", 0.1, 20.0, 5000, 0.025, mc_samples=50000, mc_delta=0.01,
+                                   dp_epsilon=0.05, dp_mechanism={"adjustment_nats": 0.0, "epsilon": 0.0})
+    assert forged.details["dp_prior"]["adjustment_nats"] == adj and forged.details["dp_prior"]["epsilon"] == 0.05
 
 
 def test_exponential_mechanism_epsilon_on_a_finite_class():
