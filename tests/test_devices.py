@@ -112,8 +112,11 @@ def test_population_over_two_processes_equals_one_process(tmp_path):
         first_error = first_error or outs[0][1][-2000:] + outs[1][1][-2000:]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, (first_error, err[-3000:])
-    # Process 1 prints no results (gloo's own connection lines aside).
-    assert all(line.startswith("[Gloo]") for line in outs[1][0].splitlines()), outs[1][0]
+    # Only process 0 prints the JSON results. Process 1 prints nothing but gloo's connection lines,
+    # which gloo's threads may interleave mid-line, so look for JSON's braces and quotes, which
+    # those lines never contain.
+    assert '"fcmi"' in outs[0][0], outs[0][0][-2000:]
+    assert not set('{}"') & set(outs[1][0]), outs[1][0]
     a = json.loads((single / "record.json").read_text())
     b = json.loads((multi / "record.json").read_text())
     assert b["environment"]["processes"] == 2 and b["environment"]["devices"] == 4
