@@ -14,6 +14,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.linalg import solve_triangular as jnp_solve_triangular
+from scipy.linalg import solve_triangular as np_solve_triangular
 
 from ._array import namespace
 from .kl import kl_bernoulli
@@ -131,6 +133,27 @@ def kl_bernoulli_masks(q: PyTree, p: PyTree) -> Any:
     return sum(jnp.sum(kl_bernoulli(a, b)) for a, b in zip(leaves_q, leaves_p))
 
 
+def _check_factor(name: str, f: Any, k: int, mean_shape: tuple[int, int], *, scalar_ok: bool) -> None:
+    """Refuse (``ValueError`` naming ``name``) anything but a Cholesky factor of a [k, k] covariance
+    (or, where ``scalar_ok``, a number c meaning c I).
+
+    The shape is checked on any input (a tracer's shape is static); lower-triangularity, a positive
+    diagonal and finiteness on concrete values (NumPy, or JAX outside ``jit``/``grad``)."""
+    shape = np.shape(f)
+    if shape != (k, k) and not (scalar_ok and shape == ()):
+        what = f"[{k}, {k}]" + (" or a positive number" if scalar_ok else "")
+        raise ValueError(f"argument {name!r} must be {what} for a mean of shape {list(mean_shape)} "
+                         f"(W = M + A E B^T: A is [rows, rows], B is [cols, cols]), got shape {list(shape)}")
+    if isinstance(f, jax.core.Tracer):
+        return
+    v = np.asarray(f, np.float64)
+    if np.any(np.triu(np.atleast_2d(v), 1) != 0):
+        raise ValueError(f"argument {name!r} must be lower triangular (a Cholesky factor): it has nonzero "
+                         f"entries above the diagonal; pass np.linalg.cholesky(F @ F.T) for a full factor F")
+    if not np.all(np.diagonal(np.atleast_2d(v)) > 0) or not np.all(np.isfinite(v)):
+        raise ValueError(f"argument {name!r} must have a positive diagonal and finite entries (a Cholesky factor)")
+
+
 def kl_matrix_normal(m_q: Any, a_q: Any, b_q: Any, m_p: Any, a_p: Any, b_p: Any) -> Any:
     r"""KL(MN(M, A A^T, B B^T) || MN(M0, A0 A0^T, B0 B0^T)) for one ``[n, p]`` weight matrix.
 
@@ -143,23 +166,31 @@ def kl_matrix_normal(m_q: Any, a_q: Any, b_q: Any, m_p: Any, a_p: Any, b_p: Any)
                + \|A_0^{-1}(M - M_0)B_0^{-T}\|_F^2 - np
                + 2p\ln\frac{|A_0|}{|A|} + 2n\ln\frac{|B_0|}{|B|}\Big]
 
-    (|A| = prod diag A), which for the isotropic prior is
+    (|A| = prod diag A, which holds for triangular factors only), which for the isotropic prior is
     1/2 [tr U tr V / s^2 + ||M - M0||_F^2 / s^2 - np + np ln s^2 - p ln|U| - n ln|V|].
     Reference: the Gaussian KL with covariance V kron U (e.g. Gupta & Nagar 2000, matrix variate
     normal); used for Kronecker-factored posteriors by Huang et al. (2020), "Stochastic neural
     network with Kronecker flow", AISTATS. NumPy inputs are evaluated in float64 (certificates).
+
+    Refused, naming the argument: factor shapes other than the above (e.g. swapped), and on concrete
+    input a factor with a nonzero entry above the diagonal (its trace and log-determinant terms
+    would describe different distributions) or a diagonal entry <= 0. Traced input (inside
+    ``jit``/``grad``) is checked for shapes only: the training family builds its factors lower
+    triangular (``jnp.tril``, :func:`genbounds.estimators.snn.matrix_normal_factors`), and the
+    certificate recomputes the KL from concrete float64 factors, where every check runs.
     """
     xp = namespace(m_q, a_q, b_q, m_p, a_p, b_p)
+    if np.ndim(m_q) != 2:
+        raise ValueError(f"argument 'm_q' must be an [n, p] matrix, got shape {np.shape(m_q)}")
+    n, p = np.shape(m_q)
+    if np.shape(m_p) != (n, p):
+        raise ValueError(f"argument 'm_p' must have the posterior mean's shape {(n, p)}, got {np.shape(m_p)}")
+    for name, f, k in (("a_q", a_q, n), ("b_q", b_q, p), ("a_p", a_p, n), ("b_p", b_p, p)):
+        _check_factor(name, f, k, (n, p), scalar_ok=name.endswith("_p"))
     if xp is np:
         m_q, a_q, b_q, m_p = (np.asarray(x, np.float64) for x in (m_q, a_q, b_q, m_p))
-        a_p, b_p = (x if np.ndim(x) == 0 else np.asarray(x, np.float64) for x in (a_p, b_p))
-        for name, f in (("a_q", a_q), ("b_q", b_q), ("a_p", a_p), ("b_p", b_p)):
-            if np.any(np.diagonal(np.atleast_2d(f)) <= 0):
-                raise ValueError(f"argument {name!r} must have a positive diagonal (a Cholesky factor)")
-        from scipy.linalg import solve_triangular
-    else:
-        from jax.scipy.linalg import solve_triangular
-    n, p = m_q.shape
+        a_p, b_p = (float(x) if np.ndim(x) == 0 else np.asarray(x, np.float64) for x in (a_p, b_p))
+    solve_triangular = np_solve_triangular if xp is np else jnp_solve_triangular
 
     def solve(f, x):                                   # f^{-1} x
         return x / f if xp.ndim(f) == 0 else solve_triangular(f, x, lower=True)
@@ -172,4 +203,6 @@ def kl_matrix_normal(m_q: Any, a_q: Any, b_q: Any, m_p: Any, a_p: Any, b_p: Any)
     mahalanobis = xp.sum(solve(b_p, solve(a_p, m_q - m_p).T) ** 2)
     logdets = 2 * p * (logdet(a_p, n) - logdet(a_q, n)) + 2 * n * (logdet(b_p, p) - logdet(b_q, p))
     kl = 0.5 * (t_u * t_v + mahalanobis - n * p + logdets)
+    if xp is np and not np.isfinite(kl):
+        raise ValueError("KL is not finite: check the means and factors for NaN or inf")
     return np.float64(kl) if xp is np else kl
