@@ -4,6 +4,7 @@
 import importlib
 import os
 import pkgutil
+import site
 import subprocess
 import sys
 import tomllib
@@ -47,24 +48,41 @@ def test_every_module_declares_its_public_names():
             assert hasattr(mod, name), f"{info.name}.{name}"
 
 
+def _outer_site_dirs() -> list[str]:
+    """The site-packages folders of the interpreter running the tests (a venv's own, plus the base
+    interpreter's when that venv sees them, plus the user site when enabled): where the
+    dependencies were installed, whether the tests run in a venv or in the system interpreter."""
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return [d for d in dirs if os.path.isdir(d)]
+
+
 def test_wheel_in_a_clean_venv_installs_only_genbounds(tmp_path):
-    """Build the wheel, install it (no dependencies: they come from this interpreter's
-    site-packages) into a fresh venv, then run the CLI and import the library from a folder that
-    has its own `experiments/` and `estimators/` packages, as a user's project often does."""
+    """Build the wheel, install it (no dependencies: they come from the test interpreter's
+    site-packages, listed in a .pth file of the new venv) into a fresh venv, then run the CLI and
+    import the library from a folder that has its own `experiments/` and `estimators/` packages, as
+    a user's project often does.
+
+    ``venv --system-site-packages`` would not do: from inside a venv it reaches the *base*
+    interpreter's site-packages, not the venv's where the dependencies are. Path lines of a .pth
+    file are appended after the new venv's own site-packages and their .pth files are not run, so
+    an editable genbounds of the test interpreter cannot shadow the wheel."""
     wheels = tmp_path / "wheels"
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-3000:]
     wheel = next(wheels.glob("genbounds-*.whl"))
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    site = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    before = set(os.listdir(site))
+    site_dir = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                   capture_output=True, text=True, check=True).stdout.strip())
+    (site_dir / "outer_site_packages.pth").write_text("".join(f"{d}\n" for d in _outer_site_dirs()))
+    before = set(os.listdir(site_dir))
     inst = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", str(wheel)], capture_output=True, text=True)
     assert inst.returncode == 0, inst.stderr[-3000:]
-    added = set(os.listdir(site)) - before
+    added = set(os.listdir(site_dir)) - before
     assert {a for a in added if not a.endswith(".dist-info")} == {"genbounds"}, added
 
     user = tmp_path / "user_project"
@@ -80,7 +98,7 @@ def test_wheel_in_a_clean_venv_installs_only_genbounds(tmp_path):
         "assert experiments.OWNER == 'user: experiments' and estimators.OWNER == 'user: estimators'\n"
         "print(genbounds.__file__)")], cwd=user, capture_output=True, text=True, env=env)
     assert check.returncode == 0, check.stderr[-3000:]
-    assert check.stdout.strip().startswith(str(site)), check.stdout       # the wheel, not the source tree
+    assert check.stdout.strip().startswith(str(site_dir)), check.stdout       # the wheel, not the source tree
     cli = subprocess.run([venv / "bin" / "genbounds", "bound", "pac-bayes", "--emp-risk", "0.03", "--kl", "5000",
                           "--n", "55000", "--format", "json"], cwd=user, capture_output=True, text=True, env=env)
     assert cli.returncode == 0, cli.stderr[-3000:]
