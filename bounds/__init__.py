@@ -19,6 +19,7 @@ from .certificate import (
     format_delta,
     format_upper,
     pac_bayes_certificate,
+    pay_for_choice,
     round_up,
     union_minimum,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "format_upper",
     "pac_bayes_certificate",
     "round_up",
+    "pay_for_choice",
     "union_minimum",
     # KL between factorised weight distributions
     "kl_diag_gaussian",

@@ -26,8 +26,8 @@ import numpy as np
 from . import pac_bayes as pb
 from ._array import check_count, check_delta, check_nonnegative, check_probability
 
-__all__ = ["Certificate", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum", "format_delta",
-           "format_upper"]
+__all__ = ["Certificate", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum", "pay_for_choice",
+           "format_delta", "format_upper"]
 
 SCHEMA = "genbounds.certificate/1"
 
@@ -106,8 +106,17 @@ class Certificate:
         check_count("n_prior", self.n_prior, minimum=0)
         if self.mc_samples is not None:
             check_count("mc_samples", self.mc_samples)
+        if "selection" in self.details:
+            check_count("details['selection']['k']", self.details["selection"].get("k", 0))
         object.__setattr__(self, "delta_parts", dict(self.delta_parts))
         object.__setattr__(self, "details", dict(self.details))
+
+    @property
+    def candidates(self) -> int:
+        """How many candidate statements this certificate's union bound already pays for: K for a
+        paid selection (:func:`union_minimum`, :func:`pay_for_choice`), 1 otherwise."""
+        selection = self.details.get("selection")
+        return 1 if selection is None else int(selection["k"])
 
     @property
     def vacuous(self) -> bool:
@@ -201,6 +210,9 @@ def pac_bayes_certificate(
             raise ValueError(f"arguments 'delta' + 'mc_delta' sum to {math.fsum((delta, mc_delta))!r}: the total "
                              "confidence budget must be below 1")
     info: dict[str, Any] = dict(details or {})
+    if "selection" in info:
+        raise ValueError("argument 'details' must not hold 'selection': only union_minimum and pay_for_choice "
+                         "record a paid selection")
     delta_eff = float(delta)
     if n_priors != 1:
         delta_eff = pb.union_delta(delta_eff, n_priors)
@@ -273,16 +285,24 @@ def format_delta(x: float) -> str:
 
 def union_minimum(certs: Sequence[Certificate], labels: Sequence[str] | None = None) -> Certificate:
     """The smallest of K certificates, paid for: each is recomputed with every part of its delta
-    divided by K, and the smallest recomputed value is returned.
+    divided by the number of candidates ever looked at, and the smallest recomputed value is returned.
 
     Each certificate holds with probability >= 1 - delta on its own. Whoever reads several and
     keeps the best has made a choice after seeing the data. By the union bound, all K statements
-    computed at delta/K hold together with probability >= 1 - delta, and so does their minimum.
+    computed at delta/K hold together with probability >= 1 - delta, and so does any one of them
+    chosen after seeing all (Langford 2005, Section 4.2, the "union bound over a countable set").
+
+    A certificate that is itself a paid selection (``cert.candidates > 1``: a minimum over c of
+    them, or one setting kept among c looked at, :func:`pay_for_choice`) counts as all its c
+    candidates, so K is the sum of ``candidates`` over the inputs: a nested choice pays for every
+    candidate ever looked at. Recomputing only the earlier winner at delta/K is sound (its statement
+    is one of the K) and never below the flat minimum over all K at delta/K.
+
     Every input is read back from the certificates (empirical risk, Monte Carlo sample count, KL,
-    n, prior grid index, number of priors), so the recomputation is exact. The result carries the
-    full budget in ``delta_parts`` (the minimum's statement spends all of it), the per-candidate
-    share in ``details["delta_effective"]``, and ``details["selection"]``: K, the labels and which
-    one won.
+    n, prior grid index, number of priors, DP adjustment), so the recomputation is exact. The result
+    carries the full budget in ``delta_parts`` (the minimum's statement spends all of it), the
+    per-candidate share in ``details["delta_effective"]``, and ``details["selection"]``: K, the
+    labels, the candidates each input stood for and which one won.
 
     Args:
         certs: certificates from :func:`pac_bayes_certificate`, all with the same ``delta_parts``.
@@ -297,15 +317,48 @@ def union_minimum(certs: Sequence[Certificate], labels: Sequence[str] | None = N
     parts = certs[0].delta_parts
     if any(c.delta_parts != parts for c in certs):
         raise ValueError("argument 'certs' must share one delta budget (equal delta_parts) to be compared")
-    k = len(certs)
+    counts = [c.candidates for c in certs]
+    k = sum(counts)
     redone = [_at_delta_share(c, k) for c in certs]
-    best = min(range(k), key=lambda i: redone[i].value)
-    chosen = redone[best]
-    selection = {"k": k, "labels": labels, "chosen": labels[best], "union_bound": f"each part of delta / {k}",
-                 "values_at_full_delta": [c.value for c in certs]}
-    # The minimum's statement spends the whole budget: K statements at delta/K each.
-    return dataclasses.replace(chosen, delta=certs[0].delta, delta_parts=dict(parts),
-                               details={**chosen.details, "selection": selection})
+    best = min(range(len(certs)), key=lambda i: redone[i].value)
+    selection = {"k": k, "labels": labels, "candidates": counts, "chosen": labels[best],
+                 "union_bound": f"each part of delta / {k}", "values_given": [c.value for c in certs]}
+    nested = {label: c.details["selection"] for label, c in zip(labels, certs, strict=True) if c.candidates > 1}
+    if nested:
+        selection["nested"] = nested
+    return _selected(redone[best], certs[0], selection)
+
+
+def pay_for_choice(cert: Certificate, looked_at: int, label: str, reason: str) -> Certificate:
+    """``cert`` paid for having been kept among ``looked_at`` alternatives compared on its bound set.
+
+    A setting (preprocessing, a hyperparameter, a variant of the method) chosen after seeing the
+    certificates of ``looked_at`` variants is one of ``looked_at`` statements; the union bound
+    makes the kept one hold w.p. >= 1 - delta when each is computed at delta / ``looked_at``. Only
+    the kept certificate's inputs are known, so it alone is recomputed; the others count in
+    ``selection["k"]`` (as ``looked_at - 1`` unrecorded candidates for each candidate ``cert``
+    already stands for), so any later :func:`union_minimum` pays for them too.
+
+    Args:
+        cert: the certificate of the setting that was kept.
+        looked_at: number of settings whose certificates were looked at (the kept one included), >= 1.
+        label: a name for the kept setting.
+        reason: what was chosen, in words (recorded).
+    """
+    check_count("looked_at", looked_at)
+    if looked_at == 1:
+        return cert
+    k = looked_at * cert.candidates
+    selection = {"k": k, "labels": [label], "candidates": [k], "chosen": label,
+                 "union_bound": f"each part of delta / {k}", "values_given": [cert.value],
+                 "unrecorded_candidates": k - cert.candidates, "reason": reason}
+    return _selected(_at_delta_share(cert, k), cert, selection)
+
+
+def _selected(chosen: Certificate, like: Certificate, selection: Mapping[str, Any]) -> Certificate:
+    """The recomputed winner of a selection, stating the whole budget (K statements at delta/K)."""
+    return dataclasses.replace(chosen, delta=like.delta, delta_parts=dict(like.delta_parts),
+                               details={**chosen.details, "selection": dict(selection)})
 
 
 def _at_delta_share(cert: Certificate, k: int) -> Certificate:

@@ -230,6 +230,9 @@ def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
     p.add_argument("--mc-delta", type=float, default=d.mc_delta)
     p.add_argument("--mc-r", type=int, default=d.mc_r, help="per-example draws per example, method (b)")
     p.add_argument("--mc-m", type=int, default=d.mc_m, help="weight draws for method (a); 0 skips it")
+    p.add_argument("--settings-looked-at", type=int, default=d.settings_looked_at,
+                   help="settings whose certificates you already looked at on this bound set, this one included: "
+                        "every certificate pays for the choice (delta / this number)")
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -292,8 +295,13 @@ def _run_pac_bayes(args: argparse.Namespace) -> str:
     if "best" in record:
         sel = record["best"]["details"]["selection"]
         best = format_number(record["best"]["value"], 4, upper=True)
-        foot.append(f"keeping the smallest of these {sel['k']} certificates is a choice after seeing them: paid "
+        among = (f"these {len(sel['labels'])} certificates" if sel["k"] == len(sel["labels"]) else
+                 f"these {len(sel['labels'])} certificates (standing for {sel['k']} candidates looked at)")
+        foot.append(f"keeping the smallest of {among} is a choice after seeing them: paid "
                     f"with a union bound (each at delta/{sel['k']}) it is {best} ({sel['chosen']}).")
+    if cfg.settings_looked_at > 1:
+        foot.append(f"every certificate above pays for keeping these settings among {cfg.settings_looked_at} looked "
+                    f"at on this bound set (each at delta/{cfg.settings_looked_at}).")
     foot.append(f"record: {out / 'record.json'}   figure: {fig}   ({record['timings']['total_s']:.0f} s)")
     vac = [r["objective"] for r in summary_rows(record) if r["vacuous"]]
     if vac:

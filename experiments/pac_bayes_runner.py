@@ -33,7 +33,7 @@ import jax
 import numpy as np
 
 from .. import bounds
-from ..bounds import Certificate, union_minimum
+from ..bounds import Certificate, pay_for_choice, union_minimum
 from ..estimators import nets
 from ..estimators import snn as S
 from ..estimators.augment import AUGMENTATIONS, get_augment
@@ -95,6 +95,9 @@ class PacBayesConfig(RunConfig):
     mc_delta: float = 0.01
     mc_r: int = 100                            # method (b): repetitions per example
     mc_m: int = 1000                           # method (a): weight draws (0 = skip)
+    settings_looked_at: int = 1                # settings (this one included) whose certificates were looked at on
+                                               # this bound set before this one was kept: each certificate pays
+                                               # for the choice with a union bound (delta / settings_looked_at)
     seed: int = 0
 
     #: Settings the prior depends on: runs that share them share one trained prior.
@@ -141,6 +144,8 @@ class PacBayesConfig(RunConfig):
             (0 < self.delta < 1 and 0 < self.mc_delta < 1, "delta", "in (0, 1)"),
             (self.delta + self.mc_delta < 1, "mc_delta", f"such that delta + mc_delta < 1 (delta = {self.delta})"),
             (self.mc_r >= 1 and self.mc_m >= 0, "mc_r", ">= 1 (and mc_m >= 0)"),
+            (isinstance(self.settings_looked_at, int) and self.settings_looked_at >= 1, "settings_looked_at",
+             "a whole number >= 1"),
             (self.epochs >= 0 and self.prior_epochs >= 0, "epochs", ">= 0"),
         ]
         self._validate(checks)
@@ -361,10 +366,12 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
                   details=details)
     cert_b, mc_b = S.certify(net, post, pr.prior, setup.data.train, key=keys["cert"], method="independent",
                              r=cfg.mc_r, **common)
+    cert_b = paid_for_settings(cert_b, cfg)
     entry: dict[str, Any] = {"objective": objective, "certificate": cert_b.to_dict(), "mc": mc_b.to_dict()}
     if cfg.mc_m > 0:
         cert_a, mc_a = S.certify(net, post, pr.prior, setup.data.train, key=jax.random.fold_in(keys["cert"], 1),
                                  method="weights", m=cfg.mc_m, **common)
+        cert_a = paid_for_settings(cert_a, cfg)
         entry["certificate_weights"] = cert_a.to_dict()
         entry["mc_weights"] = mc_a.to_dict()
     entry.update({
@@ -382,6 +389,13 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
         entry["masks"] = mask_comparison(setup, pr, post)
     Certificate.from_dict(entry["certificate"])  # re-validated before it is stored
     return entry
+
+
+def paid_for_settings(cert: Certificate, cfg: PacBayesConfig) -> Certificate:
+    """``cert`` paid for the choice of ``cfg`` among the ``cfg.settings_looked_at`` settings whose
+    certificates were looked at on this bound set (:func:`genbounds.bounds.pay_for_choice`)."""
+    return pay_for_choice(cert, cfg.settings_looked_at, f"config {cfg.digest()}",
+                          f"these settings kept among {cfg.settings_looked_at} looked at on this bound set")
 
 
 def mask_comparison(setup: Setup, pr: PriorResult, post: S.Posterior) -> dict:
@@ -413,10 +427,10 @@ def mask_comparison(setup: Setup, pr: PriorResult, post: S.Posterior) -> dict:
                                                                                    thresholded), pr.prior.scale)))):
         params = S.masked_weights(pr.prior.mean, mask)
         err = S.error_rate(net, params, bset)
-        cert = bounds.pac_bayes_certificate(
+        cert = paid_for_settings(bounds.pac_bayes_certificate(
             "seeger", err, kl, n, cfg.delta, n_prior=pr.prior.n_data,
             details={"predictor": f"{name} mask (deterministic)", "dataset": cfg.dataset, "arch": net.name,
-                     "seed": cfg.seed, "config_digest": cfg.digest()})
+                     "seed": cfg.seed, "config_digest": cfg.digest()}), cfg)
         out[name] = {"certificate": cert.to_dict(), "test_error": S.error_rate(net, params, setup.data.test),
                      "sparsity": sparsity(mask)}
     return out
