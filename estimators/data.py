@@ -24,6 +24,7 @@ import numpy as np
 __all__ = [
     "Dataset",
     "TrainTest",
+    "class_ids",
     "DATASETS",
     "load",
     "load_digits",
@@ -39,13 +40,46 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 DATASETS = ("digits", "mnist-5k", "mnist", "fashion-mnist")
 
 
+def class_ids(what: str, ids: np.ndarray, dtype: type = np.int64, *, minimum: int = 0) -> np.ndarray:
+    """``ids`` as whole numbers of the integer ``dtype``, checked before the cast; ``what`` names
+    the input in the error ("argument 'y'", "array 'labels'").
+
+    A cast wraps what does not fit onto another id (2^32 + 1 becomes 1 in int32, uint64 2^64 - 1
+    becomes -1 in int64, floats 1e300 and 2e300 become the same id), so such ids, ids that are not
+    whole numbers, and ids below ``minimum`` are refused. The default ``minimum = 0`` is the rule
+    for labels: a negative id is the "no class" prediction of a model with non-finite logits
+    (:func:`genbounds.estimators.nets.predict`), which must never equal a label.
+    """
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must hold integer ids, got dtype {arr.dtype}")
+    if arr.size == 0:
+        return arr.astype(dtype)
+    if arr.dtype.kind == "f":
+        whole = np.isfinite(arr) & (np.mod(arr, 1) == 0)
+        if not whole.all():
+            raise ValueError(f"{what} must hold whole-number ids, got {float(arr[~whole].flat[0]):g}")
+    # Whole floats and every NumPy integer convert exactly to Python ints, which compare exactly.
+    lo, hi, top = int(arr.min()), int(arr.max()), int(np.iinfo(dtype).max)
+    if lo < minimum:
+        why = (" (a negative id is 'no class', the prediction of a model with non-finite logits, "
+               "and must never equal a label)") if minimum == 0 else ""
+        raise ValueError(f"{what} must hold ids >= {minimum}{why}, got {arr.min()}")
+    if hi > top:
+        raise ValueError(f"{what} holds id {arr.max()}, beyond the largest {np.dtype(dtype).name} {top}: a cast "
+                         "would wrap it onto another id (remap the ids to 0, 1, ... first)")
+    return arr.astype(dtype)
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Examples ``x: [N, ...]`` (float32; images ``[N, H, W, C]`` in [0, 1]) and integer labels
     ``y: [N]``.
 
     ``Dataset(x, y)`` is enough for your own data: ``num_classes`` defaults to ``max(y) + 1``
-    and ``name`` to "data". Arrays are converted to float32 / int32.
+    and ``name`` to "data". Arrays are converted to float32 / int32; labels must be whole numbers
+    in ``[0, num_classes)`` that int32 holds (others are refused, never wrapped onto another class:
+    :func:`class_ids`).
     """
 
     x: np.ndarray
@@ -60,10 +94,12 @@ class Dataset:
         if x.shape[:1] != y.shape:
             raise ValueError(f"arguments 'x' and 'y' disagree: {x.shape[0] if x.ndim else 0} examples but "
                              f"{y.shape[0]} labels")
-        if y.size and not (np.all(np.isfinite(y)) and np.all(np.mod(y, 1) == 0) and y.min() >= 0):
-            raise ValueError("argument 'y' must hold non-negative integer class labels")
+        y = class_ids("argument 'y'", y, np.int32)
+        if self.num_classes is not None and y.size and int(y.max()) >= self.num_classes:
+            raise ValueError(f"argument 'y' holds label {int(y.max())}, outside [0, num_classes) = "
+                             f"[0, {self.num_classes})")
         object.__setattr__(self, "x", np.asarray(x, dtype=np.float32))
-        object.__setattr__(self, "y", y.astype(np.int32))
+        object.__setattr__(self, "y", y)
         if self.num_classes is None:
             object.__setattr__(self, "num_classes", int(y.max()) + 1 if y.size else 0)
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ...bounds import cmi as B
 from ...bounds import format_upper
+from ..data import class_ids
 from .mi import bootstrap_interval, encode_pairs, plugin_mi
 
 __all__ = ["CMIBound", "CMIResult", "SupersampleSummary", "LooSummary", "bounds_from_runs",
@@ -35,11 +36,8 @@ BOUND_NAMES = ("fcmi", "ecmi", "ldcmi", "single_loss", "binary_kl", "interpolati
 ESTIMATE_NOTE = "MIs are plug-in estimates from finitely many runs: the bounds are estimates, not certificates"
 
 
-def _integer_ids(name: str, arr: np.ndarray) -> np.ndarray:
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not (np.issubdtype(arr.dtype, np.number) and np.all(np.isfinite(arr)) and np.all(np.mod(arr, 1) == 0)):
-            raise ValueError(f"array {name!r} must hold integer class ids")
-    return arr.astype(np.int64)
+#: Predictions may be any int64 id: a negative one ("no class") equals no label.
+_ANY_ID = int(np.iinfo(np.int64).min)
 
 
 def check_supersample_runs(masks, predictions, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,7 +54,8 @@ def check_supersample_runs(masks, predictions, labels) -> tuple[np.ndarray, np.n
         masks: ``[k1, k2, n]`` 0/1, member of pair i used for training by run (draw, mask).
         predictions: ``[k1, k2, n, 2]`` predicted class ids on both members of every pair. A
             prediction equal to no label (e.g. -1 for a model with non-finite logits) is an error.
-        labels: ``[k1, n, 2]`` true class ids.
+        labels: ``[k1, n, 2]`` true class ids, whole numbers >= 0 (so that no label equals a
+            "no class" prediction) that int64 holds; others are refused, never cast onto another id.
     Returns:
         int64 ``masks``, and ``predictions``, ``labels`` with class ids remapped to ``[0, K)``
         (K = number of distinct ids), so that pair codes stay small whatever the ids.
@@ -85,8 +84,8 @@ def check_supersample_runs(masks, predictions, labels) -> tuple[np.ndarray, np.n
             f"array 'masks': pair {i} of draw {d} has U = {int(masks[d, 0, i])} in all {k2} runs "
             f"({int(one_sided.sum())} of {k1 * n} pairs are one-sided); the CMI theorems take U_i ~ "
             "Bernoulli(1/2), so every pair needs runs with both values (draw masks as fair coin flips)")
-    predictions = _integer_ids("predictions", predictions)
-    labels = _integer_ids("labels", labels)
+    predictions = class_ids("array 'predictions'", predictions, minimum=_ANY_ID)
+    labels = class_ids("array 'labels'", labels)
     _, dense = np.unique(np.concatenate([predictions.ravel(), labels.ravel()]), return_inverse=True)
     dense = dense.reshape(-1)
     return masks, dense[: predictions.size].reshape(predictions.shape), dense[predictions.size:].reshape(labels.shape)
@@ -289,12 +288,14 @@ def bounds_from_runs(masks, predictions, labels, *, miller_madow: bool = False) 
 
 def loo_losses(predictions, labels) -> np.ndarray:
     """0-1 losses ``[k1, R, n+1]`` of leave-one-out runs from ``predictions: [k1, R, n+1]`` (their
-    predicted classes on every point of the draw) and ``labels: [k1, n+1]``."""
+    predicted classes on every point of the draw) and ``labels: [k1, n+1]`` (ids as in
+    :func:`check_supersample_runs`)."""
     predictions, labels = np.asarray(predictions), np.asarray(labels)
     if labels.ndim != 2 or predictions.ndim != 3 or predictions.shape[::2] != labels.shape:
         raise ValueError(f"arrays 'predictions' [k1, R, n+1] and 'labels' [k1, n+1] disagree: "
                          f"{predictions.shape} vs {labels.shape}")
-    return (predictions != labels[:, None]).astype(np.int8)
+    predictions = class_ids("array 'predictions'", predictions, minimum=_ANY_ID)
+    return (predictions != class_ids("array 'labels'", labels)[:, None]).astype(np.int8)
 
 
 def check_loo_runs(held_out, losses) -> tuple[np.ndarray, np.ndarray]:
@@ -315,7 +316,7 @@ def check_loo_runs(held_out, losses) -> tuple[np.ndarray, np.ndarray]:
     k1, runs, n1 = losses.shape
     if k1 == 0 or n1 < 2:
         raise ValueError(f"array 'held_out' holds no runs to estimate from (k1 = {k1} draws, n+1 = {n1} points)")
-    held_out = _integer_ids("held_out", held_out)
+    held_out = class_ids("array 'held_out'", held_out, minimum=_ANY_ID)
     if held_out.min() < 0 or held_out.max() > n1 - 1:
         raise ValueError(f"array 'held_out' must hold indices in [0, {n1 - 1}], "
                          f"got [{held_out.min()}, {held_out.max()}]")

@@ -1,0 +1,84 @@
+"""Bad input to the certifying entry points is refused before any work, naming the user's argument:
+an unpaid prior scale (and the refusal names only paid routes), class ids a cast would wrap onto
+another class, labels the model cannot output, a Monte Carlo count of zero, a prior mean of another
+shape than the weights."""
+
+import numpy as np
+import pytest
+
+from genbounds.estimators.data import Dataset
+from genbounds.estimators.supersample import bounds_from_runs, check_supersample_runs, loo_losses
+
+# --- Class ids a cast would wrap onto another class -----------------------------------------------
+
+
+def _x(n: int) -> np.ndarray:
+    return np.zeros((n, 1, 1, 1), np.float32)
+
+
+def test_dataset_refuses_a_label_beyond_int32_instead_of_wrapping_it():
+    # int32 would store 2^32 + 1 as class 1.
+    with pytest.raises(ValueError, match="argument 'y'.*4294967297"):
+        Dataset(_x(2), np.array([0, 2**32 + 1], np.int64))
+    with pytest.raises(ValueError, match="argument 'y'"):
+        Dataset(_x(2), np.array([0, 2**64 - 1], np.uint64))
+
+
+def test_dataset_refuses_huge_float_labels_that_would_collide():
+    # Both cast to the same int32; num_classes became a 300-digit number.
+    with pytest.raises(ValueError, match="argument 'y'"):
+        Dataset(_x(2), np.array([1e300, 2e300]))
+    with pytest.raises(ValueError, match="argument 'y'"):
+        Dataset(_x(2), np.array([0.0, 0.5]))
+
+
+def test_dataset_refuses_labels_outside_num_classes():
+    with pytest.raises(ValueError, match="argument 'y'.*\\[0, 2\\)"):
+        Dataset(_x(3), np.array([0, 1, 2]), 2)
+    d = Dataset(_x(3), np.array([0.0, 1.0, 2.0]), 3)
+    assert d.y.dtype == np.int32 and d.y.tolist() == [0, 1, 2] and d.num_classes == 3
+    assert Dataset(_x(3), np.array([0, 1, 2], np.uint64)).num_classes == 3
+
+
+def _fair_masks(k1: int = 2, k2: int = 8, n: int = 6) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    half = np.r_[np.zeros(k2 // 2), np.ones(k2 // 2)]
+    return np.stack([np.stack([rng.permutation(half) for _ in range(n)], 1) for _ in range(k1)])
+
+
+def test_cmi_runs_refuse_huge_float_class_ids_instead_of_reporting_zero_error():
+    masks = _fair_masks()
+    k1, k2, n = masks.shape
+    labels = np.where(np.random.default_rng(1).random((k1, n, 2)) < 0.5, 1e300, 2e300)
+    wrong = np.broadcast_to(np.where(labels == 1e300, 2e300, 1e300)[:, None], (k1, k2, n, 2))
+    # Every prediction is wrong; the int64 cast made every id the same and reported test error 0.0.
+    with pytest.raises(ValueError, match=r"array 'predictions' holds id [12]e\+300, beyond the largest int64"):
+        bounds_from_runs(masks, wrong, labels)
+    with pytest.raises(ValueError, match=r"array 'labels' holds id 2e\+300"):
+        bounds_from_runs(masks, np.zeros((k1, k2, n, 2)), labels)
+    with pytest.raises(ValueError, match="array 'labels' must hold whole-number ids, got 0.5"):
+        bounds_from_runs(masks, np.zeros((k1, k2, n, 2)), np.full((k1, n, 2), 0.5))
+    # Whole floats that fit are accepted and compared exactly: every prediction wrong, error 1.
+    small = np.where(labels == 1e300, 1.0, 2.0)
+    result = bounds_from_runs(masks, np.broadcast_to((3.0 - small)[:, None], (k1, k2, n, 2)), small)
+    assert result.summary.test_error == 1.0 and result.summary.train_error == 1.0
+
+
+def test_no_class_prediction_never_equals_a_label():
+    masks = _fair_masks()
+    k1, k2, n = masks.shape
+    nan_model = np.full((k1, k2, n, 2), -1, np.int64)          # "no class": every logit NaN
+    # uint64 2^64 - 1 became -1 in int64 and matched the NaN model's "no class": test error 0.0.
+    with pytest.raises(ValueError, match="array 'labels'"):
+        bounds_from_runs(masks, nan_model, np.full((k1, n, 2), 2**64 - 1, np.uint64))
+    # A negative label could equal the "no class" prediction: refused too.
+    with pytest.raises(ValueError, match="array 'labels'.*no class"):
+        check_supersample_runs(masks, nan_model, np.full((k1, n, 2), -1))
+    with pytest.raises(ValueError, match="array 'labels'"):
+        loo_losses(np.full((1, 3, 3), -1), np.full((1, 3), 2**64 - 1, np.uint64))
+    with pytest.raises(ValueError, match="array 'labels'"):
+        loo_losses(np.full((1, 3, 3), -1), np.full((1, 3), -1))
+    # With valid labels the NaN model is wrong everywhere.
+    result = bounds_from_runs(masks, nan_model, np.zeros((k1, n, 2), np.uint64))
+    assert result.summary.test_error == 1.0 and result.summary.train_error == 1.0
+    assert loo_losses(np.full((1, 3, 3), -1), np.zeros((1, 3), np.uint64)).tolist() == [[[1, 1, 1]] * 3]
