@@ -38,46 +38,61 @@ papers' text):
   :func:`hypothesis_llr` and :func:`wrong_member_weight` give the Bayes test.
 * :func:`neu_sgd_bound`: Neu, Dziugaite, Haghifam & Roy (COLT 2021), Theorem 1, vanilla SGD
   through a perturbed auxiliary process.
+
+Every public function checks its input by one rule (:func:`_checked`, :func:`check_count`):
+statistics are finite and >= 0, step sizes, inverse temperatures, perturbation scales and the
+subGaussian constant finite and > 0, signed quantities finite, sample sizes whole numbers >= 1;
+anything else is a ``ValueError`` naming the argument (never a NaN or silently dropped term).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.special import expit
 
-from ._array import ArrayLike
+from ._array import ArrayLike, check_count, check_probability, check_range
 
 __all__ = ["langevin_noise_variance", "gaussian_step_kl", "negrea_bound", "haghifam_ld_bound",
            "hypothesis_llr", "wrong_member_weight", "neu_sgd_bound"]
 
 
+_RANGES = {"statistic": (0.0, False), "positive": (0.0, True), "real": (-math.inf, True)}
+
+
+def _checked(name: str, x: ArrayLike, kind: str = "statistic") -> np.ndarray:
+    """The module's input rule: ``x`` as float64 if it is finite and >= 0 (``"statistic"``), > 0
+    (``"positive"``: step sizes, inverse temperatures, scales, the subGaussian constant) or any
+    real (``"real"``); else ``ValueError`` naming ``name``."""
+    lo, lo_open = _RANGES[kind]
+    check_range(name, x, lo, math.inf, lo_open=lo_open, hi_open=True)
+    return np.asarray(x, np.float64)
+
+
 def langevin_noise_variance(eta: ArrayLike, beta: ArrayLike) -> np.ndarray:
     """Per-coordinate variance of the injected noise of a Langevin step: 2 eta / beta."""
-    eta, beta = np.asarray(eta, np.float64), np.asarray(beta, np.float64)
-    if np.any(eta <= 0) or np.any(beta <= 0):
-        raise ValueError("arguments 'eta' and 'beta' must be > 0")
-    return 2.0 * eta / beta
+    return 2.0 * _checked("eta", eta, "positive") / _checked("beta", beta, "positive")
 
 
 def gaussian_step_kl(beta_eta: ArrayLike, drift_sq: ArrayLike) -> np.ndarray:
     """KL between two Langevin steps whose drifts differ by eta Delta: beta eta ||Delta||^2 / 4.
 
     ``beta_eta``: beta_t eta_t; ``drift_sq``: ||Delta_t||^2 in gradient units (broadcast)."""
-    return np.asarray(beta_eta, np.float64) * np.asarray(drift_sq, np.float64) / 4.0
+    return _checked("beta_eta", beta_eta, "positive") * _checked("drift_sq", drift_sq) / 4.0
 
 
-def _inner_mean(stat: ArrayLike, name: str) -> np.ndarray:
-    a = np.asarray(stat, np.float64)
+def _runs(name: str, stat: ArrayLike) -> np.ndarray:
+    """A ``[k_outer, k_inner, T]`` statistic, checked."""
+    a = _checked(name, stat)
     if a.ndim != 3:
         raise ValueError(f"argument '{name}' must be [k_outer, k_inner, T], got shape {a.shape}")
-    if not np.all(np.isfinite(a)) or np.any(a < 0):
-        raise ValueError(f"argument '{name}' must be finite and >= 0")
-    return a.mean(axis=1)
+    return a
 
 
 def _steps(beta_eta: ArrayLike, T: int) -> np.ndarray:
-    b = np.asarray(beta_eta, np.float64)
-    if b.shape != (T,) or np.any(b <= 0) or not np.all(np.isfinite(b)):
+    b = _checked("beta_eta", beta_eta, "positive")
+    if b.shape != (T,):
         raise ValueError(f"argument 'beta_eta' must be [T] = [{T}] positive numbers, got shape {b.shape}")
     return b
 
@@ -97,12 +112,12 @@ def negrea_bound(beta_eta: ArrayLike, forecast_error_sq: ArrayLike, n_heldout: i
         subgaussian: sigma of the loss (1/2 for a [0, 1] loss).
     The mean over the outer draws estimates the bound on E gen.
     """
-    inner = _inner_mean(forecast_error_sq, "forecast_error_sq")
+    inner = _runs("forecast_error_sq", forecast_error_sq).mean(axis=1)
     b = _steps(beta_eta, inner.shape[1])
-    if int(n_heldout) != n_heldout or n_heldout < 1:
-        raise ValueError(f"argument 'n_heldout' must be a whole number >= 1, got {n_heldout!r}")
+    check_count("n_heldout", n_heldout)
+    sub = float(_checked("subgaussian", subgaussian, "positive"))
     kl = gaussian_step_kl(b, inner).sum(axis=1)
-    return np.sqrt(2.0 * subgaussian**2 * kl / n_heldout)
+    return np.sqrt(2.0 * sub**2 * kl / n_heldout)
 
 
 def haghifam_ld_bound(beta_eta: ArrayLike, theta: ArrayLike, two_sample_sq: ArrayLike, n: int) -> np.ndarray:
@@ -121,11 +136,14 @@ def haghifam_ld_bound(beta_eta: ArrayLike, theta: ArrayLike, two_sample_sq: Arra
             in U_J (use both values, antithetic) and in the noise.
         n: training-set size (the objective is the mean over n points).
     """
+    check_probability("theta", theta)
+    xi_sq = _runs("two_sample_sq", two_sample_sq)
     th = np.asarray(theta, np.float64)
-    if np.any(th < 0) or np.any(th > 1):
-        raise ValueError("argument 'theta' must be in [0, 1]")
-    inner = _inner_mean(th**2 * np.asarray(two_sample_sq, np.float64), "two_sample_sq")
+    if th.shape != xi_sq.shape:
+        raise ValueError(f"argument 'theta' must have the shape of 'two_sample_sq' {xi_sq.shape}, got {th.shape}")
+    inner = (th**2 * xi_sq).mean(axis=1)
     b = _steps(beta_eta, inner.shape[1])
+    check_count("n", n)
     kl = gaussian_step_kl(b, inner).sum(axis=1) / float(n) ** 2
     return np.sqrt(2.0 * kl)
 
@@ -143,9 +161,10 @@ def hypothesis_llr(beta: ArrayLike, eta: ArrayLike, n: int, xi_other_true: Array
     densities with variance 2 eta/beta). Args are broadcast: ``xi_other_true`` is ||xi||^2 and
     ``noise_dot`` the inner product <nu_t, xi_t> (compute nu from (W_t, W_{t-1}), not from the
     gradient-side draw, whose sign is opposite)."""
-    beta, eta = np.asarray(beta, np.float64), np.asarray(eta, np.float64)
-    return -beta * eta * np.asarray(xi_other_true, np.float64) / (4.0 * n**2) \
-        - beta * np.asarray(noise_dot, np.float64) / (2.0 * n)
+    beta, eta = _checked("beta", beta, "positive"), _checked("eta", eta, "positive")
+    check_count("n", n)
+    xi_sq, dot = _checked("xi_other_true", xi_other_true), _checked("noise_dot", noise_dot, "real")
+    return -beta * eta * xi_sq / (4.0 * float(n) ** 2) - beta * dot / (2.0 * float(n))
 
 
 def wrong_member_weight(llr: ArrayLike) -> np.ndarray:
@@ -156,7 +175,7 @@ def wrong_member_weight(llr: ArrayLike) -> np.ndarray:
     uniform prior over the two members. Written from the true member's side, the weight it puts
     on the wrong one is this sigmoid of the cumulated "other vs true" log-likelihood ratio.
     Evaluated in float64 with a stable logistic function (no saturation at large beta)."""
-    a = np.asarray(llr, np.float64)
+    a = _checked("llr", llr, "real")
     cum = np.concatenate([np.zeros((*a.shape[:-1], 1)), np.cumsum(a, axis=-1)[..., :-1]], axis=-1)
     return expit(cum)
 
@@ -175,11 +194,10 @@ def neu_sgd_bound(eta: ArrayLike, sigma: ArrayLike, sensitivity: ArrayLike, vari
             from the *population* gradient (estimate it with held-out data, never S).
         value_sensitivity_gap: |E[Delta(W_T, S') - Delta(W_T, S)]|.
     """
-    eta, sigma = np.asarray(eta, np.float64), np.asarray(sigma, np.float64)
-    g, v = np.asarray(sensitivity, np.float64), np.asarray(variance, np.float64)
-    if np.any(sigma <= 0):
-        raise ValueError("argument 'sigma' must be > 0")
-    if np.any(g < 0) or np.any(v < 0):
-        raise ValueError("arguments 'sensitivity' and 'variance' must be >= 0")
+    eta, sigma = _checked("eta", eta, "positive"), _checked("sigma", sigma, "positive")
+    g, v = _checked("sensitivity", sensitivity), _checked("variance", variance)
+    check_count("n", n)
+    sub = float(_checked("subgaussian", subgaussian, "positive"))
+    gap = float(_checked("value_sensitivity_gap", value_sensitivity_gap, "real"))
     total = float(np.sum(eta**2 / sigma**2 * (g + v)))
-    return float(np.sqrt(4.0 * subgaussian**2 / n * total) + abs(value_sensitivity_gap))
+    return float(np.sqrt(4.0 * sub**2 / float(n) * total) + abs(gap))

@@ -1,12 +1,16 @@
 """Bounds for noisy iterative algorithms on the Gaussian location toys, where the trajectory MI and
 CMI are known in closed form or by 1-D quadrature (reference sheet iterative-algorithms.md, §5)."""
 
+import inspect
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from genbounds import bounds as B
+from genbounds.bounds import iterative
 from genbounds.estimators import langevin as L
 
 
@@ -154,7 +158,7 @@ def test_bounds_refuse_malformed_statistics():
         B.haghifam_ld_bound(np.ones(3), np.full((1, 1, 3), 1.5), np.ones((1, 1, 3)), 10)
     with pytest.raises(ValueError, match="'forecast_error_sq'"):
         B.negrea_bound(np.ones(3), np.full((1, 1, 3), np.nan), 1)
-    with pytest.raises(ValueError, match="'eta' and 'beta'"):
+    with pytest.raises(ValueError, match="'beta'"):
         B.langevin_noise_variance(0.1, 0.0)
     # Monotone in beta at fixed statistics, zero at zero information.
     sq = np.ones((1, 2, 3))
@@ -260,3 +264,56 @@ def test_sgd_experiment_records_neu_bound_per_sigma(tmp_path):
         assert b["kind"] == "estimate" and b["value"] > 0 and len(b["per_draw"]) == 2
     with pytest.raises(ValueError, match="'batch'"):
         LangevinConfig(algorithm="sgd", batch=0)
+
+
+# One validation rule for the module: every argument of every public function is checked the same
+# way (finite; statistics >= 0; step sizes, temperatures, scales and the subGaussian constant > 0;
+# sample sizes whole numbers >= 1), naming the argument.
+_NAN, _INF = math.nan, math.inf
+_VALID = {
+    "langevin_noise_variance": dict(eta=0.1, beta=2.0),
+    "gaussian_step_kl": dict(beta_eta=np.ones(3), drift_sq=np.ones(3)),
+    "negrea_bound": dict(beta_eta=np.ones(3), forecast_error_sq=np.ones((1, 2, 3)), n_heldout=1, subgaussian=0.5),
+    "haghifam_ld_bound": dict(beta_eta=np.ones(3), theta=np.full((1, 2, 3), 0.5), two_sample_sq=np.ones((1, 2, 3)),
+                              n=10),
+    "hypothesis_llr": dict(beta=2.0, eta=0.1, n=10, xi_other_true=np.ones(3), noise_dot=np.zeros(3)),
+    "wrong_member_weight": dict(llr=np.zeros((2, 3))),
+    "neu_sgd_bound": dict(eta=np.full(3, 0.1), sigma=np.full(3, 0.05), sensitivity=np.ones(3), variance=np.ones(3),
+                          n=10, subgaussian=0.5, value_sensitivity_gap=0.0),
+}
+_POSITIVE = (_NAN, _INF, 0.0, -1.0)
+_STATISTIC = (_NAN, _INF, -1.0)
+_SIGNED = (_NAN, _INF, -_INF)
+_COUNT = (_NAN, _INF, 0, -1, 1.5)
+_BAD = {"eta": _POSITIVE, "beta": _POSITIVE, "beta_eta": _POSITIVE, "sigma": _POSITIVE, "subgaussian": _POSITIVE,
+        "drift_sq": _STATISTIC, "forecast_error_sq": _STATISTIC, "two_sample_sq": _STATISTIC,
+        "xi_other_true": _STATISTIC, "sensitivity": _STATISTIC, "variance": _STATISTIC,
+        "theta": (_NAN, -0.1, 1.5), "noise_dot": _SIGNED, "llr": _SIGNED, "value_sensitivity_gap": _SIGNED,
+        "n": _COUNT, "n_heldout": _COUNT}
+
+
+def _with(value, bad):
+    """``value`` with its first entry replaced by ``bad`` (a scalar replaced whole)."""
+    if np.ndim(value) == 0:
+        return bad
+    out = np.array(value, dtype=np.float64)
+    out.flat[0] = bad
+    return out
+
+
+def test_every_public_function_and_argument_is_in_the_validation_table():
+    assert set(_VALID) == set(iterative.__all__)
+    for name, kwargs in _VALID.items():
+        fn = getattr(iterative, name)
+        assert set(kwargs) == set(inspect.signature(fn).parameters), name
+        assert np.all(np.isfinite(fn(**kwargs))), name
+
+
+@pytest.mark.parametrize("fn, arg, bad", [(fn, arg, bad) for fn, kw in _VALID.items() for arg in kw
+                                          for bad in _BAD[arg]])
+def test_every_function_refuses_bad_input_naming_the_argument(fn, arg, bad):
+    """NaN, infinite, negative statistics, n <= 0 or fractional, and a subGaussian constant <= 0 (which
+    would silently drop the information term) give one ValueError naming the argument."""
+    kwargs = dict(_VALID[fn], **{arg: _with(_VALID[fn][arg], bad)})
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match=f"'{arg}'"):
+        getattr(iterative, fn)(**kwargs)
