@@ -3,11 +3,40 @@ an unpaid prior scale (and the refusal names only paid routes), class ids a cast
 another class, labels the model cannot output, a Monte Carlo count of zero, a prior mean of another
 shape than the weights."""
 
+import jax
 import numpy as np
 import pytest
 
+from genbounds.estimators import nets, snn
 from genbounds.estimators.data import Dataset
 from genbounds.estimators.supersample import bounds_from_runs, check_supersample_runs, loo_losses
+
+
+def _tiny(n: int = 60, classes: int = 2):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 3, 1, 1)).astype(np.float32)
+    y = (x[:, 0, 0, 0] > 0).astype(np.int32)
+    net = nets.mlp((3, 1, 1), (), classes)
+    return Dataset(x, y, 2, "tiny"), net, net.init(jax.random.PRNGKey(0))
+
+
+# --- An unpaid prior scale: the refusal names only paid routes ------------------------------------
+
+
+def test_unpaid_prior_scale_refusal_names_only_paid_routes():
+    data, net, params = _tiny()
+    prior = snn.Prior(params, 0.1)
+    post = snn.init_posterior(params, 0.05)
+    with pytest.raises(ValueError, match="argument 'prior_scale'") as err:
+        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), r=1, prior_scale=0.01)
+    msg = str(err.value)
+    # The old line offered building the Prior with the (possibly bound-set-learned) scale, unpaid.
+    assert "build the Prior with that scale" not in msg
+    # Paid routes: the DR17 grid with its union bound (what learn_prior_scale uses) ...
+    assert "prior_grid=(b, c)" in msg and "union bound" in msg and "learn_prior_scale=True" in msg
+    # ... or a scale fixed before the bound set was seen; a bound-set scale is said to have only the grid.
+    assert "fixed before seeing the bound set" in msg and "on the bound set" in msg
+
 
 # --- Class ids a cast would wrap onto another class -----------------------------------------------
 

@@ -250,9 +250,12 @@ def certify(
     scale = prior.scale if prior_scale is None else float(prior_scale)
     if prior_grid is None and prior.family != "mask" and scale != prior.scale:
         raise ValueError(
-            f"argument 'prior_scale' = {scale!r} differs from the prior's own scale {prior.scale!r}: a "
-            "scale chosen after seeing data must be paid for; pass prior_grid=(b, c) to round it to "
-            "the Dziugaite & Roy grid with its union bound, or build the Prior with that scale")
+            f"argument 'prior_scale' = {scale!r} differs from the prior's own scale {prior.scale!r}, and "
+            "nothing records how it was chosen. A scale learned or chosen on the bound set must be paid "
+            "for: pass prior_grid=(b, c) to round it to the Dziugaite & Roy variance grid, paid by a "
+            "union bound over the grid (certify_network and PacBayesConfig do this with "
+            "learn_prior_scale=True). Only a scale fixed before seeing the bound set (without data, or "
+            "on the prior's data_indices alone) may be the Prior's own scale, given when it is built")
     candidates: list[tuple[float, int | None]] = [(scale, None)]
     if prior_grid is not None:
         # As in DR17 the grid c exp(-j/b) is over the prior *variance* (scale^2).
