@@ -4,11 +4,13 @@ another class, labels the model cannot output, a Monte Carlo count of zero, a pr
 shape than the weights."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from genbounds.estimators import nets, snn
 from genbounds.estimators.data import Dataset
+from genbounds.estimators.snn import certification
 from genbounds.estimators.supersample import bounds_from_runs, check_supersample_runs, loo_losses
 
 
@@ -111,3 +113,77 @@ def test_no_class_prediction_never_equals_a_label():
     result = bounds_from_runs(masks, nan_model, np.zeros((k1, n, 2), np.uint64))
     assert result.summary.test_error == 1.0 and result.summary.train_error == 1.0
     assert loo_losses(np.full((1, 3, 3), -1), np.zeros((1, 3), np.uint64)).tolist() == [[[1, 1, 1]] * 3]
+
+
+# --- certify_network: checked before training, naming the user's argument -------------------------
+
+
+def _apply(params, x):
+    return x.reshape(x.shape[0], -1) @ params["w"] + params["b"]
+
+
+def _user_model(classes: int = 10):
+    params = {"w": jnp.full((3, classes), 0.1), "b": jnp.zeros(classes)}
+    return params
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if certify_network reaches training: every check must come first."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("certify_network started training before checking its input")
+    monkeypatch.setattr(certification, "train_posterior", refuse)
+
+
+def _labels_data(top: int) -> Dataset:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 40)
+    y[7] = top
+    return Dataset(rng.normal(size=(40, 3, 1, 1)).astype(np.float32), y)
+
+
+def test_certify_network_refuses_labels_the_model_cannot_output(no_training):
+    params = _user_model(10)
+    data = _labels_data(12)
+    with pytest.raises(ValueError, match="argument 'train'.*label 12.*10 logits"):
+        snn.certify_network(_apply, params, data, key=jax.random.PRNGKey(0), prior_mean=params,
+                            data_free=True, epochs=1, r=1, progress=False)
+
+
+def test_certify_network_refuses_r_below_one(no_training):
+    params = _user_model(10)
+    data = _labels_data(9)
+    for r in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="argument 'r'"):
+            snn.certify_network(_apply, params, data, key=jax.random.PRNGKey(0), prior_mean=params,
+                                data_free=True, epochs=1, r=r, progress=False)
+
+
+def test_certify_network_names_prior_mean_and_the_leaf_of_a_wrong_shape(no_training):
+    params = _user_model(10)
+    data = _labels_data(9)
+    kwargs = dict(key=jax.random.PRNGKey(0), data_free=True, epochs=1, r=1, progress=False)
+    short = {"w": jnp.zeros((3, 9)), "b": jnp.zeros(10)}
+    with pytest.raises(ValueError, match=r"argument 'prior_mean'.*\['w'\].*\(3, 9\).*\(3, 10\)"):
+        snn.certify_network(_apply, params, data, prior_mean=short, **kwargs)
+    with pytest.raises(ValueError, match="argument 'prior_mean'.*structure.*'params'"):
+        snn.certify_network(_apply, params, data, prior_mean={"w": params["w"]}, **kwargs)
+
+
+def test_certify_refuses_monte_carlo_counts_below_one():
+    data, net, params = _tiny()
+    prior = snn.Prior(params, 0.1)
+    post = snn.init_posterior(params, 0.1)
+    with pytest.raises(ValueError, match="argument 'r'"):
+        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), r=0)
+    with pytest.raises(ValueError, match="argument 'm'"):
+        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), method="weights", m=0)
+
+
+@pytest.mark.filterwarnings("ignore:certificate .* says little:UserWarning")
+def test_certify_network_still_certifies_valid_input():
+    params = _user_model(10)
+    data = _labels_data(9)
+    cert, _ = snn.certify_network(_apply, params, data, key=jax.random.PRNGKey(0), prior_mean=params,
+                                  data_free=True, epochs=1, r=1, progress=False)
+    assert cert.n_bound == 40 and cert.mc_samples == 40 and 0.0 <= cert.emp_risk <= cert.value <= 1.0

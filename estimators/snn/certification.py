@@ -49,6 +49,7 @@ import numpy as np
 import optax
 
 from ...bounds import Certificate, pac_bayes_certificate, prior_grid_index
+from ...bounds._array import check_count
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
 from ..nets import Net, custom
@@ -229,6 +230,10 @@ def certify(
     :func:`genbounds.bounds.prior_grid_delta`). Returns the certificate and the Monte Carlo
     estimate (with its timing).
     """
+    if method == "independent":
+        check_count("r", r)
+    elif method == "weights":
+        check_count("m", m)
     data, keep = bound_set(train, prior)
     t0 = time.perf_counter()
     if method == "independent":
@@ -332,7 +337,10 @@ def certify_network(
         raise ValueError(
             "arguments 'prior_indices' and 'data_free': say where prior_mean came from, either "
             "prior_indices=<the training examples it was trained on> or data_free=True (not both)")
+    check_count("r", r)
+    _check_like_params("prior_mean", prior_mean, params)
     net = apply_or_net if isinstance(apply_or_net, Net) else custom("custom", None, apply_or_net)
+    _check_labels_fit_logits(net, params, train)
     idx = np.zeros(0, dtype=np.int64) if prior_indices is None else np.asarray(prior_indices)
     prior = Prior(prior_mean, prior_scale, "gaussian", idx)
     n_bound = len(train) - prior.n_data
@@ -365,6 +373,34 @@ def certify_network(
         cert = dataclasses.replace(cert, details={**cert.details, "diagnosis": diagnosis})
         warnings.warn(diagnosis, UserWarning, stacklevel=2)
     return cert, post
+
+
+def _check_like_params(name: str, tree: Any, params: Any) -> None:
+    """Refuse ``tree`` (argument ``name``) unless it has the tree structure and leaf shapes of the
+    user's ``params``, naming the first leaf that differs by its path."""
+    if jax.tree_util.tree_structure(tree) != jax.tree_util.tree_structure(params):
+        raise ValueError(f"argument {name!r} must have the tree structure of 'params' (the same keys and "
+                         f"nesting): got {jax.tree_util.tree_structure(tree)}, 'params' has "
+                         f"{jax.tree_util.tree_structure(params)}")
+    for (path, leaf), ref in zip(jax.tree_util.tree_leaves_with_path(tree), jax.tree_util.tree_leaves(params)):
+        if np.shape(leaf) != np.shape(ref):
+            raise ValueError(f"argument {name!r} has leaf {jax.tree_util.keystr(path)} of shape "
+                             f"{np.shape(leaf)}, but 'params' has {np.shape(ref)} there")
+
+
+def _check_labels_fit_logits(net: Net, params: Any, train: Dataset) -> None:
+    """Refuse labels of ``train`` the network cannot output: its logits on one example (shapes only,
+    nothing is computed) must be ``[1, K]`` with every label < K."""
+    if len(train) == 0:
+        raise ValueError("argument 'train' holds no examples")
+    logits = jax.eval_shape(net.apply, params, jnp.asarray(train.x[:1]))
+    if len(logits.shape) != 2 or logits.shape[0] != 1:
+        raise ValueError(f"argument 'apply_or_net' must return logits [batch, classes]: on a batch of 1 it "
+                         f"returned shape {tuple(logits.shape)}")
+    top, k = int(train.y.max()), int(logits.shape[1])
+    if top >= k:
+        raise ValueError(f"argument 'train' holds label {top}, but apply_or_net returns {k} logits per example "
+                         f"(classes 0..{k - 1}): relabel the data or give the model more outputs")
 
 
 def _relative_distance(a: Any, b: Any) -> float:
