@@ -553,22 +553,23 @@ def _add_report(commands) -> None:
         "the given folders. Bounds are rounded up; malformed records are skipped with one line each.")
     p.add_argument("results", nargs="+", help="folders or record files")
     p.add_argument("--group-by", nargs="+", default=None, metavar="FIELD",
-                   help="group rows by these fields (dataset model prior bound n): numbers are averaged")
+                   help="group rows by these fields (dataset model prior bound n): numbers are averaged, so a "
+                   "group's row is a mean, not a certificate; groups mixing different bounds are refused")
     p.add_argument("--format", choices=FORMATS, default="markdown")
-    p.add_argument("--digits", type=int, default=4)
+    p.add_argument("--digits", type=_digits, default=4, help="digits printed (0 to 12); bounds are rounded up")
     p.set_defaults(func=_run_report)
 
 
 def _run_report(args: argparse.Namespace) -> str:
     from .records import load_records
-    from .report import REPORT_COLUMNS, group_rows, rows_from_record
+    from .report import GROUP_NOTE, REPORT_COLUMNS, group_rows, report_rows
 
     good, errors = load_records(args.results)
-    for e in errors:
+    rows, malformed = report_rows(good)
+    for e in errors + malformed:
         print(f"{PROG}: skipped {e}", file=sys.stderr)
-    if not good:
+    if len(malformed) == len(good):
         raise ValueError(f"no readable records under {' '.join(args.results)}")
-    rows = [row for _, rec in good for row in rows_from_record(rec)]
     cols = [dataclasses.replace(c, digits=args.digits) if c.key in ("emp_risk", "test_error", "certificate")
             else c for c in REPORT_COLUMNS]
     if args.group_by:
@@ -578,10 +579,11 @@ def _run_report(args: argparse.Namespace) -> str:
         rows = group_rows(rows, args.group_by)
         cols = cols + [Column("runs", "runs")]
     table = render(cols, rows, args.format)
+    note = f"{REPORT_NOTE} {GROUP_NOTE}" if args.group_by else REPORT_NOTE
     if args.format in ("table", "markdown"):
-        return f"{table}\n\n{REPORT_NOTE}"
+        return f"{table}\n\n{note}"
     if args.format == "latex":
-        return f"{table}\n% {REPORT_NOTE}"
+        return f"{table}\n% {note}"
     return table
 
 

@@ -10,15 +10,17 @@ import csv
 import io
 import json
 import math
+import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from ..bounds import format_upper
+from ..bounds import format_upper, round_up
 
-__all__ = ["Column", "format_number", "render", "FORMATS", "REPORT_COLUMNS", "REPORT_NOTE", "rows_from_record",
-           "group_rows", "summary_rows", "summary_columns", "cmi_rows", "cmi_columns", "shown_bounds"]
+__all__ = ["Column", "format_number", "render", "FORMATS", "REPORT_COLUMNS", "REPORT_NOTE", "GROUP_NOTE",
+           "rows_from_record", "report_rows", "group_rows", "summary_rows", "summary_columns", "cmi_rows",
+           "cmi_columns", "shown_bounds"]
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")
 
@@ -139,102 +141,230 @@ REPORT_COLUMNS = [
 
 #: What the rows of a report are, printed under every human-readable report table.
 REPORT_NOTE = (
-    "kind: 'certificate' = holds w.p. >= 1 - delta (delta in the record) on its own; 'estimate' = a CMI bound "
-    "from plug-in MIs, no probability guarantee; 'certificate if SGLD's privacy approximation holds' = a DP-prior "
-    "certificate whose prior was drawn by SGLD, assumed (not proven) to be as private as its Gibbs target. Each "
-    "certificate row is a separate statement: the smallest of several holds only with a union bound (a PAC-Bayes "
-    "record's 'best' entry has it paid)."
+    "kind: 'certificate' = holds w.p. >= 1 - delta (delta in the record) on its own; 'estimate' = a CMI or "
+    "Langevin bound from plug-in estimates, no probability guarantee (a Langevin row's bound is the training error "
+    "plus the gap bound); 'certificate if SGLD's privacy approximation holds' = a DP-prior certificate whose prior "
+    "was drawn by SGLD, assumed (not proven) to be as private as its Gibbs target, and whose KL/n includes the DP "
+    "adjustment (ln 2 + max-information). Each certificate row is a separate statement: the smallest of several "
+    "holds only with a union bound (a PAC-Bayes record's 'best' entry has it paid)."
 )
+
+#: Printed under a grouped report table (:func:`group_rows`).
+GROUP_NOTE = (
+    "grouped: each number is the mean over the rows of its group ('runs' counts them), so a row's kind says 'mean "
+    "of N ...': a mean of certificates of different predictors is itself no certificate. 'vacuous' = some row of "
+    "the group is. Groups mixing different bounds are refused."
+)
+
+#: Errors a malformed result entry raises while it is read (each becomes one line naming the record).
+_MALFORMED = (KeyError, IndexError, TypeError, AttributeError, ValueError, ZeroDivisionError)
+
+
+def _obj(x: Any, name: str) -> Mapping:
+    """``x``, which must be a JSON object (``name`` says which entry, for the error)."""
+    if not isinstance(x, Mapping):
+        raise ValueError(f"{name!r} must be an object, got {reprlib.repr(x)}")
+    return x
+
+
+def _num(x: Any, name: str, *, optional: bool = False) -> float | int | None:
+    """``x``, which must be a real number, not NaN (or None when ``optional``)."""
+    if x is None and optional:
+        return None
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x):
+        raise ValueError(f"{name!r} must be a number, got {reprlib.repr(x)}")
+    return x
+
+
+def _count(x: Any, name: str) -> int:
+    """``x``, which must be a sample size: a whole number >= 1."""
+    if isinstance(x, bool) or not isinstance(x, int) or x < 1:
+        raise ValueError(f"{name!r} must be a whole number >= 1, got {reprlib.repr(x)}")
+    return x
+
+
+def _flag(x: Any, name: str) -> bool:
+    """``x``, which must be true or false."""
+    if not isinstance(x, bool):
+        raise ValueError(f"{name!r} must be true or false, got {reprlib.repr(x)}")
+    return x
+
+
+def _details(c: Mapping) -> Mapping:
+    """A certificate's details (``{}`` when it has none)."""
+    return _obj(c.get("details", {}), "details")
+
+
+def _dp_prior(c: Mapping) -> Mapping:
+    """The DP prior's entry of a certificate's details (``{}`` when its prior is not DP)."""
+    return _obj(_details(c).get("dp_prior", {}), "dp_prior")
+
+
+def _certificate_cells(c: Mapping) -> dict:
+    """A certificate's report cells. KL/n is (KL + A)/n with A the DP adjustment ln 2 + max-information
+    when the prior was drawn by a DP mechanism (Dziugaite & Roy 2018, Theorem 4.2: the bound uses
+    KL + A), else KL/n."""
+    n = _count(c["n_bound"], "n_bound")
+    dp = _dp_prior(c)
+    kl = _num(c["kl"], "kl") + (_num(dp["adjustment_nats"], "adjustment_nats") if dp else 0.0)
+    return {"n": n, "emp_risk": _num(c["emp_risk"], "emp_risk"), "complexity": kl / n,
+            "certificate": _num(c["value"], "value"), "vacuous": _flag(c["vacuous"], "vacuous")}
+
+
+def _certificate_kind(c: Mapping) -> str:
+    """'certificate', or the conditional kind when the DP prior's privacy is only approximate."""
+    approximate = str(_dp_prior(c).get("privacy", "")).startswith("approximate")
+    return "certificate if SGLD's privacy approximation holds" if approximate else "certificate"
+
+
+def _pac_bayes_prior(cfg: Mapping) -> str:
+    """The prior column of a PAC-Bayes record."""
+    prior = f"{cfg.get('prior')} (alpha {cfg.get('alpha')})" if cfg.get("prior") == "data" else str(cfg.get("prior"))
+    if cfg.get("prior") == "dp":
+        prior = f"dp (epsilon {cfg.get('dp_epsilon')}, all data)"
+    if cfg.get("family") == "mask":
+        prior += (f", Bernoulli masks (uniform keep {1 - cfg.get('sparsity'):.3g}, data-free)"
+                  if cfg.get("mask_prior") == "uniform" else
+                  f", Bernoulli masks (magnitude, sparsity {cfg.get('sparsity')}, flip {cfg.get('mask_flip')})")
+    return prior
+
+
+def _pac_bayes_rows(record: Mapping, cfg: Mapping, r: Mapping) -> list[dict]:
+    """Rows of one PAC-Bayes result: the stochastic predictor, then any deterministic masks."""
+    c = _obj(r["certificate"], "certificate")
+    base = {"dataset": f"{cfg.get('dataset')}{'-binary' if cfg.get('binary') else ''}",
+            "model": _details(c).get("arch", cfg.get("arch")), "prior": _pac_bayes_prior(cfg),
+            "alpha": cfg.get("alpha")}
+    masks = _obj(r.get("masks", {}), "masks")
+    entries = [(str(r["objective"]) + (f", stochastic masks (E sparsity {masks['expected_sparsity']:.3f})"
+                                      if masks else ""), r.get("test_error_stochastic"), c)]
+    for name in ("magnitude", "thresholded"):
+        if name in masks:
+            m = _obj(masks[name], name)
+            entries.append((f"{name} mask, deterministic (sparsity {m['sparsity']:.3f})", m["test_error"],
+                            _obj(m["certificate"], "certificate")))
+    return [{**base, "bound": bound, "test_error": _num(err, "test_error", optional=True),
+             **_certificate_cells(cert), "kind": _certificate_kind(cert)} for bound, err, cert in entries]
+
+
+#: The mean-MI entry of a supersample record each CMI bound uses.
+_MI_KEYS = {"prediction pair": "prediction_pair", "loss pair": "loss_pair", "loss difference": "loss_difference"}
+
+
+def _cmi_rows(record: Mapping, cfg: Mapping, r: Mapping) -> list[dict]:
+    """Rows of one CMI result (one per applicable bound estimate)."""
+    s, rows = _obj(r["summary"], "summary"), []
+    for name, b in _obj(r["bounds"], "bounds").items():
+        if not _obj(b, name).get("applicable"):
+            continue
+        mi = s["mean_mi"]
+        if isinstance(mi, Mapping):        # supersample records: one mean MI per kind
+            mi = mi[_MI_KEYS.get(b["mi"], "single_loss")]
+        rows.append({"dataset": cfg.get("dataset"), "model": cfg.get("arch"), "prior": "-", "bound": name,
+                     "n": _count(r["n"], "n"), "emp_risk": _num(s["train_error"], "train_error"),
+                     "test_error": _num(s["test_error"], "test_error"), "complexity": _num(mi, "mean_mi"),
+                     "certificate": _num(b["value"], "value"), "vacuous": _flag(b["vacuous"], "vacuous"),
+                     "kind": b.get("kind", "estimate")})
+    return rows
+
+
+def _langevin_rows(record: Mapping, cfg: Mapping, r: Mapping) -> list[dict]:
+    """Rows of one Langevin checkpoint. The theorems bound the gap, so the bound column is the
+    training error plus the gap bound (rounded up), vacuous when that reaches 1."""
+    env, rows = _obj(record.get("environment", {}), "environment"), []
+    train = _num(r["train_error"], "train_error")
+    for name, b in _obj(r["bounds"], "bounds").items():
+        total = round_up(train + _num(_obj(b, name)["value"], "value"))
+        rows.append({"dataset": env.get("pool", cfg.get("dataset")), "model": env.get("net", "mlp"), "prior": "-",
+                     "bound": f"{name} (step {r['step']})", "n": cfg.get("n"), "emp_risk": train,
+                     "test_error": _num(r["test_error"], "test_error"), "complexity": None, "certificate": total,
+                     "vacuous": total >= 1.0 or _flag(b["vacuous"], "vacuous"), "kind": "estimate"})
+    return rows
+
+
+def _calculator_rows(record: Mapping, cfg: Mapping, c: Mapping) -> list[dict]:
+    """The row of one calculator certificate."""
+    return [{"dataset": "-", "model": "-", "prior": "-", "bound": c["bound"], "test_error": None,
+             **_certificate_cells(c), "kind": _certificate_kind(c)}]
+
+
+_ROWS = {"pac-bayes": _pac_bayes_rows, "cmi": _cmi_rows, "langevin": _langevin_rows, "calculator": _calculator_rows}
+
+
+def _what_is_wrong(err: Exception) -> str:
+    """One line for an error raised while reading a result entry."""
+    if isinstance(err, KeyError):
+        return f"missing key {err.args[0]!r}"
+    return str(err) or type(err).__name__
 
 
 def rows_from_record(record: dict) -> list[dict]:
-    """Flatten one result record into report rows."""
-    kind, cfg = record["kind"], record.get("config", {})
+    """Flatten one result record into report rows (none for a search record).
+
+    A malformed result entry (a missing key, a wrong type, None, a sample size below 1) raises
+    ``ValueError`` saying which entry and what is wrong.
+    """
+    cfg = _obj(record.get("config", {}), "config")
+    make = _ROWS.get(record["kind"])
     rows: list[dict] = []
-    if kind == "pac-bayes":
-        prior = f"{cfg.get('prior')} (alpha {cfg.get('alpha')})" if cfg.get("prior") == "data" else cfg.get("prior")
-        kind = "certificate"
-        if cfg.get("prior") == "dp":
-            prior = f"dp (epsilon {cfg.get('dp_epsilon')}, all data)"
-            dp = record["results"][0]["certificate"]["details"].get("dp_prior", {})
-            if str(dp.get("privacy", "")).startswith("approximate"):
-                kind = "certificate if SGLD's privacy approximation holds"
-        if cfg.get("family") == "mask":
-            prior += (f", Bernoulli masks (uniform keep {1 - cfg.get('sparsity'):.3g}, data-free)"
-                      if cfg.get("mask_prior") == "uniform" else
-                      f", Bernoulli masks (magnitude, sparsity {cfg.get('sparsity')}, flip {cfg.get('mask_flip')})")
-        for r in record["results"]:
-            c = r["certificate"]
-            base = {"dataset": cfg.get("dataset") + ("-binary" if cfg.get("binary") else ""),
-                    "model": c.get("details", {}).get("arch", cfg.get("arch")), "prior": prior,
-                    "alpha": cfg.get("alpha"), "kind": kind}
-            stochastic = {"bound": r["objective"], "test_error": r.get("test_error_stochastic"), "certificate": c}
-            masks = r.get("masks", {})
-            if masks:
-                stochastic["bound"] += f", stochastic masks (E sparsity {masks['expected_sparsity']:.3f})"
-            entries = [stochastic] + [
-                {"bound": f"{name} mask, deterministic (sparsity {masks[name]['sparsity']:.3f})",
-                 "test_error": masks[name]["test_error"], "certificate": masks[name]["certificate"]}
-                for name in ("magnitude", "thresholded") if name in masks]
-            for e in entries:
-                c = e["certificate"]
-                rows.append({**base, "bound": e["bound"], "n": c["n_bound"], "emp_risk": c["emp_risk"],
-                             "test_error": e["test_error"], "complexity": c["kl"] / c["n_bound"],
-                             "certificate": c["value"], "vacuous": c["vacuous"]})
-    elif kind == "cmi":
-        for r in record["results"]:
-            s = r["summary"]
-            for name, b in r["bounds"].items():
-                if not b.get("applicable"):
-                    continue
-                mi = s["mean_mi"]
-                if isinstance(mi, dict):        # supersample records: one mean MI per kind
-                    mi = mi[{"prediction pair": "prediction_pair", "loss pair": "loss_pair",
-                             "loss difference": "loss_difference"}.get(b["mi"], "single_loss")]
-                rows.append({
-                    "dataset": cfg.get("dataset"), "model": cfg.get("arch"), "prior": "-", "bound": name,
-                    "n": r["n"], "emp_risk": s["train_error"], "test_error": s["test_error"],
-                    "complexity": mi, "certificate": b["value"], "vacuous": b["vacuous"],
-                    "kind": b.get("kind", "estimate"),
-                })
-    elif kind == "langevin":
-        for r in record["results"]:
-            for name, b in r["bounds"].items():
-                rows.append({
-                    "dataset": record.get("environment", {}).get("pool", cfg.get("dataset")),
-                    "model": record.get("environment", {}).get("net", "mlp"), "prior": "-",
-                    "bound": f"{name} (step {r['step']})", "n": cfg.get("n"), "emp_risk": r["train_error"],
-                    "test_error": r["test_error"], "complexity": None,
-                    "certificate": r["train_error"] + b["value"], "vacuous": b["vacuous"], "kind": "estimate",
-                })
-    elif kind == "calculator":
-        for c in record["results"]:
-            rows.append({
-                "dataset": "-", "model": "-", "prior": "-", "bound": c["bound"], "n": c["n_bound"],
-                "emp_risk": c["emp_risk"], "test_error": None, "complexity": c["kl"] / c["n_bound"],
-                "certificate": c["value"], "vacuous": c["vacuous"], "kind": "certificate",
-            })
+    for i, r in enumerate(record["results"] if make else ()):
+        if not isinstance(r, Mapping):
+            raise ValueError(f"result entry {i} must be an object, got {reprlib.repr(r)}")
+        try:
+            rows += make(record, cfg, r)
+        except _MALFORMED as err:
+            raise ValueError(f"result entry {i}: {_what_is_wrong(err)}") from err
     return rows
+
+
+def report_rows(records: Iterable[tuple[Any, dict]]) -> tuple[list[dict], list[str]]:
+    """The rows of every (path, record) pair, and one message per malformed record naming its
+    file and what is wrong (such a record gives no rows; the others are reported)."""
+    rows, errors = [], []
+    for path, record in records:
+        try:
+            rows += rows_from_record(record)
+        except ValueError as err:
+            errors.append(f"{path}: {err}")
+    return rows, errors
+
+
+def _mean_kind(kinds: Sequence[str]) -> str:
+    """The kind of a group's row: 'mean of N certificates' (a mean, never a certificate itself),
+    or 'mean of N rows of different kinds (...)'."""
+    n, distinct = len(kinds), sorted(set(kinds))
+    if len(distinct) > 1:
+        return f"mean of {n} rows of different kinds ({', '.join(distinct)})"
+    first, _, rest = distinct[0].partition(" ")
+    return f"mean of {n} {first}{'' if n == 1 else 's'}{' ' + rest if rest else ''}"
 
 
 def group_rows(rows: list[dict], keys: list[str]) -> list[dict]:
     """One row per distinct value of ``keys``: numbers averaged (the bound's mean over the group),
-    ``runs`` counts the members, ``vacuous`` is true if any member is."""
+    ``runs`` counts the members, ``vacuous`` is true if any member is, and ``kind`` says the row is
+    a mean (:func:`_mean_kind`). A group whose rows are of different bounds is refused: a mean of
+    different formulas' values is no bound (``ValueError`` naming the group; group by 'bound' too)."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
     out = []
     for key, members in groups.items():
         row = dict(zip(keys, key))
+        bounds = sorted({str(m.get("bound")) for m in members})
+        if len(bounds) > 1:
+            where = ", ".join(f"{k} {v}" for k, v in row.items())
+            raise ValueError(f"argument '--group-by': the group {where} mixes different bounds "
+                             f"({', '.join(map(repr, bounds))}), whose mean is no bound; add 'bound' to the fields")
         for col in ("n", "emp_risk", "test_error", "complexity", "certificate"):
             vals = [m[col] for m in members if isinstance(m.get(col), (int, float))]
             if vals and col not in keys:
                 row[col] = sum(vals) / len(vals)
         row["vacuous"] = any(m.get("vacuous") for m in members)
-        for col in ("dataset", "model", "prior", "bound", "kind"):
+        for col in ("dataset", "model", "prior", "bound"):
             if col not in row:
                 distinct = {m.get(col) for m in members}
                 row[col] = distinct.pop() if len(distinct) == 1 else "*"
+        row["kind"] = _mean_kind([str(m.get("kind")) for m in members])
         row["runs"] = len(members)
         out.append(row)
     return out

@@ -130,3 +130,143 @@ def test_certify_your_model_notebook(tmp_path):
     assert "warning: certificate" in text and "KL/n" in text
     values = [float(v) for v in re.findall(r"certificate (0\.\d+)", text)]
     assert len(values) >= 3 and values[0] > 0.5 and max(values[-2:]) < 0.2   # data-free; Flax and JAX with data
+
+
+# ---------------------------------------------------------------------------------------
+# What a row is: grouped means, Langevin rows, DP rows
+
+
+def _langevin_record(train_error=0.6, gap=0.5):
+    bound = {"value": gap, "per_draw": [gap], "target": "gap", "kind": "estimate", "vacuous": gap >= 1}
+    return new_record("langevin", {"dataset": "mnist-5k", "n": 400}, 0,
+                      [{"step": 50, "train_error": train_error, "test_error": 0.3, "bounds": {"negrea_loo": bound}}])
+
+
+def test_grouped_rows_say_they_are_means_never_certificates(tmp_path, capsys):
+    rows = rows_from_record(_pb_record()) + rows_from_record(_pb_record(values=(0.2, 0.3)))
+    g = group_rows(rows, ["bound"])
+    assert [r["kind"] for r in g] == ["mean of 2 certificates", "mean of 2 certificates"]
+    assert group_rows(rows[:1], ["bound"])[0]["kind"] == "mean of 1 certificate"
+    write_record(tmp_path / "a.json", _pb_record())
+    write_record(tmp_path / "b.json", _pb_record(values=(0.2, 0.3)))
+    assert main(["report", str(tmp_path), "--group-by", "bound", "--format", "csv"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and all(",mean of 2 certificates," in line for line in out[1:]), out
+    assert main(["report", str(tmp_path), "--group-by", "bound"]) == 0
+    assert "mean over the rows of its group" in capsys.readouterr().out     # the note under the table
+
+
+def test_groups_mixing_bounds_are_refused(tmp_path, capsys):
+    rows = rows_from_record(_pb_record())                 # objectives quad and classic, one dataset
+    with pytest.raises(ValueError, match=r"'--group-by'.*'classic', 'quad'.*add 'bound'"):
+        group_rows(rows, ["dataset"])
+    write_record(tmp_path / "a.json", _pb_record())
+    assert main(["report", str(tmp_path), "--group-by", "dataset"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("genbounds: error:") and "'--group-by'" in err and "\n" not in err
+
+
+def test_groups_mixing_kinds_say_so():
+    dp = _pb_record()
+    dp["config"].update(prior="dp", dp_epsilon=1.0)
+    for r in dp["results"]:
+        r["certificate"]["details"]["dp_prior"] = {"privacy": "approximate: SGLD", "adjustment_nats": 0.0}
+    rows = rows_from_record(_pb_record()) + rows_from_record(dp)
+    quad = next(r for r in group_rows(rows, ["bound"]) if r["bound"] == "quad")
+    assert quad["kind"] == ("mean of 2 rows of different kinds (certificate, "
+                            "certificate if SGLD's privacy approximation holds)")
+
+
+def test_langevin_row_is_vacuous_when_train_error_plus_gap_bound_reaches_one():
+    (row,) = rows_from_record(_langevin_record(0.6, 0.5))
+    assert row["certificate"] >= 1.1 and row["vacuous"] is True
+    (row,) = rows_from_record(_langevin_record(0.1, 0.5))
+    assert 0.6 <= row["certificate"] <= 0.6 + 1e-15 and row["vacuous"] is False
+
+
+def test_dp_rows_kl_over_n_includes_the_dp_adjustment():
+    record = json.loads((COMMITTED / "pac-bayes-digits-dp-eps1.0.json").read_text())
+    c = record["results"][0]["certificate"]
+    (row,) = rows_from_record(record)
+    assert c["details"]["dp_prior"]["adjustment_nats"] == pytest.approx(780.1005, abs=1e-4)
+    assert row["complexity"] == pytest.approx((8.258958 + 780.100514) / 1438, rel=1e-6)     # 0.54822, not 0.00574
+    plain = json.loads((COMMITTED / "pac-bayes-digits-alpha0.5.json").read_text())
+    c = plain["results"][0]["certificate"]
+    assert rows_from_record(plain)[0]["complexity"] == c["kl"] / c["n_bound"]          # no DP prior: KL/n
+
+
+# ---------------------------------------------------------------------------------------
+# Malformed result entries: one line per record, the others reported
+
+
+def _cmi_record():
+    bound = {"value": 0.2, "applicable": True, "mi": "loss pair", "target": "gap", "kind": "estimate",
+             "vacuous": False}
+    return new_record("cmi", {"dataset": "digits", "arch": "mlp"}, 0, [{
+        "n": 75, "bounds": {"ecmi": bound},
+        "summary": {"train_error": 0.0, "test_error": 0.05, "mean_mi": {"loss_pair": 0.01}}}])
+
+
+def _broken(make, path, value):
+    """A record from ``make()`` with the entry at ``path`` (keys into the record) replaced by
+    ``value``, or deleted when ``value`` is ``KeyError``."""
+    record = make()
+    *head, last = path
+    node = record
+    for key in head:
+        node = node[key]
+    if value is KeyError:
+        del node[last]
+    else:
+        node[last] = value
+    return record
+
+
+MALFORMED = {
+    "missing_n_bound": (_pb_record, ("results", 0, "certificate", "n_bound"), KeyError, "'n_bound'"),
+    "missing_certificate": (_pb_record, ("results", 1, "certificate"), KeyError, "'certificate'"),
+    "string_value": (_pb_record, ("results", 0, "certificate", "value"), "0.1", "'value'"),
+    "none_emp_risk": (_pb_record, ("results", 0, "certificate", "emp_risk"), None, "'emp_risk'"),
+    "zero_n": (_pb_record, ("results", 0, "certificate", "n_bound"), 0, "'n_bound'"),
+    "none_certificate": (_pb_record, ("results", 0, "certificate"), None, "certificate"),
+    "entry_not_object": (_pb_record, ("results", 0), 3, "result entry 0"),
+    "none_details": (_pb_record, ("results", 0, "certificate", "details"), None, "details"),
+    "cmi_missing_summary": (_cmi_record, ("results", 0, "summary"), KeyError, "'summary'"),
+    "cmi_none_mi": (_cmi_record, ("results", 0, "summary", "mean_mi"), None, "mean_mi"),
+    "langevin_none_train_error": (_langevin_record, ("results", 0, "train_error"), None, "'train_error'"),
+    "langevin_bounds_list": (_langevin_record, ("results", 0, "bounds"), [1], "bounds"),
+    "calculator_zero_n": (lambda: new_record("calculator", {}, None, [{
+        "bound": "seeger", "n_bound": 1000, "emp_risk": 0.03, "kl": 5.0, "value": 0.1, "vacuous": False}]),
+        ("results", 0, "n_bound"), 0, "'n_bound'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_report_names_each_malformed_record_and_reports_the_rest(tmp_path, capsys, name):
+    make, path, value, needle = MALFORMED[name]
+    write_record(tmp_path / "good.json", _pb_record())
+    write_record(tmp_path / f"{name}.json", _broken(make, path, value))
+    assert main(["report", str(tmp_path), "--format", "csv"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 3 and "0.1235" in captured.out     # header + the good record's 2 rows
+    err = [line for line in captured.err.splitlines() if line]
+    assert len(err) == 1, err
+    assert err[0].startswith("genbounds: skipped") and f"{name}.json" in err[0] and needle in err[0], err[0]
+    assert "Traceback" not in captured.err
+
+
+def test_report_of_only_malformed_records_is_one_error_line(tmp_path, capsys):
+    write_record(tmp_path / "bad.json", _broken(_pb_record, ("results", 0, "certificate", "n_bound"), 0))
+    assert main(["report", str(tmp_path)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(err) == 2 and "bad.json" in err[0] and err[1].startswith("genbounds: error:")
+
+
+@pytest.mark.parametrize("digits", ["40", "-1", "x"])
+def test_report_digits_out_of_range_is_one_line_exit_2(tmp_path, capsys, digits):
+    write_record(tmp_path / "a.json", _pb_record())
+    assert main(["report", str(tmp_path), "--digits", digits]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--digits" in err and "\n" not in err and "Traceback" not in err
+    assert main(["report", str(tmp_path), "--digits", "12", "--format", "csv"]) == 0
+    assert "0.123401000000" in capsys.readouterr().out
