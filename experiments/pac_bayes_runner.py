@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 import pickle
 import time
@@ -45,7 +46,13 @@ from .records import new_record, write_atomic, write_json_atomic, write_record
 from .report import format_number
 
 __all__ = ["PacBayesConfig", "QUICKSTART", "MLP_DIGITS", "Setup", "PriorResult", "run_pac_bayes", "prepare",
-           "prior_stage", "posterior_stage", "certify_stage", "mask_comparison", "record_stage", "all_certificates"]
+           "prior_stage", "posterior_stage", "certify_stage", "mask_comparison", "record_stage", "all_certificates",
+           "prior_split_size"]
+
+
+def _whole_positive(x: Any) -> bool:
+    """Whether ``x`` is a whole number >= 1 (an int, not a bool or a float)."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= 1
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,10 @@ class PacBayesConfig(RunConfig):
             (isinstance(self.settings_looked_at, int) and self.settings_looked_at >= 1, "settings_looked_at",
              "a whole number >= 1"),
             (self.epochs >= 0 and self.prior_epochs >= 0, "epochs", ">= 0"),
+            (_whole_positive(self.batch), "batch", "a whole number >= 1"),
+            (_whole_positive(self.prior_batch), "prior_batch", "a whole number >= 1"),
+            # The bounded log-loss -ln(max(p, p_min)) / ln(1/p_min) lies in [0, 1] only for 0 < p_min < 1.
+            (0.0 < self.p_min < 1.0, "p_min", "in (0, 1) (the bounded log-loss divides by ln(1/p_min))"),
         ]
         self._validate(checks)
 
@@ -240,13 +251,23 @@ def prepare(cfg: PacBayesConfig, out: str | os.PathLike, log: Callable[[str], No
     idx = np.zeros(0, dtype=np.int64)
     if cfg.prior == "data":
         perm = np.asarray(jax.random.permutation(keys["split"], len(data.train)))
-        idx = np.sort(perm[: int(round(cfg.alpha * len(data.train)))])
+        idx = np.sort(perm[: prior_split_size(cfg.alpha, len(data.train))])
     if cfg.standardize:
         data = standardize(data, idx)
     log(f"{cfg.dataset}: {len(data.train)} training / {len(data.test)} test examples, {k} classes; "
         f"{net.name}; prior: {cfg.prior}" + ("; inputs standardised with the prior data's statistics"
                                               if cfg.standardize else ""))
     return Setup(cfg, data, net, keys, idx, out, ckpt)
+
+
+def prior_split_size(alpha: float, n_train: int) -> int:
+    """Training examples that build a data prior: round(alpha N) of the N, which must leave at
+    least one example for the prior and one for the bound set (1 <= round(alpha N) <= N - 1)."""
+    k = int(round(alpha * n_train))
+    if not 1 <= k <= n_train - 1:
+        raise ValueError(f"argument 'alpha' must leave at least one training example for the prior and one for the "
+                         f"bound set: round(alpha N) = {k} with alpha = {alpha!r} and N = {n_train}")
+    return k
 
 
 def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], None] = print) -> PriorResult:
