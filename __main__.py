@@ -2,6 +2,6 @@
 
 import sys
 
-from genbounds.experiments.cli import main
+from genbounds.cli import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
-"""The ``genbounds`` command line, experiment runners, records and the reporting layer.
+"""Experiment runners, records and the reporting layer (the ``genbounds`` command line, on top of
+them, is :mod:`genbounds.cli`).
 
-* :mod:`.cli`: ``genbounds`` (argparse); ``main(argv) -> exit status``;
 * :mod:`.config`: the config base and the names of optimisers (the only place strings become
   optax transformations);
 * :mod:`.pac_bayes_runner` / :mod:`.cmi_runner`: ``genbounds pac-bayes`` / ``quickstart`` and
@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import importlib
 
-from .cli import main
 from .config import OPTIMIZERS, RunConfig, make_optimizer
 from .records import load_record, load_records, new_record, write_record
 from .report import FORMATS, REPORT_COLUMNS, Column, format_number, render, rows_from_record
 
 __all__ = [
-    "main",
     "OPTIMIZERS",
     "RunConfig",
     "make_optimizer",

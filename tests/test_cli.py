@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import genbounds.bounds as B
-from genbounds.experiments.cli import main
+from genbounds.cli import main
 
 ARGS = ["bound", "pac-bayes", "--emp-risk", "0.03", "--kl", "5000", "--n", "55000", "--delta", "0.025"]
 

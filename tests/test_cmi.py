@@ -16,7 +16,7 @@ from genbounds.bounds import cmi as B
 from genbounds.bounds import kl_bernoulli
 from genbounds.estimators.supersample import bounds_from_runs, loo_bounds_from_runs
 from genbounds.estimators.supersample.mi import bootstrap_interval, encode_pairs, plugin_mi
-from genbounds.experiments.cli import main
+from genbounds.cli import main
 
 
 def test_plugin_mi_hand_tables():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from genbounds.experiments.cli import main
+from genbounds.cli import main
 from genbounds.experiments.pac_bayes_runner import PacBayesConfig, prior_split_size
 
 #: The quickest pac-bayes command (MLP of width 8, nothing trained): only validation is under test.

@@ -92,7 +92,7 @@ def test_population_over_two_processes_equals_one_process(tmp_path):
     writes the same record as one process, and only process 0 writes."""
     argv = ["cmi", "--n", "6", "12", "--k1", "2", "--k2", "4", "--epochs", "30", "--no-progress", "--format", "json"]
     single = tmp_path / "single"
-    one = _run(f"from genbounds.experiments.cli import main; raise SystemExit(main({argv + ['--out', str(single)]!r}))",
+    one = _run(f"from genbounds.cli import main; raise SystemExit(main({argv + ['--out', str(single)]!r}))",
                devices=1)
     assert one.returncode == 0, one.stderr[-3000:]
     multi = tmp_path / "multi"

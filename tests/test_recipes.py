@@ -7,7 +7,7 @@ import pytest
 
 import genbounds.experiments.pac_bayes_runner as pbm
 from genbounds.experiments import recipes, search
-from genbounds.experiments.cli import main
+from genbounds.cli import main
 from genbounds.experiments.config import make_optimizer
 from genbounds.experiments.records import load_record
 

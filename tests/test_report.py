@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from genbounds.experiments.cli import main
+from genbounds.cli import main
 from genbounds.experiments.records import new_record, write_record
 from genbounds.experiments.report import REPORT_COLUMNS, format_number, group_rows, render, rows_from_record
 

@@ -11,7 +11,7 @@ import pytest
 import genbounds.experiments.pac_bayes_runner as pbm
 from genbounds.bounds import Certificate
 from genbounds.estimators import data as D
-from genbounds.experiments.cli import main
+from genbounds.cli import main
 from genbounds.experiments.records import load_record, load_records, new_record, write_record
 
 TINY = pbm.PacBayesConfig(arch="mlp", prior_dropout=0.0, widths=(16,), prior_epochs=2, epochs=3, mc_r=2, mc_m=4,

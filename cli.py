@@ -12,8 +12,35 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import OPTIMIZERS, SCHEDULES
-from .report import FORMATS, REPORT_NOTE, Column, format_number, render
+import numpy as np
+
+from .bounds import format_delta, format_upper, pac_bayes_certificate, union_minimum
+from .estimators.augment import AUGMENTATIONS
+from .estimators.devices import initialize_distributed, is_main_process
+from .estimators.supersample import bounds_from_runs, loo_bounds_from_runs, loo_losses
+from .experiments.cmi_runner import CMIConfig, run_cmi
+from .experiments.config import OPTIMIZERS, SCHEDULES
+from .experiments.langevin_runner import LangevinConfig, run_langevin_experiment
+from .experiments.pac_bayes_runner import QUICKSTART, PacBayesConfig, run_pac_bayes
+from .experiments.recipes import RECIPES, recipe_table, run_recipe
+from .experiments.records import load_records, new_record, write_record
+from .experiments.report import (
+    FORMATS,
+    GROUP_NOTE,
+    REPORT_COLUMNS,
+    REPORT_NOTE,
+    Column,
+    cmi_columns,
+    cmi_rows,
+    format_number,
+    group_rows,
+    render,
+    report_rows,
+    summary_columns,
+    summary_rows,
+)
+from .paper_figures import make_all
+from .paper_figures.fig_certificates import make_run_figure
 
 __all__ = ["PROG", "build_parser", "main"]
 
@@ -85,8 +112,6 @@ def _add_bound_pac_bayes(sub) -> None:
 
 
 def _run_bound_pac_bayes(args: argparse.Namespace) -> str:
-    from ..bounds import format_delta, format_upper, pac_bayes_certificate, union_minimum
-
     mc_delta = args.mc_delta
     if args.mc_samples is not None and mc_delta is None:
         mc_delta = 0.01
@@ -101,8 +126,6 @@ def _run_bound_pac_bayes(args: argparse.Namespace) -> str:
         for name in PAC_BAYES_ORDER
     ]
     if args.save:
-        from .records import new_record, write_record
-
         config = {k: v for k, v in vars(args).items() if k not in ("func", "format", "digits", "save")}
         write_record(args.save, new_record("calculator", config, None, [c.to_dict() for c in certs]))
     if args.format == "json":
@@ -162,9 +185,6 @@ def _note(c) -> str:
 
 
 def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
-    from ..estimators.augment import AUGMENTATIONS
-    from .pac_bayes_runner import QUICKSTART, PacBayesConfig
-
     d = QUICKSTART if quick else PacBayesConfig()
     p.add_argument("--out", default=None, help="output folder (default results/<command>/)")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -236,8 +256,6 @@ def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
 
 
 def _config_from_args(args: argparse.Namespace):
-    from .pac_bayes_runner import QUICKSTART, PacBayesConfig
-
     if args.command == "quickstart":
         return dataclasses.replace(QUICKSTART, seed=args.seed)
     fields = {f.name for f in dataclasses.fields(PacBayesConfig)}
@@ -249,10 +267,6 @@ def _config_from_args(args: argparse.Namespace):
 
 
 def _run_pac_bayes(args: argparse.Namespace) -> str:
-    from ..paper_figures.fig_certificates import make_run_figure
-    from .pac_bayes_runner import run_pac_bayes
-    from .report import summary_columns, summary_rows
-
     cfg = _config_from_args(args)
     out = Path(args.out or f"results/{args.command}")
     def log(message: str) -> None:
@@ -263,7 +277,6 @@ def _run_pac_bayes(args: argparse.Namespace) -> str:
     table = render(summary_columns(), summary_rows(record), args.format, json_key="objective")
     if args.format != "table":
         return table
-    from ..bounds import format_delta
 
     res = record["results"][0]["certificate"]
     foot = [
@@ -328,10 +341,6 @@ def _add_bound_cmi(sub) -> None:
 
 
 def _run_bound_cmi(args: argparse.Namespace) -> str:
-    import numpy as np
-
-    from ..estimators.supersample import bounds_from_runs, loo_bounds_from_runs, loo_losses
-
     try:
         z = np.load(args.runs, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
@@ -372,8 +381,6 @@ def _run_bound_cmi(args: argparse.Namespace) -> str:
 
 
 def _add_cmi(commands) -> None:
-    from .cmi_runner import CMIConfig
-
     d = CMIConfig()
     p = commands.add_parser(
         "cmi", help="supersample experiment: populations of models, every CMI bound per n",
@@ -412,11 +419,7 @@ def _run_cmi(args: argparse.Namespace) -> str:
     if args.coordinator is not None or args.num_processes > 1:
         if args.coordinator is None:
             raise ValueError("argument '--num-processes' needs '--coordinator HOST:PORT' (the address of process 0)")
-        from ..estimators.devices import initialize_distributed
         initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-    from ..estimators.devices import is_main_process
-    from .cmi_runner import CMIConfig, run_cmi
-    from .report import cmi_columns, cmi_rows
 
     fields = {f.name for f in dataclasses.fields(CMIConfig)}
     values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items() if k in fields}
@@ -447,8 +450,6 @@ def _estimates_table(table: str, fmt: str, what: str, out: Path, record: dict) -
 
 
 def _add_langevin(commands) -> None:
-    from .langevin_runner import LangevinConfig
-
     d = LangevinConfig()
     p = commands.add_parser(
         "langevin", help="full-batch Langevin dynamics: bound estimates along the trajectory vs the gap",
@@ -476,8 +477,6 @@ def _add_langevin(commands) -> None:
 
 
 def _run_langevin(args: argparse.Namespace) -> str:
-    from .langevin_runner import LangevinConfig, run_langevin_experiment
-
     fields = {f.name for f in dataclasses.fields(LangevinConfig)}
     cfg = LangevinConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
                             if k in fields})
@@ -519,8 +518,6 @@ def _add_reproduce(commands) -> None:
 
 
 def _run_reproduce(args: argparse.Namespace) -> str:
-    from .recipes import RECIPES, recipe_table, run_recipe
-
     if args.list or args.name is None:
         if not args.list:
             raise ValueError("argument 'name' is required (genbounds reproduce --list shows the protocols)")
@@ -561,9 +558,6 @@ def _add_report(commands) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> str:
-    from .records import load_records
-    from .report import GROUP_NOTE, REPORT_COLUMNS, group_rows, report_rows
-
     good, errors = load_records(args.results)
     rows, malformed = report_rows(good)
     for e in errors + malformed:
@@ -598,8 +592,6 @@ def _add_figures(commands) -> None:
 
 
 def _run_figures(args: argparse.Namespace) -> str:
-    from ..paper_figures import make_all
-
     files, notes = make_all(args.results, args.out)
     for n in notes:
         print(f"{PROG}: {n}", file=sys.stderr)
