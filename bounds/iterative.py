@@ -55,7 +55,7 @@ from scipy.special import expit
 from ._array import ArrayLike, check_count, check_probability, check_range
 
 __all__ = ["langevin_noise_variance", "gaussian_step_kl", "negrea_bound", "haghifam_ld_bound",
-           "hypothesis_llr", "wrong_member_weight", "neu_sgd_bound"]
+           "hypothesis_llr", "wrong_member_weight", "neu_information", "neu_sgd_bound"]
 
 
 _RANGES = {"statistic": (0.0, False), "positive": (0.0, True), "real": (-math.inf, True)}
@@ -180,24 +180,56 @@ def wrong_member_weight(llr: ArrayLike) -> np.ndarray:
     return expit(cum)
 
 
+def neu_information(eta: ArrayLike, sigma: ArrayLike, sensitivity: ArrayLike, variance: ArrayLike) -> float:
+    r"""Neu et al. (2021)'s information sum :math:`\sum_t \frac{\eta_t^2}{\sigma_t^2}\,
+    \mathbb{E}[\Gamma_{\sigma_{1:t}}(W_t) + V_t(W_t)]` (half the Theorem-5 bound on
+    :math:`I(\tilde W_T; S)`), the expectation estimated by the mean over every leading axis.
+
+    Args:
+        eta, sigma: ``[T]`` step sizes and perturbation scales.
+        sensitivity, variance: ``[T]`` or ``[..., T]``: Gamma_t and V_t per run, any leading axes
+            (training-set draws, runs on each), all pooled: the expectation is over the training
+            set and the algorithm's randomness together.
+    """
+    eta, sigma = _checked("eta", eta, "positive"), _checked("sigma", sigma, "positive")
+    if eta.ndim != 1:
+        raise ValueError(f"argument 'eta' must be [T], got shape {eta.shape}")
+    if sigma.shape != eta.shape:
+        raise ValueError(f"argument 'sigma' must be [T] = {list(eta.shape)} like 'eta', got shape {list(sigma.shape)}")
+    pooled = []
+    for name, x in (("sensitivity", sensitivity), ("variance", variance)):
+        a = _checked(name, x)
+        if a.ndim < 1 or a.shape[-1] != eta.shape[0]:
+            raise ValueError(f"argument {name!r} must be [..., T] with T = {eta.shape[0]}, got shape {list(a.shape)}")
+        pooled.append(a.reshape(-1, eta.shape[0]).mean(axis=0))
+    return float(np.sum(eta**2 / sigma**2 * (pooled[0] + pooled[1])))
+
+
 def neu_sgd_bound(eta: ArrayLike, sigma: ArrayLike, sensitivity: ArrayLike, variance: ArrayLike, n: int,
-                  subgaussian: float = 0.5, value_sensitivity_gap: float = 0.0) -> float:
+                  subgaussian: float = 0.5, value_sensitivity_gap: ArrayLike = 0.0) -> float:
     r"""Neu, Dziugaite, Haghifam & Roy (2021), Theorem 1 (vanilla SGD):
 
     .. math:: |\mathrm{gen}| \le \sqrt{\frac{4R^2}{n}\sum_t \frac{\eta_t^2}{\sigma_t^2}\,
               \mathbb{E}[\Gamma_{\sigma_{1:t}}(W_t) + V_t(W_t)]} + |\mathbb{E}[\Delta(W_T, S') - \Delta(W_T, S)]|
 
+    Every expectation is over the training set S and the algorithm's randomness together (an MI
+    bound: no conditioning), so it sits *inside* the square root and inside the absolute value.
+    Statistics of several training sets are pooled before either (the mean over every leading
+    axis); a mean of per-draw bounds would be smaller (Jensen: 1/sqrt(2) of the bound on two
+    draws one of which carries all the information).
+
     Args:
         eta, sigma: ``[T]`` step sizes and the perturbation scales (fixed before the run).
-        sensitivity: ``[T]`` E Gamma_{sigma_{1:t}}(W_t), gradient sensitivity to the accumulated
-            perturbation (0 at t = 1); variance: ``[T]`` E V_t(W_t), deviation of the batch gradient
-            from the *population* gradient (estimate it with held-out data, never S).
-        value_sensitivity_gap: |E[Delta(W_T, S') - Delta(W_T, S)]|.
+        sensitivity: ``[T]`` or ``[..., T]`` Gamma_{sigma_{1:t}}(W_t) per run, gradient sensitivity
+            to the accumulated perturbation (0 at t = 1); variance: ``[T]`` or ``[..., T]`` V_t(W_t),
+            deviation of the batch gradient from the *population* gradient (estimate it with
+            held-out data, never S). Leading axes (draws, runs) are pooled (:func:`neu_information`).
+        n: training-set size. subgaussian: R of the evaluated loss (1/2 for a [0, 1] loss).
+        value_sensitivity_gap: Delta(W_T, S') - Delta(W_T, S), signed, a number or one per run
+            (averaged before the absolute value is taken).
     """
-    eta, sigma = _checked("eta", eta, "positive"), _checked("sigma", sigma, "positive")
-    g, v = _checked("sensitivity", sensitivity), _checked("variance", variance)
+    total = neu_information(eta, sigma, sensitivity, variance)
     check_count("n", n)
     sub = float(_checked("subgaussian", subgaussian, "positive"))
-    gap = float(_checked("value_sensitivity_gap", value_sensitivity_gap, "real"))
-    total = float(np.sum(eta**2 / sigma**2 * (g + v)))
+    gap = float(np.mean(_checked("value_sensitivity_gap", value_sensitivity_gap, "real")))
     return float(np.sqrt(4.0 * sub**2 / float(n) * total) + abs(gap))

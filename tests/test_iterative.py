@@ -167,7 +167,7 @@ def test_bounds_refuse_malformed_statistics():
 
 
 def test_langevin_experiment_records_bounds_at_every_checkpoint_and_resumes(tmp_path, capsys):
-    from genbounds.experiments.cli import main
+    from genbounds.cli import main
     from genbounds.experiments.langevin_runner import LangevinConfig, run_langevin_experiment
     from genbounds.experiments.records import load_record
 
@@ -261,7 +261,11 @@ def test_sgd_experiment_records_neu_bound_per_sigma(tmp_path):
     (row,) = rec["results"]
     assert row["step"] == 6 and set(row["bounds"]) == {"neu_sgd_sigma0.01", "neu_sgd_sigma0.1"}
     for b in row["bounds"].values():
-        assert b["kind"] == "estimate" and b["value"] > 0 and len(b["per_draw"]) == 2
+        assert b["kind"] == "estimate" and b["value"] > 0 and b["interval"][0] <= b["value"] <= b["interval"][1]
+        assert len(b["per_draw_information"]) == 2 and len(b["per_draw_value_gap"]) == 2
+        # The value is the theorem at the statistics pooled over draws, not a mean of per-draw roots.
+        info, gaps = np.asarray(b["per_draw_information"]), np.asarray(b["per_draw_value_gap"])
+        assert b["value"] == pytest.approx(np.sqrt(4 * 0.25 / cfg.n * info.mean()) + abs(gaps.mean()), rel=1e-9)
     with pytest.raises(ValueError, match="'batch'"):
         LangevinConfig(algorithm="sgd", batch=0)
 
@@ -278,6 +282,8 @@ _VALID = {
                               n=10),
     "hypothesis_llr": dict(beta=2.0, eta=0.1, n=10, xi_other_true=np.ones(3), noise_dot=np.zeros(3)),
     "wrong_member_weight": dict(llr=np.zeros((2, 3))),
+    "neu_information": dict(eta=np.full(3, 0.1), sigma=np.full(3, 0.05), sensitivity=np.ones((2, 3)),
+                            variance=np.ones(3)),
     "neu_sgd_bound": dict(eta=np.full(3, 0.1), sigma=np.full(3, 0.05), sensitivity=np.ones(3), variance=np.ones(3),
                           n=10, subgaussian=0.5, value_sensitivity_gap=0.0),
 }
@@ -317,3 +323,45 @@ def test_every_function_refuses_bad_input_naming_the_argument(fn, arg, bad):
     kwargs = dict(_VALID[fn], **{arg: _with(_VALID[fn][arg], bad)})
     with np.errstate(all="ignore"), pytest.raises(ValueError, match=f"'{arg}'"):
         getattr(iterative, fn)(**kwargs)
+
+
+def _sgd_draw(k2, steps, variance, value_gap):
+    """One outer draw of an SGD population (the arrays sgd_population records), one sigma."""
+    return {"variance": np.full((k2, steps), variance), "sensitivity": np.zeros((k2, steps, 1)),
+            "value_train": np.zeros((k2, 1)), "value_test": np.full((k2, 1), value_gap),
+            "train_error": np.zeros(k2), "test_error": np.zeros(k2)}
+
+
+def test_neu_bound_pools_the_draws_before_the_square_root():
+    """Neu et al. (2021), Theorem 1: the expectation over the training set (and SGD's randomness)
+    sits inside the square root, and |E[Delta(W, S') - Delta(W, S)]| takes the expectation before
+    the absolute value. Two draws, one with information sum I and one with none: the reported bound
+    is sqrt(4 R^2 / n * I / 2) = 0.3062, not the mean of per-draw roots (1/sqrt(2) of it, 0.2165);
+    value gaps +0.05 and -0.05 pool to 0, not 0.05."""
+    from genbounds.experiments.langevin_runner import LangevinConfig, _sgd_bounds
+
+    steps, n = 30, 40
+    cfg = LangevinConfig(dataset="digits", n=n, n_test=50, steps=steps, every=steps, k1=2, k2=2, batch=10,
+                         algorithm="sgd", sigmas=(0.1,), n_heldout=60, mc=2)
+    eta = cfg.step_size(np.arange(steps))
+    info = float(np.sum(eta**2 / 0.1**2 * 1.0))                     # draw 0: V_t = 1, Gamma_t = 0
+    assert info == pytest.approx(7.5)
+    pooled = np.sqrt(4 * 0.25 / n * info / 2)
+    assert pooled == pytest.approx(0.30619, abs=1e-5)
+    (row,) = _sgd_bounds(cfg, [_sgd_draw(2, steps, 1.0, 0.0), _sgd_draw(2, steps, 0.0, 0.0)])
+    b = row["bounds"]["neu_sgd_sigma0.1"]
+    assert b["value"] == pytest.approx(pooled, rel=1e-12)
+    assert b["value"] == pytest.approx(np.sqrt(2) * np.mean([np.sqrt(4 * 0.25 / n * info), 0.0]), rel=1e-12)
+    assert b["per_draw_information"] == pytest.approx([info, 0.0])
+    assert b["interval"][0] <= b["value"] <= b["interval"][1]
+    (row,) = _sgd_bounds(cfg, [_sgd_draw(2, steps, 0.0, 0.05), _sgd_draw(2, steps, 0.0, -0.05)])
+    assert row["bounds"]["neu_sgd_sigma0.1"]["value"] == pytest.approx(0.0, abs=1e-12)
+    # The bound function itself pools leading (draw, run) axes the same way.
+    stats = np.stack([np.ones((2, steps)), np.zeros((2, steps))])          # [draws, runs, T]
+    assert B.neu_sgd_bound(eta, np.full(steps, 0.1), np.zeros_like(stats), stats, n) == pytest.approx(pooled)
+    assert B.neu_sgd_bound(eta, np.full(steps, 0.1), np.zeros(steps), np.zeros(steps), n,
+                           value_sensitivity_gap=np.array([[0.05, 0.05], [-0.05, -0.05]])) == 0.0
+    with pytest.raises(ValueError, match="'variance'"):
+        B.neu_sgd_bound(eta, np.full(steps, 0.1), np.zeros(steps), np.zeros(steps + 1), n)
+    with pytest.raises(ValueError, match="'sigma'"):
+        B.neu_sgd_bound(eta, np.full(steps - 1, 0.1), np.zeros(steps), np.zeros(steps), n)
