@@ -494,7 +494,8 @@ def _run_langevin(args: argparse.Namespace) -> str:
     rows = [{**{k: r[k] for k in ("step", "beta", "eta", "train_error", "test_error", "gap")},
              **{b: r["bounds"][b]["value"] for b in shown}} for r in record["results"]]
     return _estimates_table(render(cols, rows, args.format), args.format,
-                            f"bounds on E[test error - training error] (0-1 loss) averaged over {cfg.k1} draws",
+                            "bounds on E[test error - training error] (0-1 loss), each expectation estimated "
+                            f"from {cfg.k1} draws (pooled before any square root)",
                             out, record)
 
 

@@ -41,6 +41,7 @@ from .iterative import (
     hypothesis_llr,
     langevin_noise_variance,
     negrea_bound,
+    neu_information,
     neu_sgd_bound,
     wrong_member_weight,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "hypothesis_llr",
     "langevin_noise_variance",
     "negrea_bound",
+    "neu_information",
     "neu_sgd_bound",
     "wrong_member_weight",
 ]
