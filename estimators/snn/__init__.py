@@ -1,5 +1,6 @@
 """PAC-Bayes side: stochastic neural networks, their training objectives and certificates.
 
+* :mod:`.base`: the ``Posterior`` pair every family shares and its softplus scale;
 * :mod:`.posterior`: posteriors and priors (a prior knows the training examples that built it);
 * :mod:`.families`: what each posterior family is (factorised Gaussian / Laplace weights,
   Bernoulli pruning masks, matrix-normal weights): sampling, training surrogate, KL;

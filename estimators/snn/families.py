@@ -1,4 +1,4 @@
-r"""Posterior families: how a :class:`~genbounds.estimators.snn.posterior.Posterior` is sampled,
+r"""Posterior families: how a :class:`~genbounds.estimators.snn.base.Posterior` is sampled,
 trained and charged for, one :class:`Family` per kind, looked up by name with :func:`get_family`.
 
 A posterior is always ``Posterior(mean, rho)`` (so optimisers, checkpoints and device placement
@@ -65,11 +65,10 @@ from ...bounds import (
 )
 from ...bounds.weight_kl import aligned_leaves
 from ..nets import Net, location_scale_draw, per_example_apply
+from .base import Params, Posterior, init_posterior, posterior_scale, softplus_inv
 
 __all__ = ["Family", "FAMILIES", "get_family", "posterior_scale", "magnitude_mask", "mask_prior", "mask_keep",
            "masked_weights", "mask_kl_float64", "sampled_keep_interval", "UNIFORM_GRID", "matrix_normal_factors"]
-
-Params = Any
 
 
 class Family(NamedTuple):
@@ -104,24 +103,8 @@ class Family(NamedTuple):
     eval_batch: int = 1000
 
 
-def softplus_inv(x):
-    """The inverse of softplus, x + ln(1 - e^{-x}) (scales to ``rho``)."""
-    return x + jnp.log(-jnp.expm1(-x))
-
-
-def _posterior(mean, rho):
-    from .posterior import Posterior  # posterior.py imports this module
-    return Posterior(mean, rho)
-
-
-def posterior_scale(post) -> Params:
-    """Per-weight scales softplus(rho) of a location-scale posterior (Gaussian std, Laplace b)."""
-    return jax.tree_util.tree_map(jax.nn.softplus, post.rho)
-
-
 def _location_scale(name: str, noise: Callable, kl_fn: Callable, local: bool) -> Family:
     def init(start, prior):
-        from .posterior import init_posterior
         return init_posterior(start, prior.scale)
 
     def sample(key, post):
@@ -217,7 +200,7 @@ def _mask_init(start, prior):
     keep = aligned_leaves("scale", prior.scale, prior.mean)
     rho = [jnp.full(jnp.shape(w), np.log(p) - np.log1p(-np.asarray(p, np.float64)), jnp.float32)
            for w, p in zip(leaves, keep)]
-    return _posterior(jax.tree_util.tree_map(jnp.asarray, prior.mean), jax.tree_util.tree_unflatten(treedef, rho))
+    return Posterior(jax.tree_util.tree_map(jnp.asarray, prior.mean), jax.tree_util.tree_unflatten(treedef, rho))
 
 
 def magnitude_mask(params: Params, sparsity: float) -> Params:
@@ -280,7 +263,7 @@ def _mn_init(start, prior):
             return {k: jnp.diag(jnp.full((d,), softplus_inv(jnp.float32(math.sqrt(prior.scale)))))
                     for k, d in (("a", w.shape[0]), ("b", w.shape[1]))}
         return jnp.full(w.shape, softplus_inv(jnp.float32(prior.scale)))
-    return _posterior(jax.tree_util.tree_map(jnp.asarray, start), jax.tree_util.tree_map(rho, start))
+    return Posterior(jax.tree_util.tree_map(jnp.asarray, start), jax.tree_util.tree_map(rho, start))
 
 
 def _mn_sample(key, post):

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
-from .families import FAMILIES, get_family, mask_keep, matrix_normal_factors, posterior_scale, softplus_inv
+from .base import Params, Posterior, init_posterior, posterior_scale
+from .families import FAMILIES, get_family, mask_keep, matrix_normal_factors
 
 __all__ = [
     "FAMILIES",
@@ -38,18 +38,6 @@ __all__ = [
     "kl_float64",
     "distributions",
 ]
-
-Params = Any
-
-
-class Posterior(NamedTuple):
-    """A posterior: ``mean`` and ``rho`` pytrees whose meaning the family gives
-    (:mod:`genbounds.estimators.snn.families`): Gaussian / Laplace scale = softplus(rho); mask
-    keep probability = sigmoid(rho) over the fixed weights ``mean``; matrix-normal Cholesky
-    factors from ``rho``'s squares."""
-
-    mean: Params
-    rho: Params
 
 
 @dataclass(frozen=True)
@@ -115,16 +103,6 @@ class Prior:
     @property
     def n_data(self) -> int:
         return int(self.data_indices.shape[0])
-
-
-def init_posterior(mean: Params, scale: float | Params) -> Posterior:
-    """Posterior centred at ``mean`` with scale ``scale`` (a number or a pytree)."""
-    if not isinstance(scale, (int, float)):
-        rho = jax.tree_util.tree_map(lambda s: softplus_inv(jnp.asarray(s, jnp.float32)), scale)
-    else:
-        rho0 = softplus_inv(jnp.float32(scale))
-        rho = jax.tree_util.tree_map(lambda m: jnp.full(jnp.shape(m), rho0), mean)
-    return Posterior(jax.tree_util.tree_map(jnp.asarray, mean), rho)
 
 
 def sample_params(key: jax.Array, post: Posterior, family: str = "gaussian") -> Params:
