@@ -1,9 +1,9 @@
 """Training objectives: differentiable PAC-Bayes bounds on a bounded surrogate loss.
 
-The surrogate is the cross-entropy with the predicted probability clamped at ``p_min`` and
-divided by ln(1/p_min), so it lies in [0, 1] and is itself certifiable (Pérez-Ortiz et al.
-2021, Section 4; Dziugaite & Roy 2017 train on a bounded loss too). Each objective is the
-corresponding bound of :mod:`bounds.pac_bayes` evaluated on JAX arrays:
+The surrogate is :func:`genbounds.estimators.losses.bounded_cross_entropy` (re-exported here with
+:func:`~genbounds.estimators.losses.zero_one`): the cross-entropy with the predicted probability
+clamped at ``p_min`` and divided by ln(1/p_min), so it lies in [0, 1] and is itself certifiable.
+Each objective is the corresponding bound of :mod:`bounds.pac_bayes` evaluated on JAX arrays:
 
 * ``classic`` (= ``mcallester``): emp + sqrt(B/2)
 * ``seeger``: kl^-1(emp, B), differentiated through the kl inverse's implicit JVP
@@ -24,23 +24,11 @@ import jax
 import jax.numpy as jnp
 
 from ... import bounds
-from ..nets import predict
+from ..losses import bounded_cross_entropy, zero_one
 
 __all__ = ["OBJECTIVES", "bounded_cross_entropy", "zero_one", "objective", "objective_extras"]
 
 OBJECTIVES = ("classic", "seeger", "quad", "lambda", "catoni")
-
-
-def bounded_cross_entropy(logits: jax.Array, y: jax.Array, p_min: float = 1e-4) -> jax.Array:
-    """Per-example -ln(max(p_y, p_min)) / ln(1/p_min), in [0, 1] (``logits: [N, K]``, ``y: [N]``)."""
-    logp = jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1)[:, 0]
-    return -jnp.maximum(logp, math.log(p_min)) / math.log(1.0 / p_min)
-
-
-def zero_one(logits: jax.Array, y: jax.Array) -> jax.Array:
-    """Per-example 0-1 loss of the argmax prediction (``logits: [N, K]``, ``y: [N]``); an example
-    whose logits are not all finite counts as an error (:func:`genbounds.estimators.nets.predict`)."""
-    return (predict(logits) != y).astype(jnp.float32)
 
 
 def objective_extras(name: str) -> dict:
