@@ -22,6 +22,7 @@ from .experiments.cmi_runner import CMIConfig, run_cmi
 from .experiments.config import OPTIMIZERS, SCHEDULES
 from .experiments.langevin_runner import LangevinConfig, run_langevin_experiment
 from .experiments.pac_bayes_runner import QUICKSTART, PacBayesConfig, run_pac_bayes
+from .experiments.plots import make_run_figure
 from .experiments.recipes import RECIPES, recipe_table, run_recipe
 from .experiments.records import load_records, new_record, write_record
 from .experiments.report import (
@@ -40,7 +41,6 @@ from .experiments.report import (
     summary_rows,
 )
 from .paper_figures import make_all
-from .paper_figures.fig_certificates import make_run_figure
 
 __all__ = ["PROG", "build_parser", "main"]
 

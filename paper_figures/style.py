@@ -1,14 +1,16 @@
-"""One look for every figure: sizes, fonts, colours, and saving as PNG and PDF."""
+"""One look for every figure: colours and labels per quantity, saving as PNG and PDF, and the
+figure scripts' command line; sizes and fonts are :func:`genbounds.experiments.plots.style`, which
+a run's own figure shares."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import sys
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from ..experiments.plots import style
+from ..experiments.records import load_records
 
 __all__ = ["COLORS", "LABELS", "style", "save", "cli"]
 
@@ -26,16 +28,6 @@ LABELS = {
     "loo_sqrt": "LOO-CMI (square root)", "loo_interpolating": "LOO-CMI interpolating",
     "haghifam_ld": "CMI, hypothesis test (Haghifam et al. 2020)", "negrea_loo": "leave-one-out (Negrea et al. 2019)",
 }
-
-
-@contextmanager
-def style():
-    with plt.rc_context({
-        "figure.dpi": 110, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 11,
-        "axes.labelsize": 10, "legend.fontsize": 8, "axes.spines.top": False,
-        "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
-    }):
-        yield
 
 
 def unique(name: str, seen: dict[str, int]) -> str:
@@ -59,10 +51,6 @@ def save(fig, out_dir: Path, name: str) -> list[Path]:
 
 def cli(make) -> None:
     """``python -m genbounds.paper_figures.fig_X RESULTS_DIR OUT_DIR``."""
-    import sys
-
-    from ..experiments.records import load_records
-
     if len(sys.argv) != 3:
         sys.exit(f"usage: python -m {make.__module__} RESULTS_DIR OUT_DIR")
     good, errors = load_records([sys.argv[1]])
