@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 __all__ = ["data_mesh", "batch_sharding", "replicated", "free_memory", "global_array", "to_host",
@@ -78,7 +79,6 @@ def to_host(x: jax.Array) -> np.ndarray:
     """A (possibly multi-process) array as a NumPy array on every process."""
     if getattr(x, "is_fully_addressable", True):
         return np.asarray(x)
-    from jax.experimental import multihost_utils
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
@@ -106,5 +106,4 @@ def broadcast_from_main(x):
     single-process run. Every process must call it, with a value of the same shape."""
     if jax.process_count() == 1:
         return x
-    from jax.experimental import multihost_utils
     return np.asarray(multihost_utils.broadcast_one_to_all(np.asarray(x)))
