@@ -14,7 +14,11 @@ import math
 import os
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from ...bounds import kl_inv_upper
 
 
 def scalar_bisection(q: float, c: float, tol: float = 1e-12) -> float:
@@ -49,11 +53,6 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-
-    import jax
-    import jax.numpy as jnp
-
-    from ...bounds import kl_inv_upper
 
     rng = np.random.default_rng(args.seed)
     q = rng.uniform(0.0, 1.0, args.n)

@@ -14,6 +14,14 @@ from __future__ import annotations
 import argparse
 import time
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ...estimators import langevin as L
+from ...estimators import nets
+from ..cmi_runner import CMIConfig, task_pool
+
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -23,14 +31,6 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--width", type=int, default=100)
     args = parser.parse_args(argv)
-
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    from ...estimators import langevin as L
-    from ...estimators import nets
-    from ..cmi_runner import CMIConfig, task_pool
 
     pool = task_pool(CMIConfig(dataset=args.dataset))
     net = nets.mlp(pool.x.shape[1:], (args.width,), 2)

@@ -27,7 +27,14 @@ import sys
 import textwrap
 import time
 
+import jax
 import numpy as np
+import optax
+
+from ...estimators import nets
+from ...estimators import supersample as S
+from ...estimators.steps import epoch_batches, steps_per_epoch, supervised_step
+from ..cmi_runner import CMIConfig, task_net, task_pool
 
 PROCESS_SCRIPT = textwrap.dedent("""
     import sys, jax, numpy as np, optax
@@ -49,10 +56,6 @@ PROCESS_SCRIPT = textwrap.dedent("""
 def _sequential(net, keys, px, py, idx, cfg) -> None:
     """A Python loop over runs and steps around one jitted single-model step: the shipped
     :func:`genbounds.estimators.steps.supervised_step` and minibatch rule, one dispatch per step."""
-    import jax
-
-    from ...estimators.steps import epoch_batches, supervised_step
-
     train = supervised_step(net, cfg.optimizer)
     step = jax.jit(train.step)
     m = idx.shape[1]
@@ -76,14 +79,6 @@ def main(argv=None) -> None:
     parser.add_argument("--seq-conv", nargs="+", default=["xla", "matmul"], choices=["xla", "matmul"],
                         help="CNN convolutions timed in the sequential loop")
     args = parser.parse_args(argv)
-
-    import jax
-    import optax
-
-    from ...estimators import nets
-    from ...estimators import supersample as S
-    from ...estimators.steps import steps_per_epoch
-    from ..cmi_runner import CMIConfig, task_net, task_pool
 
     print(f"jax {jax.__version__}, {jax.device_count()} {jax.devices()[0].platform} device(s), "
           f"{os.cpu_count()} CPU cores; {args.k2} runs per setting, {args.epochs} epochs, batch 128")

@@ -22,6 +22,16 @@ import pickle
 import time
 from pathlib import Path
 
+import jax
+import optax
+
+from ...bounds import format_upper, sample_convergence
+from ...estimators import nets, snn
+from ...estimators.data import load
+from ...estimators.devices import batch_sharding, data_mesh, replicated
+from ...estimators.steps import compile_epoch
+from ..pac_bayes_runner import PacBayesConfig
+
 
 def _throughput(batch: int, steps: int, num_classes: int, arch: str = "mlp-600-600") -> dict:
     """Examples/s of posterior training as it ships: :func:`genbounds.estimators.snn.posterior_step`
@@ -29,13 +39,6 @@ def _throughput(batch: int, steps: int, num_classes: int, arch: str = "mlp-600-6
     (:func:`genbounds.estimators.steps.compile_epoch`, ``steps`` minibatches of ``batch`` over
     device-resident data, split over the local devices), with per-example draws and with one draw
     per minibatch. The first epoch (compilation) is not timed."""
-    import jax
-    import optax
-
-    from ...estimators import nets, snn
-    from ...estimators.devices import batch_sharding, data_mesh, replicated
-    from ...estimators.steps import compile_epoch
-
     shape = (28, 28, 1)
     net = nets.mlp(shape, (600, 600), num_classes) if arch == "mlp-600-600" else nets.cnn(shape, num_classes)
     mean = net.init(jax.random.PRNGKey(0))
@@ -72,13 +75,6 @@ def main(argv=None) -> None:
     parser.add_argument("--throughput-arch", nargs="+", choices=("mlp-600-600", "cnn"), default=["mlp-600-600"])
     parser.add_argument("--skip-certificates", action="store_true", help="only the training throughput")
     args = parser.parse_args(argv)
-
-    import jax
-
-    from ...bounds import format_upper, sample_convergence
-    from ...estimators import nets, snn
-    from ...estimators.data import load
-    from ..pac_bayes_runner import PacBayesConfig
 
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {jax.device_count()} device(s)")
     if not args.skip_throughput:
