@@ -44,6 +44,12 @@ from .paper_figures import make_all
 
 __all__ = ["PROG", "build_parser", "main"]
 
+
+def _log_to_stderr(message: str) -> None:
+    """Progress messages of a run go to stderr, so stdout holds only the command's table."""
+    print(message, file=sys.stderr, flush=True)
+
+
 PROG = "genbounds"
 
 #: Order in which the calculator prints PAC-Bayes bounds (tightest family first).
@@ -269,10 +275,7 @@ def _config_from_args(args: argparse.Namespace):
 def _run_pac_bayes(args: argparse.Namespace) -> str:
     cfg = _config_from_args(args)
     out = Path(args.out or f"results/{args.command}")
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    record = run_pac_bayes(cfg, out, progress=not args.no_progress, log=log)
+    record = run_pac_bayes(cfg, out, progress=not args.no_progress, log=_log_to_stderr)
     fig = make_run_figure(record, out / "certificates.png")
     table = render(summary_columns(), summary_rows(record), args.format, json_key="objective")
     if args.format != "table":
@@ -426,11 +429,8 @@ def _run_cmi(args: argparse.Namespace) -> str:
     cfg = CMIConfig(**values)
     out = Path(args.out or f"results/cmi-{cfg.dataset}")
 
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
     record = run_cmi(cfg, out, progress=not args.no_progress and is_main_process(),
-                     log=log if is_main_process() else lambda message: None)
+                     log=_log_to_stderr if is_main_process() else lambda message: None)
     if not is_main_process():
         return ""
     return _estimates_table(render(cmi_columns(record), cmi_rows(record), args.format), args.format,
@@ -482,10 +482,7 @@ def _run_langevin(args: argparse.Namespace) -> str:
                             if k in fields})
     out = Path(args.out or f"results/langevin-{cfg.dataset}")
 
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    record = run_langevin_experiment(cfg, out, progress=not args.no_progress, log=log)
+    record = run_langevin_experiment(cfg, out, progress=not args.no_progress, log=_log_to_stderr)
     cols = [Column("step", "step"), Column("beta", "beta", digits=0) if cfg.algorithm == "langevin" else
             Column("eta", "eta"), Column("train_error", "train err"),
             Column("test_error", "test err"), Column("gap", "gap")]
@@ -530,10 +527,7 @@ def _run_reproduce(args: argparse.Namespace) -> str:
     recipe = RECIPES[args.name]
     out = Path(args.out or f"results/reproduce/{recipe.name}")
 
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    records = run_recipe(recipe, out, epochs_scale=args.epochs_scale, progress=not args.no_progress, log=log)
+    records = run_recipe(recipe, out, epochs_scale=args.epochs_scale, progress=not args.no_progress, log=_log_to_stderr)
     table = recipe_table(records, args.format)
     if args.format != "table":
         return table
