@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from .losses import zero_one
 from .steps import Step
 
 __all__ = ["LangevinState", "LangevinMetrics", "Schedule", "constant_schedule", "staircase_schedule",
@@ -81,8 +82,6 @@ def _gaussian(key: jax.Array, tree: Any, scale: jax.Array) -> Any:
 def net_losses(net) -> tuple[Callable, Callable]:
     """Per-example softmax cross-entropy (the training loss) and 0-1 loss (the evaluated, bounded
     loss) of a :class:`~genbounds.estimators.nets.Net`, as ``loss(params, x, y) -> [b]``."""
-    from .snn.objectives import zero_one
-
     def cross_entropy(params, x, y):
         logp = jax.nn.log_softmax(net.apply(params, x))
         return -jnp.take_along_axis(logp, y[:, None], axis=1)[:, 0]
