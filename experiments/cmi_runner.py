@@ -86,7 +86,7 @@ def task_pool(cfg: CMIConfig):
     """All examples of the binary task (train and test splits pooled: the supersample's ghost
     halves are the test data)."""
     if cfg.dataset == "synthetic":
-        from sklearn.datasets import make_classification
+        from sklearn.datasets import make_classification  # noqa: PLC0415 (optional dependency: experiments extra)
         x, y = make_classification(n_samples=20000, n_features=cfg.synthetic_features,
                                    n_informative=cfg.synthetic_features, n_redundant=0, n_repeated=0,
                                    n_classes=2, n_clusters_per_class=1, class_sep=1.0, flip_y=0.0,
