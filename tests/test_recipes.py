@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import genbounds.experiments.pac_bayes_runner as pbm
-from genbounds.experiments import recipes, search
 from genbounds.cli import main
+from genbounds.experiments import recipes, search
 from genbounds.experiments.config import make_optimizer
 from genbounds.experiments.records import load_record
 

@@ -19,13 +19,13 @@ from scipy.optimize import minimize_scalar
 
 from genbounds.bounds import cmi as B
 from genbounds.bounds import pac_bayes_certificate, seeger, union_minimum
+from genbounds.cli import main
 from genbounds.estimators import nets, snn
 from genbounds.estimators import supersample as S
 from genbounds.estimators.data import Dataset
 from genbounds.estimators.snn.objectives import zero_one
 from genbounds.estimators.supersample import bounds_from_runs, check_supersample_runs, loo_bounds_from_runs
 from genbounds.estimators.supersample.mi import plugin_mi
-from genbounds.cli import main
 
 CMI_BOUNDS = ("fcmi", "ecmi", "ldcmi", "single_loss", "binary_kl", "interpolating", "fast_rate",
               "fast_rate_closed_form", "fast_rate_variance", "fast_rate_sharpness")
