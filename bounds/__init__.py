@@ -35,6 +35,20 @@ from .cmi import (
     single_loss,
     sqrt_cmi,
 )
+from .excess import (
+    ExcessCertificate,
+    SplitKLExcess,
+    TernaryRates,
+    UnexpectedBernsteinBound,
+    certify_ternary_draws,
+    excess_certificate,
+    split_kl_excess,
+    ternary_rates,
+    test_set_bound,
+    unexpected_bernstein,
+    unexpected_bernstein_excess,
+    unexpected_bernstein_grid,
+)
 from .iterative import (
     gaussian_step_kl,
     haghifam_ld_bound,
@@ -99,6 +113,19 @@ __all__ = [
     "round_up",
     "pay_for_choice",
     "union_minimum",
+    # held-out (test-set) bound of a reference network; excess-loss certificates over it
+    "test_set_bound",
+    "split_kl_excess",
+    "unexpected_bernstein",
+    "unexpected_bernstein_excess",
+    "unexpected_bernstein_grid",
+    "ternary_rates",
+    "certify_ternary_draws",
+    "excess_certificate",
+    "ExcessCertificate",
+    "SplitKLExcess",
+    "TernaryRates",
+    "UnexpectedBernsteinBound",
     # KL between factorised weight distributions
     "kl_diag_gaussian",
     "kl_diag_laplace",
