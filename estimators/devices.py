@@ -6,9 +6,11 @@ that span several processes (JAX's multi-host runtime, ``jax.distributed``).
   partitioner inserts the gradient all-reduce. Per-example weight draws do not depend on the
   sharding (JAX's threefry is partitionable), so the same examples get the same draws on one
   device or many.
-* Population parallelism (CMI runs): runs are sharded over a ``"pop"`` mesh of every device of
-  every process. With ``jax.distributed.initialize`` called first, :func:`global_array` builds
-  inputs that span the processes and :func:`to_host` gathers results back on each of them.
+* Population parallelism (CMI and Langevin runs): runs are sharded over a ``"pop"`` mesh
+  (:func:`population_mesh`) of every device of every process (CMI), or of as many local devices as
+  divide the runs (Langevin). With ``jax.distributed.initialize`` called first,
+  :func:`global_array` builds inputs that span the processes and :func:`to_host` gathers results
+  back on each of them.
 * :func:`free_memory` is the budget that chunk sizes are planned against: the accelerator's own
   count (``bytes_limit - bytes_in_use``), or on CPU the host's available memory.
 """
@@ -23,8 +25,10 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["data_mesh", "batch_sharding", "replicated", "free_memory", "global_array", "to_host",
-           "initialize_distributed", "is_main_process", "broadcast_from_main"]
+from ..bounds._array import check_count
+
+__all__ = ["data_mesh", "batch_sharding", "replicated", "population_mesh", "population_shardings", "free_memory",
+           "global_array", "to_host", "initialize_distributed", "is_main_process", "broadcast_from_main"]
 
 
 def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh | None:
@@ -47,6 +51,28 @@ def replicated(mesh: Mesh | None, x):
     if mesh is None:
         return jax.device_put(x)
     return jax.device_put(x, NamedSharding(mesh, PartitionSpec()))
+
+
+def population_mesh(devices: Sequence[jax.Device] | None = None, *, runs: int | None = None) -> Mesh:
+    """A one-axis ``"pop"`` mesh for a population of runs, over ``devices`` (default: every device
+    of every process, ``jax.devices()``).
+
+    With ``runs``, over the first d of them, d the largest device count that divides ``runs``: every
+    device holds the same number of whole runs, a run never spans devices, so the runs' numbers do
+    not depend on how many devices there are."""
+    devices = list(devices) if devices is not None else jax.devices()
+    if not devices:
+        raise ValueError("argument 'devices' must name at least one device")
+    if runs is not None:
+        check_count("runs", runs)
+        devices = devices[: max(d for d in range(1, len(devices) + 1) if runs % d == 0)]
+    return Mesh(np.array(devices), ("pop",))
+
+
+def population_shardings(mesh: Mesh) -> tuple[NamedSharding, NamedSharding]:
+    """The two placements on a ``"pop"`` mesh: split along the leading (run) axis, and replicated
+    (the data every run reads)."""
+    return NamedSharding(mesh, PartitionSpec("pop")), NamedSharding(mesh, PartitionSpec())
 
 
 def free_memory(device: jax.Device | None = None) -> int:

@@ -189,3 +189,32 @@ def test_langevin_population_over_four_devices_equals_one(tmp_path):
         assert a["train_error"] == b["train_error"] and a["test_error"] == b["test_error"]
         for name in a["bounds"]:
             assert a["bounds"][name]["value"] == pytest.approx(b["bounds"][name]["value"], rel=1e-5)
+
+
+POPULATION_MESH = textwrap.dedent("""
+    import jax
+    from genbounds.estimators.devices import population_mesh, population_shardings
+    assert jax.local_device_count() == 4, jax.devices()
+    sizes = [int(population_mesh(runs=r).devices.size) for r in (8, 6, 7, 1)]
+    assert sizes == [4, 3, 1, 1], sizes                      # the most devices that divide the runs
+    mesh = population_mesh(jax.devices()[:2])
+    assert mesh.axis_names == ("pop",) and list(mesh.devices) == jax.devices()[:2]
+    assert population_mesh().devices.size == 4
+    pop, rep = population_shardings(population_mesh(runs=6))
+    x = jax.device_put(jax.numpy.arange(6.0), pop)
+    assert len(x.sharding.device_set) == 3 and x.sharding.shard_shape(x.shape) == (2,)
+    assert rep.shard_shape((6,)) == (6,)
+    for bad in (0, -2):
+        try:
+            population_mesh(runs=bad)
+        except ValueError as err:
+            assert "'runs'" in str(err), err
+        else:
+            raise AssertionError(bad)
+    print("POPULATION-MESH-OK")
+""")
+
+
+def test_population_mesh_uses_the_most_devices_that_divide_the_runs():
+    proc = _run(POPULATION_MESH)
+    assert proc.returncode == 0 and "POPULATION-MESH-OK" in proc.stdout, proc.stderr[-2000:]

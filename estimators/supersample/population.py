@@ -19,10 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from ..devices import free_memory, global_array, to_host
+from ..devices import free_memory, global_array, population_mesh, population_shardings, to_host
 from ..nets import Net, predict
 from ..steps import scan_epoch, supervised_step
 
@@ -140,8 +139,7 @@ def plan_population(net: Net, cfg: TrainConfig, keys: jax.Array, pool_x, pool_y,
     """
     P = train_idx.shape[0]
     nd = len(devices)
-    mesh = Mesh(np.array(devices), ("pop",))
-    pop, rep = NamedSharding(mesh, PartitionSpec("pop")), NamedSharding(mesh, PartitionSpec())
+    pop, rep = population_shardings(population_mesh(devices))
     if budget is None:
         local = [d for d in devices if d.process_index == jax.process_index()]
         share = 0.5 if local[0].platform == "cpu" else 0.8
@@ -214,8 +212,7 @@ def train_population(
     pool_x, pool_y = np.asarray(pool_x), np.asarray(pool_y)
     plan = plan_population(net, cfg, keys, pool_x, pool_y, train_idx, devices=devices, shared_pool=shared_pool,
                            chunk=chunk, budget=budget)
-    mesh = Mesh(np.array(devices), ("pop",))
-    pop, rep = NamedSharding(mesh, PartitionSpec("pop")), NamedSharding(mesh, PartitionSpec())
+    pop, rep = population_shardings(population_mesh(devices))
     px = global_array(pool_x, rep) if shared_pool else None
     py = global_array(pool_y, rep) if shared_pool else None
     outs = []
