@@ -8,6 +8,9 @@ float32 in [0, 1]; labels ``y: [N]`` int32); ``Dataset(x, y)`` wraps your own ar
 * ``mnist`` / ``fashion-mnist``: the standard IDX files (``train-images-idx3-ubyte[.gz]`` ...)
   in a directory, or a ``.npz`` with ``x_train, y_train, x_test, y_test``. Fashion-MNIST
   defaults to Debian's ``dataset-fashion-mnist`` location.
+
+:func:`binary_task` is the two-class task of the CMI and Langevin experiments: every example of
+two classes (:data:`BINARY_CLASSES`), train and test splits pooled, labelled 0 / 1.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..bounds._array import check_count
+
 __all__ = [
     "Dataset",
     "TrainTest",
@@ -33,11 +38,16 @@ __all__ = [
     "load_npz",
     "read_idx",
     "relabel_binary",
+    "BINARY_CLASSES",
+    "binary_task",
     "FASHION_MNIST_DIR",
 ]
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 DATASETS = ("digits", "mnist-5k", "mnist", "fashion-mnist")
+#: The binary task of each dataset, (negative, positive) class: MNIST 4-vs-9 (Harutyunyan et al.
+#: 2021), Fashion-MNIST pullover (2) vs coat (4).
+BINARY_CLASSES = {"digits": (4, 9), "mnist-5k": (4, 9), "mnist": (4, 9), "fashion-mnist": (2, 4)}
 
 
 def class_ids(what: str, ids: np.ndarray, dtype: type = np.int64, *, minimum: int = 0) -> np.ndarray:
@@ -261,3 +271,37 @@ def load(name: str, data_dir: str | None = None, *, binary: Sequence[int] | None
     else:
         raise ValueError(f"argument 'dataset' must be one of {DATASETS}, got {name!r}")
     return relabel_binary(data, binary) if binary is not None else data
+
+
+def binary_task(dataset: str, data_dir: str | None = None, classes: Sequence[int] | None = None, *, seed: int = 0,
+                synthetic_features: int = 5) -> Dataset:
+    """Every example of a binary task, train and test splits pooled (a supersample's ghost halves
+    are the test data), labelled 1 for the positive class and 0 for the negative one.
+
+    Args:
+        dataset: ``"synthetic"`` or a dataset of :data:`BINARY_CLASSES` (loaded by :func:`load`).
+        data_dir: where ``mnist`` / ``fashion-mnist`` files are (see :func:`load`).
+        classes: (negative, positive) class ids; default :data:`BINARY_CLASSES` of ``dataset``.
+        seed, synthetic_features: the synthetic task only: scikit-learn's ``make_classification``,
+            20,000 points of ``synthetic_features`` informative features (one cluster per class,
+            class_sep 1, no label noise) drawn with ``random_state=seed``, as ``[N, F, 1, 1]``.
+    """
+    if dataset == "synthetic":
+        check_count("synthetic_features", synthetic_features)
+        from sklearn.datasets import make_classification  # noqa: PLC0415 (optional dependency: experiments extra)
+        x, y = make_classification(n_samples=20000, n_features=synthetic_features,
+                                   n_informative=synthetic_features, n_redundant=0, n_repeated=0,
+                                   n_classes=2, n_clusters_per_class=1, class_sep=1.0, flip_y=0.0,
+                                   random_state=seed)
+        return Dataset(x.astype(np.float32).reshape(len(y), -1, 1, 1), y.astype(np.int32), 2, "synthetic")
+    if dataset not in BINARY_CLASSES:
+        raise ValueError(f"argument 'dataset' must be 'synthetic' or one of {tuple(BINARY_CLASSES)}, got {dataset!r}")
+    pair = tuple(classes) if classes is not None else BINARY_CLASSES[dataset]
+    if len(pair) != 2 or pair[0] == pair[1]:
+        raise ValueError(f"argument 'classes' must be two different class ids (negative, positive), got {pair!r}")
+    neg, pos = pair
+    tt = load(dataset, data_dir)
+    x = np.concatenate([tt.train.x, tt.test.x])
+    y = np.concatenate([tt.train.y, tt.test.y])
+    keep = np.isin(y, (neg, pos))
+    return Dataset(x[keep], (y[keep] == pos).astype(np.int32), 2, f"{dataset}-{neg}v{pos}")

@@ -32,18 +32,14 @@ from tqdm import tqdm
 
 from ..estimators import nets
 from ..estimators import supersample as S
-from ..estimators.data import Dataset, load
+from ..estimators.data import BINARY_CLASSES, Dataset, binary_task
 from ..estimators.devices import broadcast_from_main, is_main_process
 from .config import OPTIMIZERS, RunConfig, make_optimizer
 from .records import new_record, write_atomic, write_json_atomic, write_record
 from .report import format_number
 
 __all__ = ["CMIConfig", "Design", "run_cmi", "environment", "design_stage", "train_stage", "bounds_stage",
-           "DEFAULT_CLASSES", "task_pool", "task_net"]
-
-#: Binary tasks of the anchors: MNIST 4-vs-9 (Harutyunyan et al. 2021), Fashion-MNIST
-#: pullover (2) vs coat (4).
-DEFAULT_CLASSES = {"digits": (4, 9), "mnist-5k": (4, 9), "mnist": (4, 9), "fashion-mnist": (2, 4)}
+           "task_net"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +66,7 @@ class CMIConfig(RunConfig):
 
     def __post_init__(self) -> None:
         checks = [
-            (self.dataset in ("synthetic", *DEFAULT_CLASSES), "dataset", "synthetic, digits, mnist-5k, mnist "
+            (self.dataset in ("synthetic", *BINARY_CLASSES), "dataset", "synthetic, digits, mnist-5k, mnist "
              "or fashion-mnist"),
             (self.arch in ("linear", "mlp", "cnn"), "arch", "linear, mlp or cnn"),
             (self.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}"),
@@ -80,24 +76,6 @@ class CMIConfig(RunConfig):
             (self.epochs >= 1, "epochs", ">= 1"),
         ]
         self._validate(checks)
-
-
-def task_pool(cfg: CMIConfig):
-    """All examples of the binary task (train and test splits pooled: the supersample's ghost
-    halves are the test data)."""
-    if cfg.dataset == "synthetic":
-        from sklearn.datasets import make_classification  # noqa: PLC0415 (optional dependency: experiments extra)
-        x, y = make_classification(n_samples=20000, n_features=cfg.synthetic_features,
-                                   n_informative=cfg.synthetic_features, n_redundant=0, n_repeated=0,
-                                   n_classes=2, n_clusters_per_class=1, class_sep=1.0, flip_y=0.0,
-                                   random_state=cfg.seed)
-        return Dataset(x.astype(np.float32).reshape(len(y), -1, 1, 1), y.astype(np.int32), 2, "synthetic")
-    neg, pos = cfg.classes or DEFAULT_CLASSES[cfg.dataset]
-    tt = load(cfg.dataset, cfg.data_dir)
-    x = np.concatenate([tt.train.x, tt.test.x])
-    y = np.concatenate([tt.train.y, tt.test.y])
-    keep = np.isin(y, (neg, pos))
-    return Dataset(x[keep], (y[keep] == pos).astype(np.int32), 2, f"{cfg.dataset}-{neg}v{pos}")
 
 
 def task_net(cfg: CMIConfig, pool):
@@ -201,7 +179,8 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
     if is_main_process():
         write_json_atomic(runs_dir / "config.json", cfg.to_dict())
     t_start = time.perf_counter()
-    pool = task_pool(cfg)
+    pool = binary_task(cfg.dataset, cfg.data_dir, cfg.classes, seed=cfg.seed,
+                       synthetic_features=cfg.synthetic_features)
     net = task_net(cfg, pool)
     train_cfg = S.TrainConfig(cfg.epochs, cfg.batch, make_optimizer(cfg.optimizer, cfg.lr), S.map_batch_for(cfg.arch))
     log(f"{pool.name}: {len(pool)} examples; {net.name}; n = {list(cfg.n)}; k1 = {cfg.k1}, "

@@ -53,8 +53,8 @@ from ..bounds import haghifam_ld_bound, hypothesis_llr, negrea_bound, neu_sgd_bo
 from ..bounds.iterative import neu_information
 from ..estimators import langevin as L
 from ..estimators import nets
+from ..estimators.data import BINARY_CLASSES, binary_task
 from ..estimators.supersample.mi import bootstrap_interval
-from .cmi_runner import DEFAULT_CLASSES, CMIConfig, task_pool
 from .config import RunConfig
 from .records import new_record, write_atomic, write_json_atomic, write_record
 
@@ -94,7 +94,7 @@ class LangevinConfig(RunConfig):
 
     def __post_init__(self) -> None:
         checks = [
-            (self.dataset in DEFAULT_CLASSES, "dataset", f"one of {tuple(DEFAULT_CLASSES)}"),
+            (self.dataset in BINARY_CLASSES, "dataset", f"one of {tuple(BINARY_CLASSES)}"),
             (self.n >= 3 and self.n_test >= 1, "n", ">= 3 (and n_test >= 1)"),
             (self.every >= 1 and self.steps >= self.every and self.steps % self.every == 0, "steps",
              f"a positive multiple of every = {self.every}"),
@@ -217,7 +217,7 @@ def run_langevin_experiment(cfg: LangevinConfig, out: str | os.PathLike, *, prog
     runs_dir = out / "runs" / cfg.digest()
     write_json_atomic(runs_dir / "config.json", cfg.to_dict())
     t_start = time.perf_counter()
-    pool = task_pool(CMIConfig(dataset=cfg.dataset, data_dir=cfg.data_dir, classes=cfg.classes))
+    pool = binary_task(cfg.dataset, cfg.data_dir, cfg.classes)
     net = nets.mlp(pool.x.shape[1:], cfg.widths, 2)
     log(f"{pool.name}: {len(pool)} examples; {net.name}; n = {cfg.n}; {cfg.k1} draws x {cfg.k2} runs; "
         + (f"{cfg.steps} SGD steps, batch {cfg.batch}" if cfg.algorithm == "sgd" else

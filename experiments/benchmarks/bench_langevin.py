@@ -20,7 +20,7 @@ import numpy as np
 
 from ...estimators import langevin as L
 from ...estimators import nets
-from ..cmi_runner import CMIConfig, task_pool
+from ...estimators.data import binary_task
 
 
 def main(argv=None) -> None:
@@ -32,7 +32,7 @@ def main(argv=None) -> None:
     parser.add_argument("--width", type=int, default=100)
     args = parser.parse_args(argv)
 
-    pool = task_pool(CMIConfig(dataset=args.dataset))
+    pool = binary_task(args.dataset)
     net = nets.mlp(pool.x.shape[1:], (args.width,), 2)
     perm = np.random.default_rng(0).permutation(len(pool))
     shared, pair, test = perm[: args.n - 1], perm[args.n - 1: args.n + 1], perm[args.n + 1: args.n + 201]

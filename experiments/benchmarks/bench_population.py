@@ -33,16 +33,18 @@ import optax
 
 from ...estimators import nets
 from ...estimators import supersample as S
+from ...estimators.data import binary_task
 from ...estimators.steps import epoch_batches, steps_per_epoch, supervised_step
-from ..cmi_runner import CMIConfig, task_net, task_pool
+from ..cmi_runner import CMIConfig, task_net
 
 PROCESS_SCRIPT = textwrap.dedent("""
     import sys, jax, numpy as np, optax
     from genbounds.estimators import supersample as S
-    from genbounds.experiments.cmi_runner import CMIConfig, task_net, task_pool
+    from genbounds.estimators.data import binary_task
+    from genbounds.experiments.cmi_runner import CMIConfig, task_net
     arch, n, epochs, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     cfg = CMIConfig(dataset="mnist-5k", arch=arch)
-    pool = task_pool(cfg)
+    pool = binary_task(cfg.dataset)
     net = task_net(cfg, pool)
     sup = S.draw_supersample(jax.random.PRNGKey(0), pool, n)
     masks = S.draw_masks(jax.random.PRNGKey(1), 2, n)[:1]
@@ -82,7 +84,7 @@ def main(argv=None) -> None:
 
     print(f"jax {jax.__version__}, {jax.device_count()} {jax.devices()[0].platform} device(s), "
           f"{os.cpu_count()} CPU cores; {args.k2} runs per setting, {args.epochs} epochs, batch 128")
-    pool = task_pool(CMIConfig(dataset="mnist-5k"))
+    pool = binary_task("mnist-5k")
     for arch in args.arch:
         net = task_net(CMIConfig(dataset="mnist-5k", arch=arch), pool)
         seq_nets = {"": net} if arch == "mlp" else {c: nets.cnn((28, 28, 1), 2, conv=c) for c in args.seq_conv}
