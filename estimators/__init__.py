@@ -1,19 +1,23 @@
 """Estimators: what turns data and models into the quantities the bounds need.
 
-Two pipelines over shared data loaders, networks and training steps:
+Three pipelines, one per family of bounds in :mod:`genbounds.bounds`, over shared data loaders,
+networks and training steps:
 
 * :mod:`genbounds.estimators.snn`: PAC-Bayes (stochastic networks, objectives, certification);
-* :mod:`genbounds.estimators.supersample`: CMI (designs, populations, MI, run-level bounds);
-* :mod:`genbounds.estimators.langevin`: Langevin / SGLD steps and schedules, with the statistics
-  the bounds for noisy iterative algorithms need recorded along the trajectory.
+* :mod:`genbounds.estimators.supersample`: CMI (designs, populations, MI, run-level bounds,
+  :func:`bounds_from_runs`);
+* :mod:`genbounds.estimators.iterative`: noisy iterative algorithms (Langevin / SGLD / SGD
+  populations recording per-step statistics, :func:`bounds_from_trajectories`).
 
-Shared: :mod:`.data` (``Dataset``, loaders), :mod:`.nets` (architectures), :mod:`.steps` (the
-supervised step builder and the one minibatch rule), :mod:`.augment` (input augmentations for
-training a prior).
+Shared: :mod:`.data` (``Dataset``, loaders, the binary task), :mod:`.nets` (architectures),
+:mod:`.steps` (the supervised and Langevin step builders, schedules and the one minibatch rule),
+:mod:`.losses` (bounded losses), :mod:`.devices` (meshes), :mod:`.augment` (input augmentations
+for training a prior).
 """
 
-from . import augment, langevin, snn, supersample
+from . import augment, iterative, snn, supersample
 from .data import DATASETS, Dataset, TrainTest, load, relabel_binary
+from .iterative import bounds_from_trajectories
 from .nets import Net, cnn, conv_for_backend, custom, mlp, predict
 from .snn import certify_network
 from .steps import Step, SupervisedState, epoch_batches, supervised_step
@@ -21,7 +25,7 @@ from .supersample import bounds_from_runs, loo_bounds_from_runs
 
 __all__ = [
     "augment",
-    "langevin",
+    "iterative",
     "snn",
     "supersample",
     # data
@@ -42,8 +46,9 @@ __all__ = [
     "SupervisedState",
     "epoch_batches",
     "supervised_step",
-    # the two entry points users reach for first
+    # the entry points users reach for first
     "bounds_from_runs",
+    "bounds_from_trajectories",
     "certify_network",
     "loo_bounds_from_runs",
 ]

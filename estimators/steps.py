@@ -1,4 +1,4 @@
-"""Training steps shared by both pipelines, and the one rule for minibatches.
+r"""Training steps shared by the three pipelines, and the one rule for minibatches.
 
 A step builder returns a :class:`Step`: ``init(params) -> state`` and a pure
 ``step(state, ...) -> (state, metrics)`` that callers ``jit``, ``vmap`` or ``lax.scan``. There is
@@ -9,7 +9,22 @@ one builder per model kind:
   train_deterministic`), and every member of a CMI population
   (:func:`genbounds.estimators.supersample.train_population`);
 * :func:`genbounds.estimators.snn.train.posterior_step`: a stochastic network's posterior trained
-  on a PAC-Bayes objective (training loops, ``certify_network`` and the benchmark).
+  on a PAC-Bayes objective (training loops, ``certify_network`` and the benchmark);
+* :func:`langevin_step`: Langevin dynamics (full batch) and SGLD (minibatches),
+
+  .. math:: W_t = W_{t-1} - \eta_t \nabla \hat L_{B_t}(W_{t-1}) + \sqrt{2\eta_t/\beta_t}\,\varepsilon_t,
+            \qquad \varepsilon_t \sim N(0, I),
+
+  so the injected noise has per-coordinate variance :math:`2\eta_t/\beta_t`
+  (:func:`genbounds.bounds.langevin_noise_variance`), the variance the bounds of
+  :mod:`genbounds.bounds.iterative` assume (a test measures it from the trajectory). The step
+  evaluates an optional ``statistics`` function at :math:`W_{t-1}`, with the noise it is about to
+  add, so everything a bound needs is recorded along the trajectory without storing it
+  (:mod:`genbounds.estimators.iterative`). It draws a Gibbs-distributed DP prior
+  (:mod:`genbounds.estimators.snn.dp_prior`) and every run of a Langevin population. Schedules
+  are functions of the step index, fixed before the run: :func:`constant_schedule` and
+  :func:`staircase_schedule` (Haghifam et al. 2020's family); :func:`run_langevin` runs
+  full-batch steps as one ``lax.scan``.
 
 Every trainer and benchmark draws its minibatches with :func:`epoch_batches`: each epoch is a
 fresh permutation of all m examples cut into ceil(m / b) batches of b = min(batch, m), the last
@@ -35,7 +50,8 @@ from .augment import Augment
 from .nets import Net
 
 __all__ = ["Step", "SupervisedState", "supervised_step", "owned", "steps_per_epoch", "epoch_batches", "scan_epoch",
-           "compile_epoch"]
+           "compile_epoch", "Schedule", "constant_schedule", "staircase_schedule", "gaussian_noise", "LangevinState",
+           "LangevinMetrics", "langevin_step", "run_langevin"]
 
 
 class Step(NamedTuple):
@@ -138,3 +154,88 @@ def compile_epoch(step: Callable, *, m: int, batch_size: int, sharding: NamedSha
     state's buffers donated (updated in place on accelerators)."""
     return jax.jit(functools.partial(scan_epoch, step, m=m, batch_size=batch_size, sharding=sharding),
                    donate_argnums=0)
+
+
+#: ``schedule(t) -> (eta_t, beta_t)`` for the step index t = 0, 1, ... (jit-able).
+Schedule = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+
+
+class LangevinState(NamedTuple):
+    """Parameters and the number of steps taken (the schedule's index)."""
+
+    params: Any
+    t: jax.Array
+
+
+class LangevinMetrics(NamedTuple):
+    """Per-step record: the mean training loss at W_{t-1}, the step's eta and beta, and the
+    ``statistics`` evaluated at W_{t-1} (None without a statistics function)."""
+
+    loss: jax.Array
+    eta: jax.Array
+    beta: jax.Array
+    stats: Any
+
+
+def constant_schedule(eta: float, beta: float) -> Schedule:
+    """eta_t = eta, beta_t = beta."""
+    return lambda t: (jnp.asarray(eta, jnp.float32), jnp.asarray(beta, jnp.float32))
+
+
+def staircase_schedule(eta0: float, decay: float, every: int, v0: float, v_inf: float, rate: float,
+                       every_v: int) -> Schedule:
+    r"""Haghifam et al. (2020)'s schedule family (their public code): step size
+    :math:`\eta_t = \eta_0 d^{\lfloor t/s\rfloor}`, noise variance
+    :math:`v_t = v_\infty + (v_0 - v_\infty) e^{-r\lfloor t/s_v\rfloor}`, and inverse temperature
+    :math:`\beta_t = 2\eta_t / v_t` (so the injected variance is v_t)."""
+    def schedule(t):
+        eta = eta0 * decay ** jnp.floor(t / every)
+        v = v_inf + (v0 - v_inf) * jnp.exp(-rate * jnp.floor(t / every_v))
+        return eta, 2.0 * eta / v
+    return schedule
+
+
+def gaussian_noise(key: jax.Array, tree: Any, scale: jax.Array) -> Any:
+    """``scale`` times a standard normal draw shaped like ``tree`` (one key per leaf, in each
+    leaf's dtype)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree_util.tree_unflatten(
+        treedef, [jnp.asarray(scale).astype(p.dtype) * jax.random.normal(k, p.shape, p.dtype)
+                  for k, p in zip(keys, leaves)])
+
+
+def langevin_step(loss: Callable[[Any, jax.Array, jax.Array], jax.Array], schedule: Schedule,
+                  statistics: Callable[..., Any] | None = None) -> Step:
+    """A Langevin / SGLD step on ``loss(params, xb, yb) -> [b]`` per-example losses (the objective
+    is their mean).
+
+    ``init(params) -> LangevinState``; ``step(state, key, xb, yb) -> (state, LangevinMetrics)``.
+    ``statistics(params, grads, noise, xb, yb, eta, beta)`` is evaluated at W_{t-1}, with the batch
+    gradient G_t and the noise pytree about to be added (``noise`` = W_t - W_{t-1} + eta_t G_t
+    exactly)."""
+
+    def objective(params, xb, yb):
+        return jnp.mean(loss(params, xb, yb))
+
+    def init(params: Any) -> LangevinState:
+        return LangevinState(jax.tree_util.tree_map(jnp.asarray, params), jnp.zeros((), jnp.int32))
+
+    def step(state: LangevinState, key: jax.Array, xb: jax.Array, yb: jax.Array):
+        eta, beta = schedule(state.t)
+        value, grads = jax.value_and_grad(objective)(state.params, xb, yb)
+        noise = gaussian_noise(key, state.params, jnp.sqrt(2.0 * eta / beta))
+        stats = None if statistics is None else statistics(state.params, grads, noise, xb, yb, eta, beta)
+        params = jax.tree_util.tree_map(lambda p, g, e: p - eta.astype(p.dtype) * g + e, state.params, grads, noise)
+        return LangevinState(params, state.t + 1), LangevinMetrics(value, eta, beta, stats)
+
+    return Step(init, step)
+
+
+def run_langevin(step: Step, params: Any, key: jax.Array, x: jax.Array, y: jax.Array, steps: int):
+    """``steps`` full-batch Langevin steps on ``x: [n, ...]``, ``y: [n]`` as one ``lax.scan``
+    (jit-able, vmap-able over keys or data for populations). Returns the final state and the
+    metrics stacked along ``[steps]``."""
+    def body(state, k):
+        return step.step(state, k, x, y)
+    return jax.lax.scan(body, step.init(params), jax.random.split(key, steps))

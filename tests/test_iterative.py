@@ -11,7 +11,8 @@ import pytest
 
 from genbounds import bounds as B
 from genbounds.bounds import iterative
-from genbounds.estimators import langevin as L
+from genbounds.estimators import iterative as I
+from genbounds.estimators import steps as L
 
 
 def _sq_loss(w, xb, yb):
@@ -233,7 +234,7 @@ def test_sgd_statistics_on_the_quadratic_toy():
     def quad(w, x, y):
         return 0.5 * jnp.sum((w[None] - x) ** 2, axis=1)
 
-    st = L.sgd_population(lambda k: jnp.zeros(d), quad, quad, (train, zeros(n)), (held, zeros(2000)),
+    st = I.sgd_population(lambda k: jnp.zeros(d), quad, quad, (train, zeros(n)), (held, zeros(2000)),
                           (test, zeros(500)), jax.random.split(jax.random.PRNGKey(0), runs), eta=lambda t: 0.1,
                           sigmas=sigmas, steps=steps, batch=b, mc=16)
     sens = np.asarray(st.sensitivity).mean(axis=0)                    # [T, G]

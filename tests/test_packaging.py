@@ -15,8 +15,9 @@ import pytest
 import genbounds
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["genbounds", "genbounds.bounds", "genbounds.estimators", "genbounds.estimators.snn",
-            "genbounds.estimators.supersample", "genbounds.experiments", "genbounds.paper_figures"]
+PACKAGES = ["genbounds", "genbounds.bounds", "genbounds.estimators", "genbounds.estimators.iterative",
+            "genbounds.estimators.snn", "genbounds.estimators.supersample", "genbounds.experiments",
+            "genbounds.paper_figures"]
 
 
 def test_pyproject_lists_every_package_folder():

@@ -13,7 +13,7 @@ with :math:`\hat R_S` the bounded cross-entropy (in [0, 1], range :math:`L_{max}
 certificate pays :func:`genbounds.bounds.dp_prior_kl_adjustment` instead of holding data out.
 
 **The privacy of the draw is an approximation.** :func:`sgld_gibbs_sample` runs SGLD towards
-:math:`\pi_S` (:func:`genbounds.estimators.langevin.langevin_step` with inverse temperature
+:math:`\pi_S` (:func:`genbounds.estimators.steps.langevin_step` with inverse temperature
 :math:`\tau`): after finitely many minibatch steps its output is not an exact sample, so the
 mechanism actually run is not exactly epsilon-DP. DR18 handle this with a Wasserstein bound on
 SGLD's error, which needs constants not computed here; their ICML'18 precursor *assumes* SGLD has
@@ -32,9 +32,8 @@ import jax.numpy as jnp
 from tqdm import tqdm
 
 from ..data import Dataset
-from ..langevin import constant_schedule, langevin_step
 from ..nets import Net
-from ..steps import compile_epoch, owned, steps_per_epoch
+from ..steps import compile_epoch, constant_schedule, langevin_step, owned, steps_per_epoch
 from .objectives import bounded_cross_entropy
 from .posterior import Prior
 
@@ -65,7 +64,7 @@ def sgld_gibbs_sample(net: Net, w0: Any, data: Dataset, *, key: jax.Array, tau: 
                       progress: bool = True) -> Any:
     """SGLD towards pi_S(w) ~ N(w; w0, base_scale^2 I) exp(-tau R_S(w)), R_S the bounded cross-entropy.
 
-    The step is :func:`~genbounds.estimators.langevin.langevin_step` on the per-example potential
+    The step is :func:`~genbounds.estimators.steps.langevin_step` on the per-example potential
     R_i(w) + ||w - w0||^2 / (2 tau base_scale^2) at inverse temperature tau (stationary density
     exp(-tau R_S(w) - ||w - w0||^2 / (2 base_scale^2))), step size ``eta``, minibatches of
     ``batch_size`` (every example once per epoch), started at ``w0``."""

@@ -1,6 +1,6 @@
 """Throughput of a Langevin population with per-step gradient statistics versus a sequential loop.
 
-Both time :func:`genbounds.estimators.langevin.pair_population`, the code ``genbounds langevin``
+Both time :func:`genbounds.estimators.iterative.pair_population`, the code ``genbounds langevin``
 runs: once vmapped over all k2 runs of an outer draw, and once called run by run (each call one
 compiled program for a single run, as one-run-per-process research code does, minus the process
 start). Same data, schedule and steps; compilation excluded (each program runs once before
@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ...estimators import langevin as L
 from ...estimators import nets
 from ...estimators.data import binary_task
+from ...estimators.iterative import pair_population
+from ...estimators.steps import constant_schedule
 
 
 def main(argv=None) -> None:
@@ -40,8 +41,8 @@ def main(argv=None) -> None:
     tests = (pool.x[test], pool.y[test])
     u = jnp.arange(args.runs) % 2
     keys = jax.random.split(jax.random.PRNGKey(0), args.runs)
-    fn = jax.jit(lambda *a: L.pair_population(net, *a, schedule=L.constant_schedule(0.05, 1e3),
-                                               steps=args.steps, every=args.steps))
+    fn = jax.jit(lambda *a: pair_population(net, *a, schedule=constant_schedule(0.05, 1e3), steps=args.steps,
+                                             every=args.steps))
 
     def population():
         jax.block_until_ready(fn(*data, u, keys, *tests))

@@ -1,19 +1,18 @@
-r"""Noisy iterative training: the (stochastic-gradient) Langevin step, its schedules, trajectories.
+"""Populations of noisy iterative training runs (Langevin dynamics, SGLD, SGD) as one program,
+recording along each trajectory the statistics the bounds of :mod:`genbounds.bounds.iterative`
+need.
 
-:func:`langevin_step` is the step builder for Langevin dynamics (full batch) and SGLD
-(minibatches):
+* :func:`pair_population`: full-batch Langevin dynamics or SGLD (the step
+  :func:`genbounds.estimators.steps.langevin_step`) on n - 1 shared points plus one member of a
+  pair, vmapped over runs, recording :class:`PairStats` per step (the two members' gradient
+  difference, its inner product with the injected noise, the leave-one-out forecast error) and
+  the 0-1 errors at checkpoints;
+* :func:`sgd_population`: plain minibatch SGD, recording :class:`SGDStats` (gradient variance
+  against held-out data, sensitivity to Gaussian perturbations) for Neu et al. (2021).
 
-.. math:: W_t = W_{t-1} - \eta_t \nabla \hat L_{B_t}(W_{t-1}) + \sqrt{2\eta_t/\beta_t}\,\varepsilon_t,
-          \qquad \varepsilon_t \sim N(0, I),
-
-so the injected noise has per-coordinate variance :math:`2\eta_t/\beta_t`
-(:func:`genbounds.bounds.langevin_noise_variance`), the variance the bounds of
-:mod:`genbounds.bounds.iterative` assume (one public reimplementation injected noise about beta
-times too small; a test measures the variance from the trajectory). The step evaluates an optional
-``statistics`` function at :math:`W_{t-1}`, with the noise it is about to add, so everything a
-bound needs (incoherences, two-sample gradient differences, the test statistic) is recorded along
-the trajectory without storing it. Schedules are functions of the step index, fixed before the
-run: :func:`constant_schedule` and :func:`staircase_schedule` (Haghifam et al. 2020's family).
+Their statistics, stacked over outer draws, go to
+:func:`genbounds.estimators.iterative.bounds_from_trajectories` and
+:func:`genbounds.estimators.iterative.sgd_bounds_from_trajectories`.
 """
 
 from __future__ import annotations
@@ -25,58 +24,10 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from .losses import zero_one
-from .steps import Step
+from ..losses import zero_one
+from ..steps import Schedule, gaussian_noise, langevin_step
 
-__all__ = ["LangevinState", "LangevinMetrics", "Schedule", "constant_schedule", "staircase_schedule",
-           "net_losses", "langevin_step", "run_langevin", "PairStats", "pair_population", "SGDStats", "sgd_population"]
-
-#: ``schedule(t) -> (eta_t, beta_t)`` for the step index t = 0, 1, ... (jit-able).
-Schedule = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
-
-
-class LangevinState(NamedTuple):
-    """Parameters and the number of steps taken (the schedule's index)."""
-
-    params: Any
-    t: jax.Array
-
-
-class LangevinMetrics(NamedTuple):
-    """Per-step record: the mean training loss at W_{t-1}, the step's eta and beta, and the
-    ``statistics`` evaluated at W_{t-1} (None without a statistics function)."""
-
-    loss: jax.Array
-    eta: jax.Array
-    beta: jax.Array
-    stats: Any
-
-
-def constant_schedule(eta: float, beta: float) -> Schedule:
-    """eta_t = eta, beta_t = beta."""
-    return lambda t: (jnp.asarray(eta, jnp.float32), jnp.asarray(beta, jnp.float32))
-
-
-def staircase_schedule(eta0: float, decay: float, every: int, v0: float, v_inf: float, rate: float,
-                       every_v: int) -> Schedule:
-    r"""Haghifam et al. (2020)'s schedule family (their public code): step size
-    :math:`\eta_t = \eta_0 d^{\lfloor t/s\rfloor}`, noise variance
-    :math:`v_t = v_\infty + (v_0 - v_\infty) e^{-r\lfloor t/s_v\rfloor}`, and inverse temperature
-    :math:`\beta_t = 2\eta_t / v_t` (so the injected variance is v_t)."""
-    def schedule(t):
-        eta = eta0 * decay ** jnp.floor(t / every)
-        v = v_inf + (v0 - v_inf) * jnp.exp(-rate * jnp.floor(t / every_v))
-        return eta, 2.0 * eta / v
-    return schedule
-
-
-def _gaussian(key: jax.Array, tree: Any, scale: jax.Array) -> Any:
-    """``scale`` times a standard normal draw shaped like ``tree`` (one key per leaf)."""
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree_util.tree_unflatten(
-        treedef, [jnp.asarray(scale).astype(p.dtype) * jax.random.normal(k, p.shape, p.dtype)
-                  for k, p in zip(keys, leaves)])
+__all__ = ["net_losses", "PairStats", "pair_population", "SGDStats", "sgd_population"]
 
 
 def net_losses(net) -> tuple[Callable, Callable]:
@@ -87,42 +38,6 @@ def net_losses(net) -> tuple[Callable, Callable]:
         return -jnp.take_along_axis(logp, y[:, None], axis=1)[:, 0]
 
     return cross_entropy, lambda params, x, y: zero_one(net.apply(params, x), y)
-
-
-def langevin_step(loss: Callable[[Any, jax.Array, jax.Array], jax.Array], schedule: Schedule,
-                  statistics: Callable[..., Any] | None = None) -> Step:
-    """A Langevin / SGLD step on ``loss(params, xb, yb) -> [b]`` per-example losses (the objective
-    is their mean).
-
-    ``init(params) -> LangevinState``; ``step(state, key, xb, yb) -> (state, LangevinMetrics)``.
-    ``statistics(params, grads, noise, xb, yb, eta, beta)`` is evaluated at W_{t-1}, with the batch
-    gradient G_t and the noise pytree about to be added (``noise`` = W_t - W_{t-1} + eta_t G_t
-    exactly)."""
-
-    def objective(params, xb, yb):
-        return jnp.mean(loss(params, xb, yb))
-
-    def init(params: Any) -> LangevinState:
-        return LangevinState(jax.tree_util.tree_map(jnp.asarray, params), jnp.zeros((), jnp.int32))
-
-    def step(state: LangevinState, key: jax.Array, xb: jax.Array, yb: jax.Array):
-        eta, beta = schedule(state.t)
-        value, grads = jax.value_and_grad(objective)(state.params, xb, yb)
-        noise = _gaussian(key, state.params, jnp.sqrt(2.0 * eta / beta))
-        stats = None if statistics is None else statistics(state.params, grads, noise, xb, yb, eta, beta)
-        params = jax.tree_util.tree_map(lambda p, g, e: p - eta.astype(p.dtype) * g + e, state.params, grads, noise)
-        return LangevinState(params, state.t + 1), LangevinMetrics(value, eta, beta, stats)
-
-    return Step(init, step)
-
-
-def run_langevin(step: Step, params: Any, key: jax.Array, x: jax.Array, y: jax.Array, steps: int):
-    """``steps`` full-batch Langevin steps on ``x: [n, ...]``, ``y: [n]`` as one ``lax.scan``
-    (jit-able, vmap-able over keys or data for populations). Returns the final state and the
-    metrics stacked along ``[steps]``."""
-    def body(state, k):
-        return step.step(state, k, x, y)
-    return jax.lax.scan(body, step.init(params), jax.random.split(key, steps))
 
 
 class PairStats(NamedTuple):
@@ -248,7 +163,7 @@ def sgd_population(init: Callable[[jax.Array], Any], loss: Callable[[Any, jax.Ar
         return jax.grad(lambda p: jnp.mean(loss(p, x, y)))(params)
 
     def perturb(key, params, var):
-        return jax.tree_util.tree_map(jnp.add, params, _gaussian(key, params, jnp.sqrt(var)))
+        return jax.tree_util.tree_map(jnp.add, params, gaussian_noise(key, params, jnp.sqrt(var)))
 
     def one_run(key):
         k_init, k_run = jax.random.split(key)
