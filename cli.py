@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .bounds import format_delta, format_upper, pac_bayes_certificate, union_minimum
+from .bounds import PacBayesBound, format_delta, format_upper, pac_bayes_certificate, union_minimum
 from .estimators.augment import AUGMENTATIONS
 from .estimators.devices import initialize_distributed, is_main_process
+from .estimators.snn import FAMILIES, OBJECTIVES
 from .estimators.supersample import bounds_from_runs, loo_bounds_from_runs, loo_losses
 from .experiments.cmi_runner import CMIConfig, run_cmi
 from .experiments.config import OPTIMIZERS, SCHEDULES
@@ -53,7 +54,7 @@ def _log_to_stderr(message: str) -> None:
 PROG = "genbounds"
 
 #: Order in which the calculator prints PAC-Bayes bounds (tightest family first).
-PAC_BAYES_ORDER = ("seeger", "catoni", "quad", "lambda", "mcallester")
+PAC_BAYES_ORDER = tuple(PacBayesBound)
 
 
 def _int_at_least(minimum: int):
@@ -217,8 +218,8 @@ def _add_pac_bayes_flags(p: argparse.ArgumentParser, quick: bool) -> None:
                    help="standardise inputs per pixel with the prior data's mean and std (default: yes with a "
                    "data prior; a data-free prior cannot)")
     p.add_argument("--objective", nargs="+", default=list(d.objectives), dest="objectives",
-                   help="classic | seeger | quad | lambda | catoni (several: side by side)")
-    p.add_argument("--family", choices=("gaussian", "laplace", "mask", "matrix_normal"), default=d.family,
+                   help=f"{' | '.join(OBJECTIVES)} (several: side by side)")
+    p.add_argument("--family", choices=FAMILIES, default=d.family,
                    help="posterior family: factorised Gaussian or Laplace weights, Bernoulli masks over the prior's "
                    "weights, or matrix-normal (Kronecker-factored) dense layers")
     p.add_argument("--sparsity", type=float, default=d.sparsity,

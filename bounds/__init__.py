@@ -16,6 +16,7 @@ from . import cmi, iterative
 from .certificate import (
     PAC_BAYES_BOUNDS,
     Certificate,
+    PacBayesBound,
     format_delta,
     format_upper,
     pac_bayes_certificate,
@@ -107,6 +108,7 @@ __all__ = [
     # certificates
     "Certificate",
     "PAC_BAYES_BOUNDS",
+    "PacBayesBound",
     "format_delta",
     "format_upper",
     "pac_bayes_certificate",

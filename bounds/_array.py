@@ -14,13 +14,16 @@ Validation runs on concrete values only (it cannot inspect a tracer) and raises
 from __future__ import annotations
 
 import math
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 ArrayLike = Any
+#: A closed set of names (:class:`enum.StrEnum`).
+Choice = TypeVar("Choice", bound=StrEnum)
 
 
 def namespace(*xs: ArrayLike):
@@ -92,6 +95,16 @@ def check_count(name: str, x: ArrayLike, minimum: int = 1) -> None:
     if arr is not None and (arr != np.floor(arr)).any():
         bad = float(arr[arr != np.floor(arr)].flat[0])
         raise ValueError(f"argument {name!r} must be a whole number, got {bad:g}")
+
+
+def check_choice(name: str, x: Any, choices: type[Choice]) -> Choice:
+    """``x`` as a member of the closed set ``choices`` (a :class:`~enum.StrEnum`; a member or its
+    value is accepted), or one ValueError naming argument ``name`` and every allowed value."""
+    try:
+        return choices(x)
+    except ValueError:
+        allowed = tuple(c.value for c in choices)
+        raise ValueError(f"argument {name!r} must be one of {allowed}, got {x!r}") from None
 
 
 def errstate():

@@ -19,25 +19,39 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_CEILING, Decimal
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 from . import pac_bayes as pb
-from ._array import check_count, check_delta, check_nonnegative, check_probability
+from ._array import check_choice, check_count, check_delta, check_nonnegative, check_probability
 
-__all__ = ["Certificate", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum", "pay_for_choice",
-           "format_delta", "format_upper"]
+__all__ = ["Certificate", "PacBayesBound", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum",
+           "pay_for_choice", "format_delta", "format_upper"]
 
 SCHEMA = "genbounds.certificate/1"
 
-#: Bounds that take (emp_risk, kl, n, delta), by the name certificates and the CLI use.
-PAC_BAYES_BOUNDS: dict[str, Callable[..., Any]] = {
-    "seeger": pb.seeger,
-    "mcallester": pb.mcallester,
-    "quad": pb.quad,
-    "lambda": pb.lambda_bound_opt,
-    "catoni": pb.catoni_grid,
+
+class PacBayesBound(StrEnum):
+    """The PAC-Bayes bounds a certificate can use, by the names certificates, records, training
+    objectives (:mod:`genbounds.estimators.snn.objectives`) and the command line use, tightest
+    first (the order the calculator prints them)."""
+
+    SEEGER = "seeger"
+    CATONI = "catoni"
+    QUAD = "quad"
+    LAMBDA = "lambda"
+    MCALLESTER = "mcallester"
+
+
+#: Each bound as a function of (emp_risk, kl, n, delta), evaluated in float64 for certificates.
+PAC_BAYES_BOUNDS: dict[PacBayesBound, Callable[..., Any]] = {
+    PacBayesBound.SEEGER: pb.seeger,
+    PacBayesBound.CATONI: pb.catoni_grid,
+    PacBayesBound.QUAD: pb.quad,
+    PacBayesBound.LAMBDA: pb.lambda_bound_opt,
+    PacBayesBound.MCALLESTER: pb.mcallester,
 }
 
 
@@ -158,7 +172,7 @@ def _json_default(obj: Any) -> Any:
 
 
 def pac_bayes_certificate(
-    bound: str,
+    bound: PacBayesBound | str,
     emp_risk: float,
     kl: float,
     n_bound: int,
@@ -177,8 +191,8 @@ def pac_bayes_certificate(
     """Certify the risk of a posterior with the named PAC-Bayes bound, in float64.
 
     Args:
-        bound: one of :data:`PAC_BAYES_BOUNDS` ("seeger", "mcallester", "quad", "lambda",
-            "catoni").
+        bound: a :class:`PacBayesBound` or its name ("seeger", "catoni", "quad", "lambda",
+            "mcallester").
         emp_risk: empirical risk on the bound set; with ``mc_samples`` a Monte Carlo
             estimate, first certified by :func:`bounds.sample_convergence` at ``mc_delta``.
         kl: KL(Q||P) in nats.
@@ -199,8 +213,7 @@ def pac_bayes_certificate(
 
     The total delta is ``delta + mc_delta``; both parts are recorded in ``delta_parts``.
     """
-    if bound not in PAC_BAYES_BOUNDS:
-        raise ValueError(f"argument 'bound' must be one of {sorted(PAC_BAYES_BOUNDS)}, got {bound!r}")
+    bound = check_choice("bound", bound, PacBayesBound)
     check_delta("delta", delta)
     if (mc_samples is None) != (mc_delta is None):
         raise ValueError("arguments 'mc_samples' and 'mc_delta' must be given together")
@@ -243,15 +256,15 @@ def pac_bayes_certificate(
         check_probability("emp_risk", emp_risk)
         emp_bound = float(emp_risk)
     value = float(PAC_BAYES_BOUNDS[bound](emp_bound, kl_used, n_bound, delta_eff))
-    if bound == "lambda":
+    if bound is PacBayesBound.LAMBDA:
         info["lambda"] = float(pb.lambda_opt(emp_bound, kl_used, n_bound, delta_eff))
-    elif bound == "catoni":
+    elif bound is PacBayesBound.CATONI:
         grid = np.asarray(pb.DEFAULT_CATONI_GRID)
         per_c = pb.catoni(emp_bound, kl_used, n_bound, delta_eff / grid.size, grid)
         info["C"] = float(grid[int(np.argmin(per_c))])
         info["C_grid"] = {"size": int(grid.size), "min": float(grid[0]), "max": float(grid[-1])}
     return Certificate(
-        bound=bound,
+        bound=bound.value,
         value=round_up(value),
         delta=math.fsum(parts.values()),
         delta_parts=parts,

@@ -13,47 +13,106 @@ Each objective is the corresponding bound of :mod:`bounds.pac_bayes` evaluated o
 * ``catoni``: Catoni's bound with C = softplus(theta) learned jointly (a training
   objective only; certificates use the kl bound)
 
-with B = (KL + ln(2 sqrt(n)/delta))/n and n the size of the *bound set*.
+with B = (KL + ln(2 sqrt(n)/delta))/n and n the size of the *bound set*. The objectives are one
+registry, :data:`OBJECTIVE_REGISTRY`: each names the certificate bound
+(:class:`genbounds.bounds.PacBayesBound`) it trains against, its function and its extra scalars.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 import jax
 import jax.numpy as jnp
 
 from ... import bounds
+from ...bounds import PacBayesBound
+from ...bounds._array import check_choice
 from ..losses import bounded_cross_entropy, zero_one
 
-__all__ = ["OBJECTIVES", "bounded_cross_entropy", "zero_one", "objective", "objective_extras"]
-
-OBJECTIVES = ("classic", "seeger", "quad", "lambda", "catoni")
-
-
-def objective_extras(name: str) -> dict:
-    """Extra trainable scalars an objective needs (initial raw values)."""
-    if name == "lambda":
-        return {"lam": jnp.float32(0.0)}          # l = 2 sigmoid(0) = 1
-    if name == "catoni":
-        return {"C": jnp.float32(math.log(math.e - 1.0))}   # C = softplus(.) = 1
-    return {}
+__all__ = ["OBJECTIVES", "OBJECTIVE_REGISTRY", "Objective", "ObjectiveName", "bounded_cross_entropy", "zero_one",
+           "get_objective", "objective", "objective_extras"]
 
 
-def objective(name: str, emp: jax.Array, kl: jax.Array, n: int, delta: float, extras: dict) -> jax.Array:
+class ObjectiveName(StrEnum):
+    """The training objectives, by the names configs, records and the command line use: the
+    certificate bounds' names (:class:`genbounds.bounds.PacBayesBound`), McAllester's as "classic"."""
+
+    CLASSIC = "classic"
+    SEEGER = PacBayesBound.SEEGER.value
+    QUAD = PacBayesBound.QUAD.value
+    LAMBDA = PacBayesBound.LAMBDA.value
+    CATONI = PacBayesBound.CATONI.value
+
+
+#: The objectives' names, in the order configs list them.
+OBJECTIVES = tuple(o.value for o in ObjectiveName)
+#: Other names accepted for an objective: the certificate bound's own name.
+_ALIASES = {PacBayesBound.MCALLESTER.value: ObjectiveName.CLASSIC}
+
+
+@dataclass(frozen=True, eq=False)
+class Objective:
+    """A differentiable training objective: a PAC-Bayes bound on JAX arrays.
+
+    Attributes:
+        name: the objective's name.
+        bound: the certificate bound it trains against.
+        value: ``(emp, kl, n, delta, extras) -> objective`` on clipped ``emp`` in [0, 1] and
+            ``kl >= 0``.
+        extras: the extra trainable scalars it needs, by name, at their initial raw values.
+    """
+
+    name: ObjectiveName
+    bound: PacBayesBound
+    value: Callable[[jax.Array, jax.Array, int, float, dict], jax.Array]
+    extras: dict = field(default_factory=dict)
+
+    def __call__(self, emp: jax.Array, kl: jax.Array, n: int, delta: float, extras: dict) -> jax.Array:
+        """The objective at surrogate empirical risk ``emp`` (clipped to [0, 1]) and ``kl`` (clipped at 0)."""
+        return self.value(jnp.clip(emp, 0.0, 1.0), jnp.maximum(kl, 0.0), n, delta, extras)
+
+
+def _lambda(emp, kl, n, delta, extras):
+    """lambda = 2 sigmoid(theta), kept inside (0, 2)."""
+    lam = jnp.clip(2.0 * jax.nn.sigmoid(extras["lam"]), 1e-3, 2.0 - 1e-3)
+    return bounds.lambda_bound(emp, kl, n, delta, lam)
+
+
+def _catoni(emp, kl, n, delta, extras):
+    """C = softplus(theta) + 1e-3 > 0."""
+    return bounds.catoni(emp, kl, n, delta, jax.nn.softplus(extras["C"]) + 1e-3)
+
+
+#: Every training objective by name.
+OBJECTIVE_REGISTRY: dict[ObjectiveName, Objective] = {o.name: o for o in (
+    Objective(ObjectiveName.CLASSIC, PacBayesBound.MCALLESTER,
+              lambda emp, kl, n, delta, extras: bounds.mcallester(emp, kl, n, delta)),
+    Objective(ObjectiveName.SEEGER, PacBayesBound.SEEGER,
+              lambda emp, kl, n, delta, extras: bounds.seeger(emp, kl, n, delta)),
+    Objective(ObjectiveName.QUAD, PacBayesBound.QUAD, lambda emp, kl, n, delta, extras: bounds.quad(emp, kl, n, delta)),
+    Objective(ObjectiveName.LAMBDA, PacBayesBound.LAMBDA, _lambda, {"lam": 0.0}),    # l = 2 sigmoid(0) = 1
+    Objective(ObjectiveName.CATONI, PacBayesBound.CATONI, _catoni, {"C": math.log(math.e - 1.0)}),   # softplus = 1
+)}
+
+
+def get_objective(name: Objective | str) -> Objective:
+    """The :class:`Objective` called ``name`` (one of :data:`OBJECTIVES`, or "mcallester" for
+    "classic"); an :class:`Objective` is returned as it is."""
+    if isinstance(name, Objective):
+        return name
+    alias = _ALIASES.get(name, name) if isinstance(name, str) else name
+    return OBJECTIVE_REGISTRY[check_choice("objective", alias, ObjectiveName)]
+
+
+def objective_extras(name: Objective | str) -> dict:
+    """Extra trainable scalars an objective needs (initial raw values, float32)."""
+    return {k: jnp.float32(v) for k, v in get_objective(name).extras.items()}
+
+
+def objective(name: Objective | str, emp: jax.Array, kl: jax.Array, n: int, delta: float, extras: dict) -> jax.Array:
     """The training objective ``name`` at surrogate empirical risk ``emp`` and ``kl``."""
-    emp = jnp.clip(emp, 0.0, 1.0)
-    kl = jnp.maximum(kl, 0.0)
-    if name in ("classic", "mcallester"):
-        return bounds.mcallester(emp, kl, n, delta)
-    if name == "seeger":
-        return bounds.seeger(emp, kl, n, delta)
-    if name == "quad":
-        return bounds.quad(emp, kl, n, delta)
-    if name == "lambda":
-        lam = jnp.clip(2.0 * jax.nn.sigmoid(extras["lam"]), 1e-3, 2.0 - 1e-3)
-        return bounds.lambda_bound(emp, kl, n, delta, lam)
-    if name == "catoni":
-        C = jax.nn.softplus(extras["C"]) + 1e-3
-        return bounds.catoni(emp, kl, n, delta, C)
-    raise ValueError(f"argument 'objective' must be one of {OBJECTIVES}, got {name!r}")
+    return get_objective(name)(emp, kl, n, delta, extras)
