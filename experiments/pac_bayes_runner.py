@@ -139,10 +139,12 @@ class PacBayesConfig(RunConfig):
             (len(self.objectives) > 0 and all(o in OBJECTIVES for o in self.objectives),
              "objectives", f"from {OBJECTIVES}"),
             (self.family in FAMILIES, "family", f"one of {FAMILIES}"),
-            (self.family != "mask" or self.prior == "data", "prior",
+            (self.family not in FAMILIES or not S.get_family(self.family).needs_data_prior
+             or self.prior == "data", "prior",
              "'data' with family 'mask' (the masks keep the prior's trained weights; a data-free prior would mask "
              "the random initialisation)"),
-            (self.family != "mask" or not self.learn_prior_scale, "learn_prior_scale",
+            (self.family not in FAMILIES or S.get_family(self.family).learns_prior_scale or not self.learn_prior_scale,
+             "learn_prior_scale",
              "False with family 'mask' (a mask prior has keep probabilities, not a scale)"),
             (0.0 < self.sparsity < 1.0, "sparsity", "in (0, 1)"),
             (0.0 < self.mask_flip < 0.5, "mask_flip", "in (0, 0.5)"),
@@ -317,7 +319,8 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
         details["augment"] = cfg.prior_augment
     scale: Any = cfg.prior_scale
     magnitude = None
-    if cfg.family == "mask":
+    fam = S.get_family(cfg.family)
+    if fam.masks_weights:
         # Bernoulli prior from the prior net's own magnitudes (prior data only), fixed before the bound set is seen.
         magnitude = S.magnitude_mask(mean, cfg.sparsity)
         if cfg.mask_prior == "uniform":
@@ -326,7 +329,7 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
         else:
             scale = S.mask_prior(magnitude, cfg.mask_flip)
             details.update(masks="global magnitude of the prior mean", sparsity=cfg.sparsity, mask_flip=cfg.mask_flip)
-    prior = S.Prior(mean, scale, cfg.family, idx, details, dp=dp)
+    prior = S.Prior(mean, scale, fam, idx, details, dp=dp)
     test_error = S.error_rate(net, start, setup.data.test)
     heldout = S.error_rate(net, prior.mean, S.bound_set(train, prior)[0])
     what = {"data": "prior", "init": "SGD", "dp": "DP prior"}[cfg.prior]
@@ -368,8 +371,8 @@ def _posterior_start(cfg: PacBayesConfig, pr: PriorResult) -> S.Posterior:
     """Where posterior training starts: the family's own start from the prior, except that masks
     always start at the prior net's magnitude mask softened by ``mask_flip`` (for the magnitude
     prior that is the prior itself, KL 0; under the uniform prior it costs what it costs)."""
-    fam = S.get_family(cfg.family)
-    if cfg.family == "mask":
+    fam = pr.prior.family
+    if fam.masks_weights:
         return fam.init(pr.start, dataclasses.replace(pr.prior, scale=S.mask_prior(pr.magnitude, cfg.mask_flip)))
     return fam.init(pr.start, pr.prior)
 
@@ -385,20 +388,20 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
                "config_digest": cfg.digest()}
     common = dict(delta=cfg.delta, mc_delta=cfg.mc_delta, prior_scale=state.prior_scale, prior_grid=grid,
                   details=details)
-    cert_b, mc_b = S.certify(net, post, pr.prior, setup.data.train, key=keys["cert"], method="independent",
-                             r=cfg.mc_r, **common)
+    cert_b, mc_b = S.certify(net, post, pr.prior, setup.data.train, key=keys["cert"],
+                             estimate=S.PerExampleDraws(cfg.mc_r), **common)
     cert_b = paid_for_settings(cert_b, cfg)
     entry: dict[str, Any] = {"objective": objective, "certificate": cert_b.to_dict(), "mc": mc_b.to_dict()}
     if cfg.mc_m > 0:
         cert_a, mc_a = S.certify(net, post, pr.prior, setup.data.train, key=jax.random.fold_in(keys["cert"], 1),
-                                 method="weights", m=cfg.mc_m, **common)
+                                 estimate=S.WeightDraws(cfg.mc_m), **common)
         cert_a = paid_for_settings(cert_a, cfg)
         entry["certificate_weights"] = cert_a.to_dict()
         entry["mc_weights"] = mc_a.to_dict()
     entry.update({
-        "test_error_stochastic": S.mc_independent(net, post, cfg.family, setup.data.test, r=10,
+        "test_error_stochastic": S.mc_independent(net, post, pr.prior.family, setup.data.test, r=10,
                                                   key=keys["test"]).zero_one,
-        "test_error_mean": S.error_rate(net, S.get_family(cfg.family).center(post), setup.data.test),
+        "test_error_mean": S.error_rate(net, pr.prior.family.center(post), setup.data.test),
         "prior_test_error": pr.test_error,
         "prior_heldout_error": pr.heldout_error,
         "kl_over_n": cert_b.kl / cert_b.n_bound,
@@ -406,7 +409,7 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
         "certify_seconds": mc_b.seconds,
         "history": history,
     })
-    if cfg.family == "mask":
+    if pr.prior.family.masks_weights:
         entry["masks"] = mask_comparison(setup, pr, post)
     Certificate.from_dict(entry["certificate"])  # re-validated before it is stored
     return entry

@@ -30,7 +30,8 @@ def test_unpaid_prior_scale_refusal_names_only_paid_routes():
     prior = snn.Prior(params, 0.1)
     post = snn.init_posterior(params, 0.05)
     with pytest.raises(ValueError, match="argument 'prior_scale'") as err:
-        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), r=1, prior_scale=0.01)
+        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0),
+                    estimate=snn.PerExampleDraws(1), prior_scale=0.01)
     msg = str(err.value)
     # The old line offered building the Prior with the (possibly bound-set-learned) scale, unpaid.
     assert "build the Prior with that scale" not in msg
@@ -175,9 +176,9 @@ def test_certify_refuses_monte_carlo_counts_below_one():
     prior = snn.Prior(params, 0.1)
     post = snn.init_posterior(params, 0.1)
     with pytest.raises(ValueError, match="argument 'r'"):
-        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), r=0)
+        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), estimate=snn.PerExampleDraws(0))
     with pytest.raises(ValueError, match="argument 'm'"):
-        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), method="weights", m=0)
+        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), estimate=snn.WeightDraws(0))
 
 
 @pytest.mark.filterwarnings("ignore:certificate .* says little:UserWarning")

@@ -66,8 +66,10 @@ DATA_PARALLEL = textwrap.dedent("""
     assert np.array_equal(a1.per_group, a4.per_group)
     errs = [snn.error_rate(net, post.mean, data, 40, devices=d) for d in (one, four)]
     assert errs[0] == errs[1], errs
-    c1, _ = snn.certify(net, out[0][0].posterior, prior, data, key=jax.random.PRNGKey(5), r=3)
-    c4, _ = snn.certify(net, out[1][0].posterior, prior, data, key=jax.random.PRNGKey(5), r=3)
+    c1, _ = snn.certify(net, out[0][0].posterior, prior, data, key=jax.random.PRNGKey(5),
+                        estimate=snn.PerExampleDraws(3))
+    c4, _ = snn.certify(net, out[1][0].posterior, prior, data, key=jax.random.PRNGKey(5),
+                        estimate=snn.PerExampleDraws(3))
     assert abs(c1.value - c4.value) < 5e-3, (c1.value, c4.value)
     print("DATA-PARALLEL-OK", gap, kl, c1.value, c4.value)
 """)

@@ -187,7 +187,7 @@ def test_mask_training_moves_only_the_keep_logits():
         snn.posterior_step(net, prior, optimizer=optax.adam(0.1), objective_name="quad", n_bound=100,
                            learn_prior_scale=True)
     with pytest.raises(ValueError, match="do not apply to a mask prior"):
-        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(2), r=1, prior_scale=0.5)
+        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(2), estimate=snn.PerExampleDraws(1), prior_scale=0.5)
 
 
 def test_magnitude_mask_keeps_the_largest_weights():

@@ -139,7 +139,7 @@ def test_matrix_normal_training_and_refusals():
                                       objective_name="quad", optimizer=optax.adam(0.01), epochs=3, batch_size=30,
                                       progress=False, learn_prior_scale=True)
     assert np.isfinite(hist[-1]["objective"]) and state.prior_scale != 0.1
-    cert, _ = snn.certify(net, state.posterior, prior, data, key=jax.random.PRNGKey(2), r=2,
+    cert, _ = snn.certify(net, state.posterior, prior, data, key=jax.random.PRNGKey(2), estimate=snn.PerExampleDraws(2),
                           prior_scale=state.prior_scale, prior_grid=(100.0, 0.1))
     assert cert.details["prior"]["family"] == "matrix_normal" and cert.emp_risk <= cert.value <= 1
     custom = nets.custom("mine", net.init, net.apply)

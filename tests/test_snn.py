@@ -38,7 +38,7 @@ def test_prior_data_never_in_bound_set_and_certificate_records_split():
     assert len(np.intersect1d(keep, prior_idx)) == 0
     assert len(keep) + len(prior_idx) == 200 and len(bset) == len(keep)
     post = snn.init_posterior(params, 0.1)
-    cert, mc = snn.certify(net, post, prior, data, key=jax.random.PRNGKey(1), r=3)
+    cert, mc = snn.certify(net, post, prior, data, key=jax.random.PRNGKey(1), estimate=snn.PerExampleDraws(3))
     assert cert.n_bound == 200 - len(prior_idx) and cert.n_prior == len(prior_idx)
     assert mc.n_samples == 3 * cert.n_bound and cert.mc_samples == mc.n_samples
     # The delta budget: PAC-Bayes 0.025 + Monte Carlo 0.01, summing to the total.
@@ -154,7 +154,7 @@ def _certificate_for(prior_kind, data, key):
                                       batch_size=50, optimizer=optax.sgd(0.01, momentum=0.95), progress=False)
     assert all(h["objective"] >= h["emp_ce"] - 1e-6 and h["kl"] >= 0 for h in hist)
     post = state.posterior
-    cert, _ = snn.certify(net, post, prior, data, key=key, r=20)
+    cert, _ = snn.certify(net, post, prior, data, key=key, estimate=snn.PerExampleDraws(20))
     return cert
 
 

@@ -191,10 +191,11 @@ def test_certify_refuses_an_unpaid_prior_scale():
     prior = snn.Prior(params, 0.1)
     post = snn.init_posterior(params, 0.05)
     with pytest.raises(ValueError, match="'prior_scale'.*prior_grid"):
-        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), r=1, prior_scale=0.01)
+        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0),
+                    estimate=snn.PerExampleDraws(1), prior_scale=0.01)
     # Paid for on the grid it is accepted and records the grid point.
-    cert, _ = snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), r=1, prior_scale=0.01,
-                              prior_grid=(100.0, 0.1))
+    cert, _ = snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0),
+                          estimate=snn.PerExampleDraws(1), prior_scale=0.01, prior_grid=(100.0, 0.1))
     assert "prior_grid" in cert.details
 
 

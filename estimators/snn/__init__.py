@@ -7,12 +7,16 @@
 * :mod:`.dp_prior`: priors drawn by a differentially private mechanism on all the data;
 * :mod:`.objectives`: bounded losses and differentiable PAC-Bayes objectives;
 * :mod:`.train`: :func:`posterior_step` (the one posterior training step) and the loops;
-* :mod:`.certification`: the bound set, the two Monte Carlo estimates, :func:`certify` and
+* :mod:`.certification`: the bound set, the two Monte Carlo estimates (:class:`PerExampleDraws`,
+  :class:`WeightDraws`), :func:`certify` and
   :func:`certify_network` for a model you trained yourself.
 """
 
 from .certification import (
+    Estimate,
     MCEstimate,
+    PerExampleDraws,
+    WeightDraws,
     bound_set,
     certify,
     certify_network,
@@ -22,7 +26,12 @@ from .certification import (
 )
 from .dp_prior import APPROXIMATE, dp_prior, gibbs_epsilon, gibbs_tau, sgld_gibbs_sample
 from .families import (
+    GAUSSIAN,
+    LAPLACE,
+    MASK,
+    MATRIX_NORMAL,
     Family,
+    FamilyName,
     get_family,
     magnitude_mask,
     mask_keep,
@@ -32,11 +41,22 @@ from .families import (
     matrix_normal_factors,
     sampled_keep_interval,
 )
-from .objectives import OBJECTIVES, bounded_cross_entropy, objective, objective_extras, zero_one
+from .objectives import (
+    OBJECTIVE_REGISTRY,
+    OBJECTIVES,
+    Objective,
+    ObjectiveName,
+    bounded_cross_entropy,
+    get_objective,
+    objective,
+    objective_extras,
+    zero_one,
+)
 from .posterior import (
     FAMILIES,
     Posterior,
     Prior,
+    PriorKind,
     distributions,
     init_posterior,
     kl_divergence,
@@ -58,6 +78,7 @@ __all__ = [
     "FAMILIES",
     "Posterior",
     "Prior",
+    "PriorKind",
     "distributions",
     "init_posterior",
     "kl_divergence",
@@ -72,6 +93,11 @@ __all__ = [
     "sgld_gibbs_sample",
     # families
     "Family",
+    "FamilyName",
+    "GAUSSIAN",
+    "LAPLACE",
+    "MASK",
+    "MATRIX_NORMAL",
     "get_family",
     "magnitude_mask",
     "mask_keep",
@@ -82,7 +108,11 @@ __all__ = [
     "sampled_keep_interval",
     # objectives
     "OBJECTIVES",
+    "OBJECTIVE_REGISTRY",
+    "Objective",
+    "ObjectiveName",
     "bounded_cross_entropy",
+    "get_objective",
     "objective",
     "objective_extras",
     "zero_one",
@@ -94,7 +124,10 @@ __all__ = [
     "train_deterministic",
     "train_posterior",
     # certification
+    "Estimate",
     "MCEstimate",
+    "PerExampleDraws",
+    "WeightDraws",
     "bound_set",
     "certify",
     "certify_network",

@@ -7,13 +7,13 @@ or its n (PBB's public code counts all 60000 training examples for a 30000-examp
 Two ways to certify the stochastic predictor's empirical risk
 :math:`\hat L_S(Q) = \frac1n \sum_i \mathbb{E}_{W\sim Q}\,\ell(W, z_i)` on the n bound examples:
 
-(a) :func:`mc_weight_samples` (Langford & Caruana 2002; DR17; PBB): draw m weight vectors,
-    evaluate each on the whole bound set; the m per-draw risks are i.i.d. in [0,1] with
+(a) :class:`WeightDraws` (``m``; :func:`mc_weight_samples`; Langford & Caruana 2002; DR17; PBB): draw m
+    weight vectors, evaluate each on the whole bound set; the m per-draw risks are i.i.d. in [0,1] with
     mean :math:`\hat L_S(Q)`, so :math:`\hat L_S(Q) \le \mathrm{kl}^{-1}(\hat Q_m, \ln(2/\delta')/m)`.
     Cost: m passes over the bound set.
 
-(b) :func:`mc_independent` (ours): draw an independent weight vector :math:`W_{ij}` for every
-    example i and repetition j = 1..r and record :math:`L_{ij} = \ell(W_{ij}, z_i)`.
+(b) :class:`PerExampleDraws` (``r``; :func:`mc_independent`; ours): draw an independent weight vector
+    :math:`W_{ij}` for every example i and repetition j = 1..r and record :math:`L_{ij} = \ell(W_{ij}, z_i)`.
 
     *Theorem.* Conditionally on S, the N = n r variables :math:`L_{ij}` are independent,
     [0,1]-valued, with :math:`\mathbb{E} L_{ij} = \mathbb{E}_{W\sim Q}\ell(W, z_i)`, so their
@@ -30,7 +30,9 @@ Two ways to certify the stochastic predictor's empirical risk
     N = n r is far larger than m, so the Monte Carlo slack nearly vanishes.
 
 Both then feed :func:`genbounds.bounds.pac_bayes_certificate` with the Seeger (kl) bound, in float64,
-delta split into named parts (default PAC-Bayes 0.025 + Monte Carlo 0.01).
+delta split into named parts (default PAC-Bayes 0.025 + Monte Carlo 0.01). :func:`certify` takes the
+estimate as an object, ``estimate=PerExampleDraws(r)`` or ``estimate=WeightDraws(m)``; each carries
+the label tables print ("(b)", "(a)") and the name certificates record in ``details["mc_method"]``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -54,13 +57,13 @@ from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
 from ..nets import Net, custom
 from ..steps import steps_per_epoch
-from .families import get_family
-from .objectives import bounded_cross_entropy, zero_one
-from .posterior import Posterior, Prior, init_posterior, kl_float64, sample_params
+from .families import GAUSSIAN, Family, get_family
+from .objectives import Objective, ObjectiveName, bounded_cross_entropy, get_objective, zero_one
+from .posterior import Posterior, Prior, PriorKind, init_posterior, kl_float64
 from .train import train_posterior
 
-__all__ = ["MCEstimate", "bound_set", "mc_weight_samples", "mc_independent", "error_rate", "certify",
-           "certify_network", "MIN_STEPS"]
+__all__ = ["MCEstimate", "PerExampleDraws", "WeightDraws", "Estimate", "bound_set", "mc_weight_samples",
+           "mc_independent", "error_rate", "certify", "certify_network", "MIN_STEPS"]
 
 
 class MCEstimate(NamedTuple):
@@ -148,8 +151,8 @@ def _masked_sums(logits: jax.Array, y: jax.Array, valid: jax.Array, p_min: float
 
 
 @functools.partial(jax.jit, static_argnames=("net", "family", "size", "p_min", "sharding"))
-def _independent_pass(rep_key, post, x, y, valid, *, net: Net, family: str, size: int, p_min: float, sharding):
-    apply = get_family(family).independent_logits
+def _independent_pass(rep_key, post, x, y, valid, *, net: Net, family: Family, size: int, p_min: float, sharding):
+    apply = family.independent_logits
 
     def per_batch(i, xb, yb, vb):
         return _masked_sums(apply(net, jax.random.fold_in(rep_key, i * size), post, xb), yb, vb, p_min)
@@ -157,9 +160,9 @@ def _independent_pass(rep_key, post, x, y, valid, *, net: Net, family: str, size
 
 
 @functools.partial(jax.jit, static_argnames=("net", "family", "p_min", "sharding"))
-def _weights_pass(keys, post, x, y, valid, *, net: Net, family: str, p_min: float, sharding):
+def _weights_pass(keys, post, x, y, valid, *, net: Net, family: Family, p_min: float, sharding):
     def per_batch(i, xb, yb, vb):
-        return jax.vmap(lambda k: _masked_sums(net.apply(sample_params(k, post, family), xb), yb, vb, p_min))(keys)
+        return jax.vmap(lambda k: _masked_sums(net.apply(family.sample(k, post), xb), yb, vb, p_min))(keys)
     return _sum_batches(per_batch, sharding, x, y, valid)
 
 
@@ -169,7 +172,7 @@ def _errors_pass(params, x, y, valid, *, net: Net, sharding):
                         x, y, valid)
 
 
-def mc_independent(net: Net, post: Posterior, family: str, data: Dataset, *, r: int, key: jax.Array,
+def mc_independent(net: Net, post: Posterior, family: Family | str, data: Dataset, *, r: int, key: jax.Array,
                    batch_size: int = 1000, p_min: float = 1e-4, devices: list | None = None) -> MCEstimate:
     """Method (b): an independent weight draw per (example, repetition). Returns the mean
     0-1 loss and bounded cross-entropy over the N = n r draws, and the per-repetition 0-1 means
@@ -180,7 +183,8 @@ def mc_independent(net: Net, post: Posterior, family: str, data: Dataset, *, r: 
     for batch i of repetition j uses key ``fold_in(fold_in(key, j), i * batch_size)`` and is
     independent of the padding and of the sharding (JAX's threefry is partitionable), so the
     error counts are the same on one device or many."""
-    b = _batches(data, min(batch_size, get_family(family).eval_batch), devices)
+    family = get_family(family)
+    b = _batches(data, min(batch_size, family.eval_batch), devices)
     post = replicated(b.mesh, post)
     static = dict(net=net, family=family, size=b.size, p_min=p_min, sharding=b.sharding)
     sums = [_independent_pass(jax.random.fold_in(key, rep), post, b.x, b.y, b.valid, **static)
@@ -191,12 +195,13 @@ def mc_independent(net: Net, post: Posterior, family: str, data: Dataset, *, r: 
                       errors / len(data))
 
 
-def mc_weight_samples(net: Net, post: Posterior, family: str, data: Dataset, *, m: int, key: jax.Array,
+def mc_weight_samples(net: Net, post: Posterior, family: Family | str, data: Dataset, *, m: int, key: jax.Array,
                       chunk: int = 8, batch_size: int = 2000, p_min: float = 1e-4,
                       devices: list | None = None) -> MCEstimate:
     """Method (a): m weight draws, each evaluated on the whole set (vmapped over a chunk of
     draws, one compiled pass over the device-resident data per chunk). Returns the mean 0-1 loss
     and bounded CE over draws, and the per-draw risks (``per_group: [m]``)."""
+    family = get_family(family)
     b = _batches(data, batch_size, devices)
     post = replicated(b.mesh, post)
     keys = jax.random.split(key, m)
@@ -207,6 +212,58 @@ def mc_weight_samples(net: Net, post: Posterior, family: str, data: Dataset, *, 
     return MCEstimate(float(per_draw.mean()), float(ce.mean()), m, per_draw)
 
 
+@dataclass(frozen=True)
+class PerExampleDraws:
+    """Monte Carlo estimate (b): an independent weight draw for every bound-set example and each of
+    ``r`` repetitions (N = n r losses; :func:`mc_independent`)."""
+
+    r: int = 10
+    #: The estimate's label in tables and record summaries.
+    label: ClassVar[str] = "(b)"
+    #: Its name in a certificate's ``details["mc_method"]``.
+    record_name: ClassVar[str] = "independent"
+
+    def __post_init__(self) -> None:
+        check_count("r", self.r)
+
+    @property
+    def param(self) -> dict:
+        """The estimate's size, as certificates record it (``details["mc_method_param"]``)."""
+        return {"r": self.r}
+
+    def __call__(self, net: Net, post: Posterior, family: Family | str, data: Dataset, *,
+                 key: jax.Array) -> MCEstimate:
+        return mc_independent(net, post, family, data, r=self.r, key=key)
+
+
+@dataclass(frozen=True)
+class WeightDraws:
+    """Monte Carlo estimate (a): ``m`` weight draws, each evaluated on the whole bound set
+    (m i.i.d. risks; :func:`mc_weight_samples`)."""
+
+    m: int = 1000
+    #: The estimate's label in tables and record summaries.
+    label: ClassVar[str] = "(a)"
+    #: Its name in a certificate's ``details["mc_method"]``.
+    record_name: ClassVar[str] = "weights"
+
+    def __post_init__(self) -> None:
+        check_count("m", self.m)
+
+    @property
+    def param(self) -> dict:
+        """The estimate's size, as certificates record it (``details["mc_method_param"]``)."""
+        return {"m": self.m}
+
+    def __call__(self, net: Net, post: Posterior, family: Family | str, data: Dataset, *,
+                 key: jax.Array) -> MCEstimate:
+        return mc_weight_samples(net, post, family, data, m=self.m, key=key)
+
+
+#: A Monte Carlo estimate of the stochastic network's empirical risk, for :func:`certify`.
+Estimate = PerExampleDraws | WeightDraws
+
+
 def error_rate(net: Net, params: Any, data: Dataset, batch_size: int = 2000, devices: list | None = None) -> float:
     """0-1 error of a deterministic network (e.g. the posterior mean), one compiled pass."""
     b = _batches(data, batch_size, devices)
@@ -215,13 +272,14 @@ def error_rate(net: Net, params: Any, data: Dataset, batch_size: int = 2000, dev
 
 def certify(
     net: Net, post: Posterior, prior: Prior, train: Dataset, *, key: jax.Array,
-    method: str = "independent", r: int = 10, m: int = 1000, delta: float = 0.025,
+    estimate: Estimate = PerExampleDraws(), delta: float = 0.025,
     mc_delta: float = 0.01, prior_scale: float | None = None, prior_grid: tuple[float, float] | None = None,
     details: dict | None = None,
 ) -> tuple[Certificate, MCEstimate]:
     """Certify the posterior's 0-1 risk with the Seeger bound on the prior-free bound set.
 
-    ``method`` is "independent" (b, ``r`` repetitions) or "weights" (a, ``m`` draws).
+    ``estimate`` is :class:`PerExampleDraws` ``(r)`` (certificate (b), the default with r = 10)
+    or :class:`WeightDraws` ``(m)`` (certificate (a)).
     ``prior_scale``: the prior scale (std) actually used (default ``prior.scale``); a value other
     than ``prior.scale`` is refused unless ``prior_grid`` pays for it. With
     ``prior_grid = (b, c)`` the scale was learned: its variance is rounded to the
@@ -230,30 +288,24 @@ def certify(
     :func:`genbounds.bounds.prior_grid_delta`). Returns the certificate and the Monte Carlo
     estimate (with its timing).
     """
-    if method == "independent":
-        check_count("r", r)
-    elif method == "weights":
-        check_count("m", m)
+    if not isinstance(estimate, PerExampleDraws | WeightDraws):
+        raise ValueError(f"argument 'estimate' must be PerExampleDraws(r) or WeightDraws(m), got {estimate!r}")
     data, keep = bound_set(train, prior)
     t0 = time.perf_counter()
-    if method == "independent":
-        mc = mc_independent(net, post, prior.family, data, r=r, key=key)
-    elif method == "weights":
-        mc = mc_weight_samples(net, post, prior.family, data, m=m, key=key)
-    else:
-        raise ValueError(f"argument 'method' must be 'independent' or 'weights', got {method!r}")
+    mc = estimate(net, post, prior.family, data, key=key)
     mc = mc._replace(seconds=time.perf_counter() - t0)
-    info = {"mc_method": method, "split": {"n_train": len(train), "n_prior": prior.n_data,
-                                           "n_bound": int(keep.size)},
-            "prior": {"kind": prior.kind, "family": prior.family, **prior.details}}
+    info = {"mc_method": estimate.record_name, "split": {"n_train": len(train), "n_prior": prior.n_data,
+                                                         "n_bound": int(keep.size)},
+            "prior": {"kind": prior.kind.value, "family": prior.family.name.value, **prior.details}}
     info.update(details or {})
-    info["mc_method_param"] = {"r": r} if method == "independent" else {"m": m}
+    info["mc_method_param"] = estimate.param
 
-    if prior.family == "mask" and (prior_scale is not None or prior_grid is not None):
-        raise ValueError("arguments 'prior_scale' and 'prior_grid' do not apply to a mask prior (its keep "
-                         "probabilities are fixed with the prior)")
+    fam = prior.family
+    if not fam.learns_prior_scale and (prior_scale is not None or prior_grid is not None):
+        raise ValueError(f"arguments 'prior_scale' and 'prior_grid' do not apply to a {fam.name.value} prior (its "
+                         f"{fam.scale_means} are fixed with the prior)")
     scale = prior.scale if prior_scale is None else float(prior_scale)
-    if prior_grid is None and prior.family != "mask" and scale != prior.scale:
+    if prior_grid is None and fam.learns_prior_scale and scale != prior.scale:
         raise ValueError(
             f"argument 'prior_scale' = {scale!r} differs from the prior's own scale {prior.scale!r}, and "
             "nothing records how it was chosen. A scale learned or chosen on the bound set must be paid "
@@ -290,8 +342,8 @@ MIN_STEPS = 1000
 def certify_network(
     apply_or_net: Any, params: Any, train: Dataset, *, key: jax.Array, prior_mean: Any,
     prior_indices: np.ndarray | None = None, data_free: bool = False, prior_scale: float = 0.03,
-    learn_prior_scale: bool = False,
-    objective: str = "quad", optimizer: optax.GradientTransformation | None = None, epochs: int | None = None,
+    learn_prior_scale: bool = False, objective: Objective | str = "quad",
+    optimizer: optax.GradientTransformation | None = None, epochs: int | None = None,
     batch_size: int = 100, r: int = 10, delta: float = 0.025, mc_delta: float = 0.01, progress: bool = True,
 ) -> tuple[Certificate, Posterior]:
     """Certify a network you trained yourself, in one call (Dziugaite & Roy 2017, stage 2).
@@ -329,7 +381,8 @@ def certify_network(
         learn_prior_scale: learn the prior scale too and pay for it on DR17's grid (about
             2 ln(j + 1) nats more in the bound for grid index j: worth it for large n or when
             ``prior_scale`` is a guess; on 700 digits it cost 0.110 against 0.079 fixed).
-        objective: the training objective (:data:`genbounds.estimators.snn.OBJECTIVES`).
+        objective: the training objective, an :class:`~genbounds.estimators.snn.objectives.Objective` or its
+            name (:data:`genbounds.estimators.snn.OBJECTIVES`).
         optimizer: an optax transformation for the posterior (default ``optax.adam(1e-3)``).
         epochs: passes over ``train``; default: enough for :data:`MIN_STEPS` steps, at least 10.
     """
@@ -338,11 +391,12 @@ def certify_network(
             "arguments 'prior_indices' and 'data_free': say where prior_mean came from, either "
             "prior_indices=<the training examples it was trained on> or data_free=True (not both)")
     check_count("r", r)
+    objective = get_objective(objective)
     _check_like_params("prior_mean", prior_mean, params)
     net = apply_or_net if isinstance(apply_or_net, Net) else custom("custom", None, apply_or_net)
     _check_labels_fit_logits(net, params, train)
     idx = np.zeros(0, dtype=np.int64) if prior_indices is None else np.asarray(prior_indices)
-    prior = Prior(prior_mean, prior_scale, "gaussian", idx)
+    prior = Prior(prior_mean, prior_scale, GAUSSIAN, idx)
     n_bound = len(train) - prior.n_data
     per_epoch = steps_per_epoch(len(train), batch_size)
     epochs = max(10, -(-MIN_STEPS // per_epoch)) if epochs is None else int(epochs)
@@ -354,17 +408,18 @@ def certify_network(
                                      independent=False, progress=progress)
     post = state.posterior
     training = {
-        "objective": objective, "epochs": epochs, "steps": epochs * per_epoch, "batch_size": batch_size,
+        "objective": objective.name.value, "epochs": epochs, "steps": epochs * per_epoch, "batch_size": batch_size,
         "optimizer": "adam(1e-3)" if optimizer is None else "user-supplied",
         "kl_start": kl_float64(start, prior), "kl_end_training": history[-1]["kl"] if history else None,
         "objective_first_epoch": history[0]["objective"] if history else None,
         "objective_last_epoch": history[-1]["objective"] if history else None,
         "mean_shift": _relative_distance(post.mean, params),
     }
-    cert, mc = certify(net, post, prior, train, key=k_cert, method="independent", r=r, delta=delta,
+    cert, mc = certify(net, post, prior, train, key=k_cert, estimate=PerExampleDraws(r), delta=delta,
                        mc_delta=mc_delta, prior_scale=state.prior_scale,
                        prior_grid=(100.0, 0.1) if learn_prior_scale else None,
-                       details={"objective": objective, "source": "certify_network", "training": training})
+                       details={"objective": objective.name.value, "source": "certify_network",
+                                "training": training})
     chance = 1.0 - 1.0 / max(train.num_classes, 2)
     own = error_rate(net, params, bound_set(train, prior)[0])
     training["network_bound_set_error"] = own
@@ -424,10 +479,10 @@ def _vacuity_diagnosis(cert: Certificate, training: dict, own: float, chance: fl
            f"nats, n = {n}), and a bound needs KL/n well below the risk it certifies; training against "
            f"'{training['objective']}' ended at KL/n = {cert.kl / n:.4g} with empirical risk {cert.emp_risk:.4f}.")
     tries = []
-    if prior.kind == "init":
+    if prior.kind is PriorKind.INIT:
         tries.append("a data-dependent prior (train prior_mean on part of the data and pass prior_indices=)")
     tries += ["more data", "another prior_scale",
               "more epochs or a larger learning rate if the objective was still falling"]
-    if training["objective"] == "seeger":
+    if training["objective"] == ObjectiveName.SEEGER:
         tries.insert(0, "objective='quad' (the Seeger objective is clipped at 1: no gradient while vacuous)")
     return why + " Try: " + "; ".join(tries) + "."

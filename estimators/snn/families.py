@@ -1,5 +1,8 @@
 r"""Posterior families: how a :class:`~genbounds.estimators.snn.base.Posterior` is sampled,
 trained and charged for, one :class:`Family` per kind, looked up by name with :func:`get_family`.
+What differs between families (the meaning of the prior's ``scale``, whether it can be learned,
+whether the family needs a data prior or admits a private one) are fields of the :class:`Family`,
+so callers hold a family and never compare names.
 
 A posterior is always ``Posterior(mean, rho)`` (so optimisers, checkpoints and device placement
 treat every family alike); the family says what the two pytrees mean:
@@ -49,11 +52,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as dist
 
 from ...bounds import (
     kl_bernoulli,
@@ -63,19 +69,31 @@ from ...bounds import (
     kl_matrix_normal,
     to_float64,
 )
+from ...bounds._array import check_choice
 from ...bounds.weight_kl import aligned_leaves
 from ..nets import Net, location_scale_draw, per_example_apply
 from .base import Params, Posterior, init_posterior, posterior_scale, softplus_inv
 
-__all__ = ["Family", "FAMILIES", "get_family", "posterior_scale", "magnitude_mask", "mask_prior", "mask_keep",
-           "masked_weights", "mask_kl_float64", "sampled_keep_interval", "UNIFORM_GRID", "matrix_normal_factors"]
+__all__ = ["Family", "FamilyName", "FAMILIES", "GAUSSIAN", "LAPLACE", "MASK", "MATRIX_NORMAL", "get_family",
+           "posterior_scale", "magnitude_mask", "mask_prior", "mask_keep", "masked_weights", "mask_kl_float64",
+           "sampled_keep_interval", "UNIFORM_GRID", "matrix_normal_factors"]
 
 
-class Family(NamedTuple):
+class FamilyName(StrEnum):
+    """The posterior families, by the names configs, records and the command line use."""
+
+    GAUSSIAN = "gaussian"
+    LAPLACE = "laplace"
+    MASK = "mask"
+    MATRIX_NORMAL = "matrix_normal"
+
+
+@dataclass(frozen=True, eq=False)
+class Family:
     """How one kind of posterior is sampled, trained and charged for (see the module docstring).
 
     Attributes:
-        name: the family's name (``Prior.family``).
+        name: the family's name (what records and ``--family`` say).
         init: ``(start_params, prior) -> Posterior``: where training starts.
         sample: ``(key, post) -> params``: one draw of every weight.
         train_logits: ``(net, key, post, x) -> logits``: the per-example surrogate the objective
@@ -86,12 +104,25 @@ class Family(NamedTuple):
             never below the KL of what ``sample`` draws.
         center: ``post -> params``: the family's deterministic predictor (posterior mean; the
             thresholded mask).
+        distributions: ``post -> pytree of numpyro distributions`` (for users who want them).
+        check_prior_scale: ``(scale, prior_mean) -> None``: raises ValueError unless ``scale`` is
+            a valid ``Prior.scale`` for this family.
+        scale_means: what ``Prior.scale`` holds, in words ("std", "keep probabilities", ...).
         trains_mean: False when ``post.mean`` must stay the prior's (masks).
+        learns_prior_scale: whether the prior scale may be learned and paid for on the
+            Dziugaite & Roy grid (not for keep probabilities).
+        needs_data_prior: whether the prior mean must be trained on data (masks keep the
+            prior's weights: a data-free prior would mask the random initialisation).
+        private_mean: whether the prior mean may be drawn by a differentially private mechanism
+            (a location family).
+        masks_weights: the posterior is a Bernoulli mask over the prior's fixed weights: the
+            prior's keep probabilities come from a mask of the prior net, and a run also certifies
+            the deterministic masks (magnitude-pruned, thresholded) on the same bound set.
         eval_batch: largest batch for ``independent_logits`` (memory: a mask per example is as
             large as the network).
     """
 
-    name: str
+    name: FamilyName
     init: Callable[[Params, Any], Any]
     sample: Callable[[jax.Array, Any], Params]
     train_logits: Callable[[Net, jax.Array, Any, jax.Array], jax.Array]
@@ -99,11 +130,31 @@ class Family(NamedTuple):
     kl: Callable[[Any, Params, Any], jax.Array]
     kl_float64: Callable[[Any, Params, Any], float]
     center: Callable[[Any], Params]
+    distributions: Callable[[Any], Params]
+    check_prior_scale: Callable[[Any, Params], None]
+    scale_means: str = "std"
     trains_mean: bool = True
+    learns_prior_scale: bool = True
+    needs_data_prior: bool = False
+    private_mean: bool = True
+    masks_weights: bool = False
     eval_batch: int = 1000
 
+    def __reduce__(self) -> tuple:
+        """A registered family pickles as its name (its functions are looked up again when loaded)."""
+        if _REGISTRY.get(self.name) is not self:
+            raise TypeError(f"family {self.name.value!r} is not the registered one: only registered families pickle")
+        return get_family, (self.name.value,)
 
-def _location_scale(name: str, noise: Callable, kl_fn: Callable, local: bool) -> Family:
+
+def _check_positive_scale(scale: Any, prior_mean: Params) -> None:
+    """A location-scale prior's scale: one number > 0."""
+    if not (np.isscalar(scale) and scale > 0):
+        raise ValueError(f"argument 'scale' must be a number > 0, got {scale!r}")
+
+
+def _location_scale(name: FamilyName, noise: Callable, kl_fn: Callable, local: bool, distribution: type,
+                    scale_means: str) -> Family:
     def init(start, prior):
         return init_posterior(start, prior.scale)
 
@@ -123,7 +174,9 @@ def _location_scale(name: str, noise: Callable, kl_fn: Callable, local: bool) ->
         kl=lambda post, mean_p, scale_p: kl_fn(post.mean, posterior_scale(post), mean_p, scale_p),
         kl_float64=lambda post, mean_p, scale_p: float(kl_fn(to_float64(post.mean), to_float64(posterior_scale(post)),
                                                              to_float64(mean_p), to_float64(scale_p))),
-        center=lambda post: post.mean)
+        center=lambda post: post.mean,
+        distributions=lambda post: jax.tree_util.tree_map(distribution, post.mean, posterior_scale(post)),
+        check_prior_scale=_check_positive_scale, scale_means=scale_means)
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,6 +247,14 @@ def _mask_moments(post) -> tuple[Params, Params]:
     return mean, std
 
 
+def _check_keep_probabilities(keep: Any, prior_mean: Params) -> None:
+    """A mask prior's keep probabilities: one number or a pytree like the weights, in [0, 1]."""
+    if not (np.isscalar(keep) or jax.tree_util.tree_structure(keep) == jax.tree_util.tree_structure(prior_mean)):
+        raise ValueError("argument 'scale' of a mask prior must be one keep probability or a pytree like 'mean'")
+    if not all(np.all((np.asarray(x) >= 0) & (np.asarray(x) <= 1)) for x in jax.tree_util.tree_leaves(keep)):
+        raise ValueError("argument 'scale' of a mask prior holds keep probabilities: they must lie in [0, 1]")
+
+
 def _mask_init(start, prior):
     """Start at the prior (KL 0): the prior's weights, logits of its keep probabilities."""
     leaves, treedef = jax.tree_util.tree_flatten(prior.mean)
@@ -219,14 +280,16 @@ def mask_prior(mask: Params, flip: float) -> Params:
 
 
 MASK = Family(
-    "mask", _mask_init, _mask_sample,
+    FamilyName.MASK, _mask_init, _mask_sample,
     train_logits=lambda net, key, post, x: net.apply_independent(key, *_mask_moments(post), x),
     independent_logits=lambda net, key, post, x: per_example_apply(net.apply, key, lambda k: _mask_sample(k, post),
                                                                   x),
     kl=lambda post, mean_p, keep_p: kl_bernoulli_masks(mask_keep(post), keep_p),
     kl_float64=mask_kl_float64,
     center=lambda post: masked_weights(post.mean, jax.tree_util.tree_map(lambda q: q > 0.5, mask_keep(post))),
-    trains_mean=False, eval_batch=100)
+    distributions=lambda post: jax.tree_util.tree_map(lambda q: dist.Bernoulli(probs=q), mask_keep(post)),
+    check_prior_scale=_check_keep_probabilities, scale_means="keep probabilities", trains_mean=False,
+    learns_prior_scale=False, needs_data_prior=True, private_mean=False, masks_weights=True, eval_batch=100)
 
 # --------------------------------------------------------------------------------------------
 # Matrix-normal (Kronecker-factored) Gaussian weights
@@ -285,24 +348,29 @@ def _mn_logits(net, key, post, x):
 
 
 MATRIX_NORMAL = Family(
-    "matrix_normal", _mn_init, _mn_sample, train_logits=_mn_logits, independent_logits=_mn_logits,
+    FamilyName.MATRIX_NORMAL, _mn_init, _mn_sample, train_logits=_mn_logits, independent_logits=_mn_logits,
     kl=lambda post, mean_p, scale_p: _mn_kl_of(post.mean, matrix_normal_factors(post), mean_p, scale_p),
     kl_float64=lambda post, mean_p, scale_p: float(_mn_kl_of(to_float64(post.mean), to_float64(matrix_normal_factors(
         post)), to_float64(mean_p), float(scale_p))),
-    center=lambda post: post.mean)
+    center=lambda post: post.mean,
+    distributions=lambda post: jax.tree_util.tree_map(
+        lambda m, f: dist.MatrixNormal(m, f["a"], f["b"]) if isinstance(f, dict) else dist.Normal(m, f),
+        post.mean, matrix_normal_factors(post)),
+    check_prior_scale=_check_positive_scale)
 
-_REGISTRY = {
-    "gaussian": _location_scale("gaussian", jax.random.normal, kl_diag_gaussian, local=True),
-    "laplace": _location_scale("laplace", jax.random.laplace, kl_diag_laplace, local=False),
-    "mask": MASK,
-    "matrix_normal": MATRIX_NORMAL,
-}
-#: The posterior families by name.
-FAMILIES = tuple(_REGISTRY)
+GAUSSIAN = _location_scale(FamilyName.GAUSSIAN, jax.random.normal, kl_diag_gaussian, local=True,
+                           distribution=dist.Normal, scale_means="std")
+LAPLACE = _location_scale(FamilyName.LAPLACE, jax.random.laplace, kl_diag_laplace, local=False,
+                          distribution=dist.Laplace, scale_means="scale b")
+
+_REGISTRY: dict[FamilyName, Family] = {f.name: f for f in (GAUSSIAN, LAPLACE, MASK, MATRIX_NORMAL)}
+#: The posterior families' names.
+FAMILIES = tuple(name.value for name in _REGISTRY)
 
 
-def get_family(name: str) -> Family:
-    """The :class:`Family` called ``name`` (one of :data:`FAMILIES`)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"argument 'family' must be one of {FAMILIES}, got {name!r}")
-    return _REGISTRY[name]
+def get_family(family: Family | str) -> Family:
+    """The :class:`Family` called ``family`` (one of :data:`FAMILIES`); a :class:`Family` is
+    returned as it is. Names are read here once, where they enter the library."""
+    if isinstance(family, Family):
+        return family
+    return _REGISTRY[check_choice("family", family, FamilyName)]

@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import jax
 import numpy as np
-import numpyro.distributions as dist
 
 from .base import Params, Posterior, init_posterior, posterior_scale
-from .families import FAMILIES, get_family, mask_keep, matrix_normal_factors
+from .families import FAMILIES, GAUSSIAN, Family, get_family
 
 __all__ = [
     "FAMILIES",
     "Posterior",
     "Prior",
+    "PriorKind",
     "init_posterior",
     "posterior_scale",
     "sample_params",
@@ -40,6 +41,15 @@ __all__ = [
 ]
 
 
+class PriorKind(StrEnum):
+    """Where a prior comes from: trained on held-out training examples (``data``), the random
+    initialisation (``init``), or drawn by a differentially private mechanism on all of them (``dp``)."""
+
+    DATA = "data"
+    INIT = "init"
+    DP = "dp"
+
+
 @dataclass(frozen=True)
 class Prior:
     """A prior fixed before the bound set is looked at.
@@ -47,9 +57,11 @@ class Prior:
     Attributes:
         mean: pytree of prior means (the random initialisation, or a net trained on
             ``data_indices``).
-        scale: isotropic prior scale (std for Gaussian, b for Laplace); for ``"mask"`` the
-            Bernoulli keep probabilities, a pytree like ``mean`` or one number in [0, 1].
-        family: one of :data:`FAMILIES`.
+        scale: the family's second prior parameter (``family.scale_means``): the isotropic std
+            (Gaussian, matrix-normal) or scale b (Laplace), one number > 0; for masks the Bernoulli
+            keep probabilities, a pytree like ``mean`` or one number in [0, 1].
+        family: the posterior :class:`~genbounds.estimators.snn.families.Family` (a name from
+            :data:`FAMILIES` is looked up).
         data_indices: indices of the training set used to build the prior (empty for a
             data-independent prior); these examples are excluded from the bound set.
         details: how it was built (seed, epochs, ...), copied into certificates.
@@ -61,24 +73,15 @@ class Prior:
 
     mean: Params
     scale: Any
-    family: str = "gaussian"
+    family: Family = GAUSSIAN
     data_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     details: dict = field(default_factory=dict)
     dp: dict | None = None
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ValueError(f"argument 'family' must be one of {FAMILIES}, got {self.family!r}")
-        if self.family == "mask":
-            leaves = jax.tree_util.tree_leaves(self.scale)
-            if not (np.isscalar(self.scale) or jax.tree_util.tree_structure(self.scale)
-                    == jax.tree_util.tree_structure(self.mean)):
-                raise ValueError("argument 'scale' of a mask prior must be one keep probability or a pytree like "
-                                 "'mean'")
-            if not all(np.all((np.asarray(x) >= 0) & (np.asarray(x) <= 1)) for x in leaves):
-                raise ValueError("argument 'scale' of a mask prior holds keep probabilities: they must lie in [0, 1]")
-        elif not (np.isscalar(self.scale) and self.scale > 0):
-            raise ValueError(f"argument 'scale' must be a number > 0, got {self.scale!r}")
+        family = get_family(self.family)
+        object.__setattr__(self, "family", family)
+        family.check_prior_scale(self.scale, self.mean)
         idx = np.asarray(self.data_indices, dtype=np.int64)
         if idx.ndim != 1 or len(np.unique(idx)) != len(idx):
             raise ValueError("argument 'data_indices' must be a 1-d array of distinct indices")
@@ -88,30 +91,31 @@ class Prior:
                 raise ValueError("arguments 'dp' and 'data_indices': a differentially private prior is paid for "
                                  "with epsilon on the whole sample; it cannot also hold out examples (choose one "
                                  "route per certificate)")
-            if self.family not in ("gaussian", "laplace", "matrix_normal"):
-                raise ValueError(f"argument 'dp': a private prior mean needs a location family, not {self.family!r}")
+            if not family.private_mean:
+                raise ValueError(f"argument 'dp': a private prior mean needs a location family, not "
+                                 f"{family.name.value!r}")
             eps = self.dp.get("epsilon")
             if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
                 raise ValueError(f"argument 'dp' must hold a finite 'epsilon' >= 0, got {eps!r}")
 
     @property
-    def kind(self) -> str:
-        """"data" when training examples built the prior (``data_indices`` non-empty), "dp" for a
-        differentially private prior, else "init"."""
-        return "dp" if self.dp is not None else "data" if self.data_indices.size else "init"
+    def kind(self) -> PriorKind:
+        """``data`` when training examples built the prior (``data_indices`` non-empty), ``dp`` for a
+        differentially private prior, else ``init``."""
+        return PriorKind.DP if self.dp is not None else PriorKind.DATA if self.data_indices.size else PriorKind.INIT
 
     @property
     def n_data(self) -> int:
         return int(self.data_indices.shape[0])
 
 
-def sample_params(key: jax.Array, post: Posterior, family: str = "gaussian") -> Params:
+def sample_params(key: jax.Array, post: Posterior, family: Family | str = GAUSSIAN) -> Params:
     """One draw of every weight from the posterior (Gaussian/Laplace: mean + scale * eps by the
     reparameterisation trick; mask: the weights times Bernoulli(q) bits)."""
     return get_family(family).sample(key, post)
 
 
-def kl_divergence(post: Posterior, prior_mean: Params, prior_scale: Any, family: str = "gaussian"):
+def kl_divergence(post: Posterior, prior_mean: Params, prior_scale: Any, family: Family | str = GAUSSIAN):
     """KL(Q||P) summed over all weights, in the inputs' precision (for objectives)."""
     return get_family(family).kl(post, prior_mean, prior_scale)
 
@@ -119,18 +123,11 @@ def kl_divergence(post: Posterior, prior_mean: Params, prior_scale: Any, family:
 def kl_float64(post: Posterior, prior: Prior, prior_scale: float | None = None) -> float:
     """KL(Q||P) in float64 on host copies of the parameters (for certificates)."""
     scale = prior.scale if prior_scale is None else prior_scale
-    return get_family(prior.family).kl_float64(post, prior.mean, scale)
+    return prior.family.kl_float64(post, prior.mean, scale)
 
 
-def distributions(post: Posterior, family: str = "gaussian") -> Params:
+def distributions(post: Posterior, family: Family | str = GAUSSIAN) -> Params:
     """The posterior as a pytree of numpyro distributions: Normal or Laplace weights; for masks,
     the Bernoulli keep bits (multiply by ``post.mean``); for matrix-normal posteriors a
     ``MatrixNormal`` per dense matrix (row factor A, column factor B) and Normal elsewhere."""
-    if family == "mask":
-        return jax.tree_util.tree_map(lambda q: dist.Bernoulli(probs=q), mask_keep(post))
-    if family == "matrix_normal":
-        return jax.tree_util.tree_map(
-            lambda m, f: dist.MatrixNormal(m, f["a"], f["b"]) if isinstance(f, dict) else dist.Normal(m, f),
-            post.mean, matrix_normal_factors(post))
-    cls = dist.Normal if family == "gaussian" else dist.Laplace
-    return jax.tree_util.tree_map(cls, post.mean, posterior_scale(post))
+    return get_family(family).distributions(post)

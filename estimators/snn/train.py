@@ -27,8 +27,7 @@ from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
 from ..nets import Net
 from ..steps import Step, compile_epoch, owned, supervised_step
-from .families import get_family
-from .objectives import bounded_cross_entropy, objective, objective_extras, zero_one
+from .objectives import Objective, bounded_cross_entropy, get_objective, objective_extras, zero_one
 from .posterior import Posterior, Prior
 
 __all__ = ["PosteriorParams", "PosteriorState", "PosteriorMetrics", "posterior_step", "train_deterministic",
@@ -77,7 +76,7 @@ class PosteriorMetrics(NamedTuple):
 
 
 def posterior_step(
-    net: Net, prior: Prior, *, optimizer: optax.GradientTransformation, objective_name: str, n_bound: int,
+    net: Net, prior: Prior, *, optimizer: optax.GradientTransformation, objective_name: Objective | str, n_bound: int,
     delta: float = 0.025, p_min: float = 1e-4, learn_prior_scale: bool = False, independent: bool = True,
 ) -> Step:
     """One step of posterior training against a PAC-Bayes objective.
@@ -91,11 +90,13 @@ def posterior_step(
     With ``learn_prior_scale`` the prior scale is trained too (to be rounded to DR17's grid, union
     bound paid, when certifying). A family whose weights are fixed (masks) trains ``rho`` only.
     """
-    fam = get_family(prior.family)
-    if learn_prior_scale and prior.family == "mask":
-        raise ValueError("argument 'learn_prior_scale': a mask prior has keep probabilities, not a scale to learn")
+    fam = prior.family
+    obj = get_objective(objective_name)
+    if learn_prior_scale and not fam.learns_prior_scale:
+        raise ValueError(f"argument 'learn_prior_scale': a {fam.name.value} prior has {fam.scale_means}, not a scale "
+                         "to learn")
     prior_mean = owned(prior.mean)                  # never shares buffers with a donated state
-    prior_scale = owned(prior.scale) if prior.family == "mask" else prior.scale
+    prior_scale = prior.scale if np.isscalar(prior.scale) else owned(prior.scale)   # a pytree of keep probabilities
     # A differentially private prior: the bound's KL gains a constant (the objective is the bound paid).
     kl_offset = 0.0 if prior.dp is None else dp_prior_kl_adjustment(prior.dp["epsilon"], n_bound, delta)
 
@@ -109,12 +110,12 @@ def posterior_step(
         else:
             logits = net.apply(fam.sample(key, post), xb)
         emp = bounded_cross_entropy(logits, yb, p_min).mean()
-        value = objective(objective_name, emp, kl, n_bound, delta, params.extras)
+        value = obj(emp, kl, n_bound, delta, params.extras)
         return value, PosteriorMetrics(value, kl, emp, zero_one(logits, yb).mean())
 
     def init(post: Posterior) -> PosteriorState:
         lps = jnp.log(jnp.float32(prior.scale)) if learn_prior_scale else None
-        params = PosteriorParams(*owned((post.mean, post.rho)), lps, objective_extras(objective_name))
+        params = PosteriorParams(*owned((post.mean, post.rho)), lps, objective_extras(obj))
         return PosteriorState(params, optimizer.init(params))
 
     def step(state: PosteriorState, key, xb, yb) -> tuple[PosteriorState, PosteriorMetrics]:
@@ -158,7 +159,7 @@ def train_deterministic(
 
 def train_posterior(
     net: Net, post: Posterior, prior: Prior, data: Dataset, *, key: jax.Array, n_bound: int,
-    objective_name: str, optimizer: optax.GradientTransformation, delta: float = 0.025, epochs: int = 10,
+    objective_name: Objective | str, optimizer: optax.GradientTransformation, delta: float = 0.025, epochs: int = 10,
     batch_size: int = 128, p_min: float = 1e-4, learn_prior_scale: bool = False, independent: bool = True,
     progress: bool = True, state: PosteriorState | None = None, start_epoch: int = 0,
     on_epoch: Callable[[int, PosteriorState, dict], None] | None = None, desc: str = "posterior",
