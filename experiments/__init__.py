@@ -1,11 +1,14 @@
 """Experiment runners, records and the reporting layer (the ``genbounds`` command line, on top of
 them, is :mod:`genbounds.cli`).
 
-* :mod:`.config`: the config base and the names of optimisers (the only place strings become
-  optax transformations);
-* :mod:`.pac_bayes_runner` / :mod:`.cmi_runner`: ``genbounds pac-bayes`` / ``quickstart`` and
-  ``genbounds cmi`` as named, resumable stages;
+* :mod:`.config`: the config base (settings in sections, flat names, command-line flags generated
+  from the settings' metadata) and the names of optimisers (the only place strings become optax
+  transformations);
+* :mod:`.pac_bayes_runner` / :mod:`.cmi_runner` / :mod:`.langevin_runner`: ``genbounds pac-bayes``
+  / ``quickstart``, ``genbounds cmi`` and ``genbounds langevin`` as named, resumable stages;
+  :mod:`.results`: the PAC-Bayes runner's typed results and the typed view of its record;
 * :mod:`.records`: versioned JSON records, written atomically; :mod:`.report`: tables;
+  :mod:`.summary`: the text each command prints around its table;
 * :mod:`.benchmarks`: speed measurements (``python -m genbounds.experiments.benchmarks.bench_*``).
 
 Runners are imported on first use (they load JAX and the datasets' dependencies).

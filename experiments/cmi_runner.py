@@ -34,35 +34,39 @@ from ..estimators import nets
 from ..estimators import supersample as S
 from ..estimators.data import BINARY_CLASSES, Dataset, binary_task
 from ..estimators.devices import broadcast_from_main, is_main_process
-from .config import OPTIMIZERS, RunConfig, make_optimizer
+from .config import OPTIMIZERS, RunConfig, make_optimizer, setting
 from .records import new_record, write_atomic, write_json_atomic, write_record
 from .report import format_number
 
 __all__ = ["CMIConfig", "Design", "run_cmi", "environment", "design_stage", "train_stage", "bounds_stage",
-           "task_net"]
+           "task_net", "bounds_from_npz"]
 
 
 @dataclass(frozen=True)
 class CMIConfig(RunConfig):
     """Every setting of a supersample experiment (recorded verbatim)."""
 
-    dataset: str = "synthetic"             # synthetic | digits | mnist-5k | mnist | fashion-mnist
-    data_dir: str | None = None
-    classes: tuple[int, int] | None = None   # negative, positive class (default per dataset)
-    arch: str = "linear"                   # linear | mlp | cnn
-    widths: tuple[int, ...] = (128,)
-    n: tuple[int, ...] = (5, 10, 20, 30, 40, 50)
-    k1: int = 5
-    k2: int = 30
-    epochs: int = 200
-    batch: int = 128
-    lr: float = 1e-2
-    optimizer: str = "adam"
-    synthetic_features: int = 5
-    seed: int = 0
-    chunk: int = 0                         # runs per saved chunk (0: all runs of one draw)
-    miller_madow: bool = False
-    loo: bool = False                      # leave-one-out: n+1 points, all n+1 held-out runs
+    dataset: str = setting("synthetic", "dataset: synthetic | " + " | ".join(BINARY_CLASSES) + " (a binary task)")
+    data_dir: str | None = setting(None, "folder with IDX files, or a .npz (mnist, fashion-mnist)",
+                                   default_text="none: the bundled or installed copy")
+    classes: tuple[int, int] | None = setting(
+        None, "the binary task's negative and positive class", nargs=2, metavar=("NEG", "POS"),
+        default_text="4 9; fashion-mnist 2 4: pullover vs coat")
+    arch: str = setting("linear", "network: a linear model, an MLP or a CNN", choices=("linear", "mlp", "cnn"))
+    widths: tuple[int, ...] = setting((128,), "MLP hidden widths")
+    n: tuple[int, ...] = setting((5, 10, 20, 30, 40, 50), "training-set sizes n (one experiment each)")
+    k1: int = setting(5, "supersample draws per n")
+    k2: int = setting(30, "masks per supersample draw (not used with --loo)")
+    epochs: int = setting(200, "training epochs of every run")
+    batch: int = setting(128, "minibatch size of every run")
+    lr: float = setting(1e-2, "learning rate of every run")
+    optimizer: str = setting("adam", "optimiser of every run", choices=OPTIMIZERS)
+    synthetic_features: int = setting(5, "input dimension of the synthetic dataset")
+    seed: int = setting(0, "seed of the draws, the masks and the runs' initialisations")
+    chunk: int = setting(0, "runs per saved chunk (0: all the runs of a draw)")
+    miller_madow: bool = setting(False, "bias-correct the plug-in MIs (Miller-Madow)")
+    loo: bool = setting(False, "leave-one-out CMI: n+1 points per draw, all n+1 held-out runs trained (k2 is not "
+                        "used)")
 
     def __post_init__(self) -> None:
         checks = [
@@ -224,3 +228,26 @@ def environment(net: nets.Net) -> dict:
     says which convolution it computed with, ``-matmul`` on CPU)."""
     return {"backend": jax.default_backend(), "devices": jax.device_count(), "processes": jax.process_count(),
             "device_kind": jax.devices()[0].device_kind, "net": net.name}
+
+
+def bounds_from_npz(path: str | os.PathLike, *, miller_madow: bool = False) -> tuple[S.CMIResult, bool]:
+    """Every CMI bound from runs saved with ``np.savez`` (``genbounds bound cmi --runs``): supersample
+    runs (``masks``, ``predictions``, ``labels``) or leave-one-out runs (``held_out``, ``predictions``,
+    ``labels``). Returns the result and whether the runs are leave-one-out; a file that is not such an
+    archive is refused in one line naming it."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"--runs {path} is not a readable .npz archive (np.savez output): {err}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError(f"--runs {path} holds a single array, not an .npz archive of named arrays "
+                         "(save with np.savez(file, masks=..., predictions=..., labels=...))")
+    with z:
+        loo = "held_out" in z.files
+        needed = ("held_out" if loo else "masks", "predictions", "labels")
+        missing = [k for k in needed if k not in z.files]
+        if missing:
+            raise ValueError(f"--runs {path} lacks array(s) {', '.join(missing)} (has {z.files})")
+        if loo:
+            return S.loo_bounds_from_runs(z["held_out"], S.loo_losses(z["predictions"], z["labels"])), True
+        return S.bounds_from_runs(z["masks"], z["predictions"], z["labels"], miller_madow=miller_madow), False

@@ -1,4 +1,13 @@
-"""The configuration layer: the base of experiment configs, and names of optimisers.
+"""The configuration layer: experiment configs, their command-line flags, and names of optimisers.
+
+A config is a frozen dataclass of settings, optionally grouped in sections (frozen dataclasses
+too, :class:`Section`). Every setting is declared with :func:`setting`: its default, its help
+text, and what the command line needs (choices, metavar, a flag name other than the setting's).
+A setting has one *flat name*, unique in its config (``prior_epochs``, ``batch``): the name of
+its key in the record's ``config`` object, of its flag (``--prior-epochs``) and of the argument
+that a validation message names. :func:`add_flags` turns a config into argparse flags and
+:func:`from_args` turns the parsed arguments back into a config, so a command's flags are never
+written twice.
 
 Library functions take ``optax`` transformations; strings such as ``--optimizer sgd`` exist only
 here, where command-line flags and recorded configs are turned into objects.
@@ -6,13 +15,20 @@ here, where command-line flags and recorded configs are turned into objects.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import functools
 import hashlib
 import json
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, Self
 
 import optax
 
-__all__ = ["RunConfig", "OPTIMIZERS", "SCHEDULES", "make_optimizer"]
+__all__ = ["RunConfig", "Section", "Setting", "setting", "add_flags", "from_args", "int_at_least", "positive_int",
+           "nonneg_int", "digits", "OPTIMIZERS", "SCHEDULES", "make_optimizer"]
 
 #: Optimiser names accepted by the command line and configs.
 OPTIMIZERS = ("sgd", "adam")
@@ -38,17 +54,120 @@ def make_optimizer(name: str, lr: float, momentum: float = 0.9, schedule: str = 
     raise ValueError(f"argument 'optimizer' must be one of {OPTIMIZERS}, got {name!r}")
 
 
+def setting(default: Any, help: str, *, key: str | None = None, flag: str | None = None,
+            choices: Sequence[str] | None = None, metavar: str | tuple[str, ...] | None = None,
+            nargs: int | None = None, default_text: str | None = None) -> Any:
+    """A config field with its command-line metadata (``dataclasses.field(default=..., metadata=...)``).
+
+    ``key``: the setting's flat name when it differs from the field's (``PriorSection.epochs`` is
+    ``prior_epochs``); ``flag``: the flag when it is not ``--`` + the flat name with dashes;
+    ``nargs``: a fixed count for a tuple (default: one or more); ``default_text``: what the help
+    says of the default when the value alone would not say it (a default of None).
+    """
+    meta = {"help": help, "key": key, "flag": flag, "choices": None if choices is None else tuple(choices),
+            "metavar": metavar, "nargs": nargs, "default_text": default_text}
+    return dataclasses.field(default=default, metadata={k: v for k, v in meta.items() if v is not None})
+
+
+class Setting(NamedTuple):
+    """One setting of a config class: its flat ``key``, the ``section`` field holding it (None at
+    the top level), the dataclass ``field`` and its resolved type annotation."""
+
+    key: str
+    section: str | None
+    field: dataclasses.Field
+    type: Any
+
+    @property
+    def flag(self) -> str:
+        return self.field.metadata.get("flag", "--" + self.key.replace("_", "-"))
+
+
+class Section:
+    """Base of a config section: a frozen dataclass of :func:`setting` fields."""
+
+
+def _settings_of(cls: type, section: str | None) -> list[Setting]:
+    hints = typing.get_type_hints(cls)
+    return [Setting(f.metadata.get("key", f.name), section, f, hints[f.name]) for f in dataclasses.fields(cls)]
+
+
 class RunConfig:
-    """Base of experiment configs (frozen dataclasses): validation, JSON form and digest."""
+    """Base of experiment configs (frozen dataclasses): flat names, validation, JSON form and digest.
+
+    ``to_dict`` is the record's flat ``config`` object (sections expanded, in declaration order),
+    ``from_dict`` / :meth:`flat` build a config from flat names, :meth:`replace` changes settings by
+    flat name, and every flat name also reads as an attribute (``cfg.batch`` is
+    ``cfg.posterior.batch``), except those of section fields themselves.
+    """
+
+    @classmethod
+    @functools.cache
+    def settings(cls) -> tuple[Setting, ...]:
+        """Every setting, sections expanded, in declaration order."""
+        out: list[Setting] = []
+        for s in _settings_of(cls, None):
+            if isinstance(s.type, type) and issubclass(s.type, Section):
+                out += _settings_of(s.type, s.field.name)
+            else:
+                out.append(s)
+        keys = [s.key for s in out]
+        if len(set(keys)) != len(keys):
+            raise TypeError(f"{cls.__name__}: flat setting names are not unique: {keys}")
+        return tuple(out)
+
+    @classmethod
+    @functools.cache
+    def _by_key(cls) -> dict[str, Setting]:
+        return {s.key: s for s in cls.settings()}
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when ordinary lookup fails: a flat name reads through to its section.
+        s = type(self)._by_key().get(name)
+        if s is None or s.section is None or name in {f.name for f in dataclasses.fields(self)}:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(getattr(self, s.section), s.field.name)
+
+    def flat_items(self) -> dict[str, Any]:
+        """Every setting by flat name, values as they are (tuples, enums)."""
+        return {s.key: getattr(self if s.section is None else getattr(self, s.section), s.field.name)
+                for s in type(self).settings()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Self:
+        """A config from flat names (a record's ``config``; lists become tuples, missing names take
+        their defaults). An unknown name is refused by name."""
+        by_key = cls._by_key()
+        unknown = [k for k in values if k not in by_key]
+        if unknown:
+            raise ValueError(f"argument {unknown[0]!r} is not a setting of {cls.__name__}")
+        top: dict[str, Any] = {}
+        sections: dict[str, dict[str, Any]] = {}
+        for k, v in values.items():
+            s = by_key[k]
+            v = tuple(v) if isinstance(v, list) else v
+            (top if s.section is None else sections.setdefault(s.section, {}))[s.field.name] = v
+        hints = typing.get_type_hints(cls)
+        return cls(**top, **{name: hints[name](**kw) for name, kw in sections.items()})
+
+    @classmethod
+    def flat(cls, **values: Any) -> Self:
+        """``cls.from_dict(values)``: a config written with flat names, ``PacBayesConfig.flat(arch="mlp")``."""
+        return cls.from_dict(values)
+
+    def replace(self, **values: Any) -> Self:
+        """This config with the settings ``values`` (flat names) changed."""
+        return type(self).from_dict({**self.flat_items(), **values})
 
     def _validate(self, checks) -> None:
-        """``checks``: (ok, field name, requirement) triples; the first failure raises."""
+        """``checks``: (ok, flat name, requirement) triples; the first failure raises."""
         for ok, name, what in checks:
             if not ok:
-                raise ValueError(f"argument {name!r} must be {what}, got {getattr(self, name)!r}")
+                raise ValueError(f"argument {name!r} must be {what}, got {self.flat_items()[name]!r}")
 
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """The flat JSON form (the record's ``config``)."""
+        return json.loads(json.dumps(self.flat_items()))
 
     def digest(self, fields: tuple[str, ...] | None = None) -> str:
         """Short hash of the settings (or of ``fields`` only): names checkpoints so a resume
@@ -57,3 +176,87 @@ class RunConfig:
         if fields is not None:
             d = {k: d[k] for k in fields}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------
+# Command-line flags from settings
+
+
+def _shown(value: Any) -> str:
+    """A default as a user would type it."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, tuple | list):
+        return " ".join(map(str, value))
+    return str(value)
+
+
+def _flag_options(s: Setting, default: Any) -> dict[str, Any]:
+    """argparse keywords of one setting: its type (optional values unwrapped), booleans as
+    ``--x / --no-x``, tuples as a list of values, and help ending with the default."""
+    meta, typ = s.field.metadata, s.type
+    if typing.get_origin(typ) in (typing.Union, types.UnionType):
+        typ = next(t for t in typing.get_args(typ) if t is not type(None))
+    shown = meta.get("default_text", "none" if default is None else _shown(default))
+    opts: dict[str, Any] = {"dest": s.key, "default": default,
+                            "help": f"{meta['help']} (default: {shown})".replace("%", "%%")}
+    if typ is bool:
+        opts["action"] = argparse.BooleanOptionalAction
+    elif typing.get_origin(typ) is tuple:
+        opts["type"] = typing.get_args(typ)[0]
+        opts["nargs"] = meta.get("nargs", "+")
+        opts["default"] = None if default is None else list(default)
+    else:
+        opts["type"] = typ if typ in (int, float) else str
+    for k in ("choices", "metavar"):
+        if k in meta:
+            opts[k] = meta[k]
+    return opts
+
+
+def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, defaults: RunConfig,
+              keys: Iterable[str] | None = None) -> None:
+    """One flag per setting of ``defaults``' class (only ``keys`` when given), each with its help
+    and ``defaults``' value as its default."""
+    wanted = None if keys is None else set(keys)
+    values = defaults.flat_items()
+    for s in type(defaults).settings():
+        if wanted is None or s.key in wanted:
+            if "help" not in s.field.metadata:
+                raise TypeError(f"{type(defaults).__name__}.{s.key} has no help text (declare it with setting())")
+            parser.add_argument(s.flag, **_flag_options(s, values[s.key]))
+
+
+def from_args(base: RunConfig, args: argparse.Namespace) -> RunConfig:
+    """``base`` with every setting that the parsed ``args`` hold (:func:`add_flags`' flags)."""
+    given = vars(args)
+    return base.replace(**{s.key: given[s.key] for s in type(base).settings() if s.key in given})
+
+
+# ---------------------------------------------------------------------------------------
+# argparse types of the hand-written flags
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+positive_int = int_at_least(1)
+nonneg_int = int_at_least(0)
+
+
+def digits(text: str) -> int:
+    """argparse type: a number of printed digits, 0 to 12."""
+    value = nonneg_int(text)
+    if value > 12:
+        raise argparse.ArgumentTypeError(f"must be <= 12, got {value}")
+    return value

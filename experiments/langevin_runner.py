@@ -50,7 +50,7 @@ from ..estimators.iterative import (
     sgd_population,
 )
 from ..estimators.steps import Schedule, staircase_schedule
-from .config import RunConfig
+from .config import RunConfig, setting
 from .records import new_record, write_atomic, write_json_atomic, write_record
 
 __all__ = ["LangevinConfig", "run_langevin_experiment", "LANGEVIN_BOUNDS"]
@@ -63,29 +63,35 @@ LANGEVIN_BOUNDS = BOUND_NAMES
 class LangevinConfig(RunConfig):
     """Every setting of a Langevin-dynamics experiment (recorded verbatim)."""
 
-    dataset: str = "mnist-5k"
-    data_dir: str | None = None
-    classes: tuple[int, int] | None = None
-    widths: tuple[int, ...] = (100,)
-    n: int = 400
-    n_test: int = 500
-    steps: int = 300
-    every: int = 50
-    k1: int = 5
-    k2: int = 8
-    eta0: float = 0.05                      # step size eta_t = eta0 decay^floor(t / every_eta)
-    decay: float = 0.95
-    every_eta: int = 50
-    v0: float = 1e-4                        # noise variance v_t = v_inf + (v0 - v_inf) exp(-rate floor(t / every_v))
-    v_inf: float = 1e-6
-    rate: float = 0.5
-    every_v: int = 50
-    batch: int = 0                          # 0: full-batch Langevin dynamics; b > 0: SGLD on batches of b
-    algorithm: str = "langevin"             # langevin | sgd (Neu et al. 2021, needs batch > 0)
-    sigmas: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)   # sgd: perturbation scales (a grid fixed in advance)
-    n_heldout: int = 200                    # sgd: points for the population gradient
-    mc: int = 4                             # sgd: Gaussian draws per expectation over the perturbation
-    seed: int = 0
+    dataset: str = setting("mnist-5k", "dataset (its binary task): " + " | ".join(BINARY_CLASSES))
+    data_dir: str | None = setting(None, "folder with IDX files, or a .npz (mnist, fashion-mnist)",
+                                   default_text="none: the bundled or installed copy")
+    classes: tuple[int, int] | None = setting(
+        None, "the binary task's negative and positive class", nargs=2, metavar=("NEG", "POS"),
+        default_text="4 9; fashion-mnist 2 4: pullover vs coat")
+    widths: tuple[int, ...] = setting((100,), "MLP hidden widths")
+    n: int = setting(400, "training-set size n (n - 1 shared points and one of the pair)")
+    n_test: int = setting(500, "test points per outer draw")
+    steps: int = setting(300, "training steps")
+    every: int = setting(50, "steps between checkpoints (bounds and errors are evaluated at each)")
+    k1: int = setting(5, "outer draws (shared points and pair)")
+    k2: int = setting(8, "runs per outer draw (even: both values of U_J, antithetic)")
+    eta0: float = setting(0.05, "step size eta_t = eta0 decay^floor(t / every_eta): eta0")
+    decay: float = setting(0.95, "step-size decay per every_eta steps")
+    every_eta: int = setting(50, "steps between step-size decays")
+    v0: float = setting(1e-4, "noise variance v_t = v_inf + (v0 - v_inf) exp(-rate floor(t / every_v)): v0")
+    v_inf: float = setting(1e-6, "noise variance's limit v_inf")
+    rate: float = setting(0.5, "noise variance's decay rate")
+    every_v: int = setting(50, "steps between noise-variance decays")
+    batch: int = setting(0, "0: full-batch Langevin dynamics; b > 0: SGLD (or, with --algorithm sgd, SGD) on "
+                         "batches of b")
+    algorithm: str = setting("langevin", "sgd: plain minibatch SGD (--batch > 0) with Neu et al. 2021's bound per "
+                             "--sigmas", choices=("langevin", "sgd"))
+    sigmas: tuple[float, ...] = setting((1e-3, 3e-3, 1e-2, 3e-2), "sgd: perturbation scales, a grid fixed before "
+                                        "the runs")
+    n_heldout: int = setting(200, "sgd: points for the population gradient")
+    mc: int = setting(4, "sgd: Gaussian draws per expectation over the perturbation")
+    seed: int = setting(0, "seed of the draws, initialisations and noise")
 
     def __post_init__(self) -> None:
         checks = [

@@ -26,7 +26,7 @@ import pickle
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,12 +41,13 @@ from ..estimators.augment import AUGMENTATIONS, get_augment
 from ..estimators.data import DATASETS, TrainTest, load
 from ..estimators.snn import FAMILIES, OBJECTIVES
 from ..estimators.steps import steps_per_epoch
-from .config import OPTIMIZERS, SCHEDULES, RunConfig, make_optimizer
-from .records import new_record, write_atomic, write_json_atomic, write_record
+from .config import OPTIMIZERS, SCHEDULES, RunConfig, Section, make_optimizer, setting
+from .records import write_atomic, write_json_atomic, write_record
 from .report import format_number
+from .results import MaskComparison, MaskPredictor, MonteCarloRisk, PacBayesRecord, PacBayesResult
 
 __all__ = ["PacBayesConfig", "QUICKSTART", "MLP_DIGITS", "Setup", "PriorResult", "run_pac_bayes", "prepare",
-           "prior_stage", "posterior_stage", "certify_stage", "mask_comparison", "record_stage", "all_certificates",
+           "prior_stage", "posterior_stage", "certify_stage", "mask_comparison", "record_stage",
            "prior_split_size"]
 
 
@@ -56,56 +57,122 @@ def _whole_positive(x: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class PacBayesConfig(RunConfig):
-    """Every setting of a PAC-Bayes run (recorded verbatim in the result record)."""
+class DataSection(Section):
+    """The data: which dataset, from where, which task, and its preprocessing."""
 
-    dataset: str = "digits"
-    data_dir: str | None = None
-    binary: tuple[int, ...] | None = None     # classes relabelled 1 (e.g. 5 6 7 8 9)
-    arch: str = "cnn"                          # mlp | cnn (the CNN won the settings search on digits)
-    widths: tuple[int, ...] = (256, 256)       # MLP hidden widths
-    prior: str = "data"                        # data | init | dp (mean drawn by an epsilon-DP mechanism on all data)
-    alpha: float = 0.5                         # fraction of the training set for the prior
-    standardize: bool | None = None            # inputs standardised per pixel with the prior data's statistics
-                                               # (None: yes for a data prior, no for a data-free one)
-    objectives: tuple[str, ...] = ("quad",)
-    family: str = "gaussian"                   # gaussian | laplace | mask (Bernoulli masks over the prior's weights)
-    sparsity: float = 0.9                      # mask: fraction pruned by the prior's magnitude mask
-    mask_flip: float = 0.01                    # mask: prior keep probability of a pruned weight (1 - it: of a kept one)
-    mask_prior: str = "magnitude"              # mask: magnitude (keep 1 - flip / flip from the prior net's magnitudes)
-                                               # or uniform (data-free: keep probability 1 - sparsity for every weight)
-    prior_scale: float = 0.02                  # prior std (fixed), or initial value if learned
-    learn_prior_scale: bool = False            # learn it, then round to the DR17 grid (union bound)
-    grid_b: float = 100.0
-    grid_c: float = 0.1
-    prior_epochs: int = 100                    # deterministic training (prior mean / DR17 stage 1)
-    prior_lr: float = 0.05
-    prior_batch: int = 64
-    prior_optimizer: str = "sgd"               # sgd | adam
-    prior_momentum: float = 0.9                # SGD momentum of the prior (0: plain SGD)
-    prior_dropout: float = 0.2                 # dropout on hidden activations while training the prior
-    prior_schedule: str = "constant"           # constant | cosine (decay to 0 over the prior's steps)
-    prior_augment: str = "none"                # none | shift | shift-flip (images; prior training only)
-    dp_epsilon: float = 0.1                    # dp prior: epsilon of the Gibbs mechanism (tau = epsilon n / 2)
-    dp_base_scale: float = 0.1                 # dp prior: std of the data-free base measure around the init
-    dp_lr: float = 0.05                        # dp prior: SGLD step size (batch prior_batch)
-    dp_epochs: int = 10                        # dp prior: SGLD epochs
-    epochs: int = 50                           # posterior training
-    lr: float = 0.01
-    batch: int = 64
-    optimizer: str = "sgd"
-    momentum: float = 0.95
-    schedule: str = "constant"
-    shared_sample: bool = False                # one weight draw per minibatch (faster CNN training)
-    p_min: float = 1e-4
-    delta: float = 0.025
-    mc_delta: float = 0.01
-    mc_r: int = 100                            # method (b): repetitions per example
-    mc_m: int = 1000                           # method (a): weight draws (0 = skip)
-    settings_looked_at: int = 1                # settings (this one included) whose certificates were looked at on
-                                               # this bound set before this one was kept: each certificate pays
-                                               # for the choice with a union bound (delta / settings_looked_at)
-    seed: int = 0
+    dataset: str = setting("digits", "dataset: " + " | ".join(DATASETS))
+    data_dir: str | None = setting(None, "folder with IDX files, or a .npz (mnist, fashion-mnist)",
+                                   default_text="none: the bundled or installed copy")
+    binary: tuple[int, ...] | None = setting(
+        None, "relabel to 2 classes: these classes -> 1, the rest -> 0 (e.g. 5 6 7 8 9)", metavar="CLASS",
+        default_text="none: every class")
+    standardize: bool | None = setting(
+        None, "standardise inputs per pixel with the prior data's mean and std (a data-free prior cannot)",
+        default_text="yes with a data prior, else no")
+
+
+@dataclass(frozen=True)
+class ModelSection(Section):
+    """The network (the CNN won the settings search on digits)."""
+
+    arch: str = setting("cnn", "network: an MLP, or PBB's CNN (two 3x3 convolutions, max-pool, dense 128)",
+                        choices=("mlp", "cnn"))
+    widths: tuple[int, ...] = setting((256, 256), "MLP hidden widths")
+
+
+@dataclass(frozen=True)
+class PriorSection(Section):
+    """The prior: its kind and the data it may use, its scale, how its mean is trained (or drawn,
+    for a DP prior) and, for masks, its keep probabilities.
+
+    The record's flat ``prior`` is :attr:`kind`; a section never equals a string (``cfg.prior ==
+    "data"`` raises ``TypeError``: compare ``cfg.prior.kind``).
+    """
+
+    kind: str = setting("data", "data: prior mean trained on --alpha of the data; init: the random init (DR17); dp: "
+                        "mean drawn by an epsilon-DP Gibbs mechanism (SGLD) on all the data (DR18)", key="prior",
+                        choices=("data", "init", "dp"))
+    alpha: float = setting(0.5, "fraction of the training set for a data prior")
+    sparsity: float = setting(0.9, "mask family: fraction the prior's magnitude mask prunes")
+    mask_flip: float = setting(0.01, "mask family: prior keep probability of a pruned weight (1 - it for a kept one)")
+    mask_prior: str = setting("magnitude", "mask family: Bernoulli prior from the prior net's magnitudes, or uniform "
+                              "(data-free) keep probability 1 - sparsity", choices=("magnitude", "uniform"))
+    scale: float = setting(0.02, "prior standard deviation (fixed), or the initial value with --learn-prior-scale",
+                           key="prior_scale")
+    learn_scale: bool = setting(False, "learn the prior scale, then round it to the DR17 grid (union bound paid)",
+                                key="learn_prior_scale")
+    grid_b: float = setting(100.0, "DR17 grid of prior variances c exp(-j/b): b")
+    grid_c: float = setting(0.1, "DR17 grid of prior variances c exp(-j/b): c")
+    epochs: int = setting(100, "epochs of deterministic training (prior mean; DR17's SGD stage)", key="prior_epochs")
+    lr: float = setting(0.05, "learning rate of the prior's training", key="prior_lr")
+    batch: int = setting(64, "minibatch size of the prior's training (and of the DP prior's SGLD)", key="prior_batch")
+    optimizer: str = setting("sgd", "optimiser of the prior's training", key="prior_optimizer", choices=OPTIMIZERS)
+    momentum: float = setting(0.9, "SGD momentum of the prior (0: plain SGD)", key="prior_momentum")
+    dropout: float = setting(0.2, "dropout rate on hidden activations while training the prior (PBB: 0.2)",
+                             key="prior_dropout")
+    schedule: str = setting("constant", "learning-rate schedule of the prior: constant or cosine decay to 0",
+                            key="prior_schedule", choices=SCHEDULES)
+    augment: str = setting("none", "augment the prior's training images: random 2-pixel shifts (shift), and mirror "
+                           "images (shift-flip); the bound set is never augmented", key="prior_augment",
+                           choices=tuple(sorted(AUGMENTATIONS)))
+    dp_epsilon: float = setting(0.1, "dp prior: epsilon of the Gibbs mechanism (tau = epsilon n / 2)")
+    dp_base_scale: float = setting(0.1, "dp prior: std of the data-free Gaussian base measure around the "
+                                   "initialisation")
+    dp_lr: float = setting(0.05, "dp prior: SGLD step size")
+    dp_epochs: int = setting(10, "dp prior: SGLD epochs")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            raise TypeError(f"a PriorSection is not its kind: compare cfg.prior.kind with {other!r}")
+        if type(other) is not PriorSection:
+            return NotImplemented
+        return dataclasses.astuple(self) == dataclasses.astuple(other)
+
+
+@dataclass(frozen=True)
+class PosteriorSection(Section):
+    """The posterior: its family, the objectives it is trained against, and its training."""
+
+    objectives: tuple[str, ...] = setting(("quad",), f"training objectives, side by side: {' | '.join(OBJECTIVES)}",
+                                          flag="--objective")
+    family: str = setting("gaussian", "posterior family: factorised Gaussian or Laplace weights, Bernoulli masks over "
+                          "the prior's weights, or matrix-normal (Kronecker-factored) dense layers", choices=FAMILIES)
+    epochs: int = setting(50, "posterior epochs")
+    lr: float = setting(0.01, "learning rate of the posterior's training")
+    batch: int = setting(64, "minibatch size of the posterior's training")
+    optimizer: str = setting("sgd", "optimiser of the posterior's training", choices=OPTIMIZERS)
+    momentum: float = setting(0.95, "SGD momentum of the posterior (0: plain SGD)")
+    schedule: str = setting("constant", "posterior learning-rate schedule", choices=SCHEDULES)
+    shared_sample: bool = setting(False, "train with one weight draw per minibatch instead of one per example "
+                                  "(faster CNN training)")
+    p_min: float = setting(1e-4, "floor of the predicted probability in the bounded cross-entropy the posterior "
+                           "is trained on, -ln(max(p, p_min)) / ln(1/p_min)")
+
+
+@dataclass(frozen=True)
+class CertificateSection(Section):
+    """The certificates: confidence, Monte Carlo estimates, and the settings paid for."""
+
+    delta: float = setting(0.025, "PAC-Bayes confidence part")
+    mc_delta: float = setting(0.01, "confidence part of the Monte Carlo step")
+    mc_r: int = setting(100, "per-example draws per example, certificate (b)")
+    mc_m: int = setting(1000, "weight draws for certificate (a); 0 skips it")
+    settings_looked_at: int = setting(
+        1, "settings whose certificates you already looked at on this bound set, this one included: every "
+        "certificate pays for the choice (delta / this number)")
+
+
+@dataclass(frozen=True)
+class PacBayesConfig(RunConfig):
+    """Every setting of a PAC-Bayes run, in sections (recorded as one flat object, the sections'
+    settings by their flat names: :meth:`to_dict`, :meth:`flat`)."""
+
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    prior: PriorSection = field(default_factory=PriorSection)
+    posterior: PosteriorSection = field(default_factory=PosteriorSection)
+    certificate: CertificateSection = field(default_factory=CertificateSection)
+    seed: int = setting(0, "seed of the split, the initialisation, training and the Monte Carlo draws")
 
     #: Settings the prior depends on: runs that share them share one trained prior.
     PRIOR_FIELDS = ("dataset", "data_dir", "binary", "arch", "widths", "prior", "alpha", "standardize", "prior_epochs",
@@ -117,12 +184,12 @@ class PacBayesConfig(RunConfig):
 
     def __post_init__(self) -> None:
         if self.standardize is None:
-            object.__setattr__(self, "standardize", self.prior == "data")
+            object.__setattr__(self, "data", dataclasses.replace(self.data, standardize=self.prior.kind == "data"))
         checks = [
             (self.dataset in DATASETS, "dataset", f"one of {DATASETS}"),
             (self.arch in ("mlp", "cnn"), "arch", "'mlp' or 'cnn'"),
-            (self.prior in ("data", "init", "dp"), "prior", "'data', 'init' or 'dp'"),
-            (self.prior != "dp" or (self.dp_epsilon > 0 and self.dp_base_scale > 0 and self.dp_lr > 0
+            (self.prior.kind in ("data", "init", "dp"), "prior", "'data', 'init' or 'dp'"),
+            (self.prior.kind != "dp" or (self.dp_epsilon > 0 and self.dp_base_scale > 0 and self.dp_lr > 0
                                     and self.dp_epochs >= 1), "dp_epsilon",
              "> 0 with dp_base_scale > 0, dp_lr > 0 and dp_epochs >= 1 for a dp prior"),
             (self.optimizer in OPTIMIZERS and self.prior_optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}"),
@@ -130,17 +197,17 @@ class PacBayesConfig(RunConfig):
             (0.0 <= self.momentum < 1.0 and 0.0 <= self.prior_momentum < 1.0, "momentum", "in [0, 1)"),
             (0.0 <= self.prior_dropout < 1.0, "prior_dropout", "in [0, 1)"),
             (self.prior_augment in AUGMENTATIONS, "prior_augment", f"one of {sorted(AUGMENTATIONS)}"),
-            (self.prior_augment == "none" or self.prior == "data", "prior_augment",
+            (self.prior_augment == "none" or self.prior.kind == "data", "prior_augment",
              "'none' unless the prior is 'data' (only a prior trained on its own data may be augmented)"),
-            (not self.standardize or self.prior == "data", "standardize",
+            (not self.standardize or self.prior.kind == "data", "standardize",
              "False unless the prior is 'data' (with a data-free or DP prior its statistics would come from the "
              "bound set)"),
-            (0.0 < self.alpha < 1.0 or self.prior == "init", "alpha", "in (0, 1)"),
+            (0.0 < self.alpha < 1.0 or self.prior.kind == "init", "alpha", "in (0, 1)"),
             (len(self.objectives) > 0 and all(o in OBJECTIVES for o in self.objectives),
              "objectives", f"from {OBJECTIVES}"),
             (self.family in FAMILIES, "family", f"one of {FAMILIES}"),
             (self.family not in FAMILIES or not S.get_family(self.family).needs_data_prior
-             or self.prior == "data", "prior",
+             or self.prior.kind == "data", "prior",
              "'data' with family 'mask' (the masks keep the prior's trained weights; a data-free prior would mask "
              "the random initialisation)"),
             (self.family not in FAMILIES or S.get_family(self.family).learns_prior_scale or not self.learn_prior_scale,
@@ -170,7 +237,7 @@ class PacBayesConfig(RunConfig):
 QUICKSTART = PacBayesConfig()
 
 #: The MLP the quickstart used before the search's fourth round (three objectives side by side).
-MLP_DIGITS = PacBayesConfig(arch="mlp", prior_dropout=0.0, objectives=("quad", "seeger", "classic"))
+MLP_DIGITS = PacBayesConfig.flat(arch="mlp", prior_dropout=0.0, objectives=("quad", "seeger", "classic"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -251,13 +318,13 @@ def prepare(cfg: PacBayesConfig, out: str | os.PathLike, log: Callable[[str], No
     names = ("init", "split", "prior", "post", "cert", "test")
     keys = dict(zip(names, jax.random.split(jax.random.PRNGKey(cfg.seed), len(names))))
     idx = np.zeros(0, dtype=np.int64)
-    if cfg.prior == "data":
+    if cfg.prior.kind == "data":
         perm = np.asarray(jax.random.permutation(keys["split"], len(data.train)))
         idx = np.sort(perm[: prior_split_size(cfg.alpha, len(data.train))])
     if cfg.standardize:
         data = standardize(data, idx)
     log(f"{cfg.dataset}: {len(data.train)} training / {len(data.test)} test examples, {k} classes; "
-        f"{net.name}; prior: {cfg.prior}" + ("; inputs standardised with the prior data's statistics"
+        f"{net.name}; prior: {cfg.prior.kind}" + ("; inputs standardised with the prior data's statistics"
                                               if cfg.standardize else ""))
     return Setup(cfg, data, net, keys, idx, out, ckpt)
 
@@ -293,7 +360,7 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
         t0 = time.perf_counter()
         init = net.init(keys["init"])
         dp = None
-        if cfg.prior == "dp":
+        if cfg.prior.kind == "dp":
             # The mean is an (approximately) epsilon-DP draw from the Gibbs distribution of all the data;
             # the posterior starts there.
             private = S.dp_prior(net, init, train, key=keys["prior"], epsilon=cfg.dp_epsilon,
@@ -303,17 +370,17 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
             mean = start = private.mean
             dp = private.dp
         else:
-            fit_on = train.take(idx) if cfg.prior == "data" else train
+            fit_on = train.take(idx) if cfg.prior.kind == "data" else train
             steps = cfg.prior_epochs * steps_per_epoch(len(fit_on), cfg.prior_batch)
             opt = make_optimizer(cfg.prior_optimizer, cfg.prior_lr, cfg.prior_momentum, cfg.prior_schedule, steps)
             start = S.train_deterministic(net, init, fit_on, key=keys["prior"], epochs=cfg.prior_epochs,
                                           batch_size=cfg.prior_batch, optimizer=opt, dropout=cfg.prior_dropout,
                                           augment=get_augment(cfg.prior_augment),
-                                          progress=progress, desc="prior" if cfg.prior == "data" else "sgd")
-            mean = start if cfg.prior == "data" else init
+                                          progress=progress, desc="prior" if cfg.prior.kind == "data" else "sgd")
+            mean = start if cfg.prior.kind == "data" else init
         seconds = time.perf_counter() - t0
         _save_pickle(prior_file, {"mean": mean, "indices": idx, "sgd": start, "dp": dp})
-    details = {"seed": cfg.seed, "alpha": cfg.alpha if cfg.prior == "data" else 0.0,
+    details = {"seed": cfg.seed, "alpha": cfg.alpha if cfg.prior.kind == "data" else 0.0,
                "dropout": cfg.prior_dropout, "standardize": cfg.standardize}
     if cfg.prior_augment != "none":
         details["augment"] = cfg.prior_augment
@@ -332,7 +399,7 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
     prior = S.Prior(mean, scale, fam, idx, details, dp=dp)
     test_error = S.error_rate(net, start, setup.data.test)
     heldout = S.error_rate(net, prior.mean, S.bound_set(train, prior)[0])
-    what = {"data": "prior", "init": "SGD", "dp": "DP prior"}[cfg.prior]
+    what = {"data": "prior", "init": "SGD", "dp": "DP prior"}[cfg.prior.kind]
     log(f"{what} net test error {test_error:.4f}; prior mean's error on the "
         f"{len(train) - prior.n_data} bound-set examples {heldout:.4f} (prior data {prior.n_data})")
     return PriorResult(prior, start, test_error, heldout, seconds, magnitude)
@@ -378,9 +445,9 @@ def _posterior_start(cfg: PacBayesConfig, pr: PriorResult) -> S.Posterior:
 
 
 def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.PosteriorState, history: list[dict],
-                  train_seconds: float) -> dict:
+                  train_seconds: float) -> PacBayesResult:
     """Stage 3: certificate (b) (and (a) when ``mc_m > 0``) on the bound set, test errors.
-    Returns the objective's result entry (JSON-ready)."""
+    Returns the objective's result."""
     cfg, net, keys = setup.cfg, setup.net, setup.keys
     post = state.posterior
     grid = (cfg.grid_b, cfg.grid_c) if cfg.learn_prior_scale else None
@@ -391,28 +458,23 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
     cert_b, mc_b = S.certify(net, post, pr.prior, setup.data.train, key=keys["cert"],
                              estimate=S.PerExampleDraws(cfg.mc_r), **common)
     cert_b = paid_for_settings(cert_b, cfg)
-    entry: dict[str, Any] = {"objective": objective, "certificate": cert_b.to_dict(), "mc": mc_b.to_dict()}
+    weights: dict[str, Any] = {}
     if cfg.mc_m > 0:
         cert_a, mc_a = S.certify(net, post, pr.prior, setup.data.train, key=jax.random.fold_in(keys["cert"], 1),
                                  estimate=S.WeightDraws(cfg.mc_m), **common)
         cert_a = paid_for_settings(cert_a, cfg)
-        entry["certificate_weights"] = cert_a.to_dict()
-        entry["mc_weights"] = mc_a.to_dict()
-    entry.update({
-        "test_error_stochastic": S.mc_independent(net, post, pr.prior.family, setup.data.test, r=10,
-                                                  key=keys["test"]).zero_one,
-        "test_error_mean": S.error_rate(net, pr.prior.family.center(post), setup.data.test),
-        "prior_test_error": pr.test_error,
-        "prior_heldout_error": pr.heldout_error,
-        "kl_over_n": cert_b.kl / cert_b.n_bound,
-        "train_seconds": train_seconds,
-        "certify_seconds": mc_b.seconds,
-        "history": history,
-    })
+        weights = {"certificate_weights": cert_a, "mc_weights": MonteCarloRisk.from_dict(mc_a.to_dict())}
+    masks = None
     if pr.prior.family.masks_weights:
-        entry["masks"] = mask_comparison(setup, pr, post)
-    Certificate.from_dict(entry["certificate"])  # re-validated before it is stored
-    return entry
+        masks = mask_comparison(setup, pr, post)
+    Certificate.from_dict(cert_b.to_dict())  # re-validated before it is stored
+    return PacBayesResult(
+        objective=objective, certificate=cert_b, mc=MonteCarloRisk.from_dict(mc_b.to_dict()),
+        test_error_stochastic=S.mc_independent(net, post, pr.prior.family, setup.data.test, r=10,
+                                               key=keys["test"]).zero_one,
+        test_error_mean=S.error_rate(net, pr.prior.family.center(post), setup.data.test),
+        prior_test_error=pr.test_error, prior_heldout_error=pr.heldout_error, kl_over_n=cert_b.kl / cert_b.n_bound,
+        train_seconds=train_seconds, certify_seconds=mc_b.seconds, history=tuple(history), masks=masks, **weights)
 
 
 def paid_for_settings(cert: Certificate, cfg: PacBayesConfig) -> Certificate:
@@ -422,7 +484,7 @@ def paid_for_settings(cert: Certificate, cfg: PacBayesConfig) -> Certificate:
                           f"these settings kept among {cfg.settings_looked_at} looked at on this bound set")
 
 
-def mask_comparison(setup: Setup, pr: PriorResult, post: S.Posterior) -> dict:
+def mask_comparison(setup: Setup, pr: PriorResult, post: S.Posterior) -> MaskComparison:
     """For a mask posterior: its expected sparsity, and two deterministic predictors certified on
     the same bound set with the Seeger bound and no Monte Carlo step (their bound-set errors are
     exact):
@@ -444,7 +506,7 @@ def mask_comparison(setup: Setup, pr: PriorResult, post: S.Posterior) -> dict:
     def sparsity(keep: Any) -> float:           # 1 - the mean keep probability (or kept fraction) over all weights
         return 1.0 - sum(float(np.sum(x)) for x in jax.tree_util.tree_leaves(keep)) / n_params
 
-    out: dict[str, Any] = {"sparsity_target": cfg.sparsity, "expected_sparsity": sparsity(q), "n_params": n_params}
+    predictors = {}
     for name, mask, kl in (("magnitude", pr.magnitude, 0.0),
                            ("thresholded", thresholded,
                             float(bounds.kl_bernoulli_masks(jax.tree_util.tree_map(lambda m: m.astype(np.float64),
@@ -455,26 +517,26 @@ def mask_comparison(setup: Setup, pr: PriorResult, post: S.Posterior) -> dict:
             "seeger", err, kl, n, cfg.delta, n_prior=pr.prior.n_data,
             details={"predictor": f"{name} mask (deterministic)", "dataset": cfg.dataset, "arch": net.name,
                      "seed": cfg.seed, "config_digest": cfg.digest()}), cfg)
-        out[name] = {"certificate": cert.to_dict(), "test_error": S.error_rate(net, params, setup.data.test),
-                     "sparsity": sparsity(mask)}
-    return out
+        predictors[name] = MaskPredictor(cert, S.error_rate(net, params, setup.data.test), sparsity(mask))
+    return MaskComparison(cfg.sparsity, sparsity(q), n_params, **predictors)
 
 
-def record_stage(setup: Setup, results: list[dict], timings: dict) -> dict:
+def record_stage(setup: Setup, results: list[PacBayesResult], timings: dict) -> PacBayesRecord:
     """Stage 4: write ``OUT/record.json``; with several certificates, ``best`` is their minimum
     paid for with a union bound (:func:`genbounds.bounds.union_minimum`)."""
-    record = new_record("pac-bayes", setup.cfg.to_dict(), setup.cfg.seed, results, timings)
-    candidates = all_certificates(record)
+    record = PacBayesRecord.new(setup.cfg.to_dict(), setup.cfg.seed, results, timings)
+    candidates = record.certificates()
     if len(candidates) > 1:
-        record["best"] = union_minimum([c for _, c in candidates], [label for label, _ in candidates]).to_dict()
-    write_record(setup.out / "record.json", record)
+        record = dataclasses.replace(record, best=union_minimum([c for _, c in candidates],
+                                                                [label for label, _ in candidates]))
+    write_record(setup.out / "record.json", record.to_dict())
     return record
 
 
 def run_pac_bayes(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool = True,
-                  log: Callable[[str], None] = print) -> dict:
+                  log: Callable[[str], None] = print) -> PacBayesRecord:
     """Run ``cfg`` (prior -> posterior -> certify -> record), resuming from checkpoints in
-    ``out``; returns the written record."""
+    ``out``; returns the written record (``.to_dict()`` is its JSON)."""
     t_start = time.perf_counter()
     setup = prepare(cfg, out, log)
     pr = prior_stage(setup, progress=progress, log=log)
@@ -483,25 +545,15 @@ def run_pac_bayes(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool
     for obj in cfg.objectives:
         done = setup.ckpt / f"{obj}.result.json"
         if done.exists():
-            results.append(json.loads(done.read_text()))
+            results.append(PacBayesResult.from_dict(json.loads(done.read_text())))
             log(f"resumed: {obj} already finished")
             continue
         state, history, seconds = posterior_stage(setup, pr, obj, progress=progress, log=log)
-        entry = certify_stage(setup, pr, obj, state, history, seconds)
-        write_json_atomic(done, entry)
-        results.append(entry)
-        log(f"{obj}: certificate {format_number(entry['certificate']['value'], 4, upper=True)} (stochastic test "
-            f"error {entry['test_error_stochastic']:.4f}), {seconds:.0f} s training")
+        result = certify_stage(setup, pr, obj, state, history, seconds)
+        write_json_atomic(done, result.to_dict())
+        results.append(result)
+        log(f"{obj}: certificate {format_number(result.certificate.value, 4, upper=True)} (stochastic test "
+            f"error {result.test_error_stochastic:.4f}), {seconds:.0f} s training")
     timings["total_s"] = time.perf_counter() - t_start
     return record_stage(setup, results, timings)
 
-
-def all_certificates(record: dict) -> list[tuple[str, Certificate]]:
-    """Every certificate of a PAC-Bayes record with a label: "quad (b)", "quad (a)", ... (a mask run's
-    deterministic certificates are separate statements, at delta without a Monte Carlo part)."""
-    out = []
-    for r in record["results"]:
-        out.append((f"{r['objective']} (b)", Certificate.from_dict(r["certificate"])))
-        if r.get("certificate_weights"):
-            out.append((f"{r['objective']} (a)", Certificate.from_dict(r["certificate_weights"])))
-    return out

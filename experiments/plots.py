@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .report import summary_rows  # noqa: E402
+from .results import PacBayesRecord  # noqa: E402
 
 __all__ = ["RUN_FIGURE_BARS", "make_run_figure", "style"]
 
@@ -40,7 +41,7 @@ def style():
         yield
 
 
-def make_run_figure(record: dict, path: str | os.PathLike) -> Path:
+def make_run_figure(record: PacBayesRecord, path: str | os.PathLike) -> Path:
     """Draw one PAC-Bayes record into ``path`` (PNG); returns the path."""
     rows = summary_rows(record)
     bars = RUN_FIGURE_BARS
@@ -53,13 +54,12 @@ def make_run_figure(record: dict, path: str | os.PathLike) -> Path:
             ax1.bar(x + (i - (len(bars) - 1) / 2) * width, vals, width, label=label)
         ax1.set_xticks(x, [r["objective"] for r in rows])
         ax1.set_ylabel("0-1 risk")
-        cfg = record["config"]
+        cfg = record.config
         ax1.set_title(f"{cfg['dataset']}, {cfg['arch']}, {cfg['prior']} prior")
         ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
-        for r in record["results"]:
-            h = r.get("history") or []
-            if h:
-                ax2.plot([e["epoch"] for e in h], [e["objective"] for e in h], label=r["objective"])
+        for r in record.results:
+            if r.history:
+                ax2.plot([e["epoch"] for e in r.history], [e["objective"] for e in r.history], label=r.objective)
         ax2.set_xlabel("epoch")
         ax2.set_ylabel("training objective (bound on surrogate)")
         ax2.set_title("posterior training")

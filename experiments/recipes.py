@@ -13,7 +13,6 @@ Where a recipe departs from its paper (dataset, architecture size, Monte Carlo m
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ from .pac_bayes_runner import MLP_DIGITS, PacBayesConfig, run_pac_bayes
 from .records import write_atomic
 from .report import REPORT_COLUMNS, REPORT_NOTE, Column, render, rows_from_record
 
-__all__ = ["Recipe", "RECIPES", "scale_epochs", "run_recipe", "recipe_table"]
+__all__ = ["Recipe", "RECIPES", "recipe_list", "scale_epochs", "run_recipe", "recipe_table"]
 
 Config = PacBayesConfig | CMIConfig
 
@@ -47,7 +46,7 @@ class Recipe(NamedTuple):
 #: That preprocessing was kept after the certificates of 6 settings had been looked at on this
 #: bound set (:data:`_PBB_LOOKED_AT`), so every recipe built on it pays for the choice.
 _PBB_LOOKED_AT = 6
-_PBB = PacBayesConfig(
+_PBB = PacBayesConfig.flat(
     dataset="fashion-mnist", arch="mlp", widths=(600, 600, 600), prior="data", alpha=0.5, standardize=True,
     objectives=("quad",),
     prior_scale=0.03, prior_epochs=5, prior_lr=0.005, prior_batch=250, prior_optimizer="sgd", prior_momentum=0.99,
@@ -71,7 +70,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         "prior scale on DR17's grid; Fashion-MNIST, classes 5-9 vs 0-4",
         "Dziugaite & Roy 2017, 'Computing nonvacuous generalization bounds for deep (stochastic) neural "
         "networks with many more parameters than training data', UAI",
-        (("t600", PacBayesConfig(
+        (("t600", PacBayesConfig.flat(
             dataset="fashion-mnist", binary=(5, 6, 7, 8, 9), arch="mlp", widths=(600,), prior="init",
             objectives=("seeger",), prior_scale=0.03, learn_prior_scale=True, prior_epochs=20, prior_lr=0.01,
             prior_batch=100, prior_optimizer="sgd", prior_momentum=0.9, epochs=20, lr=0.001, batch=100,
@@ -91,7 +90,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         "PBB's 4-layer CNN (conv 32, conv 64, max-pool, dense 128) with a prior learned on half of "
         "Fashion-MNIST, f_quad",
         "Pérez-Ortiz, Rivasplata, Shawe-Taylor & Szepesvári 2021, JMLR 22(227)",
-        (("cnn", dataclasses.replace(_PBB, arch="cnn")),),
+        (("cnn", _PBB.replace(arch="cnn")),),
         "As pbb-fashion-fcn, with the CNN; convolutions draw one kernel per example." + _PBB_PAID),
     Recipe(
         "pbb-fashion-cnn-aug",
@@ -100,7 +99,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         "std 0.01",
         "Pérez-Ortiz, Rivasplata, Shawe-Taylor & Szepesvári 2021, JMLR 22(227); prior std from their grid "
         "{0.1, 0.05, 0.04, 0.03, 0.02, 0.01, 0.005}",
-        (("cnn", dataclasses.replace(_PBB, arch="cnn", prior_scale=0.01, prior_epochs=50, prior_schedule="cosine",
+        (("cnn", _PBB.replace(arch="cnn", prior_scale=0.01, prior_epochs=50, prior_schedule="cosine",
                                      prior_augment="shift-flip")),),
         "Departs from PBB in the prior only: 50 epochs with a cosine schedule and 2-pixel shifts and mirror "
         "images (PBB's own CNN example trains its prior 70 epochs, without augmentation), and std 0.01 instead "
@@ -111,9 +110,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         "role-of-data-digits",
         "the fraction alpha of the training set that builds the prior, swept (digits, MLP 256-256, f_quad)",
         "Dziugaite, Hsu, Gharbieh, Arpino & Roy 2021, 'On the role of data in PAC-Bayes bounds', AISTATS",
-        tuple((f"alpha{a}", dataclasses.replace(MLP_DIGITS, alpha=a, objectives=("quad",)))
+        tuple((f"alpha{a}", MLP_DIGITS.replace(alpha=a, objectives=("quad",)))
               for a in (0.2, 0.3, 0.5, 0.7, 0.8))
-        + tuple((f"dp-eps{e}", dataclasses.replace(MLP_DIGITS, prior="dp", dp_epsilon=e, standardize=False,
+        + tuple((f"dp-eps{e}", MLP_DIGITS.replace(prior="dp", dp_epsilon=e, standardize=False,
                                                          objectives=("quad",)))
                 for e in _DP_EPSILONS),
         "scikit-learn's digits instead of MNIST; one seed per alpha. The dp runs draw the prior mean by SGLD "
@@ -126,12 +125,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         "magnitudes, keep logits trained on f_quad",
         "Hayou, He & Dziugaite 2021, 'Probabilistic fine-tuning of pruning masks and PAC-Bayes self-bounded "
         "learning', arXiv:2110.11804",
-        tuple((f"sparsity{s}", PacBayesConfig(
+        tuple((f"sparsity{s}", PacBayesConfig.flat(
             dataset="fashion-mnist", arch="mlp", widths=(300,), prior="data", alpha=0.5, standardize=True,
             objectives=("quad",), family="mask", sparsity=s, mask_flip=0.01, prior_epochs=5, prior_lr=0.005,
             prior_batch=250, prior_optimizer="sgd", prior_momentum=0.99, prior_dropout=0.2, epochs=5, lr=0.01,
             batch=250, optimizer="adam", p_min=1e-5, mc_r=2, mc_m=0)) for s in (0.5, 0.7, 0.8, 0.9, 0.95))
-        + (("uniform0.9", PacBayesConfig(
+        + (("uniform0.9", PacBayesConfig.flat(
             dataset="fashion-mnist", arch="mlp", widths=(300,), prior="data", alpha=0.5, standardize=True,
             objectives=("quad",), family="mask", sparsity=0.9, mask_flip=0.01, mask_prior="uniform", prior_epochs=5,
             prior_lr=0.005, prior_batch=250, prior_optimizer="sgd", prior_momentum=0.99, prior_dropout=0.2, epochs=5,
@@ -149,7 +148,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         "MLP 784-300-10 with PBB's data-dependent prior on half of Fashion-MNIST, f_quad",
         "Huang, Touati, Vincent, Dziugaite, Lacoste & Courville 2020, 'Stochastic neural network with Kronecker "
         "flow', AISTATS (its linear, closed-form-KL case)",
-        tuple((family, dataclasses.replace(_PBB, widths=(300,), family=family))
+        tuple((family, _PBB.replace(widths=(300,), family=family))
               for family in ("gaussian", "matrix_normal")),
         "Both posteriors start isotropic at the prior's scale (KL 0) and train the same 5 epochs; the prior is the "
         "isotropic N(w_prior, 0.03^2 I) for both. The paper's flows are not run: their KL is only estimable."),
@@ -159,9 +158,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         "epsilon 0.1), next to the held-out-split prior (half the data) and the data-free prior; MLP 784-300-10, "
         "PBB's posterior settings, f_quad",
         "Dziugaite & Roy 2018, 'Data-dependent PAC-Bayes priors via differential privacy', NeurIPS",
-        (("heldout", dataclasses.replace(_PBB, widths=(300,), standardize=False)),
-         ("dp-eps0.1", dataclasses.replace(_PBB, widths=(300,), prior="dp", dp_epsilon=0.1, standardize=False)),
-         ("data-free", dataclasses.replace(_PBB, widths=(300,), prior="init", standardize=False))),
+        (("heldout", _PBB.replace(widths=(300,), standardize=False)),
+         ("dp-eps0.1", _PBB.replace(widths=(300,), prior="dp", dp_epsilon=0.1, standardize=False)),
+         ("data-free", _PBB.replace(widths=(300,), prior="init", standardize=False))),
         "Inputs are not standardised in any of the three runs (statistics of all the data would have to enter the "
         "DP accounting). The DP run's SGLD (step 0.05, 10 epochs of batch 250, base measure N(init, 0.1^2 I)) is "
         "assumed to be as private as its Gibbs target: its certificate is conditional on that approximation, and "
@@ -180,6 +179,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
 )}
 
 
+def recipe_list() -> str:
+    """Every recipe's name, summary and reference (``genbounds reproduce --list``)."""
+    return "\n".join(f"{r.name:22s} {r.summary}\n{'':22s} ({r.reference})" for r in RECIPES.values())
+
+
 def scale_epochs(cfg: Config, factor: float) -> Config:
     """``cfg`` with every epoch count multiplied by ``factor`` (rounded, at least 1)."""
     if not factor > 0:
@@ -187,7 +191,7 @@ def scale_epochs(cfg: Config, factor: float) -> Config:
     if factor == 1.0:
         return cfg
     names = ("prior_epochs", "epochs") if isinstance(cfg, PacBayesConfig) else ("epochs",)
-    return dataclasses.replace(cfg, **{k: max(1, round(getattr(cfg, k) * factor)) for k in names})
+    return cfg.replace(**{k: max(1, round(getattr(cfg, k) * factor)) for k in names})
 
 
 #: The recipe table's columns: the report's, plus the wall time of the run.
@@ -212,8 +216,11 @@ def run_recipe(recipe: Recipe, out: str | os.PathLike, *, epochs_scale: float = 
     for label, cfg in recipe.runs:
         cfg = scale_epochs(cfg, epochs_scale)
         log(f"{recipe.name} / {label}")
-        run = run_pac_bayes if isinstance(cfg, PacBayesConfig) else run_cmi
-        records.append((label, run(cfg, out / label, progress=progress, log=log)))
+        if isinstance(cfg, PacBayesConfig):
+            record = run_pac_bayes(cfg, out / label, progress=progress, log=log).to_dict()
+        else:
+            record = run_cmi(cfg, out / label, progress=progress, log=log)
+        records.append((label, record))
     text = "\n\n".join([f"# {recipe.name} (epochs x {epochs_scale:g})", recipe_table(records), REPORT_NOTE,
                         recipe.notes])
     write_atomic(out / "table.md", lambda f: f.write(text + "\n"))

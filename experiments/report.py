@@ -17,6 +17,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from ..bounds import format_upper, round_up
+from .results import PacBayesRecord
 
 __all__ = ["Column", "format_number", "render", "FORMATS", "REPORT_COLUMNS", "REPORT_NOTE", "GROUP_NOTE",
            "rows_from_record", "report_rows", "group_rows", "summary_rows", "summary_columns", "cmi_rows",
@@ -374,25 +375,20 @@ def group_rows(rows: list[dict], keys: list[str]) -> list[dict]:
 # The tables the runners print
 
 
-def summary_rows(record: dict) -> list[dict]:
-    """One row per objective: certificates, test errors, KL/n."""
-    rows = []
-    for r in record["results"]:
-        c = r["certificate"]
-        row = {
-            "objective": r["objective"],
-            "certificate": c["value"],
-            "mc_risk": c["emp_risk"],
-            "certificate_weights": r.get("certificate_weights", {}).get("value"),
-            "test_error": r["test_error_stochastic"],
-            "test_error_mean": r["test_error_mean"],
-            "kl_over_n": r["kl_over_n"],
-            "n_bound": c["n_bound"],
-            "n_prior": c["n_prior"],
-            "vacuous": c["vacuous"],
-        }
-        rows.append(row)
-    return rows
+def summary_rows(record: PacBayesRecord) -> list[dict]:
+    """One row per objective of a PAC-Bayes record: certificates, test errors, KL/n."""
+    return [{
+        "objective": r.objective,
+        "certificate": r.certificate.value,
+        "mc_risk": r.certificate.emp_risk,
+        "certificate_weights": None if r.certificate_weights is None else r.certificate_weights.value,
+        "test_error": r.test_error_stochastic,
+        "test_error_mean": r.test_error_mean,
+        "kl_over_n": r.kl_over_n,
+        "n_bound": r.certificate.n_bound,
+        "n_prior": r.certificate.n_prior,
+        "vacuous": r.certificate.vacuous,
+    } for r in record.results]
 
 
 def summary_columns() -> list[Column]:

@@ -18,7 +18,6 @@ pseudo-certificates) to ``--out``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import time
@@ -91,7 +90,7 @@ def search_on_prior_data(base: PacBayesConfig, grid: Sequence[dict], out: str | 
     out = Path(out)
     rows = []
     for i, changes in enumerate(grid):
-        cfg = dataclasses.replace(base, **changes)
+        cfg = base.replace(**changes)
         t0 = time.perf_counter()
         res = pseudo_certificate(cfg, out / f"candidate-{i}", log=lambda m: None)
         rows.append({"changes": changes, **res, "seconds": time.perf_counter() - t0})
@@ -112,9 +111,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="1: prior dropout x standardisation x prior scale; 2: width x prior lr x epochs; "
                         "3: posterior lr x epochs x p_min; 4: architecture x prior dropout")
     args = parser.parse_args(argv)
-    base = dataclasses.replace(MLP_DIGITS, mc_m=0)
+    base = MLP_DIGITS.replace(mc_m=0)
     if args.round == 1:
-        base = dataclasses.replace(base, standardize=False, prior_scale=0.02, prior_dropout=0.0)
+        base = base.replace(standardize=False, prior_scale=0.02, prior_dropout=0.0)
     grid = {1: QUICKSTART_GRID, 2: QUICKSTART_GRID_2, 3: QUICKSTART_GRID_3, 4: QUICKSTART_GRID_4}[args.round]
     record = search_on_prior_data(base, grid, args.out)
     print(json.dumps(record["chosen"]))

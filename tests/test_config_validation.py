@@ -21,11 +21,11 @@ FAST = ["--arch", "mlp", "--widths", "8", "--epochs", "0", "--prior-epochs", "0"
 ])
 def test_config_refuses_by_name(field, value):
     with pytest.raises(ValueError, match=rf"^argument '{field}' must be .*, got {value!r}$"):
-        PacBayesConfig(**{field: value})
+        PacBayesConfig.flat(**{field: value})
 
 
 def test_config_accepts_the_edges_that_are_valid():
-    cfg = PacBayesConfig(batch=1, prior_batch=1, p_min=0.5)
+    cfg = PacBayesConfig.flat(batch=1, prior_batch=1, p_min=0.5)
     assert (cfg.batch, cfg.prior_batch, cfg.p_min) == (1, 1, 0.5)
 
 

@@ -120,15 +120,15 @@ def test_dp_prior_refusals():
     with pytest.raises(ValueError, match="epsilon"):
         snn.Prior(w, 0.1, dp={"epsilon": -1.0})
     with pytest.raises(ValueError, match="dp_epsilon"):
-        PacBayesConfig(prior="dp", dp_epsilon=0.0)
+        PacBayesConfig.flat(prior="dp", dp_epsilon=0.0)
     with pytest.raises(ValueError, match="standardize"):
-        PacBayesConfig(prior="dp", standardize=True)
+        PacBayesConfig.flat(prior="dp", standardize=True)
 
 
 def test_dp_run_uses_all_data_and_labels_the_certificate(tmp_path):
-    cfg = PacBayesConfig(arch="mlp", widths=(32,), prior="dp", dp_epsilon=0.2, dp_epochs=2, epochs=1,
-                         optimizer="adam", lr=0.001, mc_r=2, mc_m=0, prior_dropout=0.0)
-    record = run_pac_bayes(cfg, tmp_path, progress=False, log=lambda m: None)
+    cfg = PacBayesConfig.flat(arch="mlp", widths=(32,), prior="dp", dp_epsilon=0.2, dp_epochs=2, epochs=1,
+                              optimizer="adam", lr=0.001, mc_r=2, mc_m=0, prior_dropout=0.0)
+    record = run_pac_bayes(cfg, tmp_path, progress=False, log=lambda m: None).to_dict()
     cert = record["results"][0]["certificate"]
     assert cert["n_prior"] == 0 and cert["n_bound"] == cert["details"]["split"]["n_train"]
     dp = cert["details"]["dp_prior"]

@@ -206,14 +206,14 @@ def test_magnitude_mask_keeps_the_largest_weights():
 ])
 def test_bad_mask_settings_are_refused(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
-        PacBayesConfig(**kwargs)
+        PacBayesConfig.flat(**kwargs)
 
 
 @pytest.mark.parametrize("mask_prior", ["magnitude", "uniform"])
 def test_mask_run_records_the_stochastic_and_both_deterministic_certificates(tmp_path, mask_prior):
-    cfg = PacBayesConfig(arch="mlp", widths=(32,), family="mask", sparsity=0.8, prior_epochs=3, epochs=1,
-                         optimizer="adam", lr=0.01, mc_r=2, mc_m=0, prior_dropout=0.0, mask_prior=mask_prior)
-    record = run_pac_bayes(cfg, tmp_path, progress=False, log=lambda m: None)
+    cfg = PacBayesConfig.flat(arch="mlp", widths=(32,), family="mask", sparsity=0.8, prior_epochs=3, epochs=1,
+                              optimizer="adam", lr=0.01, mc_r=2, mc_m=0, prior_dropout=0.0, mask_prior=mask_prior)
+    record = run_pac_bayes(cfg, tmp_path, progress=False, log=lambda m: None).to_dict()
     res = record["results"][0]
     masks = res["masks"]
     assert masks["magnitude"]["certificate"]["kl"] == 0.0

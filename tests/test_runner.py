@@ -1,6 +1,5 @@
 """Data loaders, the PAC-Bayes runner (records, resume) and its command line."""
 
-import dataclasses
 import gzip
 import json
 import struct
@@ -14,8 +13,8 @@ from genbounds.estimators import data as D
 from genbounds.cli import main
 from genbounds.experiments.records import load_record, load_records, new_record, write_record
 
-TINY = pbm.PacBayesConfig(arch="mlp", prior_dropout=0.0, widths=(16,), prior_epochs=2, epochs=3, mc_r=2, mc_m=4,
-                          objectives=("quad",))
+TINY = pbm.PacBayesConfig.flat(arch="mlp", prior_dropout=0.0, widths=(16,), prior_epochs=2, epochs=3, mc_r=2, mc_m=4,
+                               objectives=("quad",))
 
 
 def _write_idx(path, arr):
@@ -68,7 +67,7 @@ def test_bundled_datasets():
 
 
 def test_interrupted_run_resumes_to_the_same_certificate(tmp_path, monkeypatch):
-    full = pbm.run_pac_bayes(TINY, tmp_path / "a", progress=False, log=lambda s: None)
+    full = pbm.run_pac_bayes(TINY, tmp_path / "a", progress=False, log=lambda s: None).to_dict()
     cert = Certificate.from_dict(full["results"][0]["certificate"])
     assert cert.n_bound + cert.n_prior == 1438 and cert.n_prior == 719
     assert load_record(tmp_path / "a" / "record.json")["results"][0]["objective"] == "quad"
@@ -86,11 +85,11 @@ def test_interrupted_run_resumes_to_the_same_certificate(tmp_path, monkeypatch):
     assert not (tmp_path / "b" / "record.json").exists()
     monkeypatch.setattr(pbm, "_save_pickle", original)
     logs = []
-    resumed = pbm.run_pac_bayes(TINY, tmp_path / "b", progress=False, log=logs.append)
+    resumed = pbm.run_pac_bayes(TINY, tmp_path / "b", progress=False, log=logs.append).to_dict()
     assert any("resumed: prior" in s for s in logs) and any("quad from epoch 2" in s for s in logs)
     # A run that changes only posterior settings reuses the trained prior.
     logs.clear()
-    pbm.run_pac_bayes(dataclasses.replace(TINY, epochs=1), tmp_path / "b", progress=False, log=logs.append)
+    pbm.run_pac_bayes(TINY.replace(epochs=1), tmp_path / "b", progress=False, log=logs.append)
     assert any("resumed: prior" in s for s in logs)
     a, b = full["results"][0], resumed["results"][0]
     assert b["certificate"]["value"] == a["certificate"]["value"]

@@ -122,15 +122,13 @@ def test_nested_selections_are_never_below_the_flat_union_over_every_candidate(t
 
 
 def test_a_run_that_kept_its_settings_among_several_pays_for_them(tmp_path):
-    import dataclasses
-
     from genbounds.experiments import pac_bayes_runner as pbm
 
-    cfg = pbm.PacBayesConfig(arch="mlp", prior_dropout=0.0, widths=(16,), prior_epochs=2, epochs=2, mc_r=2, mc_m=4,
-                             objectives=("quad",), settings_looked_at=3)
-    record = pbm.run_pac_bayes(cfg, tmp_path / "paid", progress=False, log=lambda _: None)
-    free = pbm.run_pac_bayes(dataclasses.replace(cfg, settings_looked_at=1), tmp_path / "free", progress=False,
-                             log=lambda _: None)
+    cfg = pbm.PacBayesConfig.flat(arch="mlp", prior_dropout=0.0, widths=(16,), prior_epochs=2, epochs=2, mc_r=2, mc_m=4,
+                                  objectives=("quad",), settings_looked_at=3)
+    record = pbm.run_pac_bayes(cfg, tmp_path / "paid", progress=False, log=lambda _: None).to_dict()
+    free = pbm.run_pac_bayes(cfg.replace(settings_looked_at=1), tmp_path / "free", progress=False,
+                             log=lambda _: None).to_dict()
     for key in ("certificate", "certificate_weights"):
         paid, raw = (Certificate.from_dict(r["results"][0][key]) for r in (record, free))
         assert paid.candidates == 3 and paid.emp_risk == raw.emp_risk and paid.kl == raw.kl
@@ -138,7 +136,7 @@ def test_a_run_that_kept_its_settings_among_several_pays_for_them(tmp_path):
     # The record's best pays for both certificates of each of the 3 settings.
     assert record["best"]["details"]["selection"]["k"] == 6
     with pytest.raises(ValueError, match="'settings_looked_at'"):
-        dataclasses.replace(cfg, settings_looked_at=0)
+        cfg.replace(settings_looked_at=0)
 
 
 def test_the_pbb_recipes_pay_for_the_settings_looked_at_on_their_bound_set():

@@ -87,7 +87,7 @@ def main(argv=None) -> None:
 
     run = Path(args.run)
     record = json.loads((run / "record.json").read_text())
-    cfg = PacBayesConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()})
+    cfg = PacBayesConfig.from_dict(record["config"])
     # The checkpoint folder whose stored config is the record's (digests change when fields are added).
     ckpt = next(d for d in (run / "checkpoints").iterdir()
                 if json.loads((d / "config.json").read_text()) == record["config"])

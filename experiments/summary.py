@@ -1,0 +1,209 @@
+"""The text each ``genbounds`` command prints: its table and, as text, the lines around it that
+say what the numbers are (which bound, which delta, what is and is not a certificate).
+
+Each function takes the command's typed results and returns the whole text; the command line
+(:mod:`genbounds.cli`) only parses, dispatches and prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..bounds import Certificate, format_delta, format_upper, union_minimum
+from ..estimators.supersample import CMIResult
+from .pac_bayes_runner import PacBayesConfig
+from .recipes import recipe_table
+from .report import (
+    GROUP_NOTE,
+    REPORT_COLUMNS,
+    REPORT_NOTE,
+    Column,
+    cmi_columns,
+    cmi_rows,
+    format_number,
+    group_rows,
+    render,
+    summary_columns,
+    summary_rows,
+)
+from .results import PacBayesRecord
+
+__all__ = ["calculator_text", "pac_bayes_text", "bound_cmi_text", "cmi_text", "langevin_text", "estimates_text",
+           "report_text", "reproduce_text"]
+
+
+def _note(c: Certificate) -> str:
+    if c.bound == "catoni":
+        g = c.details["C_grid"]
+        return f"C = {c.details['C']:.3g} from a grid of {g['size']} (union bound)"
+    if c.bound == "lambda":
+        return f"lambda = {c.details['lambda']:.3g} (optimal; uniform in lambda)"
+    return ""
+
+
+def calculator_text(certs: Sequence[Certificate], fmt: str, digits: int) -> str:
+    """``genbounds bound pac-bayes``: every bound side by side; as text, with the confidence it
+    holds at and the honest minimum of seeger and catoni."""
+    rows = [{"bound": c.bound, "value": c.value, "vacuous": c.vacuous, "note": _note(c)} for c in certs]
+    cols = [Column("bound", "bound"), Column("value", "value", upper=True, digits=digits),
+            Column("vacuous", "vacuous"), Column("note", "note")]
+    table = render(cols, rows, fmt)
+    if fmt != "table":
+        return table
+    c = certs[0]
+    parts = " + ".join(f"{k} {format_delta(v)}" for k, v in c.delta_parts.items())
+    head = [
+        f"PAC-Bayes certificates on the risk of Q (loss in [0,1]); each holds on its own w.p. >= "
+        f"1 - {format_delta(c.delta)} (delta = {parts})",
+        f"n = {c.n_bound} (prior data: {c.n_prior}), KL = {c.kl:g}, "
+        f"KL/n = {c.kl / c.n_bound:.4g}, PAC-Bayes delta used = {format_delta(c.details['delta_effective'])}",
+    ]
+    if c.mc_samples is not None:
+        head.append(
+            f"empirical risk {c.emp_risk:g} from {c.mc_samples} Monte Carlo samples, certified <= "
+            f"{format_upper(c.emp_risk_bound, 6)} (Langford & Caruana 2002)"
+        )
+    # quad, lambda and mcallester are relaxations of the kl bound (they hold whenever it does and
+    # are never smaller); catoni is a different inequality, so keeping the better of the two pays.
+    by_name = {cert.bound: cert for cert in certs}
+    best = union_minimum([by_name["seeger"], by_name["catoni"]])
+    foot = [
+        "quad, lambda and mcallester relax seeger (they hold whenever it does and are never smaller). "
+        "Taking the smaller of",
+        f"seeger and catoni is a choice after seeing them: with a union bound (each at delta/2) the "
+        f"honest minimum is {format_number(best.value, digits, upper=True)} "
+        f"({best.details['selection']['chosen']}).",
+    ]
+    return "\n".join(head + ["", table, "", *foot])
+
+
+def pac_bayes_text(record: PacBayesRecord, cfg: PacBayesConfig, out: Path, fig: Path, fmt: str) -> str:
+    """``genbounds quickstart`` / ``pac-bayes``: one row per objective; as text, what the
+    certificates are, their confidence, the DP prior's and the masks' statements, the paid
+    minimum, and where the record and figure are."""
+    table = render(summary_columns(), summary_rows(record), fmt, json_key="objective")
+    if fmt != "table":
+        return table
+    first = record.results[0]
+    res = first.certificate
+    dp = res.details.get("dp_prior")
+    foot = [
+        "",
+        f"certificate (b): Seeger bound, empirical risk certified from {res.mc_samples} per-example "
+        f"weight draws; (a): from {cfg.mc_m} full weight draws (Langford & Caruana).",
+        f"each certificate holds on its own w.p. >= 1 - {format_delta(res.delta)} (pac_bayes "
+        f"{format_delta(res.delta_parts['pac_bayes'])} + monte_carlo "
+        f"{format_delta(res.delta_parts['monte_carlo'])}); "
+        + ("the DP prior used every example: none is held out." if dp else "bound set excludes the prior's data."),
+    ]
+    if dp:
+        foot.append(f"prior mean drawn by an epsilon-DP mechanism on all {res.n_bound} examples (nothing held out): "
+                    f"epsilon {dp['epsilon']:g} adds {dp['adjustment_nats']:.1f} nats (ln 2 + max-information) to "
+                    f"the KL. Privacy: {dp['privacy']}.")
+    masks = first.masks
+    if masks:
+        foot.append(f"masks: expected sparsity {masks.expected_sparsity:.3f}. Deterministic predictors on the same "
+                    f"bound set (Seeger, delta {format_delta(masks.magnitude.certificate.delta)}, separate "
+                    "statements):")
+        for m, what in ((masks.magnitude, "magnitude-pruned prior net, KL 0"),
+                        (masks.thresholded, "posterior mask thresholded at 1/2, point mass")):
+            foot.append(f"  {what}: certificate {format_number(m.certificate.value, 4, upper=True)}, "
+                        f"test error {m.test_error:.4f}, sparsity {m.sparsity:.3f}, "
+                        f"KL {m.certificate.kl:.1f}")
+    if record.best is not None:
+        sel = record.best.details["selection"]
+        best = format_number(record.best.value, 4, upper=True)
+        among = (f"these {len(sel['labels'])} certificates" if sel["k"] == len(sel["labels"]) else
+                 f"these {len(sel['labels'])} certificates (standing for {sel['k']} candidates looked at)")
+        foot.append(f"keeping the smallest of {among} is a choice after seeing them: paid "
+                    f"with a union bound (each at delta/{sel['k']}) it is {best} ({sel['chosen']}).")
+    if cfg.settings_looked_at > 1:
+        foot.append(f"every certificate above pays for keeping these settings among {cfg.settings_looked_at} looked "
+                    f"at on this bound set (each at delta/{cfg.settings_looked_at}).")
+    foot.append(f"record: {out / 'record.json'}   figure: {fig}   ({record.timings['total_s']:.0f} s)")
+    vac = [r.objective for r in record.results if r.certificate.vacuous]
+    if vac:
+        foot.append(f"VACUOUS (>= 1, says nothing): {', '.join(vac)}")
+    return "\n".join([table, *foot])
+
+
+def bound_cmi_text(res: CMIResult, loo: bool, fmt: str, digits: int) -> str:
+    """``genbounds bound cmi``: every CMI bound estimate from the runs; as text, headed by what
+    they are (estimates, not certificates) and the measured errors."""
+    s = res.summary
+    rows = [{"bound": k, "value": b.value, "low": b.interval[0] if b.applicable else None,
+             "high": b.interval[1] if b.applicable else None, "mi": b.mi,
+             "note": "" if b.applicable else "not applicable: " + b.reason}
+            for k, b in res.bounds.items()]
+    cols = [Column("bound", "bound (estimate)"),
+            Column("value", "estimated bound on E[test error]", upper=True, digits=digits),
+            Column("low", "95% low", digits=digits), Column("high", "95% high", upper=True, digits=digits),
+            Column("mi", "uses MI of"), Column("note", "note")]
+    table = render(cols, rows, fmt)
+    if fmt != "table":
+        return table
+    runs = f"{s.runs} leave-one-out runs" if loo else f"{s.k2} masks"
+    head = (f"ESTIMATES, not certificates: {s.note}.\n"
+            f"{s.k1} supersamples x {runs}, n = {s.n}: train error {s.train_error:.4f}, "
+            f"test error (held-out points) {s.test_error:.4f}, gap {s.gap:.4f}; "
+            f"intervals: bootstrap over supersamples\n")
+    return head + "\n" + table
+
+
+def estimates_text(table: str, fmt: str, what: str, out: Path, total_s: float) -> str:
+    """A table of estimates; as text, followed by the line saying they are not certificates."""
+    if fmt != "table":
+        return table
+    return "\n".join([table, "", f"ESTIMATES, not certificates: {what}; intervals and per-draw values in "
+                      f"{out / 'record.json'} ({total_s:.0f} s)"])
+
+
+def cmi_text(record: dict, out: Path, fmt: str) -> str:
+    """``genbounds cmi``: one row per n, measured errors and the shown bound estimates."""
+    return estimates_text(render(cmi_columns(record), cmi_rows(record), fmt), fmt,
+                          "bounds on E[test error] from plug-in MIs", out, record["timings"]["total_s"])
+
+
+def langevin_text(record: dict, k1: int, algorithm: str, out: Path, fmt: str) -> str:
+    """``genbounds langevin``: one row per checkpoint, the measured errors and every bound estimate."""
+    cols = [Column("step", "step"), Column("beta", "beta", digits=0) if algorithm == "langevin" else
+            Column("eta", "eta"), Column("train_error", "train err"),
+            Column("test_error", "test err"), Column("gap", "gap")]
+    shown = list(record["results"][0]["bounds"])
+    cols += [Column(b, b, upper=True) for b in shown]
+    rows = [{**{k: r[k] for k in ("step", "beta", "eta", "train_error", "test_error", "gap")},
+             **{b: r["bounds"][b]["value"] for b in shown}} for r in record["results"]]
+    return estimates_text(render(cols, rows, fmt), fmt,
+                          "bounds on E[test error - training error] (0-1 loss), each expectation estimated "
+                          f"from {k1} draws (pooled before any square root)", out, record["timings"]["total_s"])
+
+
+def report_text(rows: list[dict], group_by: Sequence[str] | None, fmt: str, digits: int) -> str:
+    """``genbounds report``: one row per result (or per group of ``group_by``), bounds and errors to
+    ``digits`` digits; as text, Markdown or LaTeX, with the note on what the rows are."""
+    cols = [dataclasses.replace(c, digits=digits) if c.key in ("emp_risk", "test_error", "certificate")
+            else c for c in REPORT_COLUMNS]
+    if group_by:
+        bad = [k for k in group_by if k not in {c.key for c in REPORT_COLUMNS}]
+        if bad:
+            raise ValueError(f"argument '--group-by' has unknown field(s) {bad}")
+        rows = group_rows(rows, list(group_by))
+        cols = cols + [Column("runs", "runs")]
+    table = render(cols, rows, fmt)
+    note = f"{REPORT_NOTE} {GROUP_NOTE}" if group_by else REPORT_NOTE
+    if fmt in ("table", "markdown"):
+        return f"{table}\n\n{note}"
+    if fmt == "latex":
+        return f"{table}\n% {note}"
+    return table
+
+
+def reproduce_text(records: list[tuple[str, dict]], notes: str, out: Path, fmt: str) -> str:
+    """``genbounds reproduce NAME``: the recipe's table; as text, with what its rows are, the
+    recipe's notes and where the records are."""
+    table = recipe_table(records, fmt)
+    if fmt != "table":
+        return table
+    return "\n".join([table, "", REPORT_NOTE, notes, f"records and table.md in {out}"])
