@@ -5,46 +5,48 @@ as in Hayou, He & Dziugaite (2021); a star for runs with the uniform (data-free)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .style import cli, save, style, unique
+from ..bounds import Certificate
+from ..experiments.results import PacBayesRecord, PacBayesResult
+from .style import cli, pac_bayes_records, save, style, unique
 
-#: (label, how to read the certificate and the test error from a result entry, colour, marker)
-_SERIES = (
-    ("stochastic masks (b)", lambda r: (r["certificate"], r["test_error_stochastic"]), "C0", "o"),
-    ("magnitude pruning (KL = 0)", lambda r: (r["masks"]["magnitude"]["certificate"],
-                                              r["masks"]["magnitude"]["test_error"]), "C3", "s"),
-    ("thresholded posterior mask (point mass)", lambda r: (r["masks"]["thresholded"]["certificate"],
-                                                           r["masks"]["thresholded"]["test_error"]), "C2", "^"),
+#: (label, how to read the certificate and the test error from a result, colour, marker)
+_SERIES: tuple[tuple[str, Callable[[PacBayesResult], tuple[Certificate, float]], str, str], ...] = (
+    ("stochastic masks (b)", lambda r: (r.certificate, r.test_error_stochastic), "C0", "o"),
+    ("magnitude pruning (KL = 0)", lambda r: (r.masks.magnitude.certificate, r.masks.magnitude.test_error), "C3", "s"),
+    ("thresholded posterior mask (point mass)", lambda r: (r.masks.thresholded.certificate,
+                                                           r.masks.thresholded.test_error), "C2", "^"),
 )
 
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:
-    groups: dict[tuple, list[dict]] = {}
-    for rec in records:
-        if rec["kind"] == "pac-bayes" and rec["config"].get("family") == "mask":
-            res = rec["results"][0]
-            groups.setdefault((rec["config"]["dataset"], res["certificate"]["details"].get("arch", "")), []).append(rec)
+    groups: dict[tuple, list[PacBayesRecord]] = {}
+    for rec in pac_bayes_records(records):
+        if rec.config.get("family") == "mask":
+            arch = rec.results[0].certificate.details.get("arch", "")
+            groups.setdefault((rec.config["dataset"], arch), []).append(rec)
     files: list[Path] = []
     seen: dict[str, int] = {}
     for (dataset, arch), recs in groups.items():
-        uniform = [r for r in recs if r["config"].get("mask_prior") == "uniform"]
-        recs = sorted((r for r in recs if r["config"].get("mask_prior", "magnitude") == "magnitude"),
-                      key=lambda r: r["config"]["sparsity"])
-        sparsity = [r["config"]["sparsity"] for r in recs]
+        uniform = [r for r in recs if r.config.get("mask_prior") == "uniform"]
+        recs = sorted((r for r in recs if r.config.get("mask_prior", "magnitude") == "magnitude"),
+                      key=lambda r: r.config["sparsity"])
+        sparsity = [r.config["sparsity"] for r in recs]
         with style():
             fig, (ax_c, ax_e) = plt.subplots(1, 2, figsize=(9, 3.6))
             for label, read, color, marker in _SERIES:
-                pairs = [read(r["results"][0]) for r in recs]
-                ax_c.plot(sparsity, [c["value"] for c, _ in pairs], marker + "-", color=color, label=label)
+                pairs = [read(r.results[0]) for r in recs]
+                ax_c.plot(sparsity, [c.value for c, _ in pairs], marker + "-", color=color, label=label)
                 ax_e.plot(sparsity, [e for _, e in pairs], marker + "--", color=color, label=label)
             for i, r in enumerate(uniform):
-                res = r["results"][0]
+                res = r.results[0]
                 label = "stochastic masks, uniform (data-free) prior" if i == 0 else None
-                for ax, y in ((ax_c, res["certificate"]["value"]), (ax_e, res["test_error_stochastic"])):
-                    ax.plot([r["config"]["sparsity"]], [y], "*", ms=11, color="C1", label=label)
+                for ax, y in ((ax_c, res.certificate.value), (ax_e, res.test_error_stochastic)):
+                    ax.plot([r.config["sparsity"]], [y], "*", ms=11, color="C1", label=label)
             ax_c.set_ylabel("certificate (risk bound)")
             ax_e.set_ylabel("test error")
             for ax in (ax_c, ax_e):

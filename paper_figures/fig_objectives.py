@@ -7,28 +7,28 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .style import COLORS, cli, save, style
+from .style import COLORS, cli, pac_bayes_records, save, style
 
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:
-    recs = [r for r in records if r["kind"] == "pac-bayes" and len(r["results"]) >= 2]
+    recs = [r for r in pac_bayes_records(records) if len(r.results) >= 2]
     if not recs:
         return []
     files = []
     for i, rec in enumerate(recs):
-        cfg = rec["config"]
-        res = rec["results"]
+        cfg = rec.config
+        res = rec.results
         x = np.arange(len(res))
         with style():
             fig, ax = plt.subplots(figsize=(5.5, 3.8))
-            ax.bar(x - 0.2, [r["certificate"]["value"] for r in res], 0.4, color=COLORS["certificate"],
+            ax.bar(x - 0.2, [r.certificate.value for r in res], 0.4, color=COLORS["certificate"],
                    label="certificate (Seeger, per-example draws)")
-            ax.bar(x + 0.2, [r["test_error_stochastic"] for r in res], 0.4, color=COLORS["test_error"],
+            ax.bar(x + 0.2, [r.test_error_stochastic for r in res], 0.4, color=COLORS["test_error"],
                    label="test error (stochastic)")
             for xi, r in zip(x, res):
-                ax.annotate(f"KL/n {r['kl_over_n']:.1e}", (xi, r["certificate"]["value"]), ha="center",
+                ax.annotate(f"KL/n {r.kl_over_n:.1e}", (xi, r.certificate.value), ha="center",
                             va="bottom", fontsize=7)
-            ax.set_xticks(x, [r["objective"] for r in res])
+            ax.set_xticks(x, [r.objective for r in res])
             ax.set_ylabel("0-1 risk")
             ax.set_title(f"Objectives: {cfg['dataset']}, {cfg['arch']}, {cfg['prior']} prior")
             ax.legend(loc="lower right")

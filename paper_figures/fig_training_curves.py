@@ -7,22 +7,21 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .style import cli, save, style, unique
+from .style import cli, pac_bayes_records, save, style, unique
 
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:
-    recs = [r for r in records if r["kind"] == "pac-bayes" and any(x.get("history") for x in r["results"])]
+    recs = [r for r in pac_bayes_records(records) if any(x.history for x in r.results)]
     files: list[Path] = []
     seen: dict[str, int] = {}
     for rec in recs:
-        cfg = rec["config"]
+        cfg = rec.config
         with style():
             fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
-            for r in rec["results"]:
-                h = r.get("history") or []
-                ep = [e["epoch"] for e in h]
+            for r in rec.results:
+                ep = [e["epoch"] for e in r.history]
                 for ax, key in zip(axes, ("objective", "kl", "emp_ce")):
-                    ax.plot(ep, [e[key] for e in h], label=r["objective"])
+                    ax.plot(ep, [e[key] for e in r.history], label=r.objective)
             for ax, title in zip(axes, ("training objective (bound)", "KL(Q||P) [nats]",
                                         "empirical bounded cross-entropy")):
                 ax.set_title(title)
@@ -32,7 +31,7 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
             name = f"training_curves_{cfg['dataset']}_{cfg['arch']}_{cfg['prior']}"
             if cfg.get("prior") == "data":
                 name += f"_alpha{cfg['alpha']}"
-            name += "_" + "-".join(r["objective"] for r in rec["results"])
+            name += "_" + "-".join(r.objective for r in rec.results)
             files += save(fig, out_dir, unique(name, seen))
     return files
 

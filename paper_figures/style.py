@@ -11,8 +11,9 @@ import matplotlib.pyplot as plt
 
 from ..experiments.plots import style
 from ..experiments.records import load_records
+from ..experiments.results import PacBayesRecord
 
-__all__ = ["COLORS", "LABELS", "style", "save", "cli"]
+__all__ = ["COLORS", "LABELS", "style", "save", "cli", "pac_bayes_records"]
 
 #: Colour per quantity, shared by every figure.
 COLORS = {
@@ -28,6 +29,11 @@ LABELS = {
     "loo_sqrt": "LOO-CMI (square root)", "loo_interpolating": "LOO-CMI interpolating",
     "haghifam_ld": "CMI, hypothesis test (Haghifam et al. 2020)", "negrea_loo": "leave-one-out (Negrea et al. 2019)",
 }
+
+
+def pac_bayes_records(records: list[dict]) -> list[PacBayesRecord]:
+    """The PAC-Bayes records among ``records``, read into their typed view."""
+    return [PacBayesRecord.from_dict(r) for r in records if r["kind"] == "pac-bayes"]
 
 
 def unique(name: str, seen: dict[str, int]) -> str:
