@@ -73,6 +73,7 @@ def test_supervised_step_trains_on_the_augmented_batch():
     assert float(plain) != pytest.approx(float(expected), rel=1e-3)
 
 
+@pytest.mark.integration
 def test_config_prior_augment_is_a_prior_setting_for_data_priors_only(tmp_path):
     cfg = TINY.replace(prior_augment="shift")
     assert cfg.prior_digest() != TINY.prior_digest()

@@ -51,6 +51,7 @@ def test_bad_input_is_one_line_exit_2(capsys, extra, needle):
     assert err.startswith("genbounds: error:") and needle in err and "\n" not in err
 
 
+@pytest.mark.integration
 def test_module_entry_point_exit_status():
     ok = subprocess.run([sys.executable, "-m", "genbounds", *ARGS, "--format", "json"],
                         capture_output=True, text=True)

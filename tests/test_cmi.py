@@ -143,6 +143,7 @@ def synthetic_record(tmp_path_factory):
     return cfg, out, run_cmi(cfg, out, progress=False, log=lambda s: None)
 
 
+@pytest.mark.integration
 def test_synthetic_bounds_above_gap_and_decreasing(synthetic_record):
     _, _, record = synthetic_record
     res = record["results"]
@@ -157,6 +158,7 @@ def test_synthetic_bounds_above_gap_and_decreasing(synthetic_record):
         assert vals[0] > vals[1] > vals[2], (name, vals)
 
 
+@pytest.mark.integration
 def test_cmi_resume_retrains_only_missing_chunks(synthetic_record):
     from genbounds.experiments.cmi_runner import run_cmi
     cfg, out, record = synthetic_record
@@ -208,6 +210,7 @@ SHARDED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.integration
 def test_sharded_population_equals_single_device():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env,
@@ -216,6 +219,7 @@ def test_sharded_population_equals_single_device():
     assert "SHARDED-OK" in out.stdout
 
 
+@pytest.mark.integration
 def test_leave_one_out_population_end_to_end():
     """All n+1 held-out choices enumerated and trained as one population; the LOO bounds come
     out of the same estimator and hold against the measured held-out error."""
@@ -245,6 +249,7 @@ def test_leave_one_out_population_end_to_end():
         assert res["loo_interpolating"].value >= s.test_error
 
 
+@pytest.mark.integration
 def test_cli_leave_one_out_experiment_resumes_and_reports(tmp_path, capsys):
     """``genbounds cmi --loo``: all n+1 held-out runs per draw, LOO bounds above the measured gap,
     a resumed run retrains nothing, and the record renders in reports and figures."""

@@ -20,6 +20,9 @@ from genbounds.estimators.data import Dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: Subprocesses over forced host devices and processes, and population trainings.
+pytestmark = pytest.mark.integration
+
 
 def _run(script: str, devices: int = 4, timeout: int = 600, env_extra: dict | None = None):
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",

@@ -125,6 +125,7 @@ def test_dp_prior_refusals():
         PacBayesConfig.flat(prior="dp", standardize=True)
 
 
+@pytest.mark.integration
 def test_dp_run_uses_all_data_and_labels_the_certificate(tmp_path):
     cfg = PacBayesConfig.flat(arch="mlp", widths=(32,), prior="dp", dp_epsilon=0.2, dp_epochs=2, epochs=1,
                               optimizer="adam", lr=0.001, mc_r=2, mc_m=0, prior_dropout=0.0)

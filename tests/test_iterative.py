@@ -167,6 +167,7 @@ def test_bounds_refuse_malformed_statistics():
     assert B.negrea_bound(np.full(3, 1.0), np.zeros((1, 2, 3)), 1)[0] == 0.0
 
 
+@pytest.mark.integration
 def test_langevin_experiment_records_bounds_at_every_checkpoint_and_resumes(tmp_path, capsys):
     from genbounds.cli import main
     from genbounds.experiments.langevin_runner import LangevinConfig, run_langevin_experiment
@@ -191,6 +192,7 @@ def test_langevin_experiment_records_bounds_at_every_checkpoint_and_resumes(tmp_
     assert "'k2'" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_minibatch_forecast_error_is_incoherence_over_n_b(tmp_path):
     """E_B ||G - Xi||^2 = ||g_j - gbar_{-j}||^2 / (n b) for a batch of b drawn without replacement,
     Xi replacing the held-out j's gradient by the mean of the others (what pair_population records
@@ -253,6 +255,7 @@ def test_sgd_statistics_on_the_quadratic_toy():
     assert bound > 0
 
 
+@pytest.mark.integration
 def test_sgd_experiment_records_neu_bound_per_sigma(tmp_path):
     from genbounds.experiments.langevin_runner import LangevinConfig, run_langevin_experiment
 

@@ -209,6 +209,7 @@ def test_bad_mask_settings_are_refused(kwargs, needle):
         PacBayesConfig.flat(**kwargs)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mask_prior", ["magnitude", "uniform"])
 def test_mask_run_records_the_stochastic_and_both_deterministic_certificates(tmp_path, mask_prior):
     cfg = PacBayesConfig.flat(arch="mlp", widths=(32,), family="mask", sparsity=0.8, prior_epochs=3, epochs=1,

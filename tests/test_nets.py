@@ -42,6 +42,7 @@ def test_cnn_convolution_choice():
         nets.cnn((10, 10, 1), 3, conv="fft")
 
 
+@pytest.mark.integration
 def test_cnn_population_mapped_equals_vmapped_and_fits():
     """``TrainConfig.map_batch`` changes how runs are batched, not what each run computes."""
     rng = np.random.default_rng(0)

@@ -59,6 +59,7 @@ def _outer_site_dirs() -> list[str]:
     return [d for d in dirs if os.path.isdir(d)]
 
 
+@pytest.mark.integration
 def test_wheel_in_a_clean_venv_installs_only_genbounds(tmp_path):
     """Build the wheel, install it (no dependencies: they come from the test interpreter's
     site-packages, listed in a .pth file of the new venv) into a fresh venv, then run the CLI and

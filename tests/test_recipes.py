@@ -55,6 +55,7 @@ def test_epochs_scale_rounds_and_keeps_at_least_one_epoch():
         recipes.scale_epochs(fcn, 0.0)
 
 
+@pytest.mark.integration
 def test_run_recipe_writes_records_and_a_table(tmp_path):
     recipe = recipes.Recipe("tiny", "two alphas", "test", (("a0.3", TINY.replace(alpha=0.3)),
                                                           ("a0.5", TINY)), "a note")

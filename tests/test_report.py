@@ -87,6 +87,7 @@ def test_calculator_record_round_trip(tmp_path, capsys):
     assert "seeger" in out and "0.1618" in out
 
 
+@pytest.mark.integration
 def test_every_figure_from_committed_records(tmp_path):
     from genbounds.paper_figures import FIGURES, make_all
     files, notes = make_all(COMMITTED, tmp_path)
@@ -98,6 +99,7 @@ def test_every_figure_from_committed_records(tmp_path):
         assert f.stat().st_size > 5000, f
 
 
+@pytest.mark.integration
 def test_figures_cli_and_a_single_script(tmp_path, capsys):
     assert main(["figures", str(COMMITTED), str(tmp_path / "all")]) == 0
     assert (tmp_path / "all" / "role_of_data.png").exists()
@@ -119,11 +121,13 @@ def _run_notebook(name, tmp_path):
     return outputs
 
 
+@pytest.mark.integration
 def test_notebook_runs_top_to_bottom(tmp_path):
     outputs = _run_notebook("explore.ipynb", tmp_path)
     assert [o for o in outputs if o.output_type == "display_data" and "image/png" in o.get("data", {})]
 
 
+@pytest.mark.integration
 def test_certify_your_model_notebook(tmp_path):
     """The Flax and plain-JAX examples: data-free prior warned about, data-dependent nonvacuous."""
     text = "".join(o.get("text", "") for o in _run_notebook("certify_your_model.ipynb", tmp_path))

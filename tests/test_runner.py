@@ -66,6 +66,7 @@ def test_bundled_datasets():
     assert set(np.unique(mnist.train.y)) == set(range(10))
 
 
+@pytest.mark.integration
 def test_interrupted_run_resumes_to_the_same_certificate(tmp_path, monkeypatch):
     full = pbm.run_pac_bayes(TINY, tmp_path / "a", progress=False, log=lambda s: None).to_dict()
     cert = Certificate.from_dict(full["results"][0]["certificate"])
@@ -110,6 +111,7 @@ def test_records_validate_and_report_malformed_files(tmp_path):
     assert any("partial.json: missing field(s) config, results" in e for e in errors)
 
 
+@pytest.mark.integration
 def test_cli_pac_bayes_writes_record_and_figure(tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["pac-bayes", "--arch", "mlp", "--widths", "16", "--prior-epochs", "1", "--epochs", "1", "--mc-r", "2",

@@ -121,6 +121,7 @@ def test_nested_selections_are_never_below_the_flat_union_over_every_candidate(t
     assert math.fsum(paid.delta_parts.values()) <= paid.delta
 
 
+@pytest.mark.integration
 def test_a_run_that_kept_its_settings_among_several_pays_for_them(tmp_path):
     from genbounds.experiments import pac_bayes_runner as pbm
 

@@ -158,6 +158,7 @@ def _certificate_for(prior_kind, data, key):
     return cert
 
 
+@pytest.mark.integration
 def test_data_dependent_prior_beats_data_independent():
     """On 600 noisy points a net moves far from its random initialisation; a prior trained
     on half the data is close to the posterior, so the bound is much smaller."""
@@ -170,6 +171,7 @@ def test_data_dependent_prior_beats_data_independent():
     assert with_data.kl < without.kl
 
 
+@pytest.mark.integration
 def test_certify_my_trained_network_in_one_call():
     """A user's own model (plain apply function, own params tree) certified in one call."""
     data = _blobs(400, noise=1.0)
@@ -213,6 +215,7 @@ def test_default_objective_has_a_gradient_at_a_vacuous_start():
     assert moved["seeger"] == 0.0
 
 
+@pytest.mark.integration
 def test_certify_network_reports_its_training_and_warns_when_the_certificate_says_little():
     data = _blobs(300)
     net = nets.mlp((10, 1, 1), (32,), 2)
