@@ -6,7 +6,7 @@ import math
 import pytest
 
 import genbounds.bounds as B
-from genbounds.bounds import Certificate, pac_bayes_certificate
+from genbounds.bounds import Certificate, pac_bayes_certificate, union_minimum
 
 
 def _cert(**kw):
@@ -68,6 +68,24 @@ def test_union_bounds_are_recorded_and_paid():
     assert grid.value == pytest.approx(float(B.seeger(0.05, 300, 10000, expected_delta)), rel=1e-14)
     assert grid.value > plain.value
     assert grid.delta == 0.025
+
+
+def test_union_minimum_recomputes_every_certificate_at_delta_over_k():
+    certs = [pac_bayes_certificate(b, 0.04, kl, 2000, 0.025, mc_samples=20000, mc_delta=0.01)
+             for b, kl in (("seeger", 30.0), ("catoni", 30.0), ("seeger", 5.0))]
+    best = union_minimum(certs, ["a", "b", "c"])
+    redone = [pac_bayes_certificate(c.bound, 0.04, c.kl, 2000, 0.025 / 3, mc_samples=20000, mc_delta=0.01 / 3)
+              for c in certs]
+    assert best.value == min(r.value for r in redone) > min(c.value for c in certs)
+    assert best.details["selection"]["chosen"] == "c" and best.details["selection"]["k"] == 3
+    assert best.delta_parts == {"pac_bayes": 0.025, "monte_carlo": 0.01}
+    assert best.details["delta_effective"] == pytest.approx(0.025 / 3)
+    # The recomputation keeps a prior-grid payment.
+    grid = pac_bayes_certificate("seeger", 0.04, 30.0, 2000, 0.025, prior_grid_j=200)
+    assert union_minimum([grid, grid]).value == pac_bayes_certificate(
+        "seeger", 0.04, 30.0, 2000, 0.0125, prior_grid_j=200).value
+    with pytest.raises(ValueError, match="one delta budget"):
+        union_minimum([certs[0], pac_bayes_certificate("seeger", 0.04, 5.0, 2000, 0.05)])
 
 
 def test_values_round_up_and_vacuous_flag():

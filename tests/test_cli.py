@@ -1,12 +1,14 @@
 """The genbounds command line: bound calculator output and error handling."""
 
 import json
+import math
 import subprocess
 import sys
 
 import pytest
 
 import genbounds.bounds as B
+from genbounds.bounds import pac_bayes_certificate, union_minimum
 from genbounds.cli import main
 
 ARGS = ["bound", "pac-bayes", "--emp-risk", "0.03", "--kl", "5000", "--n", "55000", "--delta", "0.025"]
@@ -49,6 +51,31 @@ def test_bad_input_is_one_line_exit_2(capsys, extra, needle):
     assert main(ARGS + extra) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("genbounds: error:") and needle in err and "\n" not in err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--delta", "0.6", "--mc-samples", "100", "--mc-delta", "0.6"], "'delta' + 'mc_delta' sum to 1.2"),
+    (["--digits", "-2"], "--digits"),
+])
+def test_calculator_input_errors_are_one_line(capsys, argv, needle):
+    base = ["bound", "pac-bayes", "--emp-risk", "0.03", "--kl", "5000", "--n", "55000"]
+    assert main(base + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and needle in err and err.startswith("genbounds")
+
+
+def test_calculator_says_the_best_row_needs_a_union_bound(capsys):
+    assert main(["bound", "pac-bayes", "--emp-risk", "0.03", "--kl", "5000", "--n", "55000"]) == 0
+    out = capsys.readouterr().out
+    assert "each holds on its own" in out and "union bound" in out
+    honest = union_minimum([pac_bayes_certificate(b, 0.03, 5000.0, 55000, 0.025) for b in ("seeger", "catoni")])
+    assert f"honest minimum is {math.ceil(honest.value * 1e4) / 1e4:.4f}" in out
+
+
+def test_headers_never_round_delta(capsys):
+    assert main(["bound", "pac-bayes", "--emp-risk", "0.03", "--kl", "5", "--n", "55", "--delta", "0.99999999"]) == 0
+    out = capsys.readouterr().out
+    assert "1 - 0.99999999" in out and "1 - 1 " not in out
 
 
 @pytest.mark.integration

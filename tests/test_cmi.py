@@ -10,13 +10,14 @@ import textwrap
 
 import numpy as np
 import pytest
+from cmi_cases import memorising
 from scipy.optimize import minimize
 
 from genbounds.bounds import cmi as B
 from genbounds.bounds import kl_bernoulli
+from genbounds.cli import main
 from genbounds.estimators.supersample import bounds_from_runs, loo_bounds_from_runs
 from genbounds.estimators.supersample.mi import bootstrap_interval, encode_pairs, plugin_mi
-from genbounds.cli import main
 
 
 def test_plugin_mi_hand_tables():
@@ -133,6 +134,22 @@ def test_bootstrap_interval_covers_mean():
     x = np.array([0.1, 0.2, 0.3, 0.4])
     lo, hi = bootstrap_interval(x)
     assert lo <= x.mean() <= hi and 0.1 <= lo and hi <= 0.4
+
+
+def test_every_cmi_number_is_labelled_an_estimate(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    masks = rng.integers(0, 2, (2, 20, 10))
+    labels = rng.integers(0, 2, (2, 10, 2))
+    res = bounds_from_runs(masks, memorising(masks, labels), labels)
+    assert res.summary.kind == "estimate"
+    assert all(b.kind == "estimate" and b.target in (None, "gap", "risk") for b in res.bounds.values())
+    assert all(d["kind"] == "estimate" for d in res.to_dict().values())
+    n1 = 6
+    loo = loo_bounds_from_runs(np.arange(n1)[None], np.eye(n1, dtype=int)[None])
+    assert loo.summary.kind == "estimate" and "estimate" in loo.summary.note
+    np.savez(tmp_path / "runs.npz", masks=masks, predictions=memorising(masks, labels), labels=labels)
+    assert main(["bound", "cmi", "--runs", str(tmp_path / "runs.npz")]) == 0
+    assert "ESTIMATES, not certificates" in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")

@@ -165,6 +165,12 @@ def test_bad_input_names_argument(kwargs, name):
             fn(**args)
 
 
+def test_sample_sizes_must_be_whole_numbers():
+    with pytest.raises(ValueError, match="'n' must be a whole number, got 1.5"):
+        B.seeger(0.1, 10.0, 1.5, 0.05)
+    assert float(B.seeger(0.1, 10.0, 100.0, 0.05)) == float(B.seeger(0.1, 10.0, 100, 0.05))
+
+
 def test_other_bad_inputs():
     with pytest.raises(ValueError, match="'lam'"):
         B.lambda_bound(0.1, 1.0, 100, 0.05, 2.0)

@@ -6,9 +6,13 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from cmi_cases import memorising
 
+from genbounds.bounds import pac_bayes_certificate
 from genbounds.cli import main
+from genbounds.estimators.supersample import bounds_from_runs
 from genbounds.experiments.records import new_record, write_record
 from genbounds.experiments.report import REPORT_COLUMNS, format_number, group_rows, render, rows_from_record
 
@@ -52,6 +56,21 @@ def test_tables_from_records(fmt, needles):
     for needle in needles:
         assert needle in text, (fmt, needle)
     assert "0.1234 " not in text       # never rounded down
+
+
+def test_report_has_a_kind_column():
+    rng = np.random.default_rng(4)
+    masks = rng.integers(0, 2, (2, 20, 10))
+    labels = rng.integers(0, 2, (2, 10, 2))
+    res = bounds_from_runs(masks, memorising(masks, labels), labels).to_dict()
+    summary = res.pop("summary")
+    cmi = new_record("cmi", {"dataset": "synthetic", "arch": "linear"}, 0,
+                     [{"n": 10, "summary": summary, "bounds": res}])
+    calc = new_record("calculator", {}, None, [pac_bayes_certificate("seeger", 0.03, 50.0, 1000, 0.025).to_dict()])
+    rows = rows_from_record(cmi) + rows_from_record(calc)
+    assert {r["kind"] for r in rows[:-1]} == {"estimate"} and rows[-1]["kind"] == "certificate"
+    text = render(REPORT_COLUMNS, rows, "markdown")
+    assert "| kind" in text and "estimate" in text and "certificate" in text
 
 
 def test_json_keeps_full_precision_and_grouping_averages():

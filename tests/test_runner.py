@@ -9,8 +9,8 @@ import pytest
 
 import genbounds.experiments.pac_bayes_runner as pbm
 from genbounds.bounds import Certificate
-from genbounds.estimators import data as D
 from genbounds.cli import main
+from genbounds.estimators import data as D
 from genbounds.experiments.records import load_record, load_records, new_record, write_record
 
 TINY = pbm.PacBayesConfig.flat(arch="mlp", prior_dropout=0.0, widths=(16,), prior_epochs=2, epochs=3, mc_r=2, mc_m=4,
@@ -109,6 +109,15 @@ def test_records_validate_and_report_malformed_files(tmp_path):
     assert any("broken.json: not valid JSON" in e for e in errors)
     assert any("old.json" in e and "genbounds.record/0" in e for e in errors)
     assert any("partial.json: missing field(s) config, results" in e for e in errors)
+
+
+def test_record_of_old_cmi_schema_is_refused_with_the_fix(tmp_path):
+    old = {"schema": "genbounds.record/1", "kind": "cmi", "config": {}, "results": []}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "pb.json").write_text(json.dumps(dict(old, kind="pac-bayes")))
+    good, errors = load_records([tmp_path])
+    assert [p.name for p, _ in good] == ["pb.json"]
+    assert len(errors) == 1 and "re-run the same 'genbounds cmi' command" in errors[0]
 
 
 @pytest.mark.integration
