@@ -1,8 +1,7 @@
 """Stochastic pruning masks (Bernoulli masks over fixed weights): closed-form KL, the sampler's
-exact keep probabilities, the training surrogate's moments, per-example independence, coverage of
-certificate (b) against an exactly enumerated Gibbs risk, and the runner's refusals."""
+exact keep probabilities, the training surrogate's moments, per-example independence, and the
+runner's refusals (certificate (b)'s coverage, for every family, is in test_snn.py)."""
 
-import itertools
 import math
 
 import jax
@@ -10,9 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from posteriors import mask_posterior
 from scipy.special import rel_entr
 
-from genbounds.bounds import kl_bernoulli, kl_bernoulli_masks, sample_convergence
+from genbounds.bounds import kl_bernoulli, kl_bernoulli_masks
 from genbounds.estimators import nets, snn
 from genbounds.estimators.data import Dataset
 from genbounds.experiments.pac_bayes_runner import PacBayesConfig, run_pac_bayes
@@ -23,11 +23,6 @@ def _blobs(n=300, d=6, seed=0, noise=1.5):
     y = rng.integers(0, 2, n)
     x = np.stack([-np.ones(d), np.ones(d)])[y] * 0.6 + noise * rng.normal(size=(n, d))
     return Dataset(x.astype(np.float32).reshape(n, d, 1, 1), y.astype(np.int32), 2, "blobs")
-
-
-def _mask_post(weights, q):
-    rho = jax.tree_util.tree_map(lambda p: jnp.asarray(np.log(p) - np.log1p(-p), jnp.float32), q)
-    return snn.Posterior(weights, rho)
 
 
 def test_mask_kl_closed_form_symmetries_and_refusals():
@@ -75,7 +70,7 @@ def test_certificate_kl_is_never_below_the_kl_of_the_sampled_masks():
     w = net.init(jax.random.PRNGKey(0))
     rng = np.random.default_rng(1)
     q = jax.tree_util.tree_map(lambda x: rng.uniform(0, 1, x.shape) ** 8, w)    # many tiny keep probabilities
-    post = _mask_post(w, q)
+    post = mask_posterior(w, q)
     prior_keep = jax.tree_util.tree_map(lambda x: np.full(x.shape, 0.3), w)
     kl_cert = snn.mask_kl_float64(post, w, prior_keep)
     q32 = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), snn.mask_keep(post))
@@ -92,46 +87,6 @@ def test_certificate_kl_is_never_below_the_kl_of_the_sampled_masks():
         snn.Prior(w, 1.5, "mask")
 
 
-def _exact_mask_risk(data, weights, q):
-    """Per-example Gibbs risk of a masked linear 2-class model, by enumerating every mask."""
-    w, b = np.asarray(weights["dense"][0]["w"], np.float64), np.asarray(weights["dense"][0]["b"], np.float64)
-    qw, qb = np.asarray(q["dense"][0]["w"], np.float64), np.asarray(q["dense"][0]["b"], np.float64)
-    x = data.x.reshape(len(data), -1).astype(np.float64)
-    flat_q = np.concatenate([qw.ravel(), qb])
-    risk = np.zeros(len(data))
-    for bits in itertools.product([0.0, 1.0], repeat=flat_q.size):
-        bits = np.asarray(bits)
-        prob = np.prod(np.where(bits == 1, flat_q, 1 - flat_q))
-        mw, mb = bits[: w.size].reshape(w.shape), bits[w.size:]
-        logits = x @ (w * mw) + b * mb
-        risk += prob * (np.argmax(logits, axis=1) != data.y)
-    return risk
-
-
-def test_per_example_masks_certificate_coverage_against_the_enumerated_risk():
-    data = _blobs(300)
-    net = nets.mlp((6, 1, 1), (), 2)
-    w = net.init(jax.random.PRNGKey(0))
-    w = jax.tree_util.tree_map(lambda x: x + 0.3, w)               # non-zero biases: every bit matters
-    rng = np.random.default_rng(2)
-    q = jax.tree_util.tree_map(lambda x: rng.uniform(0.2, 0.9, x.shape), w)
-    post = _mask_post(w, q)
-    q32 = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), snn.mask_keep(post))
-    per_example = _exact_mask_risk(data, w, q32)
-    exact, sum_pq = per_example.mean(), float(np.sum(per_example * (1 - per_example)))
-    assert 0.1 < exact < 0.9
-    delta, reps = 0.1, 200
-    mc = snn.mc_independent(net, post, "mask", data, r=reps, key=jax.random.PRNGKey(0))
-    est = mc.per_group
-    sd = math.sqrt(sum_pq) / len(data)                              # independent Bernoulli draws per example
-    assert abs(est.mean() - exact) < 4 * sd / math.sqrt(reps)
-    assert 0.75 < est.std(ddof=1) / sd < 1.3
-    assert np.mean([float(sample_convergence(e, len(data), delta)) < exact for e in est]) <= delta
-    # Method (a) (a mask per pass over the data) estimates the same risk.
-    a = snn.mc_weight_samples(net, post, "mask", data, m=400, key=jax.random.PRNGKey(1))
-    assert abs(a.zero_one - exact) < 4 * a.per_group.std() / math.sqrt(400)
-
-
 def test_training_surrogate_has_the_exact_moments_of_a_masked_layer():
     """The moment-matched surrogate: for one dense layer its pre-activation mean and variance equal
     those of the Bernoulli-masked layer (enumerated)."""
@@ -140,7 +95,7 @@ def test_training_surrogate_has_the_exact_moments_of_a_masked_layer():
     w = jax.tree_util.tree_map(lambda x: x + 0.5, net.init(jax.random.PRNGKey(1)))
     rng = np.random.default_rng(3)
     q = jax.tree_util.tree_map(lambda x: rng.uniform(0.1, 0.9, x.shape), w)
-    post = _mask_post(w, q)
+    post = mask_posterior(w, q)
     fam = snn.get_family("mask")
     keys = jax.random.split(jax.random.PRNGKey(0), 40_000)
     x = jnp.asarray(data.x[:1])
@@ -155,7 +110,7 @@ def test_per_example_masks_are_independent_and_a_shared_mask_is_not():
     a mask shared by the batch gives perfectly correlated ones."""
     net = nets.custom("one", None, lambda p, x: jnp.concatenate([p["w"] * x.reshape(-1, 1),
                                                                  -p["w"] * x.reshape(-1, 1)], axis=1))
-    post = _mask_post({"w": jnp.ones((1,))}, {"w": np.array([0.5])})
+    post = mask_posterior({"w": jnp.ones((1,))}, {"w": np.array([0.5])})
     fam = snn.get_family("mask")
     x = jnp.ones((2, 1))
     keys = jax.random.split(jax.random.PRNGKey(0), 4000)

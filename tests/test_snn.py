@@ -1,8 +1,9 @@
 """Stochastic networks on tiny synthetic data: split enforcement, KL, both Monte Carlo
-certificates (coverage of the per-example one against an exactly computable risk), and the
-data-dependent prior's advantage."""
+certificates (coverage of the per-example one against an exactly computable risk, for every
+posterior family), and the data-dependent prior's advantage."""
 
 import inspect
+import itertools
 import math
 import warnings
 
@@ -12,6 +13,8 @@ import numpy as np
 import numpyro.distributions as dist
 import optax
 import pytest
+from posteriors import mask_posterior, matrix_normal_posterior
+from scipy.integrate import quad
 from scipy.stats import norm
 
 from genbounds.bounds import sample_convergence
@@ -76,31 +79,104 @@ def test_kl_matches_numpyro():
     assert snn.kl_float64(post, snn.Prior(prior_mean, 0.11)) == pytest.approx(ref, rel=1e-5)
 
 
-def _exact_linear_risk(data, post):
-    """Exact 0-1 risk under Q of a 2-class linear net: the logit difference is Gaussian."""
-    m, s = post.mean["dense"][0], snn.posterior_scale(post)["dense"][0]
+def _linear_logit_gap(data, mean):
+    """x (w_1 - w_0) + b_1 - b_0 for every example: the mean of the logit difference of a 2-class
+    linear net."""
     x = data.x.reshape(len(data), -1).astype(np.float64)
-    mw = np.asarray(m["w"], np.float64)
-    sw = np.asarray(s["w"], np.float64)
-    mu = x @ (mw[:, 1] - mw[:, 0]) + float(m["b"][1] - m["b"][0])
-    var = (x**2) @ (sw[:, 1] ** 2 + sw[:, 0] ** 2) + float(s["b"][1] ** 2 + s["b"][0] ** 2)
-    p_class1 = norm.cdf(mu / np.sqrt(var))
-    return float(np.mean(np.where(data.y == 1, 1 - p_class1, p_class1))), \
-        float(np.sum(p_class1 * (1 - p_class1)))
+    m = mean["dense"][0]
+    w, b = np.asarray(m["w"], np.float64), np.asarray(m["b"], np.float64)
+    return x @ (w[:, 1] - w[:, 0]) + b[1] - b[0]
 
 
-def test_independent_draws_certificate_coverage_and_variance():
-    """Method (b) on a net whose risk under Q is known exactly: unbiased, the variance of
-    independent Bernoulli draws (a shared weight draw would be far more variable), and
-    the kl certificate covers the exact risk in >= 1 - delta' of repeated draws."""
+def _gaussian_class1(data, post):
+    """P(class 1) per example under a Gaussian posterior on a 2-class linear net: the logit
+    difference is N(gap, x^2 (s_w1^2 + s_w0^2) + s_b1^2 + s_b0^2)."""
+    s = snn.posterior_scale(post)["dense"][0]
+    x = data.x.reshape(len(data), -1).astype(np.float64)
+    sw, sb = np.asarray(s["w"], np.float64), np.asarray(s["b"], np.float64)
+    var = (x**2) @ (sw[:, 1] ** 2 + sw[:, 0] ** 2) + sb[1] ** 2 + sb[0] ** 2
+    return norm.cdf(_linear_logit_gap(data, post.mean) / np.sqrt(var))
+
+
+def _laplace_class1(data, post):
+    """P(class 1) per example under a Laplace posterior on a 2-class linear net. The logit difference
+    is gap + sum_k c_k L_k with L_k standard Laplace (c_k = |x_j| b_{j,class}, and the bias scales),
+    whose characteristic function is prod_k 1 / (1 + c_k^2 t^2); by Gil-Pelaez (Biometrika 1951)
+    P(gap + Z > 0) = 1/2 + (1/pi) int_0^inf sin(t gap) prod_k 1 / (1 + c_k^2 t^2) / t dt."""
+    s = snn.posterior_scale(post)["dense"][0]
+    x = data.x.reshape(len(data), -1).astype(np.float64)
+    sw, sb = np.asarray(s["w"], np.float64), np.asarray(s["b"], np.float64)
+    out = []
+    for xi, gap in zip(x, _linear_logit_gap(data, post.mean)):
+        c = np.concatenate([np.abs(xi) * sw[:, 0], np.abs(xi) * sw[:, 1], sb])
+        integral, _ = quad(lambda t, c=c, gap=gap: math.sin(t * gap) * np.prod(1.0 / (1.0 + (c * t) ** 2)) / t,
+                           0.0, np.inf, limit=500)
+        out.append(0.5 + integral / math.pi)
+    return np.asarray(out)
+
+
+def _mask_class1(data, post):
+    """P(class 1) per example under a mask posterior on a 2-class linear net, by enumerating every
+    mask of its 14 weights with the float32 keep probabilities the sampler uses."""
+    q = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), snn.mask_keep(post))["dense"][0]
+    m = post.mean["dense"][0]
+    w, b = np.asarray(m["w"], np.float64), np.asarray(m["b"], np.float64)
+    x = data.x.reshape(len(data), -1).astype(np.float64)
+    flat_q = np.concatenate([q["w"].ravel(), q["b"]])
+    p_class1 = np.zeros(len(data))
+    for bits in itertools.product([0.0, 1.0], repeat=flat_q.size):
+        bits = np.asarray(bits)
+        prob = np.prod(np.where(bits == 1, flat_q, 1 - flat_q))
+        mw, mb = bits[: w.size].reshape(w.shape), bits[w.size:]
+        p_class1 += prob * (np.argmax(x @ (w * mw) + b * mb, axis=1) == 1)
+    return p_class1
+
+
+def _matrix_normal_class1(data, post):
+    """P(class 1) per example under a matrix-normal posterior on a 2-class linear net: the logit
+    difference is N(gap, ||x A||^2 (V_00 + V_11 - 2 V_01) + s_b0^2 + s_b1^2), V = B B^T."""
+    f = snn.matrix_normal_factors(post)["dense"][0]
+    a, b, sb = (np.asarray(v, np.float64) for v in (f["w"]["a"], f["w"]["b"], f["b"]))
+    v = b @ b.T
+    x = data.x.reshape(len(data), -1)
+    var = np.sum((x @ a) ** 2, axis=1) * (v[0, 0] + v[1, 1] - 2 * v[0, 1]) + sb[0] ** 2 + sb[1] ** 2
+    return norm.sf(0.0, loc=_linear_logit_gap(data, post.mean), scale=np.sqrt(var))
+
+
+def _mask_case(net):
+    w = jax.tree_util.tree_map(lambda x: x + 0.3, net.init(jax.random.PRNGKey(0)))   # every bit matters
+    rng = np.random.default_rng(2)
+    return mask_posterior(w, jax.tree_util.tree_map(lambda x: rng.uniform(0.2, 0.9, x.shape), w))
+
+
+#: Per family: (2-class linear net -> posterior, (data, posterior) -> P(class 1) per example,
+#: repetitions r of method (b), weight draws m of method (a)).
+COVERAGE_CASES = {
+    "gaussian": (lambda net: snn.init_posterior(net.init(jax.random.PRNGKey(0)), 0.4), _gaussian_class1, 300, 300),
+    "laplace": (lambda net: snn.init_posterior(net.init(jax.random.PRNGKey(0)), 0.4), _laplace_class1, 300, 300),
+    "mask": (_mask_case, _mask_class1, 200, 400),
+    "matrix_normal": (lambda net: matrix_normal_posterior(net, jax.random.PRNGKey(3), prior_scale=0.4)[0],
+                      _matrix_normal_class1, 300, 300),
+}
+
+
+@pytest.mark.parametrize("family", snn.FAMILIES)
+def test_independent_draws_certificate_coverage_and_variance(family):
+    """Method (b) on a linear net whose risk under Q is known exactly, for every family: unbiased,
+    the variance of independent Bernoulli draws per example (a shared weight draw would be far more
+    variable), and the kl certificate covers the exact risk in >= 1 - delta' of repeated draws;
+    method (a) (one weight draw per pass over the data) estimates the same risk."""
     data = _blobs(300, d=6, noise=1.5)
     net = nets.mlp((6, 1, 1), (), 2)
-    mean = net.init(jax.random.PRNGKey(0))
-    post = snn.init_posterior(mean, 0.4)
-    exact, sum_pq = _exact_linear_risk(data, post)
+    assert family in COVERAGE_CASES, f"add a coverage case with an exactly computable risk for {family!r}"
+    posterior, class1, reps, m = COVERAGE_CASES[family]
+    post = posterior(net)
+    p_class1 = class1(data, post)
+    per_example = np.where(data.y == 1, 1 - p_class1, p_class1)
+    exact, sum_pq = per_example.mean(), float(np.sum(per_example * (1 - per_example)))
     assert 0.1 < exact < 0.9
-    delta, reps = 0.1, 300
-    mc = snn.mc_independent(net, post, "gaussian", data, r=reps, key=jax.random.PRNGKey(0))
+    delta = 0.1
+    mc = snn.mc_independent(net, post, family, data, r=reps, key=jax.random.PRNGKey(0))
     est = mc.per_group
     assert est.shape == (reps,) and mc.zero_one == pytest.approx(est.mean())
     sd_theory = math.sqrt(sum_pq) / len(data)
@@ -108,13 +184,16 @@ def test_independent_draws_certificate_coverage_and_variance():
     assert 0.75 < est.std(ddof=1) / sd_theory < 1.3
     failures = np.mean([float(sample_convergence(e, len(data), delta)) < exact for e in est])
     assert failures <= delta
+    # Method (a): chunk only sets how many draws run at once, not which.
+    a = snn.mc_weight_samples(net, post, family, data, m=m, key=jax.random.PRNGKey(1), chunk=100)
+    assert abs(a.zero_one - exact) < 4 * a.per_group.std() / math.sqrt(m)
 
 
 def test_weight_draws_agree_with_per_example_draws():
     data = _blobs(200, d=6, noise=1.5)
     net = nets.mlp((6, 1, 1), (16,), 2)
     post = snn.init_posterior(net.init(jax.random.PRNGKey(4)), 0.2)
-    a = snn.mc_weight_samples(net, post, "gaussian", data, m=400, key=jax.random.PRNGKey(5))
+    a = snn.mc_weight_samples(net, post, "gaussian", data, m=400, key=jax.random.PRNGKey(5), chunk=100)
     b = snn.mc_independent(net, post, "gaussian", data, r=200, key=jax.random.PRNGKey(6))
     generic = nets.custom("same", net.init, net.apply)
     c = snn.mc_independent(generic, post, "gaussian", data, r=200, key=jax.random.PRNGKey(7))
@@ -207,7 +286,7 @@ def test_default_objective_has_a_gradient_at_a_vacuous_start():
     for name in (default, "seeger"):
         train = snn.posterior_step(net, prior, optimizer=optax.sgd(1e-3), objective_name=name, n_bound=200)
         state = train.init(snn.init_posterior(far, 0.03))
-        new, metrics = train.step(state, jax.random.PRNGKey(1), jnp.asarray(data.x), jnp.asarray(data.y))
+        new, metrics = jax.jit(train.step)(state, jax.random.PRNGKey(1), jnp.asarray(data.x), jnp.asarray(data.y))
         assert float(metrics.kl) / 200 > 100
         moved[name] = max(float(jnp.max(jnp.abs(a - b))) for a, b in
                           zip(jax.tree_util.tree_leaves(new.params.mean), jax.tree_util.tree_leaves(state.params.mean)))
