@@ -14,11 +14,13 @@ recorded along training trajectories, ``[k_outer, k_inner, T]``.
 
 from . import cmi, iterative
 from .certificate import (
+    HELDOUT,
     PAC_BAYES_BOUNDS,
     Certificate,
     PacBayesBound,
     format_delta,
     format_upper,
+    heldout_certificate,
     pac_bayes_certificate,
     pay_for_choice,
     round_up,
@@ -115,6 +117,8 @@ __all__ = [
     "round_up",
     "pay_for_choice",
     "union_minimum",
+    "HELDOUT",
+    "heldout_certificate",
     # held-out (test-set) bound of a reference network; excess-loss certificates over it
     "test_set_bound",
     "split_kl_excess",

@@ -110,3 +110,15 @@ def check_choice(name: str, x: Any, choices: type[Choice]) -> Choice:
 def errstate():
     """NumPy floating-point warnings off: infinities are handled explicitly."""
     return np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")
+
+
+def round_up(x: float, ulps: int = 4) -> float:
+    """``x`` moved up by ``ulps`` units in the last place (covers float64 rounding).
+
+    A value below 1 is never pushed above 1: for a [0, 1] loss, 1 is always a valid bound.
+    """
+    x = float(x)
+    if not math.isfinite(x):
+        return x
+    up = float(x + ulps * np.spacing(abs(x)))
+    return min(up, 1.0) if x <= 1.0 else up

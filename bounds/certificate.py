@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 
 from . import pac_bayes as pb
-from ._array import check_choice, check_count, check_delta, check_nonnegative, check_probability
+from ._array import check_choice, check_count, check_delta, check_nonnegative, check_probability, round_up
+from .excess import test_set_bound
 
-__all__ = ["Certificate", "PacBayesBound", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum",
+__all__ = ["Certificate", "HELDOUT", "heldout_certificate",
+           "PacBayesBound", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum",
            "pay_for_choice", "format_delta", "format_upper"]
 
 SCHEMA = "genbounds.certificate/1"
@@ -53,18 +55,6 @@ PAC_BAYES_BOUNDS: dict[PacBayesBound, Callable[..., Any]] = {
     PacBayesBound.LAMBDA: pb.lambda_bound_opt,
     PacBayesBound.MCALLESTER: pb.mcallester,
 }
-
-
-def round_up(x: float, ulps: int = 4) -> float:
-    """``x`` moved up by ``ulps`` units in the last place (covers float64 rounding).
-
-    A value below 1 is never pushed above 1: for a [0, 1] loss, 1 is always a valid bound.
-    """
-    x = float(x)
-    if not math.isfinite(x):
-        return x
-    up = float(x + ulps * np.spacing(abs(x)))
-    return min(up, 1.0) if x <= 1.0 else up
 
 
 @dataclass(frozen=True)
@@ -278,6 +268,33 @@ def pac_bayes_certificate(
     )
 
 
+#: The bound name of a held-out (test-set) certificate: one predictor fixed before the bound set was drawn.
+HELDOUT = "test_set"
+
+
+def heldout_certificate(k_errors: int, n_bound: int, delta: float, *, n_prior: int = 0,
+                        details: Mapping[str, Any] | None = None) -> Certificate:
+    """The held-out (test-set) certificate of one deterministic predictor on ``n_bound`` examples it never saw.
+
+    With probability >= 1 - ``delta`` over the bound set, a predictor fixed before it was drawn (the prior's
+    own network, trained on the prior's examples only) has risk at most the exact binomial tail inversion
+    :func:`bounds.excess.test_set_bound` of its ``k_errors`` errors (Langford 2005, JMLR 6, Section 3). This is
+    the baseline every data-dependent PAC-Bayes certificate stands beside: it pays ln(1/delta), not
+    KL + ln(2 sqrt(n)/delta), and needs no Monte Carlo step.
+
+    The certificate records ``k_errors`` (in ``details``), ``kl = 0`` and one delta part, ``"test_set"``.
+    """
+    info: dict[str, Any] = dict(details or {})
+    if "selection" in info:
+        raise ValueError("argument 'details' must not hold 'selection': only union_minimum and pay_for_choice "
+                         "record a paid selection")
+    value = test_set_bound(k_errors, n_bound, delta)
+    k, n = int(k_errors), int(n_bound)
+    info["k_errors"] = k
+    return Certificate(bound=HELDOUT, value=value, delta=float(delta), delta_parts={"test_set": float(delta)},
+                       emp_risk=k / n, kl=0.0, n_bound=n, n_prior=int(n_prior), details=info)
+
+
 def format_upper(x: float, digits: int = 4) -> str:
     """A bound as fixed-point text with ``digits`` decimals, rounded toward +inf, so the printed
     number is never below the computed one (scientific notation, also rounded up, from 1e6)."""
@@ -318,7 +335,8 @@ def union_minimum(certs: Sequence[Certificate], labels: Sequence[str] | None = N
     labels, the candidates each input stood for and which one won.
 
     Args:
-        certs: certificates from :func:`pac_bayes_certificate`, all with the same ``delta_parts``.
+        certs: certificates from :func:`pac_bayes_certificate` or :func:`heldout_certificate`, all with the same
+            total ``delta``.
         labels: a name for each (default ``bound`` names).
     """
     certs = list(certs)
@@ -327,9 +345,9 @@ def union_minimum(certs: Sequence[Certificate], labels: Sequence[str] | None = N
     labels = [c.bound for c in certs] if labels is None else list(labels)
     if len(labels) != len(certs):
         raise ValueError(f"argument 'labels' has {len(labels)} names for {len(certs)} certificates")
-    parts = certs[0].delta_parts
-    if any(c.delta_parts != parts for c in certs):
-        raise ValueError("argument 'certs' must share one delta budget (equal delta_parts) to be compared")
+    if any(c.delta != certs[0].delta for c in certs):
+        raise ValueError("argument 'certs' must share one total delta to be compared (each is recomputed with "
+                         "every part of its delta divided by the number of candidates)")
     counts = [c.candidates for c in certs]
     k = sum(counts)
     redone = [_at_delta_share(c, k) for c in certs]
@@ -339,7 +357,7 @@ def union_minimum(certs: Sequence[Certificate], labels: Sequence[str] | None = N
     nested = {label: c.details["selection"] for label, c in zip(labels, certs, strict=True) if c.candidates > 1}
     if nested:
         selection["nested"] = nested
-    return _selected(redone[best], certs[0], selection)
+    return _selected(redone[best], certs[best], selection)
 
 
 def pay_for_choice(cert: Certificate, looked_at: int, label: str, reason: str) -> Certificate:
@@ -376,6 +394,13 @@ def _selected(chosen: Certificate, like: Certificate, selection: Mapping[str, An
 
 def _at_delta_share(cert: Certificate, k: int) -> Certificate:
     """``cert`` recomputed from its recorded inputs with every delta part divided by ``k``."""
+    if cert.bound == HELDOUT:
+        if set(cert.delta_parts) != {"test_set"}:
+            raise ValueError(f"certificate has delta parts {sorted(cert.delta_parts)} this function cannot rescale")
+        d = cert.details
+        return heldout_certificate(d["k_errors"], cert.n_bound, cert.delta_parts["test_set"] / k,
+                                   n_prior=cert.n_prior,
+                                   details={key: v for key, v in d.items() if key not in ("k_errors", "selection")})
     if cert.bound not in PAC_BAYES_BOUNDS:
         raise ValueError(f"certificate bound {cert.bound!r} cannot be recomputed (not a PAC-Bayes bound here)")
     parts = dict(cert.delta_parts)

@@ -35,8 +35,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from ._array import ArrayLike, check_count, check_delta, check_nonnegative, check_probability, check_range
-from .certificate import round_up
+from ._array import ArrayLike, check_count, check_delta, check_nonnegative, check_probability, check_range, round_up
 from .kl import kl_inv_lower, kl_inv_upper
 
 __all__ = [

@@ -84,7 +84,7 @@ def test_union_minimum_recomputes_every_certificate_at_delta_over_k():
     grid = pac_bayes_certificate("seeger", 0.04, 30.0, 2000, 0.025, prior_grid_j=200)
     assert union_minimum([grid, grid]).value == pac_bayes_certificate(
         "seeger", 0.04, 30.0, 2000, 0.0125, prior_grid_j=200).value
-    with pytest.raises(ValueError, match="one delta budget"):
+    with pytest.raises(ValueError, match="one total delta"):
         union_minimum([certs[0], pac_bayes_certificate("seeger", 0.04, 5.0, 2000, 0.05)])
 
 
