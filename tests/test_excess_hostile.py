@@ -34,8 +34,6 @@ def _cdf_excess_over_delta(k: int, n: int, p: float, delta: float) -> float:
 
 # ------------------------------------------------------------------------------------------ test-set bound: unsound
 
-@pytest.mark.xfail(strict=True, reason="unsound: SciPy's betainccinv is off by about 1.5 n eps near p = 1/2 at "
-                                       "small delta, more than the (n + 64) eps margin; the 1e-6 bdtr check passes it")
 @pytest.mark.parametrize("k,n,delta", [(10, 55, 1e-6), (9, 48, 3.656918055006195e-06), (117, 352, 1e-10)])
 def test_test_set_bound_never_below_clopper_pearson_at_small_delta(k, n, delta):
     # (10, 55, 1e-6) returns 0.5003972019467938; the exact bound is 0.50039720194679515645 (12 ulps higher)
@@ -43,8 +41,6 @@ def test_test_set_bound_never_below_clopper_pearson_at_small_delta(k, n, delta):
     assert _cdf_excess_over_delta(k, n, p, delta) <= 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="unsound: near float underflow betainccinv is off by up to 1e-10 relative "
-                                       "(normal delta) or 1e-5 absolute (subnormal delta); the bdtr check passes it")
 @pytest.mark.parametrize("k,n,delta", [(10, 200, 1e-300), (16, 64, 1e-304), (100, 1000, 5e-324)])
 def test_test_set_bound_tiny_delta_refused_or_sound(k, n, delta):
     # (10, 200, 1e-300): returns 0.9783483404655745, exact 0.97834834054754599 (8.2e-11 below);
