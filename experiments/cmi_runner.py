@@ -37,6 +37,7 @@ from ..estimators.devices import broadcast_from_main, is_main_process
 from .config import OPTIMIZERS, RunConfig, make_optimizer, setting
 from .records import new_record, write_atomic, write_json_atomic, write_record
 from .report import format_number
+from .results import CMIRunResult
 
 __all__ = ["CMIConfig", "Design", "run_cmi", "environment", "design_stage", "train_stage", "bounds_stage",
            "task_net", "bounds_from_npz"]
@@ -208,15 +209,13 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
             res = bounds_stage(cfg, np.stack(u_all), np.stack(preds_all), np.stack(labels_all), out, n)
             seconds = time.perf_counter() - t_n
             timings[f"n{n}_s"] = seconds
-            results.append({"n": n, "summary": res.summary.to_dict(),
-                            "bounds": {k: b.to_dict() for k, b in res.bounds.items()},
-                            "runs_trained": trained, "seconds": seconds})
+            results.append(CMIRunResult(n, res, trained, seconds))
             name = "loo_sqrt" if cfg.loo else "fcmi"
             log(f"n = {n}: train {res.summary.train_error:.4f}, test {res.summary.test_error:.4f}, "
                 f"{name} bound estimate {format_number(res[name].value, 4, upper=True)} "
                 f"({trained} runs trained, {seconds:.0f} s)")
     timings["total_s"] = time.perf_counter() - t_start
-    record = new_record("cmi", cfg.to_dict(), cfg.seed, results, timings)
+    record = new_record("cmi", cfg.to_dict(), cfg.seed, [r.to_dict() for r in results], timings)
     record["environment"] = environment(net)
     if is_main_process():
         write_record(out / "record.json", record)

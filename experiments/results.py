@@ -1,4 +1,4 @@
-"""Typed results of the PAC-Bayes runner, and the typed view of its record.
+"""Typed results of the runners, and the typed view of a PAC-Bayes record.
 
 The runner builds these objects; the record file holds their ``to_dict()`` forms, and readers
 (the command line's tables, the run figure, the paper figures) get them back with ``from_dict``
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from ..bounds import Certificate
+from ..estimators.supersample import CMIResult
 from .records import new_record
 
-__all__ = ["MonteCarloRisk", "MaskPredictor", "MaskComparison", "PacBayesResult", "PacBayesRecord"]
+__all__ = ["MonteCarloRisk", "MaskPredictor", "MaskComparison", "PacBayesResult", "PacBayesRecord", "CMIRunResult"]
 
 
 def _without_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -188,3 +189,19 @@ class PacBayesRecord:
         env = new_record(cls.kind, dict(config), seed, None, dict(timings))
         return cls(config=env["config"], results=tuple(results), seed=seed, created=env["created"],
                    versions=env["versions"], timings=env["timings"], schema=env["schema"])
+
+
+@dataclass(frozen=True)
+class CMIRunResult:
+    """One n of a CMI experiment: every bound estimate and the summary of its run set, the runs
+    trained by this invocation (the others were read back from their chunks) and its seconds."""
+
+    n: int
+    result: CMIResult
+    runs_trained: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "summary": self.result.summary.to_dict(),
+                "bounds": {k: b.to_dict() for k, b in self.result.bounds.items()},
+                "runs_trained": self.runs_trained, "seconds": self.seconds}
