@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from ..bounds import format_upper, round_up
-from .results import PacBayesRecord
+from ..bounds import Certificate, format_upper, round_up
+from .results import PacBayesRecord, heldout_baseline
 
 __all__ = ["Column", "format_number", "render", "FORMATS", "REPORT_COLUMNS", "REPORT_NOTE", "GROUP_NOTE",
            "rows_from_record", "report_rows", "group_rows", "summary_rows", "summary_columns", "cmi_rows",
@@ -239,6 +239,10 @@ def _pac_bayes_rows(record: Mapping, cfg: Mapping, r: Mapping) -> list[dict]:
     masks = _obj(r.get("masks", {}), "masks")
     entries = [(str(r["objective"]) + (f", stochastic masks (E sparsity {masks['expected_sparsity']:.3f})"
                                       if masks else ""), r.get("test_error_stochastic"), c)]
+    err = r.get("prior_heldout_error")
+    held = None if err is None else heldout_baseline(Certificate.from_dict(c), _num(err, "prior_heldout_error"))
+    if held is not None:
+        entries.append(("prior network, held-out (test-set bound)", r.get("prior_test_error"), held.to_dict()))
     for name in ("magnitude", "thresholded"):
         if name in masks:
             m = _obj(masks[name], name)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-from ..bounds import Certificate
+from ..bounds import Certificate, heldout_certificate, pay_for_choice
 from ..estimators.supersample import CMIResult
 from .records import new_record
 
@@ -140,6 +140,26 @@ class PacBayesResult:
             mc_weights=None if mc_weights is None else MonteCarloRisk.from_dict(mc_weights),
             prior_heldout_error=data.get("prior_heldout_error"),
             masks=None if masks is None else MaskComparison.from_dict(masks))
+
+
+def heldout_baseline(cert: Certificate, prior_heldout_error: float | None) -> Certificate | None:
+    """The held-out (test-set) certificate of the prior's own network on the bound set of ``cert``.
+
+    The prior's deterministic network never saw the bound set, so its recorded error count there
+    (``prior_heldout_error * n_bound``) certifies it by the exact binomial bound
+    (:func:`genbounds.bounds.heldout_certificate`, Langford 2005), at the same total delta as ``cert`` (the
+    run's certificate (b)) and paying for the same choice of settings (``candidates``): the baseline every
+    data-dependent certificate stands beside. None when no example was held out of the bound set for the
+    prior (a data-free or DP prior) or the record predates the error count.
+    """
+    if prior_heldout_error is None or cert.n_prior == 0 or "dp_prior" in cert.details:
+        return None
+    k = round(prior_heldout_error * cert.n_bound)
+    held = heldout_certificate(k, cert.n_bound, cert.delta, n_prior=cert.n_prior,
+                               details={"predictor": "the prior's own network (deterministic), on the bound set",
+                                        "dataset": cert.details.get("dataset"), "arch": cert.details.get("arch")})
+    chosen = cert.details.get("selection", {}).get("chosen", "these settings")
+    return pay_for_choice(held, cert.candidates, chosen, "the same settings choice as the run's certificates")
 
 
 @dataclass(frozen=True)

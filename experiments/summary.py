@@ -28,7 +28,7 @@ from .report import (
     summary_columns,
     summary_rows,
 )
-from .results import PacBayesRecord
+from .results import PacBayesRecord, heldout_baseline
 
 __all__ = ["calculator_text", "pac_bayes_text", "bound_cmi_text", "cmi_text", "langevin_text", "estimates_text",
            "report_text", "reproduce_text"]
@@ -98,6 +98,15 @@ def pac_bayes_text(record: PacBayesRecord, cfg: PacBayesConfig, out: Path, fig: 
         f"{format_delta(res.delta_parts['monte_carlo'])}); "
         + ("the DP prior used every example: none is held out." if dp else "bound set excludes the prior's data."),
     ]
+    held = heldout_baseline(first.certificate, first.prior_heldout_error)
+    if held is not None:
+        beaten = [label for label, c in record.certificates() if c.value < held.value]
+        foot.append(f"held-out baseline (certificate): the prior's own network has {held.details['k_errors']} errors "
+                    f"on these {held.n_bound} bound-set examples; the test-set bound at delta "
+                    f"{format_delta(held.delta)} certifies it at {format_number(held.value, 4, upper=True)}. "
+                    + (f"Below it: {', '.join(beaten)}." if beaten else
+                       "No certificate above is below it: the stochastic posterior certifies nothing better than the "
+                       "network it started from."))
     if dp:
         foot.append(f"prior mean drawn by an epsilon-DP mechanism on all {res.n_bound} examples (nothing held out): "
                     f"epsilon {dp['epsilon']:g} adds {dp['adjustment_nats']:.1f} nats (ln 2 + max-information) to "

@@ -39,3 +39,28 @@ def test_the_best_of_a_heldout_and_a_pac_bayes_certificate_pays_for_both():
     assert best.delta == delta and best.delta_parts == {"test_set": delta}
     with pytest.raises(ValueError, match="one total delta"):
         union_minimum([pb, heldout_certificate(16, 719, 0.025)])
+
+
+def test_every_data_dependent_record_shows_the_prior_networks_heldout_bound():
+    import json
+    from pathlib import Path
+
+    from genbounds.experiments.report import rows_from_record
+    from genbounds.experiments.results import heldout_baseline
+
+    root = Path(__file__).resolve().parents[1] / "paper_figures" / "results"
+    record = json.loads((root / "pac-bayes-quickstart-digits.json").read_text())
+    r = record["results"][0]
+    cert = Certificate.from_dict(r["certificate"])
+    held = heldout_baseline(cert, r["prior_heldout_error"])
+    k = round(r["prior_heldout_error"] * cert.n_bound)
+    assert held.value == test_set_bound(k, cert.n_bound, cert.delta) and held.delta == cert.delta == 0.035
+    assert held.value < cert.value                 # the posterior's certificate does not beat it here
+    rows = rows_from_record(record)
+    assert [row["certificate"] for row in rows if row["bound"].startswith("prior network, held-out")] == [held.value]
+    # The PBB recipes' settings choice is paid for by the baseline too; a DP prior holds nothing out.
+    fcn = json.loads((root / "reproduce" / "pbb-fashion-fcn.json").read_text())["results"][0]
+    paid = heldout_baseline(Certificate.from_dict(fcn["certificate"]), fcn["prior_heldout_error"])
+    assert paid.candidates == 6 and paid.value == test_set_bound(round(0.1249 * 30000), 30000, 0.035 / 6)
+    dp = json.loads((root / "pac-bayes-digits-dp-eps1.0.json").read_text())["results"][0]
+    assert heldout_baseline(Certificate.from_dict(dp["certificate"]), dp.get("prior_heldout_error")) is None
