@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -380,9 +381,18 @@ class TernaryRates(_Record):
         if (self.examples is not None and int(n) != self.examples) or self.draws % int(n):
             raise ValueError(f"argument 'n' ({n}) must be the number of examples the {self.draws} draws cover "
                              f"equally (recorded: {self.examples})")
+        _check_minus_draws(self, int(reference_errors), int(n))
         k_over_n = int(reference_errors) / int(n)
         total = k_over_n + self.d_plus_upper - self.d_minus_lower
         return min(max(_upward(total, k_over_n + self.d_plus_upper + self.d_minus_lower), 0.0), 1.0)
+
+
+def _check_minus_draws(rates: TernaryRates, k: int, n: int) -> None:
+    """A draw with Z = -1 needs h_ref wrong on its example: with R = draws / n draws per example, at most k R."""
+    if rates.minus_draws > k * (rates.draws // n):
+        raise ValueError(f"argument 'rates' has {rates.minus_draws} draws with Z = -1, but h_ref's {k} errors allow "
+                         f"at most {k * (rates.draws // n)} ({rates.draws // n} draws per example): the rates and the "
+                         "error count cannot come from the same bound set")
 
 
 def ternary_rates(plus_draws: int, minus_draws: int, draws: int, delta: float, *,
@@ -559,20 +569,34 @@ def excess_certificate(k_errors: int, n: int, excess: SplitKLExcess | Unexpected
     if excess.n != n:
         raise ValueError(f"argument 'n' ({n}) differs from the excess bound's n ({excess.n}): both must be the "
                          "same bound set")
+    if isinstance(excess, UnexpectedBernsteinBound) and (excess.d_plus is None or excess.d_minus is None
+                                                         or excess.b != 1.0):
+        raise ValueError("argument 'excess' must be the ternary excess bound (split_kl_excess or "
+                         "unexpected_bernstein_excess, range b = 1): a generic unexpected_bernstein record's moments "
+                         "and range are not tied to Z in {-1, 0, 1}")
     if _recomputed(excess) != excess:
         raise ValueError("argument 'excess' does not match its recorded inputs")
+    if excess.d_minus > int(k_errors) / n:
+        raise ValueError(f"argument 'excess' has d_minus {excess.d_minus!r} above h_ref's error rate k/n = "
+                         f"{int(k_errors) / n!r}: Z = -1 needs h_ref wrong, so they cannot come from the same "
+                         "bound set")
     check_delta("delta_ref", delta_ref)
     if rates is not None:
         _check_monte_carlo(excess, rates, n)
+        _check_minus_draws(rates, int(k_errors), n)
     shares = [float(delta_ref), excess.delta] + ([rates.delta] if rates is not None else [])
+    exact = sum(map(Fraction, shares))
     total = math.fsum(shares)
+    if Fraction(total) < exact:             # the recorded total is never below the exact sum of the shares
+        total = float(np.nextafter(total, math.inf))
     if total >= 1.0:
         raise ValueError(f"the shares delta_ref + excess.delta{' + rates.delta' if rates else ''} sum to {total!r}: "
                          "the total confidence budget must be below 1")
     if delta is not None:
         check_delta("delta", delta)
-        if total > delta:
-            raise ValueError(f"the shares sum to {total!r}, above argument 'delta' {delta!r}")
+        if exact > Fraction(float(delta)):
+            raise ValueError(f"the shares sum to {total!r} (exactly {float(exact)!r}+), above argument 'delta' "
+                             f"{delta!r}")
     ts = test_set_bound(k_errors, n, delta_ref)
     if excess.value < 0.0:
         value, certifies = max(0.0, min(ts, round_up(ts + excess.value))), "posterior"

@@ -676,8 +676,8 @@ def _ub_from_rates_with_eta(eta):
     (lambda: excess_certificate(3, 10, 0.1, 0.1), "excess"),
     (lambda: excess_certificate(3, 10, split_kl_excess(0.1, 0.1, 0.1, 10, 0.1), 0.1,
                                 rates=ternary_rates(1, 1, 10, 0.1)), "rates"),
-    (lambda: excess_certificate(3, 10, unexpected_bernstein(0.0, 0.2, 0.1, 10, 0.1), 0.1,
-                                rates=ternary_rates(1, 1, 10, 0.1)), "rates"),
+    (lambda: excess_certificate(3, 10, unexpected_bernstein(0.0, 0.2, 0.1, 10, 0.1), 0.1,   # generic: not ternary
+                                rates=ternary_rates(1, 1, 10, 0.1)), "'excess' must be the ternary"),
     (lambda: _ub_from_rates_with_eta(0.9), "etas"),
 ])
 def test_refuses_bad_input_by_name(call, name):

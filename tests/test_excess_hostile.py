@@ -56,16 +56,12 @@ def test_test_set_bound_tiny_delta_refused_or_sound(k, n, delta):
 # ------------------------------------------------------------------------------------------ combined certificate
 # Inputs outside the theorem's assumptions that are accepted and give a certificate of 0.
 
-@pytest.mark.xfail(strict=True, reason="accepted outside assumptions: d_minus (h right where h_ref is wrong) cannot "
-                                       "exceed k/n on the same bound set; k = 0 with d_minus = 0.5 certifies 0.0")
 def test_combined_refuses_d_minus_above_reference_error_rate():
     ex = split_kl_excess(0.0, 0.5, 0.0, 1000, 0.01)          # EX = -0.4222
     with pytest.raises(ValueError):
         excess_certificate(0, 1000, ex, 0.01)                 # returns value 0.0, certifies "posterior"
 
 
-@pytest.mark.xfail(strict=True, reason="accepted outside assumptions: Monte Carlo rates with more Z = -1 draws than "
-                                       "h_ref's k errors allow (minus_draws <= k R) give a certificate of 0.0")
 def test_combined_refuses_rates_inconsistent_with_reference_errors():
     rates = ternary_rates(0, 100, 1000, 0.01, examples=1000)   # R = 1: at most k = 5 draws can have Z = -1
     ex = split_kl_excess(rates.d_plus_upper, rates.d_minus_lower, 0.0, 1000, 0.01)
@@ -73,26 +69,18 @@ def test_combined_refuses_rates_inconsistent_with_reference_errors():
         excess_certificate(5, 1000, ex, 0.01, rates=rates)     # returns 0.0 (TS alone is 0.01306)
 
 
-@pytest.mark.xfail(strict=True, reason="accepted outside assumptions: risk_upper with reference_errors below "
-                                       "minus_draws / R (impossible) clips a negative total to a risk bound of 0.0")
 def test_risk_upper_refuses_reference_errors_below_minus_draws():
     rates = ternary_rates(0, 500, 1000, 0.01, examples=1000)
     with pytest.raises(ValueError):
         rates.risk_upper(0, 1000)                             # returns 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="accepted outside assumptions: a generic unexpected_bernstein record is taken "
-                                       "as the ternary excess; second moment 0 < |mean| is impossible for Z in "
-                                       "{-1, 0, 1} (E Z^2 = d+ + d- >= |d+ - d-|) and certifies 0.0")
 def test_combined_refuses_generic_ub_with_impossible_moments():
     ex = unexpected_bernstein(-0.5, 0.0, 0.0, 1000, 0.01)     # EX = -0.4886
     with pytest.raises(ValueError):
         excess_certificate(100, 1000, ex, 0.01)               # returns 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="accepted outside assumptions: a UB record with b = 0.5 is taken as the excess "
-                                       "although Z = +1 > b; it is lower than the theorem's b = 1 value on the same "
-                                       "grid (-0.012702 against -0.007612)")
 def test_combined_refuses_ub_with_b_below_the_excess_range():
     right = unexpected_bernstein_excess(0.01, 0.05, 0.0, 1000, 0.01, etas=(0.5,))
     wrong = unexpected_bernstein(-0.04, 0.06, 0.0, 1000, 0.01, b=0.5, etas=(0.5,))
@@ -101,8 +89,6 @@ def test_combined_refuses_ub_with_b_below_the_excess_range():
         excess_certificate(100, 1000, wrong, 0.01)            # returns 0.111484 (theorem: 0.116574)
 
 
-@pytest.mark.xfail(strict=True, reason="rounding direction: the shares are summed to nearest (fsum), so shares whose "
-                                       "exact sum is above 'delta' pass (0.05 + 1e-20 against delta = 0.05)")
 def test_combined_refuses_shares_whose_exact_sum_is_above_delta():
     ex = split_kl_excess(0.0, 0.1, 0.0, 1000, 1e-20)
     assert Fraction(0.05) + Fraction(1e-20) > Fraction(0.05)
