@@ -14,6 +14,7 @@ Validation runs on concrete values only (it cannot inspect a tracer) and raises
 from __future__ import annotations
 
 import math
+import reprlib
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -40,13 +41,16 @@ def as_float(xp, *xs: ArrayLike):
     return tuple(a.astype(dtype) for a in arrays)
 
 
-def _concrete(x: ArrayLike) -> np.ndarray | None:
+def _concrete(x: ArrayLike, name: str | None = None) -> np.ndarray | None:
     if isinstance(x, jax.core.Tracer):
         return None
+    what = "numbers" if name is None else f"argument {name!r} to hold numbers"
     try:
         return np.asarray(x, dtype=np.float64)
+    except OverflowError as err:            # a Python int beyond the float range
+        raise ValueError(f"expected {what} within the float range, got {reprlib.repr(x)}") from err
     except (TypeError, ValueError) as err:
-        raise ValueError(f"expected numbers, got {type(x).__name__}") from err
+        raise ValueError(f"expected {what}, got {type(x).__name__}") from err
 
 
 def check_range(
@@ -59,7 +63,7 @@ def check_range(
     hi_open: bool = False,
 ) -> None:
     """Raise ``ValueError`` naming ``name`` unless every entry of ``x`` lies in the range."""
-    arr = _concrete(x)
+    arr = _concrete(x, name)
     if arr is None:
         return
     if np.isnan(arr).any():

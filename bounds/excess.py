@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -66,6 +67,8 @@ QUANTILE_N_EPS = 4.0
 #: Below this delta SciPy's quantile (and its binomial cdf) lose accuracy near float underflow: the kl form, which
 #: is never below the exact bound, is returned instead (no failure was found at delta >= 1e-5).
 QUANTILE_MIN_DELTA = 1e-5
+#: The largest sample size the test-set bound accepts: float64 counts every example exactly up to 2**53.
+MAX_N = 2**53
 _EPS = float(np.finfo(np.float64).eps)
 _TINY = float(np.finfo(np.float64).tiny)
 
@@ -121,7 +124,13 @@ def test_set_bound(k_errors: int, n: int, delta: float) -> float:
     """
     _check_errors(k_errors, n)
     check_delta("delta", delta)
+    for name, x in (("k_errors", k_errors), ("n", n), ("delta", delta)):
+        if np.ndim(x):
+            raise ValueError(f"argument {name!r} must be a single number, got shape {np.shape(x)}")
     k, n, delta = int(k_errors), int(n), float(delta)
+    if n > MAX_N:
+        raise ValueError(f"argument 'n' must be at most 2**53 = {MAX_N} (float64 counts every example exactly up to "
+                         f"there), got {n}")
     if k == n:
         return 1.0
     kl_form = _kl_test_set_bound(k, n, delta)
@@ -305,9 +314,13 @@ def unexpected_bernstein(mean: float, second_moment: float, kl: float, n: int, d
     check_count("n", n)
     check_delta("delta", delta)
     check_count("n_priors", n_priors)
+    if etas is not None and np.ndim(etas) != 1:
+        raise ValueError(f"argument 'etas' must be a sequence of values in (0, 1/b), got {reprlib.repr(etas)}")
     grid = unexpected_bernstein_grid(n, delta, b) if etas is None else tuple(float(e) for e in etas)
     if not grid:
         raise ValueError("argument 'etas' must hold at least one value")
+    if etas is None and not all(e > 0.0 for e in grid):
+        raise ValueError(f"argument 'b' = {b!r} is too large: the default eta grid 1 / (b 2^i) underflows to 0")
     check_range("etas", grid, 0.0, 1.0 / b, lo_open=True, hi_open=True)
     n, n_priors, mean, second = int(n), int(n_priors), float(mean), float(second_moment)
     eta = np.asarray(grid)
