@@ -28,7 +28,16 @@ import jax
 import numpy as np
 
 from ..bounds import Certificate, union_minimum
-from .pac_bayes_runner import MLP_DIGITS, PacBayesConfig, Setup, certify_stage, posterior_stage, prepare, prior_stage
+from .pac_bayes_runner import (
+    MLP_DIGITS,
+    PacBayesConfig,
+    Setup,
+    certify_stage,
+    posterior_stage,
+    prepare,
+    prior_split_size,
+    prior_stage,
+)
 from .records import new_record, write_record
 
 __all__ = ["prior_data_setup", "pseudo_certificate", "search_on_prior_data", "QUICKSTART_GRID", "QUICKSTART_GRID_2",
@@ -63,7 +72,7 @@ def prior_data_setup(setup: Setup, out: Path) -> Setup:
         raise ValueError("argument 'cfg': a search on the prior's data needs a data-dependent prior (prior='data')")
     train = setup.data.train.take(setup.prior_idx)
     perm = np.asarray(jax.random.permutation(jax.random.fold_in(setup.keys["split"], 1), len(train)))
-    idx = np.sort(perm[: int(round(setup.cfg.alpha * len(train)))])
+    idx = np.sort(perm[: prior_split_size(setup.cfg.alpha, len(train))])
     return setup._replace(data=setup.data._replace(train=train), prior_idx=idx, out=out,
                           ckpt=out / "checkpoints" / setup.cfg.digest())
 
