@@ -14,16 +14,20 @@ recorded along training trajectories, ``[k_outer, k_inner, T]``.
 
 from . import cmi, iterative
 from .certificate import (
+    EXCESS_BOUNDS,
     HELDOUT,
     PAC_BAYES_BOUNDS,
     Certificate,
+    ExcessMethod,
     PacBayesBound,
+    excess_loss_certificate,
     format_delta,
     format_upper,
     heldout_certificate,
     pac_bayes_certificate,
     pay_for_choice,
     round_up,
+    split_excess_delta,
     union_minimum,
 )
 from .cmi import (
@@ -128,6 +132,10 @@ __all__ = [
     "ternary_rates",
     "certify_ternary_draws",
     "excess_certificate",
+    "excess_loss_certificate",
+    "split_excess_delta",
+    "ExcessMethod",
+    "EXCESS_BOUNDS",
     "ExcessCertificate",
     "SplitKLExcess",
     "TernaryRates",

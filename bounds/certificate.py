@@ -20,15 +20,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from . import pac_bayes as pb
 from ._array import check_choice, check_count, check_delta, check_nonnegative, check_probability, round_up
-from .excess import test_set_bound
+from .excess import (
+    SplitKLExcess,
+    UnexpectedBernsteinBound,
+    excess_certificate,
+    split_kl_excess,
+    ternary_rates,
+    test_set_bound,
+    unexpected_bernstein_excess,
+)
 
-__all__ = ["Certificate", "HELDOUT", "heldout_certificate",
+__all__ = ["Certificate", "HELDOUT", "heldout_certificate", "ExcessMethod", "EXCESS_BOUNDS", "excess_loss_certificate",
+           "split_excess_delta",
            "PacBayesBound", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum",
            "pay_for_choice", "format_delta", "format_upper"]
 
@@ -295,6 +305,96 @@ def heldout_certificate(k_errors: int, n_bound: int, delta: float, *, n_prior: i
                        emp_risk=k / n, kl=0.0, n_bound=n, n_prior=int(n_prior), details=info)
 
 
+class ExcessMethod(StrEnum):
+    """The bounds on a posterior's excess loss over a reference network (:mod:`bounds.excess`)."""
+
+    UNEXPECTED_BERNSTEIN = "unexpected_bernstein"
+    SPLIT_KL = "split_kl"
+
+
+#: The certificate ``bound`` name of the combined (held-out + excess-loss) certificate, by excess method.
+EXCESS_BOUNDS: dict[ExcessMethod, str] = {m: f"excess_{m.value}" for m in ExcessMethod}
+_EXCESS_METHOD = {name: m for m, name in EXCESS_BOUNDS.items()}
+_EXCESS_FUNCTIONS: dict[ExcessMethod, Callable[..., SplitKLExcess | UnexpectedBernsteinBound]] = {
+    ExcessMethod.UNEXPECTED_BERNSTEIN: unexpected_bernstein_excess, ExcessMethod.SPLIT_KL: split_kl_excess}
+#: Detail entries :func:`excess_loss_certificate` derives itself (recomputed, never copied).
+_EXCESS_DERIVED = ("k_errors", "plus_draws", "minus_draws", "draws", "certifies", "reference_bound", "excess_bound",
+                   "d_plus_upper", "d_minus_lower", "eta", "selection", "delta_effective")
+
+
+def split_excess_delta(delta: float, reference: float = 0.9, excess: float = 0.07) -> tuple[float, float, float]:
+    """``delta`` split into the combined certificate's three shares (test set, excess bound, Monte Carlo), the
+    Monte Carlo share taking the rest; the three never sum above ``delta`` (checked exactly). The default 0.9 for
+    the test-set share costs TS(0.9 delta) - TS(delta) = 0.000075 over the plain test-set bound at n = 30000,
+    k = 2343, delta = 0.035, and 0.00034 at n = 719, k = 16."""
+    check_delta("delta", delta)
+    check_probability("reference", reference)
+    check_probability("excess", excess)
+    if not 0.0 < reference + excess < 1.0 or reference == 0.0 or excess == 0.0:
+        raise ValueError(f"arguments 'reference' ({reference!r}) and 'excess' ({excess!r}) must be positive shares "
+                         "summing below 1 (the Monte Carlo step takes the rest)")
+    d_ref, d_ex = float(delta) * reference, float(delta) * excess
+    d_mc = float(delta) - d_ref - d_ex
+    while Fraction(d_ref) + Fraction(d_ex) + Fraction(d_mc) > Fraction(float(delta)):
+        d_mc = float(np.nextafter(d_mc, 0.0))
+    return d_ref, d_ex, d_mc
+
+
+def excess_loss_certificate(
+    k_errors: int, plus_draws: int, minus_draws: int, draws: int, kl: float, n_bound: int, *,
+    delta_reference: float, delta_excess: float, delta_monte_carlo: float,
+    method: ExcessMethod = ExcessMethod.UNEXPECTED_BERNSTEIN, n_prior: int, delta: float | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> Certificate:
+    r"""The combined certificate :math:`C = \mathrm{TS}(h_\mathrm{ref}; \delta_\mathrm{ref}) + \min(0,
+    \mathrm{EX}(Q; \delta_\mathrm{ex}))` as a :class:`Certificate`, from per-example posterior draws.
+
+    ``h_ref`` is the prior's own deterministic network (fixed with the prior, before the bound set was drawn); it
+    makes ``k_errors`` errors on the ``n_bound`` bound examples. ``draws = n_bound R`` posterior draws, one fresh
+    draw per example and repetition, of which ``plus_draws`` err where h_ref is right and ``minus_draws`` are right
+    where h_ref errs. The Monte Carlo step certifies the two rates (:func:`bounds.excess.ternary_rates`, at
+    ``delta_monte_carlo``), the excess bound (``method``: Unexpected Bernstein, Mhammedi, Grünwald & Guedj 2019,
+    or split-kl, Wu & Seldin 2022, at ``delta_excess``, with ``kl`` = KL(Q||P)) bounds
+    :math:`\mathbb{E}_Q L(h) - L(h_\mathrm{ref})`, and the exact binomial test-set bound (at ``delta_reference``)
+    bounds :math:`L(h_\mathrm{ref})`: :func:`bounds.excess.excess_certificate`. It holds with probability at least
+    ``1 - delta_reference - delta_excess - delta_monte_carlo`` and certifies Q (``details["certifies"] ==
+    "posterior"``) when the excess bound is negative, the prior's network (``"reference"``, then C = TS) otherwise.
+
+    Records: ``emp_risk`` is the posterior's Monte Carlo empirical risk ``(R k + plus - minus) / draws``,
+    ``emp_risk_bound`` its certified upper bound ``k/n + d+_up - d-_lo``, ``mc_samples = draws``; ``details``
+    the counts, ``method``, ``certifies``, the test-set and excess bounds. Recomputable from these
+    (:func:`union_minimum`, :func:`pay_for_choice`).
+    """
+    method = ExcessMethod(check_choice("method", method, ExcessMethod))
+    check_count("draws", draws)
+    check_count("n_bound", n_bound)
+    if int(draws) % int(n_bound):
+        raise ValueError(f"argument 'draws' ({draws}) must be a multiple of 'n_bound' ({n_bound}): per-example draws, "
+                         "the same number for every bound example")
+    info: dict[str, Any] = dict(details or {})
+    if "selection" in info:
+        raise ValueError("argument 'details' must not hold 'selection': only union_minimum and pay_for_choice "
+                         "record a paid selection")
+    n, m, k = int(n_bound), int(draws), int(k_errors)
+    rates = ternary_rates(plus_draws, minus_draws, m, delta_monte_carlo, examples=n)
+    excess = _EXCESS_FUNCTIONS[method](rates.d_plus_upper, rates.d_minus_lower, kl, n, delta_excess)
+    combined = excess_certificate(k, n, excess, delta_reference, rates=rates, delta=delta)
+    reps = m // n
+    emp = (reps * k + rates.plus_draws - rates.minus_draws) / m
+    info.update(k_errors=k, plus_draws=rates.plus_draws, minus_draws=rates.minus_draws, draws=m, method=method.value,
+                certifies=combined.certifies, reference_bound=combined.reference_bound,
+                excess_bound=combined.excess_bound, d_plus_upper=rates.d_plus_upper,
+                d_minus_lower=rates.d_minus_lower)
+    if isinstance(excess, UnexpectedBernsteinBound):
+        info["eta"] = excess.eta
+    return Certificate(bound=EXCESS_BOUNDS[method], value=combined.value,
+                       delta=combined.delta if delta is None else float(delta),
+                       delta_parts={"test_set": float(delta_reference), "excess": excess.delta,
+                                    "monte_carlo": rates.delta},
+                       emp_risk=min(max(emp, 0.0), 1.0), kl=float(kl), n_bound=n, n_prior=int(n_prior),
+                       emp_risk_bound=rates.risk_upper(k, n), mc_samples=m, details=info)
+
+
 def format_upper(x: float, digits: int = 4) -> str:
     """A bound as fixed-point text with ``digits`` decimals, rounded toward +inf, so the printed
     number is never below the computed one (scientific notation, also rounded up, from 1e6)."""
@@ -335,8 +435,8 @@ def union_minimum(certs: Sequence[Certificate], labels: Sequence[str] | None = N
     labels, the candidates each input stood for and which one won.
 
     Args:
-        certs: certificates from :func:`pac_bayes_certificate` or :func:`heldout_certificate`, all with the same
-            total ``delta``.
+        certs: certificates from :func:`pac_bayes_certificate`, :func:`heldout_certificate` or
+            :func:`excess_loss_certificate`, all with the same total ``delta``.
         labels: a name for each (default ``bound`` names).
     """
     certs = list(certs)
@@ -401,6 +501,15 @@ def _at_delta_share(cert: Certificate, k: int) -> Certificate:
         return heldout_certificate(d["k_errors"], cert.n_bound, cert.delta_parts["test_set"] / k,
                                    n_prior=cert.n_prior,
                                    details={key: v for key, v in d.items() if key not in ("k_errors", "selection")})
+    if cert.bound in _EXCESS_METHOD:
+        parts, d = cert.delta_parts, cert.details
+        if set(parts) != {"test_set", "excess", "monte_carlo"}:
+            raise ValueError(f"certificate has delta parts {sorted(parts)} this function cannot rescale")
+        return excess_loss_certificate(
+            d["k_errors"], d["plus_draws"], d["minus_draws"], d["draws"], cert.kl, cert.n_bound,
+            delta_reference=parts["test_set"] / k, delta_excess=parts["excess"] / k,
+            delta_monte_carlo=parts["monte_carlo"] / k, method=_EXCESS_METHOD[cert.bound], n_prior=cert.n_prior,
+            details={key: v for key, v in d.items() if key not in _EXCESS_DERIVED + ("method",)})
     if cert.bound not in PAC_BAYES_BOUNDS:
         raise ValueError(f"certificate bound {cert.bound!r} cannot be recomputed (not a PAC-Bayes bound here)")
     parts = dict(cert.delta_parts)
