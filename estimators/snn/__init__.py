@@ -16,13 +16,16 @@ from .certification import (
     Estimate,
     MCEstimate,
     PerExampleDraws,
+    TernaryDraws,
     WeightDraws,
     bound_set,
     certify,
+    certify_excess,
     certify_network,
     error_rate,
     mc_independent,
     mc_weight_samples,
+    ternary_draws,
 )
 from .dp_prior import APPROXIMATE, dp_prior, gibbs_epsilon, gibbs_tau, sgld_gibbs_sample
 from .families import (
@@ -134,4 +137,7 @@ __all__ = [
     "error_rate",
     "mc_independent",
     "mc_weight_samples",
+    "TernaryDraws",
+    "ternary_draws",
+    "certify_excess",
 ]

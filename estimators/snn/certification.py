@@ -51,7 +51,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ...bounds import Certificate, pac_bayes_certificate, prior_grid_index
+from ...bounds import (
+    Certificate,
+    ExcessMethod,
+    excess_loss_certificate,
+    pac_bayes_certificate,
+    prior_grid_index,
+    split_excess_delta,
+)
 from ...bounds._array import check_count
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
@@ -63,7 +70,8 @@ from .posterior import Posterior, Prior, PriorKind, init_posterior, kl_float64
 from .train import train_posterior
 
 __all__ = ["MCEstimate", "PerExampleDraws", "WeightDraws", "Estimate", "bound_set", "mc_weight_samples",
-           "mc_independent", "error_rate", "certify", "certify_network", "MIN_STEPS"]
+           "mc_independent", "error_rate", "certify", "certify_network", "MIN_STEPS", "TernaryDraws", "ternary_draws",
+           "certify_excess"]
 
 
 class MCEstimate(NamedTuple):
@@ -486,3 +494,96 @@ def _vacuity_diagnosis(cert: Certificate, training: dict, own: float, chance: fl
     if training["objective"] == ObjectiveName.SEEGER:
         tries.insert(0, "objective='quad' (the Seeger objective is clipped at 1: no gradient while vacuous)")
     return why + " Try: " + "; ".join(tries) + "."
+
+
+# ---------------------------------------------------------------------------------------------- excess over the prior
+
+
+class TernaryDraws(NamedTuple):
+    """Per-example posterior draws against the prior's network on the bound set (:func:`ternary_draws`).
+
+    Attributes:
+        reference_errors: errors of the reference network on the n bound examples (k; exact, deterministic).
+        plus_draws: draws that err where the reference is right (Z = +1).
+        minus_draws: draws that are right where the reference errs (Z = -1).
+        draws: all draws, n r.
+        seconds: wall time.
+    """
+
+    reference_errors: int
+    plus_draws: int
+    minus_draws: int
+    draws: int
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return self._asdict()
+
+
+@functools.partial(jax.jit, static_argnames=("net", "family", "size", "sharding"))
+def _ternary_pass(rep_key, post, reference, x, y, valid, *, net: Net, family: Family, size: int, sharding):
+    apply = family.independent_logits
+
+    def per_batch(i, xb, yb, vb):
+        wrong = zero_one(apply(net, jax.random.fold_in(rep_key, i * size), post, xb), yb) > 0.5
+        ref_wrong = zero_one(net.apply(reference, xb), yb) > 0.5
+        count = functools.partial(jnp.sum, dtype=jnp.int32)
+        return count(vb & wrong & ~ref_wrong), count(vb & ~wrong & ref_wrong), count(vb & ref_wrong)
+    return _sum_batches(per_batch, sharding, x, y, valid)
+
+
+def ternary_draws(net: Net, post: Posterior, family: Family | str, data: Dataset, reference: Any, *, r: int,
+                  key: jax.Array, batch_size: int = 1000, devices: list | None = None) -> TernaryDraws:
+    """Count, over an independent posterior draw per (example, repetition), where the draw and the deterministic
+    ``reference`` network disagree: ``Z = l(h) - l(h_ref)`` in {-1, 0, 1} per draw. The draws are those of
+    :func:`mc_independent` with the same ``key`` (same folding per repetition and batch), so the posterior's
+    errors are ``r k + plus - minus`` exactly as method (b) counts them."""
+    check_count("r", r)
+    family = get_family(family)
+    t0 = time.perf_counter()
+    b = _batches(data, min(batch_size, family.eval_batch), devices)
+    post, reference = replicated(b.mesh, post), replicated(b.mesh, reference)
+    sums = [_ternary_pass(jax.random.fold_in(key, rep), post, reference, b.x, b.y, b.valid, net=net, family=family,
+                          size=b.size, sharding=b.sharding) for rep in range(r)]
+    plus, minus = sum(int(p) for p, _, _ in sums), sum(int(m) for _, m, _ in sums)
+    return TernaryDraws(int(sums[0][2]), plus, minus, len(data) * r, time.perf_counter() - t0)
+
+
+def certify_excess(
+    net: Net, post: Posterior, prior: Prior, train: Dataset, *, key: jax.Array, r: int = 10, delta: float = 0.035,
+    method: ExcessMethod = ExcessMethod.UNEXPECTED_BERNSTEIN, reference_share: float = 0.9,
+    excess_share: float = 0.07, details: dict | None = None,
+) -> tuple[Certificate, TernaryDraws]:
+    r"""Certify the posterior through its excess loss over the prior's own network, never worse than that
+    network's held-out bound (up to the test-set share): :math:`C = \mathrm{TS}(h_\mathrm{ref}; \delta_\mathrm{ref})
+    + \min(0, \mathrm{EX}(Q; \delta_\mathrm{ex}))` (:func:`genbounds.bounds.excess_loss_certificate`).
+
+    ``h_ref`` is the network at the prior's mean, trained on ``prior.data_indices`` only, so it is fixed before the
+    bound set is drawn. ``delta`` is the statement's total (give the run's other certificates' total so that
+    :func:`genbounds.bounds.union_minimum` can compare them), split by :func:`genbounds.bounds.split_excess_delta`
+    into test-set, excess and Monte Carlo shares; ``r`` per-example draws per bound example
+    (:func:`ternary_draws`). The certificate says in ``details["certifies"]`` which predictor it covers: the
+    stochastic posterior (``"posterior"``, when the certified excess is negative) or the prior's network
+    (``"reference"``).
+
+    The KL is at the prior's own scale: a prior scale learned on the bound set (DR17's grid) is not paid for here,
+    so runs that learn it do not ask for this certificate. Refused for a differentially private prior (its mean was
+    drawn using every training example, the bound set included).
+    """
+    if prior.dp is not None:
+        raise ValueError("argument 'prior': a differentially private prior's mean was drawn from all the training "
+                         "data, so its network is not independent of the bound set; the excess certificate needs a "
+                         "reference fixed without the bound set")
+    data, keep = bound_set(train, prior)
+    counts = ternary_draws(net, post, prior.family, data, prior.mean, r=r, key=key)
+    d_ref, d_ex, d_mc = split_excess_delta(delta, reference_share, excess_share)
+    info = {"mc_method": PerExampleDraws.record_name, "mc_method_param": {"r": int(r)},
+            "split": {"n_train": len(train), "n_prior": prior.n_data, "n_bound": int(keep.size)},
+            "prior": {"kind": prior.kind.value, "family": prior.family.name.value, **prior.details},
+            "reference": "the prior's own network (deterministic, at the prior mean)",
+            "shares": {"reference": reference_share, "excess": excess_share}, **(details or {})}
+    cert = excess_loss_certificate(
+        counts.reference_errors, counts.plus_draws, counts.minus_draws, counts.draws, kl_float64(post, prior),
+        int(keep.size), delta_reference=d_ref, delta_excess=d_ex, delta_monte_carlo=d_mc, method=method,
+        n_prior=prior.n_data, delta=delta, details=info)
+    return cert, counts

@@ -1,0 +1,73 @@
+"""The combined (held-out + excess) certificate of a stochastic network: its Monte Carlo counts agree with
+method (b)'s draws, it is recomputable, and it is never worse than the prior network's test-set share."""
+
+import math
+from fractions import Fraction
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from genbounds.bounds import Certificate, test_set_bound, union_minimum
+from genbounds.estimators import nets, snn
+from genbounds.estimators.data import Dataset
+
+
+def _blobs(n=300, d=10, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = np.stack([-np.ones(d), np.ones(d)])[y] * 0.4 + rng.normal(size=(n, d))
+    return Dataset(x.astype(np.float32).reshape(n, d, 1, 1), y.astype(np.int32), 2, "blobs")
+
+
+@pytest.fixture(scope="module")
+def setting():
+    data = _blobs()
+    net = nets.mlp((10, 1, 1), (16,), 2)
+    idx = np.arange(100)
+    mean = snn.train_deterministic(net, net.init(jax.random.PRNGKey(0)), data.take(idx), key=jax.random.PRNGKey(1),
+                                   epochs=5, batch_size=50, optimizer=optax.sgd(0.05, momentum=0.9), progress=False)
+    prior = snn.Prior(mean, 0.05, data_indices=idx)
+    return net, data, prior, snn.init_posterior(mean, 0.05)
+
+
+def test_ternary_counts_are_method_b_draws_against_the_prior_network(setting):
+    net, data, prior, post = setting
+    bset, _ = snn.bound_set(data, prior)
+    key = jax.random.PRNGKey(7)
+    counts = snn.ternary_draws(net, post, prior.family, bset, prior.mean, r=4, key=key)
+    mc = snn.mc_independent(net, post, prior.family, bset, r=4, key=key)
+    k = counts.reference_errors
+    assert k == round(snn.error_rate(net, prior.mean, bset) * len(bset))
+    assert counts.draws == 4 * len(bset) == mc.n_samples
+    assert 4 * k + counts.plus_draws - counts.minus_draws == round(mc.zero_one * mc.n_samples)
+    assert counts.plus_draws + counts.minus_draws > 0          # the noise makes some draws disagree
+
+
+def test_certify_excess_records_what_it_certifies_and_pays_in_a_union(setting):
+    net, data, prior, post = setting
+    key = jax.random.PRNGKey(7)
+    cert_b, _ = snn.certify(net, post, prior, data, key=key, estimate=snn.PerExampleDraws(4))
+    cert, counts = snn.certify_excess(net, post, prior, data, key=key, r=4, delta=cert_b.delta)
+    n = len(data) - prior.n_data
+    assert cert.delta == cert_b.delta == 0.035
+    assert sum(map(Fraction, cert.delta_parts.values())) <= Fraction(cert.delta)
+    assert cert.n_bound == n and cert.n_prior == 100 and cert.mc_samples == 4 * n
+    ts = test_set_bound(counts.reference_errors, n, cert.delta_parts["test_set"])
+    assert cert.value <= ts and cert.details["reference_bound"] == ts
+    assert cert.details["certifies"] == ("posterior" if cert.details["excess_bound"] < 0 else "reference")
+    assert cert.kl == pytest.approx(cert_b.kl, rel=1e-12)
+    # (b)'s Monte Carlo risk and the excess certificate's come from the same draws
+    assert cert.emp_risk == pytest.approx(cert_b.emp_risk, abs=1e-12)
+    assert Certificate.from_dict(cert.to_dict()) == cert
+    best = union_minimum([cert_b, cert], ["(b)", "excess"])
+    assert best.details["selection"]["k"] == 2 and best.value >= min(cert_b.value, cert.value)
+    assert math.isclose(union_minimum([cert]).value, cert.value)
+
+
+def test_a_dp_prior_has_no_independent_reference(setting):
+    net, data, prior, post = setting
+    dp = snn.Prior(prior.mean, 0.05, dp={"epsilon": 1.0})
+    with pytest.raises(ValueError, match="argument 'prior'"):
+        snn.certify_excess(net, post, dp, data, key=jax.random.PRNGKey(0), r=2)
