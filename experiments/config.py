@@ -23,35 +23,66 @@ import json
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import StrEnum
 from typing import Any, NamedTuple, Self
 
 import optax
 
-__all__ = ["RunConfig", "Section", "Setting", "setting", "add_flags", "from_args", "int_at_least", "positive_int",
-           "nonneg_int", "digits", "OPTIMIZERS", "SCHEDULES", "make_optimizer"]
+from ..bounds._array import check_choice
 
-#: Optimiser names accepted by the command line and configs.
-OPTIMIZERS = ("sgd", "adam")
-#: Learning-rate schedules: constant, or cosine decay to 0 over all steps (optax.cosine_decay_schedule).
-SCHEDULES = ("constant", "cosine")
+__all__ = ["RunConfig", "Section", "Setting", "setting", "add_flags", "from_args", "int_at_least", "positive_int",
+           "nonneg_int", "digits", "OPTIMIZERS", "SCHEDULES", "make_optimizer", "Arch", "OptimizerName",
+           "ScheduleName", "MaskPrior"]
+
+
+class Arch(StrEnum):
+    """The PAC-Bayes runner's networks: an MLP, or PBB's CNN."""
+
+    MLP = "mlp"
+    CNN = "cnn"
+
+
+class OptimizerName(StrEnum):
+    """Optimiser names accepted by the command line and configs."""
+
+    SGD = "sgd"
+    ADAM = "adam"
+
+
+class ScheduleName(StrEnum):
+    """Learning-rate schedules: constant, or cosine decay to 0 over all steps (optax.cosine_decay_schedule)."""
+
+    CONSTANT = "constant"
+    COSINE = "cosine"
+
+
+class MaskPrior(StrEnum):
+    """The Bernoulli mask prior: from the prior net's magnitudes, or uniform (data-free) keep probability."""
+
+    MAGNITUDE = "magnitude"
+    UNIFORM = "uniform"
+
+
+#: Optimiser names accepted by the command line and configs (:class:`OptimizerName`'s values).
+OPTIMIZERS = tuple(o.value for o in OptimizerName)
+#: Learning-rate schedules (:class:`ScheduleName`'s values).
+SCHEDULES = tuple(s.value for s in ScheduleName)
 
 
 def make_optimizer(name: str, lr: float, momentum: float = 0.9, schedule: str = "constant",
                    steps: int | None = None) -> optax.GradientTransformation:
     """``sgd`` (with ``momentum``; 0 for plain SGD) or ``adam`` at learning rate ``lr``, held constant
     or decayed along a cosine to 0 over ``steps`` optimiser steps."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"argument 'schedule' must be one of {SCHEDULES}, got {schedule!r}")
+    sched = check_choice("schedule", schedule, ScheduleName)
+    optimizer = check_choice("optimizer", name, OptimizerName)
     rate: float | optax.Schedule = lr
-    if schedule == "cosine":
+    if sched is ScheduleName.COSINE:
         if not steps or steps < 1:
             raise ValueError(f"argument 'steps' must be >= 1 for a cosine schedule, got {steps!r}")
         rate = optax.cosine_decay_schedule(lr, steps)
-    if name == "sgd":
+    if optimizer is OptimizerName.SGD:
         return optax.sgd(rate, momentum=momentum or None)
-    if name == "adam":
-        return optax.adam(rate)
-    raise ValueError(f"argument 'optimizer' must be one of {OPTIMIZERS}, got {name!r}")
+    return optax.adam(rate)
 
 
 def setting(default: Any, help: str, *, key: str | None = None, flag: str | None = None,

@@ -11,13 +11,28 @@ import io
 import json
 import math
 import reprlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from ..bounds import Certificate, format_upper, round_up
-from .results import PacBayesRecord, heldout_baseline
+from ..estimators.iterative.trajectories import Checkpoint
+from ..estimators.snn import FamilyName, PriorKind
+from ..estimators.supersample.runs import SupersampleSummary
+from .cmi_results import (
+    MALFORMED,
+    CMIRecord,
+    LangevinRecord,
+    PacBayesSettings,
+    certificate_from_entry,
+    pac_bayes_result,
+    read_entries,
+    record_object,
+    what_is_wrong,
+)
+from .config import MaskPrior
+from .results import CMIRunResult, MaskComparison, PacBayesRecord, PacBayesResult, heldout_baseline
 
 __all__ = ["Column", "format_number", "render", "FORMATS", "REPORT_COLUMNS", "REPORT_NOTE", "GROUP_NOTE",
            "rows_from_record", "report_rows", "group_rows", "summary_rows", "summary_columns", "cmi_rows",
@@ -157,16 +172,6 @@ GROUP_NOTE = (
     "the group is. Groups mixing different bounds are refused."
 )
 
-#: Errors a malformed result entry raises while it is read (each becomes one line naming the record).
-_MALFORMED = (KeyError, IndexError, TypeError, AttributeError, ValueError, ZeroDivisionError)
-
-
-def _obj(x: Any, name: str) -> Mapping:
-    """``x``, which must be a JSON object (``name`` says which entry, for the error)."""
-    if not isinstance(x, Mapping):
-        raise ValueError(f"{name!r} must be an object, got {reprlib.repr(x)}")
-    return x
-
 
 def _num(x: Any, name: str, *, optional: bool = False) -> float | int | None:
     """``x``, which must be a real number, not NaN (or None when ``optional``)."""
@@ -191,63 +196,55 @@ def _flag(x: Any, name: str) -> bool:
     return x
 
 
-def _details(c: Mapping) -> Mapping:
-    """A certificate's details (``{}`` when it has none)."""
-    return _obj(c.get("details", {}), "details")
-
-
-def _dp_prior(c: Mapping) -> Mapping:
+def _dp_prior(c: Certificate) -> Mapping:
     """The DP prior's entry of a certificate's details (``{}`` when its prior is not DP)."""
-    return _obj(_details(c).get("dp_prior", {}), "dp_prior")
+    return record_object(c.details.get("dp_prior", {}), "dp_prior")
 
 
-def _certificate_cells(c: Mapping) -> dict:
+def _certificate_cells(c: Certificate) -> dict:
     """A certificate's report cells. KL/n is (KL + A)/n with A the DP adjustment ln 2 + max-information
     when the prior was drawn by a DP mechanism (Dziugaite & Roy 2018, Theorem 4.2: the bound uses
     KL + A), else KL/n."""
-    n = _count(c["n_bound"], "n_bound")
     dp = _dp_prior(c)
-    kl = _num(c["kl"], "kl") + (_num(dp["adjustment_nats"], "adjustment_nats") if dp else 0.0)
-    return {"n": n, "emp_risk": _num(c["emp_risk"], "emp_risk"), "complexity": kl / n,
-            "certificate": _num(c["value"], "value"), "vacuous": _flag(c["vacuous"], "vacuous")}
+    kl = c.kl + (_num(dp["adjustment_nats"], "adjustment_nats") if dp else 0.0)
+    return {"n": c.n_bound, "emp_risk": c.emp_risk, "complexity": kl / c.n_bound, "certificate": c.value,
+            "vacuous": c.vacuous}
 
 
-def _certificate_kind(c: Mapping) -> str:
+def _certificate_kind(c: Certificate) -> str:
     """'certificate', or the conditional kind when the DP prior's privacy is only approximate."""
     approximate = str(_dp_prior(c).get("privacy", "")).startswith("approximate")
     return "certificate if SGLD's privacy approximation holds" if approximate else "certificate"
 
 
-def _pac_bayes_prior(cfg: Mapping) -> str:
+def _pac_bayes_prior(s: PacBayesSettings) -> str:
     """The prior column of a PAC-Bayes record."""
-    prior = f"{cfg.get('prior')} (alpha {cfg.get('alpha')})" if cfg.get("prior") == "data" else str(cfg.get("prior"))
-    if cfg.get("prior") == "dp":
-        prior = f"dp (epsilon {cfg.get('dp_epsilon')}, all data)"
-    if cfg.get("family") == "mask":
-        prior += (f", Bernoulli masks (uniform keep {1 - cfg.get('sparsity'):.3g}, data-free)"
-                  if cfg.get("mask_prior") == "uniform" else
-                  f", Bernoulli masks (magnitude, sparsity {cfg.get('sparsity')}, flip {cfg.get('mask_flip')})")
+    prior = {PriorKind.DATA: f"{s.prior} (alpha {s.alpha})",
+             PriorKind.DP: f"{s.prior} (epsilon {s.dp_epsilon}, all data)"}.get(s.prior, str(s.prior))
+    if s.family is FamilyName.MASK:
+        prior += (f", Bernoulli masks (uniform keep {1 - s.sparsity:.3g}, data-free)"
+                  if s.mask_prior is MaskPrior.UNIFORM else
+                  f", Bernoulli masks (magnitude, sparsity {s.sparsity}, flip {s.mask_flip})")
     return prior
 
 
-def _pac_bayes_rows(record: Mapping, cfg: Mapping, r: Mapping) -> list[dict]:
-    """Rows of one PAC-Bayes result: the stochastic predictor, then any deterministic masks."""
-    c = _obj(r["certificate"], "certificate")
-    base = {"dataset": f"{cfg.get('dataset')}{'-binary' if cfg.get('binary') else ''}",
-            "model": _details(c).get("arch", cfg.get("arch")), "prior": _pac_bayes_prior(cfg),
-            "alpha": cfg.get("alpha")}
-    masks = _obj(r.get("masks", {}), "masks")
-    entries = [(str(r["objective"]) + (f", stochastic masks (E sparsity {masks['expected_sparsity']:.3f})"
-                                      if masks else ""), r.get("test_error_stochastic"), c)]
-    err = r.get("prior_heldout_error")
-    held = None if err is None else heldout_baseline(Certificate.from_dict(c), _num(err, "prior_heldout_error"))
+def _pac_bayes_rows(s: PacBayesSettings, r: PacBayesResult) -> list[dict]:
+    """Rows of one PAC-Bayes result: the stochastic predictor, the prior's own network on the
+    bound set (held-out baseline), then any deterministic masks."""
+    c = r.certificate
+    base = {"dataset": f"{s.dataset}{'-binary' if s.binary else ''}", "model": c.details.get("arch", str(s.arch)),
+            "prior": _pac_bayes_prior(s), "alpha": s.alpha}
+    masks = r.masks
+    entries = [(r.objective + ("" if masks is None else
+                               f", stochastic masks (E sparsity {masks.expected_sparsity:.3f})"),
+                r.test_error_stochastic, c)]
+    held = heldout_baseline(c, _num(r.prior_heldout_error, "prior_heldout_error", optional=True))
     if held is not None:
-        entries.append(("prior network, held-out (test-set bound)", r.get("prior_test_error"), held.to_dict()))
-    for name in ("magnitude", "thresholded"):
-        if name in masks:
-            m = _obj(masks[name], name)
-            entries.append((f"{name} mask, deterministic (sparsity {m['sparsity']:.3f})", m["test_error"],
-                            _obj(m["certificate"], "certificate")))
+        entries.append(("prior network, held-out (test-set bound)", r.prior_test_error, held))
+    if masks is not None:
+        for name in MaskComparison.PREDICTORS:
+            m = getattr(masks, name)
+            entries.append((f"{name} mask, deterministic (sparsity {m.sparsity:.3f})", m.test_error, m.certificate))
     return [{**base, "bound": bound, "test_error": _num(err, "test_error", optional=True),
              **_certificate_cells(cert), "kind": _certificate_kind(cert)} for bound, err, cert in entries]
 
@@ -256,69 +253,90 @@ def _pac_bayes_rows(record: Mapping, cfg: Mapping, r: Mapping) -> list[dict]:
 _MI_KEYS = {"prediction pair": "prediction_pair", "loss pair": "loss_pair", "loss difference": "loss_difference"}
 
 
-def _cmi_rows(record: Mapping, cfg: Mapping, r: Mapping) -> list[dict]:
+def _cmi_rows(rec: CMIRecord, r: CMIRunResult) -> list[dict]:
     """Rows of one CMI result (one per applicable bound estimate)."""
-    s, rows = _obj(r["summary"], "summary"), []
-    for name, b in _obj(r["bounds"], "bounds").items():
-        if not _obj(b, name).get("applicable"):
+    s, rows = r.result.summary, []
+    for name, b in r.result.bounds.items():
+        if not b.applicable:
             continue
-        mi = s["mean_mi"]
-        if isinstance(mi, Mapping):        # supersample records: one mean MI per kind
-            mi = mi[_MI_KEYS.get(b["mi"], "single_loss")]
-        rows.append({"dataset": cfg.get("dataset"), "model": cfg.get("arch"), "prior": "-", "bound": name,
-                     "n": _count(r["n"], "n"), "emp_risk": _num(s["train_error"], "train_error"),
-                     "test_error": _num(s["test_error"], "test_error"), "complexity": _num(mi, "mean_mi"),
-                     "certificate": _num(b["value"], "value"), "vacuous": _flag(b["vacuous"], "vacuous"),
-                     "kind": b.get("kind", "estimate")})
+        mi = s.mean_mi
+        if isinstance(s, SupersampleSummary):        # one mean MI per kind
+            mi = record_object(mi, "mean_mi")[_MI_KEYS.get(b.mi, "single_loss")]
+        rows.append({"dataset": rec.dataset, "model": rec.arch, "prior": "-", "bound": name,
+                     "n": _count(r.n, "n"), "emp_risk": _num(s.train_error, "train_error"),
+                     "test_error": _num(s.test_error, "test_error"), "complexity": _num(mi, "mean_mi"),
+                     "certificate": _num(b.value, "value"), "vacuous": b.vacuous, "kind": b.kind})
     return rows
 
 
-def _langevin_rows(record: Mapping, cfg: Mapping, r: Mapping) -> list[dict]:
+def _langevin_rows(rec: LangevinRecord, c: Checkpoint) -> list[dict]:
     """Rows of one Langevin checkpoint. The theorems bound the gap, so the bound column is the
     training error plus the gap bound (rounded up), vacuous when that reaches 1."""
-    env, rows = _obj(record.get("environment", {}), "environment"), []
-    train = _num(r["train_error"], "train_error")
-    for name, b in _obj(r["bounds"], "bounds").items():
-        total = round_up(train + _num(_obj(b, name)["value"], "value"))
-        rows.append({"dataset": env.get("pool", cfg.get("dataset")), "model": env.get("net", "mlp"), "prior": "-",
-                     "bound": f"{name} (step {r['step']})", "n": cfg.get("n"), "emp_risk": train,
-                     "test_error": _num(r["test_error"], "test_error"), "complexity": None, "certificate": total,
-                     "vacuous": total >= 1.0 or _flag(b["vacuous"], "vacuous"), "kind": "estimate"})
+    train, rows = _num(c.train_error, "train_error"), []
+    for name, b in c.bounds.items():
+        total = round_up(train + _num(b.value, "value"))
+        rows.append({"dataset": rec.pool, "model": rec.net, "prior": "-", "bound": f"{name} (step {c.step})",
+                     "n": rec.n, "emp_risk": train, "test_error": _num(c.test_error, "test_error"),
+                     "complexity": None, "certificate": total, "vacuous": total >= 1.0 or b.vacuous,
+                     "kind": "estimate"})
     return rows
 
 
-def _calculator_rows(record: Mapping, cfg: Mapping, c: Mapping) -> list[dict]:
+def _calculator_rows(record: Mapping, c: Certificate) -> list[dict]:
     """The row of one calculator certificate."""
-    return [{"dataset": "-", "model": "-", "prior": "-", "bound": c["bound"], "test_error": None,
+    return [{"dataset": "-", "model": "-", "prior": "-", "bound": c.bound, "test_error": None,
              **_certificate_cells(c), "kind": _certificate_kind(c)}]
 
 
-_ROWS = {"pac-bayes": _pac_bayes_rows, "cmi": _cmi_rows, "langevin": _langevin_rows, "calculator": _calculator_rows}
+def _pac_bayes(record: Mapping) -> tuple[PacBayesSettings, tuple[PacBayesResult, ...]]:
+    """A PAC-Bayes record's settings and results, typed."""
+    try:
+        settings = PacBayesSettings.from_dict(record.get("config", {}))
+    except MALFORMED as err:
+        raise ValueError(f"config: {what_is_wrong(err)}") from err
+    return settings, read_entries(record["results"], pac_bayes_result)
 
 
-def _what_is_wrong(err: Exception) -> str:
-    """One line for an error raised while reading a result entry."""
-    if isinstance(err, KeyError):
-        return f"missing key {err.args[0]!r}"
-    return str(err) or type(err).__name__
+def _cmi(record: Mapping) -> tuple[CMIRecord, tuple[CMIRunResult, ...]]:
+    rec = CMIRecord.from_dict(record)
+    return rec, rec.results
+
+
+def _langevin(record: Mapping) -> tuple[LangevinRecord, tuple[Checkpoint, ...]]:
+    rec = LangevinRecord.from_dict(record)
+    return rec, rec.checkpoints
+
+
+def _calculator(record: Mapping) -> tuple[Mapping, tuple[Certificate, ...]]:
+    return record, read_entries(record["results"], certificate_from_entry)
+
+
+#: Per record kind: how it is read (once, into its typed form: what every row shares, and the
+#: entries) and the rows of one typed entry.
+_READERS: dict[str, tuple[Callable[[Mapping], tuple[Any, Sequence]], Callable[[Any, Any], list[dict]]]] = {
+    "pac-bayes": (_pac_bayes, _pac_bayes_rows), "cmi": (_cmi, _cmi_rows), "langevin": (_langevin, _langevin_rows),
+    "calculator": (_calculator, _calculator_rows),
+}
 
 
 def rows_from_record(record: dict) -> list[dict]:
-    """Flatten one result record into report rows (none for a search record).
+    """Flatten one result record into report rows (none for a search record), the record read
+    once into its typed form (:mod:`.cmi_results`, :mod:`.results`).
 
-    A malformed result entry (a missing key, a wrong type, None, a sample size below 1) raises
-    ``ValueError`` saying which entry and what is wrong.
+    A malformed result entry (a missing key, a wrong type, None, a sample size below 1, a name
+    outside its closed set) raises ``ValueError`` saying which entry and what is wrong.
     """
-    cfg = _obj(record.get("config", {}), "config")
-    make = _ROWS.get(record["kind"])
+    reader = _READERS.get(record["kind"])
+    if reader is None:
+        return []
+    read, make = reader
+    shared, entries = read(record)
     rows: list[dict] = []
-    for i, r in enumerate(record["results"] if make else ()):
-        if not isinstance(r, Mapping):
-            raise ValueError(f"result entry {i} must be an object, got {reprlib.repr(r)}")
+    for i, entry in enumerate(entries):
         try:
-            rows += make(record, cfg, r)
-        except _MALFORMED as err:
-            raise ValueError(f"result entry {i}: {_what_is_wrong(err)}") from err
+            rows += make(shared, entry)
+        except MALFORMED as err:
+            raise ValueError(f"result entry {i}: {what_is_wrong(err)}") from err
     return rows
 
 
@@ -414,24 +432,22 @@ SHOWN = ("fcmi", "ecmi", "ldcmi", "binary_kl", "interpolating", "fast_rate")
 LOO_SHOWN = ("loo_sqrt", "loo_interpolating")
 
 
-def shown_bounds(record: dict) -> tuple[str, ...]:
+def shown_bounds(record: CMIRecord) -> tuple[str, ...]:
     """The bounds a table or figure shows for a CMI record (supersample or leave-one-out)."""
-    return LOO_SHOWN if record.get("config", {}).get("loo") else SHOWN
+    return LOO_SHOWN if record.loo else SHOWN
 
 
-def cmi_rows(record: dict) -> list[dict]:
+def cmi_rows(record: CMIRecord) -> list[dict]:
     """One row per n of a CMI record: measured errors and the shown bound estimates."""
     rows = []
-    for r in record["results"]:
-        s = r["summary"]
-        row = {"n": r["n"], "train_error": s["train_error"], "test_error": s["test_error"], "gap": s["gap"]}
-        for name in shown_bounds(record):
-            row[name] = r["bounds"][name]["value"] if r["bounds"][name].get("applicable") else None
-        rows.append(row)
+    for r in record.results:
+        s = r.result.summary
+        row = {"n": r.n, "train_error": s.train_error, "test_error": s.test_error, "gap": s.gap}
+        rows.append({**row, **{name: r.result[name].value for name in shown_bounds(record)}})
     return rows
 
 
-def cmi_columns(record: dict) -> list[Column]:
+def cmi_columns(record: CMIRecord) -> list[Column]:
     """Columns of the CMI table of a record (:func:`cmi_rows`)."""
     cols = [Column("n", "n"), Column("train_error", "train err"), Column("test_error", "test err"),
             Column("gap", "gap")]

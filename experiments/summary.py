@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..bounds import Certificate, format_delta, format_upper, union_minimum
 from ..estimators.supersample import CMIResult
+from .cmi_results import CMIRecord, LangevinRecord
 from .pac_bayes_runner import PacBayesConfig
 from .recipes import recipe_table
 from .report import (
@@ -170,9 +171,11 @@ def estimates_text(table: str, fmt: str, what: str, out: Path, total_s: float) -
 
 
 def cmi_text(record: dict, out: Path, fmt: str) -> str:
-    """``genbounds cmi``: one row per n, measured errors and the shown bound estimates."""
-    return estimates_text(render(cmi_columns(record), cmi_rows(record), fmt), fmt,
-                          "bounds on E[test error] from plug-in MIs", out, record["timings"]["total_s"])
+    """``genbounds cmi``: one row per n, measured errors and the shown bound estimates (the record
+    read once into its typed form, :class:`.cmi_results.CMIRecord`)."""
+    rec = CMIRecord.from_dict(record)
+    return estimates_text(render(cmi_columns(rec), cmi_rows(rec), fmt), fmt,
+                          "bounds on E[test error] from plug-in MIs", out, rec.seconds)
 
 
 def langevin_text(record: dict, k1: int, algorithm: str, out: Path, fmt: str) -> str:
@@ -180,13 +183,14 @@ def langevin_text(record: dict, k1: int, algorithm: str, out: Path, fmt: str) ->
     cols = [Column("step", "step"), Column("beta", "beta", digits=0) if algorithm == "langevin" else
             Column("eta", "eta"), Column("train_error", "train err"),
             Column("test_error", "test err"), Column("gap", "gap")]
-    shown = list(record["results"][0]["bounds"])
+    rec = LangevinRecord.from_dict(record)
+    shown = list(rec.checkpoints[0].bounds)
     cols += [Column(b, b, upper=True) for b in shown]
-    rows = [{**{k: r[k] for k in ("step", "beta", "eta", "train_error", "test_error", "gap")},
-             **{b: r["bounds"][b]["value"] for b in shown}} for r in record["results"]]
+    rows = [{"step": c.step, "beta": c.beta, "eta": c.eta, "train_error": c.train_error, "test_error": c.test_error,
+             "gap": c.gap, **{b: c[b].value for b in shown}} for c in rec.checkpoints]
     return estimates_text(render(cols, rows, fmt), fmt,
                           "bounds on E[test error - training error] (0-1 loss), each expectation estimated "
-                          f"from {k1} draws (pooled before any square root)", out, record["timings"]["total_s"])
+                          f"from {k1} draws (pooled before any square root)", out, rec.seconds)
 
 
 def report_text(rows: list[dict], group_by: Sequence[str] | None, fmt: str, digits: int) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from ..experiments.report import shown_bounds
-from .style import COLORS, LABELS, cli, save, style, unique
+from .style import COLORS, LABELS, cli, cmi_records, save, style, unique
 
 #: f-, e- and ld-CMI coincide on binary tasks (the loss pair determines the prediction pair
 #: given the labels), so their lines get distinct styles to stay visible.
@@ -16,33 +16,32 @@ STYLES = {"fcmi": "o-", "ecmi": "s--", "ldcmi": "^:"}
 
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:
-    recs = [r for r in records if r["kind"] == "cmi" and len(r["results"]) >= 2]
+    recs = [r for r in cmi_records(records) if len(r.results) >= 2]
     files: list[Path] = []
     seen: dict[str, int] = {}
     for rec in recs:
-        cfg = rec["config"]
-        res = sorted(rec["results"], key=lambda r: r["n"])
-        ns = [r["n"] for r in res]
+        res = sorted(rec.results, key=lambda r: r.n)
+        ns = [r.n for r in res]
         with style():
             fig, ax = plt.subplots(figsize=(5.5, 3.8))
             for name in shown_bounds(rec):
-                pts = [(r["n"], r["bounds"][name]) for r in res if r["bounds"][name].get("applicable")]
+                pts = [(r.n, r.result[name]) for r in res if r.result[name].applicable]
                 if not pts:
                     continue
-                x = [p[0] for p in pts]
-                ax.plot(x, [p[1]["value"] for p in pts], STYLES.get(name, "o-"), color=COLORS[name],
+                x = [n for n, _ in pts]
+                ax.plot(x, [b.value for _, b in pts], STYLES.get(name, "o-"), color=COLORS[name],
                         label=LABELS[name], ms=4)
-                ax.fill_between(x, [p[1]["interval"][0] for p in pts], [p[1]["interval"][1] for p in pts],
+                ax.fill_between(x, [b.interval[0] for _, b in pts], [b.interval[1] for _, b in pts],
                                 color=COLORS[name], alpha=0.12)
-            ax.plot(ns, [r["summary"]["test_error"] for r in res], "k-", lw=2, label="test error (measured)")
-            ax.plot(ns, [r["summary"]["gap"] for r in res], "k:", lw=1.5, label="gap (measured)")
+            ax.plot(ns, [r.result.summary.test_error for r in res], "k-", lw=2, label="test error (measured)")
+            ax.plot(ns, [r.result.summary.gap for r in res], "k:", lw=1.5, label="gap (measured)")
             ax.set_xticks(ns)
             ax.set_xlabel("n (training examples)")
             ax.set_ylabel("estimated bound on E[test error]")
-            runs = "leave-one-out" if cfg.get("loo") else f"k2={cfg['k2']}"
-            ax.set_title(f"CMI bound estimates: {cfg['dataset']}, {cfg['arch']} (k1={cfg['k1']}, {runs})")
+            runs = "leave-one-out" if rec.loo else f"k2={rec.k2}"
+            ax.set_title(f"CMI bound estimates: {rec.dataset}, {rec.arch} (k1={rec.k1}, {runs})")
             ax.legend(ncol=2)
-            stem = f"cmi_vs_n_{cfg['dataset']}_{cfg['arch']}" + ("_loo" if cfg.get("loo") else "")
+            stem = f"cmi_vs_n_{rec.dataset}_{rec.arch}" + ("_loo" if rec.loo else "")
             files += save(fig, out_dir, unique(stem, seen))
     return files
 

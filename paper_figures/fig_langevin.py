@@ -7,31 +7,29 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .style import COLORS, LABELS, cli, save, style, unique
+from .style import COLORS, LABELS, cli, langevin_records, save, style, unique
 
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:
     files: list[Path] = []
     seen: dict[str, int] = {}
-    for rec in (r for r in records if r["kind"] == "langevin"):
-        cfg, res = rec["config"], rec["results"]
-        steps = [r["step"] for r in res]
+    for rec in langevin_records(records):
+        res = rec.checkpoints
+        steps = [c.step for c in res]
         with style():
             fig, ax = plt.subplots(figsize=(5.5, 3.8))
-            for name in res[0]["bounds"]:
-                ax.plot(steps, [r["bounds"][name]["value"] for r in res], "o-", ms=3, color=COLORS[name],
-                        label=LABELS[name])
-                ax.fill_between(steps, [r["bounds"][name]["interval"][0] for r in res],
-                                [r["bounds"][name]["interval"][1] for r in res], color=COLORS[name], alpha=0.15)
-            ax.plot(steps, [r["gap"] for r in res], "k-", lw=2, label="gap (measured)")
-            ax.fill_between(steps, [r["gap_interval"][0] for r in res], [r["gap_interval"][1] for r in res],
+            for name in res[0].bounds:
+                ax.plot(steps, [c[name].value for c in res], "o-", ms=3, color=COLORS[name], label=LABELS[name])
+                ax.fill_between(steps, [c[name].interval[0] for c in res], [c[name].interval[1] for c in res],
+                                color=COLORS[name], alpha=0.15)
+            ax.plot(steps, [c.gap for c in res], "k-", lw=2, label="gap (measured)")
+            ax.fill_between(steps, [c.gap_interval[0] for c in res], [c.gap_interval[1] for c in res],
                             color="k", alpha=0.12)
             ax.set_xlabel("Langevin iteration")
             ax.set_ylabel("estimated bound on E[gap]")
-            pool = rec.get("environment", {}).get("pool", cfg["dataset"])
-            ax.set_title(f"Langevin dynamics: {pool}, n = {cfg['n']} (k1={cfg['k1']}, k2={cfg['k2']})")
+            ax.set_title(f"Langevin dynamics: {rec.pool}, n = {rec.n} (k1={rec.k1}, k2={rec.k2})")
             ax.legend()
-            files += save(fig, out_dir, unique(f"langevin_{pool}_n{cfg['n']}", seen))
+            files += save(fig, out_dir, unique(f"langevin_{rec.pool}_n{rec.n}", seen))
     return files
 
 

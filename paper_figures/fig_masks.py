@@ -11,6 +11,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from ..bounds import Certificate
+from ..estimators.snn import FamilyName
+from ..experiments.cmi_results import PacBayesSettings
+from ..experiments.config import MaskPrior
 from ..experiments.results import PacBayesRecord, PacBayesResult
 from .style import cli, pac_bayes_records, save, style, unique
 
@@ -24,29 +27,28 @@ _SERIES: tuple[tuple[str, Callable[[PacBayesResult], tuple[Certificate, float]],
 
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:
-    groups: dict[tuple, list[PacBayesRecord]] = {}
-    for rec in pac_bayes_records(records):
-        if rec.config.get("family") == "mask":
+    groups: dict[tuple, list[tuple[PacBayesSettings, PacBayesRecord]]] = {}
+    for s, rec in pac_bayes_records(records):
+        if s.family is FamilyName.MASK:
             arch = rec.results[0].certificate.details.get("arch", "")
-            groups.setdefault((rec.config["dataset"], arch), []).append(rec)
+            groups.setdefault((s.dataset, arch), []).append((s, rec))
     files: list[Path] = []
     seen: dict[str, int] = {}
     for (dataset, arch), recs in groups.items():
-        uniform = [r for r in recs if r.config.get("mask_prior") == "uniform"]
-        recs = sorted((r for r in recs if r.config.get("mask_prior", "magnitude") == "magnitude"),
-                      key=lambda r: r.config["sparsity"])
-        sparsity = [r.config["sparsity"] for r in recs]
+        uniform = [(s, r) for s, r in recs if s.mask_prior is MaskPrior.UNIFORM]
+        recs = sorted(((s, r) for s, r in recs if s.mask_prior is MaskPrior.MAGNITUDE), key=lambda sr: sr[0].sparsity)
+        sparsity = [s.sparsity for s, _ in recs]
         with style():
             fig, (ax_c, ax_e) = plt.subplots(1, 2, figsize=(9, 3.6))
             for label, read, color, marker in _SERIES:
-                pairs = [read(r.results[0]) for r in recs]
+                pairs = [read(r.results[0]) for _, r in recs]
                 ax_c.plot(sparsity, [c.value for c, _ in pairs], marker + "-", color=color, label=label)
                 ax_e.plot(sparsity, [e for _, e in pairs], marker + "--", color=color, label=label)
-            for i, r in enumerate(uniform):
+            for i, (s, r) in enumerate(uniform):
                 res = r.results[0]
                 label = "stochastic masks, uniform (data-free) prior" if i == 0 else None
                 for ax, y in ((ax_c, res.certificate.value), (ax_e, res.test_error_stochastic)):
-                    ax.plot([r.config["sparsity"]], [y], "*", ms=11, color="C1", label=label)
+                    ax.plot([s.sparsity], [y], "*", ms=11, color="C1", label=label)
             ax_c.set_ylabel("certificate (risk bound)")
             ax_e.set_ylabel("test error")
             for ax in (ax_c, ax_e):

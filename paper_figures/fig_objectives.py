@@ -11,12 +11,11 @@ from .style import COLORS, cli, pac_bayes_records, save, style
 
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:
-    recs = [r for r in pac_bayes_records(records) if len(r.results) >= 2]
+    recs = [(s, r) for s, r in pac_bayes_records(records) if len(r.results) >= 2]
     if not recs:
         return []
     files = []
-    for i, rec in enumerate(recs):
-        cfg = rec.config
+    for i, (s, rec) in enumerate(recs):
         res = rec.results
         x = np.arange(len(res))
         with style():
@@ -30,7 +29,7 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
                             va="bottom", fontsize=7)
             ax.set_xticks(x, [r.objective for r in res])
             ax.set_ylabel("0-1 risk")
-            ax.set_title(f"Objectives: {cfg['dataset']}, {cfg['arch']}, {cfg['prior']} prior")
+            ax.set_title(f"Objectives: {s.dataset}, {s.arch}, {s.prior} prior")
             ax.legend(loc="lower right")
             suffix = "" if len(recs) == 1 else f"_{i}"
             files += save(fig, out_dir, f"objectives{suffix}")

@@ -9,22 +9,22 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from ..estimators.snn import FamilyName, PriorKind
 from .style import COLORS, cli, pac_bayes_records, save, style
 
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:
     pts: dict[tuple, list] = {}
     private: dict[tuple, list] = {}
-    for rec in pac_bayes_records(records):
-        cfg = rec.config
-        if cfg.get("prior") not in ("data", "dp") or cfg.get("family", "gaussian") != "gaussian":
+    for s, rec in pac_bayes_records(records):
+        if s.prior not in (PriorKind.DATA, PriorKind.DP) or s.family is not FamilyName.GAUSSIAN:
             continue
         for r in rec.results:
-            key = (cfg["dataset"], cfg["arch"], r.objective)
-            if cfg["prior"] == "dp":
-                private.setdefault(key, []).append((cfg["dp_epsilon"], r.certificate.value, r.test_error_stochastic))
+            key = (s.dataset, s.arch, r.objective)
+            if s.prior is PriorKind.DP:
+                private.setdefault(key, []).append((s.dp_epsilon, r.certificate.value, r.test_error_stochastic))
             else:
-                pts.setdefault(key, []).append((cfg["alpha"], r.certificate.value, r.test_error_stochastic))
+                pts.setdefault(key, []).append((s.alpha, r.certificate.value, r.test_error_stochastic))
     series = {k: sorted(v) for k, v in pts.items() if len({a for a, _, _ in v}) >= 2}
     if not series:
         return []

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from ..estimators.snn import PriorKind
 from .style import cli, pac_bayes_records, save, style, unique
 
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:
-    recs = [r for r in pac_bayes_records(records) if any(x.history for x in r.results)]
+    recs = [(s, r) for s, r in pac_bayes_records(records) if any(x.history for x in r.results)]
     files: list[Path] = []
     seen: dict[str, int] = {}
-    for rec in recs:
-        cfg = rec.config
+    for s, rec in recs:
         with style():
             fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
             for r in rec.results:
@@ -27,10 +27,10 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
                 ax.set_title(title)
                 ax.set_xlabel("epoch")
             axes[0].legend()
-            fig.suptitle(f"{cfg['dataset']}, {cfg['arch']}, {cfg['prior']} prior", fontsize=10)
-            name = f"training_curves_{cfg['dataset']}_{cfg['arch']}_{cfg['prior']}"
-            if cfg.get("prior") == "data":
-                name += f"_alpha{cfg['alpha']}"
+            fig.suptitle(f"{s.dataset}, {s.arch}, {s.prior} prior", fontsize=10)
+            name = f"training_curves_{s.dataset}_{s.arch}_{s.prior}"
+            if s.prior is PriorKind.DATA:
+                name += f"_alpha{s.alpha}"
             name += "_" + "-".join(r.objective for r in rec.results)
             files += save(fig, out_dir, unique(name, seen))
     return files

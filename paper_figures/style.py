@@ -9,11 +9,12 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from ..experiments.cmi_results import CMIRecord, LangevinRecord, PacBayesSettings
 from ..experiments.plots import style
 from ..experiments.records import load_records
 from ..experiments.results import PacBayesRecord
 
-__all__ = ["COLORS", "LABELS", "style", "save", "cli", "pac_bayes_records"]
+__all__ = ["COLORS", "LABELS", "style", "save", "cli", "pac_bayes_records", "cmi_records", "langevin_records"]
 
 #: Colour per quantity, shared by every figure.
 COLORS = {
@@ -31,9 +32,20 @@ LABELS = {
 }
 
 
-def pac_bayes_records(records: list[dict]) -> list[PacBayesRecord]:
-    """The PAC-Bayes records among ``records``, read into their typed view."""
-    return [PacBayesRecord.from_dict(r) for r in records if r["kind"] == "pac-bayes"]
+def pac_bayes_records(records: list[dict]) -> list[tuple[PacBayesSettings, PacBayesRecord]]:
+    """The PAC-Bayes records among ``records``, each read once into its typed view with its settings."""
+    return [(PacBayesSettings.from_dict(r["config"]), PacBayesRecord.from_dict(r))
+            for r in records if r["kind"] == "pac-bayes"]
+
+
+def cmi_records(records: list[dict]) -> list[CMIRecord]:
+    """The CMI records among ``records``, read into their typed view."""
+    return [CMIRecord.from_dict(r) for r in records if r["kind"] == "cmi"]
+
+
+def langevin_records(records: list[dict]) -> list[LangevinRecord]:
+    """The Langevin records among ``records``, read into their typed view."""
+    return [LangevinRecord.from_dict(r) for r in records if r["kind"] == "langevin"]
 
 
 def unique(name: str, seen: dict[str, int]) -> str:

@@ -24,7 +24,10 @@ def _pb_record(values=(0.123401, 1.5), alpha=0.5):
     results = []
     for obj, v in zip(("quad", "classic"), values):
         results.append({"objective": obj, "test_error_stochastic": 0.05, "kl_over_n": 0.001, "history": [],
-                        "certificate": {"value": v, "vacuous": v >= 1, "emp_risk": 0.04, "kl": 1.0,
+                        "mc": {"zero_one": 0.04, "cross_entropy": 0.1, "n_samples": 1000}, "test_error_mean": 0.05,
+                        "prior_test_error": 0.06, "train_seconds": 0.0, "certify_seconds": 0.0,
+                        "certificate": {"bound": "seeger", "value": v, "vacuous": v >= 1, "emp_risk": 0.04, "kl": 1.0,
+                                        "delta": 0.035, "delta_parts": {"pac_bayes": 0.025, "monte_carlo": 0.01},
                                         "n_bound": 1000, "n_prior": 1000, "details": {"arch": "mlp-8"}}})
     return new_record("pac-bayes", {"dataset": "digits", "arch": "mlp", "prior": "data", "alpha": alpha}, 0, results)
 
@@ -65,7 +68,7 @@ def test_report_has_a_kind_column():
     res = bounds_from_runs(masks, memorising(masks, labels), labels).to_dict()
     summary = res.pop("summary")
     cmi = new_record("cmi", {"dataset": "synthetic", "arch": "linear"}, 0,
-                     [{"n": 10, "summary": summary, "bounds": res}])
+                     [{"n": 10, "summary": summary, "bounds": res, "runs_trained": 0, "seconds": 0.0}])
     calc = new_record("calculator", {}, None, [pac_bayes_certificate("seeger", 0.03, 50.0, 1000, 0.025).to_dict()])
     rows = rows_from_record(cmi) + rows_from_record(calc)
     assert {r["kind"] for r in rows[:-1]} == {"estimate"} and rows[-1]["kind"] == "certificate"
@@ -160,9 +163,11 @@ def test_certify_your_model_notebook(tmp_path):
 
 
 def _langevin_record(train_error=0.6, gap=0.5):
-    bound = {"value": gap, "per_draw": [gap], "target": "gap", "kind": "estimate", "vacuous": gap >= 1}
+    bound = {"value": gap, "interval": [gap, gap], "per_draw": [gap], "target": "gap", "kind": "estimate",
+             "vacuous": gap >= 1}
     return new_record("langevin", {"dataset": "mnist-5k", "n": 400}, 0,
-                      [{"step": 50, "train_error": train_error, "test_error": 0.3, "bounds": {"negrea_loo": bound}}])
+                      [{"step": 50, "eta": 0.05, "beta": 1000.0, "train_error": train_error, "test_error": 0.3,
+                        "gap": 0.2, "gap_interval": [0.1, 0.3], "bounds": {"negrea_loo": bound}}])
 
 
 def test_grouped_rows_say_they_are_means_never_certificates(tmp_path, capsys):
@@ -226,8 +231,9 @@ def _cmi_record():
     bound = {"value": 0.2, "applicable": True, "mi": "loss pair", "target": "gap", "kind": "estimate",
              "vacuous": False}
     return new_record("cmi", {"dataset": "digits", "arch": "mlp"}, 0, [{
-        "n": 75, "bounds": {"ecmi": bound},
-        "summary": {"train_error": 0.0, "test_error": 0.05, "mean_mi": {"loss_pair": 0.01}}}])
+        "n": 75, "bounds": {"ecmi": bound}, "runs_trained": 0, "seconds": 0.0,
+        "summary": {"k1": 1, "k2": 1, "n": 75, "num_classes": 2, "train_error": 0.0, "test_error": 0.05, "gap": 0.05,
+                    "test_error_interval": [0.04, 0.06], "mean_mi": {"loss_pair": 0.01}, "miller_madow": False}}])
 
 
 def _broken(make, path, value):
@@ -259,7 +265,8 @@ MALFORMED = {
     "langevin_none_train_error": (_langevin_record, ("results", 0, "train_error"), None, "'train_error'"),
     "langevin_bounds_list": (_langevin_record, ("results", 0, "bounds"), [1], "bounds"),
     "calculator_zero_n": (lambda: new_record("calculator", {}, None, [{
-        "bound": "seeger", "n_bound": 1000, "emp_risk": 0.03, "kl": 5.0, "value": 0.1, "vacuous": False}]),
+        "bound": "seeger", "n_bound": 1000, "emp_risk": 0.03, "kl": 5.0, "value": 0.1, "vacuous": False,
+        "delta": 0.025, "delta_parts": {"pac_bayes": 0.025}}]),
         ("results", 0, "n_bound"), 0, "'n_bound'"),
 }
 

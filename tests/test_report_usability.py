@@ -1,0 +1,140 @@
+"""The report, the summaries and the paper figures read records through typed views: each record
+is parsed once at the boundary (closed sets of names are StrEnum members), old records still load
+and round-trip to the same JSON."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from genbounds.cli import main
+from genbounds.estimators.iterative.trajectories import Checkpoint, IterativeBound
+from genbounds.estimators.snn import FamilyName, PriorKind
+from genbounds.estimators.supersample.runs import LooSummary, SupersampleSummary
+from genbounds.experiments.cmi_results import CMIRecord, LangevinRecord, PacBayesSettings
+from genbounds.experiments.config import (
+    OPTIMIZERS,
+    SCHEDULES,
+    Arch,
+    MaskPrior,
+    OptimizerName,
+    ScheduleName,
+    make_optimizer,
+)
+from genbounds.experiments.records import write_record
+from genbounds.experiments.report import rows_from_record
+from genbounds.experiments.results import CMIRunResult
+from genbounds.experiments.summary import cmi_text, langevin_text
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "paper_figures" / "results"
+
+
+def _load(name: str) -> dict:
+    return json.loads((COMMITTED / name).read_text())
+
+
+# ---------------------------------------------------------------------------------------
+# 1. Typed reads at the record boundary
+
+
+def test_closed_sets_of_config_names_are_str_enums():
+    assert [m.value for m in Arch] == ["mlp", "cnn"]
+    assert OPTIMIZERS == ("sgd", "adam") and tuple(OptimizerName) == (OptimizerName.SGD, OptimizerName.ADAM)
+    assert SCHEDULES == ("constant", "cosine") and ScheduleName("cosine") is ScheduleName.COSINE
+    assert [m.value for m in MaskPrior] == ["magnitude", "uniform"]
+    assert make_optimizer(OptimizerName.ADAM, 1e-3) is not None
+    with pytest.raises(ValueError, match=r"argument 'optimizer' must be one of \('sgd', 'adam'\), got 'rmsprop'"):
+        make_optimizer("rmsprop", 1e-3)
+    with pytest.raises(ValueError, match=r"argument 'schedule' must be one of \('constant', 'cosine'\)"):
+        make_optimizer("sgd", 1e-3, schedule="linear")
+
+
+def test_pac_bayes_settings_are_typed_and_old_records_get_the_old_defaults():
+    masks = PacBayesSettings.from_dict(_load("masks/pac-bayes-fashion-mlp300-masks-uniform-s0.9.json")["config"])
+    assert masks.family is FamilyName.MASK and masks.prior is PriorKind.DATA and masks.arch is Arch.MLP
+    assert masks.mask_prior is MaskPrior.UNIFORM and masks.sparsity == 0.9 and masks.alpha == 0.5
+    dp = PacBayesSettings.from_dict(_load("pac-bayes-digits-dp-eps1.0.json")["config"])
+    assert dp.prior is PriorKind.DP and dp.dp_epsilon == 1.0 and dp.family is FamilyName.GAUSSIAN
+    old = PacBayesSettings.from_dict({"dataset": "digits", "arch": "cnn", "prior": "init"})   # before families
+    assert old.family is FamilyName.GAUSSIAN and old.mask_prior is MaskPrior.MAGNITUDE and not old.binary
+    with pytest.raises(ValueError, match=r"argument 'family' must be one of .*got 'maskk'"):
+        PacBayesSettings.from_dict({"dataset": "digits", "arch": "mlp", "prior": "data", "family": "maskk"})
+
+
+def test_a_record_with_an_unknown_family_is_skipped_by_name_not_read_as_gaussian(tmp_path, capsys):
+    record = _load("pac-bayes-quickstart-digits.json")
+    record["config"]["family"] = "maskk"
+    write_record(tmp_path / "typo.json", record)
+    write_record(tmp_path / "good.json", _load("pac-bayes-quickstart-digits.json"))
+    assert main(["report", str(tmp_path), "--format", "csv"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(err) == 1 and "typo.json" in err[0] and "'family'" in err[0] and "'maskk'" in err[0], err
+
+
+@pytest.mark.parametrize("name,summary", [("cmi-synthetic.json", SupersampleSummary),
+                                          ("cmi-synthetic-loo.json", LooSummary),
+                                          ("reproduce/fcmi-fashion.json", SupersampleSummary)])
+def test_cmi_records_load_typed_and_round_trip_to_the_same_json(name, summary):
+    data = _load(name)
+    rec = CMIRecord.from_dict(data)
+    assert all(isinstance(r, CMIRunResult) and isinstance(r.result.summary, summary) for r in rec.results)
+    assert [r.to_dict() for r in rec.results] == data["results"]          # schema unchanged
+    assert rec.loo is (summary is LooSummary) and rec.dataset == data["config"]["dataset"]
+    assert rec.seconds == data["timings"]["total_s"]
+
+
+def test_langevin_records_load_typed_and_round_trip_to_the_same_json():
+    data = _load("langevin/mnist-5k-4v9-n400.json")
+    rec = LangevinRecord.from_dict(data)
+    assert all(isinstance(c, Checkpoint) for c in rec.checkpoints)
+    assert isinstance(rec.checkpoints[0]["negrea_loo"], IterativeBound)
+    assert [c.to_dict() for c in rec.checkpoints] == data["results"]
+    assert (rec.pool, rec.net, rec.n, rec.k1, rec.k2) == ("mnist-5k-4v9", "mlp-100", 400, 5, 8)
+
+
+def test_summary_texts_name_a_malformed_entry_instead_of_a_traceback():
+    cmi = _load("cmi-synthetic.json")
+    cmi["results"][1]["bounds"] = [1]
+    with pytest.raises(ValueError, match=r"result entry 1: 'bounds' must be an object"):
+        cmi_text(cmi, Path("out"), "table")
+    lang = _load("langevin/mnist-5k-4v9-n400.json")
+    del lang["results"][0]["gap"]
+    with pytest.raises(ValueError, match=r"result entry 0: missing key 'gap'"):
+        langevin_text(lang, 5, "langevin", Path("out"), "table")
+
+
+def test_summary_texts_of_committed_records_keep_their_numbers():
+    text = cmi_text(_load("cmi-synthetic.json"), Path("out"), "csv").splitlines()
+    assert text[0] == "n,train_error,test_error,gap,fcmi,ecmi,ldcmi,binary_kl,interpolating,fast_rate"
+    assert text[1].startswith("5,0.0000,0.1093,0.1093,0.3191,")
+    lang = langevin_text(_load("langevin/mnist-5k-4v9-n400.json"), 5, "langevin", Path("out"), "csv").splitlines()
+    assert lang[0] == "step,beta,train_error,test_error,gap,haghifam_ld,negrea_loo"
+    assert lang[1] == "50,1000,0.0474,0.0670,0.0196,0.2152,0.1796"
+
+
+#: Reads of a record's config by key, or string comparisons of its names, in the modules that
+#: take typed records (the boundary readers live in experiments/cmi_results.py and results.py).
+_KEY_READS = re.compile(r"\bcfg\b|config\.get\(|config\[|\[\"(family|prior|arch|mask_prior|loo)\"\]")
+
+
+@pytest.mark.parametrize("path", ["experiments/report.py", *sorted(
+    str(p.relative_to(ROOT)) for p in (ROOT / "paper_figures").glob("fig_*.py"))])
+def test_report_and_figures_read_typed_fields_not_config_keys(path):
+    hits = [line.strip() for line in (ROOT / path).read_text().splitlines() if _KEY_READS.search(line)]
+    assert not hits, hits
+
+
+def test_report_rows_of_committed_records_are_unchanged_by_the_typed_reads():
+    rows = rows_from_record(_load("masks/pac-bayes-fashion-mlp300-masks-uniform-s0.9.json"))
+    assert rows[0]["prior"] == "data (alpha 0.5), Bernoulli masks (uniform keep 0.1, data-free)"
+    assert [r["bound"] for r in rows] == ["quad, stochastic masks (E sparsity 0.898)",
+                                          "prior network, held-out (test-set bound)",
+                                          "magnitude mask, deterministic (sparsity 0.900)",
+                                          "thresholded mask, deterministic (sparsity 0.999)"]
+    (dp,) = rows_from_record(_load("pac-bayes-digits-dp-eps1.0.json"))
+    assert dp["prior"] == "dp (epsilon 1.0, all data)" and dp["kind"].startswith("certificate if SGLD")
+    lang = rows_from_record(_load("langevin/mnist-5k-4v9-n400.json"))
+    assert (lang[0]["dataset"], lang[0]["model"], lang[0]["bound"], lang[0]["n"]) == (
+        "mnist-5k-4v9", "mlp-100", "haghifam_ld (step 50)", 400)
