@@ -23,7 +23,7 @@ from .experiments.pac_bayes_runner import QUICKSTART, PacBayesConfig, run_pac_ba
 from .experiments.plots import make_run_figure
 from .experiments.recipes import RECIPES, recipe_list, run_recipe
 from .experiments.records import load_records, new_record, write_record
-from .experiments.report import FORMATS, report_rows
+from .experiments.report import FORMATS, REPORT_FIELDS, report_rows, row_filter
 from .experiments.summary import (
     bound_cmi_text,
     calculator_text,
@@ -137,7 +137,7 @@ def _run_report(args: argparse.Namespace) -> str:
         print(f"{PROG}: skipped {e}", file=sys.stderr)
     if len(malformed) == len(good):
         raise ValueError(f"no readable records under {' '.join(args.results)}")
-    return report_text(rows, args.group_by, args.format, args.digits)
+    return report_text(rows, args.group_by, args.format, args.digits, args.filter)
 
 
 def _run_figures(args: argparse.Namespace) -> str:
@@ -254,10 +254,14 @@ def _add_record_parsers(commands) -> None:
         description="One row per run result (or per group with --group-by) from every record under the given "
         "folders. Bounds are rounded up; malformed records are skipped with one line each.")
     p.add_argument("results", nargs="+", help="folders or record files")
+    p.add_argument("--filter", action="append", type=row_filter, default=[], metavar="FIELD=PATTERN",
+                   help=f"keep only the rows whose FIELD ({' '.join(REPORT_FIELDS)}) prints as PATTERN, shell "
+                   "wildcards allowed (e.g. dataset=fashion-mnist, source='masks/*'); repeat to keep rows matching "
+                   "all (default: every row)")
     p.add_argument("--group-by", nargs="+", default=None, metavar="FIELD",
-                   help="group rows by these fields (dataset model prior bound n): numbers are averaged, so a "
-                   "group's row is a mean, not a certificate; groups mixing different bounds are refused "
-                   "(default: none, one row per result)")
+                   help="group rows by these fields (dataset model prior bound source) and always by n: numbers "
+                   "are averaged, so a group's row is a mean, not a certificate; groups mixing different bounds "
+                   "are refused (default: none, one row per result)")
     _add_format(p, default="markdown")
     p.set_defaults(func=_run_report)
     p = commands.add_parser(

@@ -6,14 +6,20 @@ below the computed one); other numbers are rounded to nearest.
 
 from __future__ import annotations
 
+import argparse
 import csv
+import fnmatch
 import io
+import itertools
 import json
 import math
+import os
 import reprlib
+import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
 from typing import Any
 
 from ..bounds import Certificate, format_upper, round_up
@@ -34,9 +40,10 @@ from .cmi_results import (
 from .config import MaskPrior
 from .results import CMIRunResult, MaskComparison, PacBayesRecord, PacBayesResult, heldout_baseline
 
-__all__ = ["Column", "format_number", "render", "FORMATS", "REPORT_COLUMNS", "REPORT_NOTE", "GROUP_NOTE",
-           "rows_from_record", "report_rows", "group_rows", "summary_rows", "summary_columns", "cmi_rows",
-           "cmi_columns", "shown_bounds"]
+__all__ = ["Column", "format_number", "render", "render_sections", "FORMATS", "REPORT_COLUMNS", "REPORT_NOTE",
+           "GROUP_NOTE", "SOURCE", "REPORT_FIELDS", "REPORT_WIDTH", "RowFilter", "row_filter", "select_rows",
+           "source_names", "report_table", "rows_from_record", "report_rows", "group_rows", "summary_rows",
+           "summary_columns", "cmi_rows", "cmi_columns", "shown_bounds"]
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")
 
@@ -92,11 +99,14 @@ def render(
     fmt: str = "table",
     *,
     json_key: str | None = None,
+    width: int | None = None,
 ) -> str:
     """Render ``rows`` in format ``fmt`` (one of :data:`FORMATS`).
 
     ``json`` dumps the rows themselves (full precision); with ``json_key`` it is an object
-    keyed by that field of each row, else a list.
+    keyed by that field of each row, else a list. With ``width``, the text columns of a Markdown
+    or plain-text table wrap onto continuation lines so that its lines fit ``width`` characters
+    (:func:`_fit`).
     """
     if fmt == "json":
         if json_key is None:
@@ -118,21 +128,80 @@ def render(
         lines += [" & ".join(_latex_escape(x) for x in row) + r" \\" for row in cells]
         lines += [r"\bottomrule", r"\end{tabular}"]
         return "\n".join(lines)
-    widths = [max(len(t), *(len(row[i]) for row in cells)) if cells else len(t)
-              for i, t in enumerate(titles)]
-    if fmt == "markdown":
-        head = "| " + " | ".join(_just(t, w, num) for t, w, num in zip(titles, widths, numeric)) + " |"
-        rule = "|" + "|".join("-" * (w + 1) + ":" if num else "-" * (w + 2)
-                              for num, w in zip(numeric, widths)) + "|"
-        body = ["| " + " | ".join(_just(x, w, num) for x, w, num in zip(row, widths, numeric)) + " |"
-                for row in cells]
-        return "\n".join([head, rule, *body])
-    if fmt == "table":
-        head = "  ".join(_just(t, w, num) for t, w, num in zip(titles, widths, numeric)).rstrip()
-        body = ["  ".join(_just(x, w, num) for x, w, num in zip(row, widths, numeric)).rstrip()
-                for row in cells]
-        return "\n".join([head, "-" * max(len(line) for line in [head, *body]), *body])
+    if fmt in ("markdown", "table"):
+        widths = _fit(titles, cells, numeric, fmt, width)
+        return "\n".join(_text_lines(titles, cells, numeric, widths, fmt))
     raise ValueError(f"argument 'fmt' must be one of {FORMATS}, got {fmt!r}")
+
+
+#: The narrowest a text column is wrapped to (or its title's width, if wider).
+MIN_WRAP = 12
+
+
+def _widths(titles: Sequence[str], cells: Sequence[Sequence[str]]) -> list[int]:
+    """Each column's natural width: its widest cell or title."""
+    return [max(len(t), *(len(row[i]) for row in cells)) if cells else len(t) for i, t in enumerate(titles)]
+
+
+def _line_width(widths: Sequence[int], fmt: str) -> int:
+    """The length of a line of a ``fmt`` table with these column widths."""
+    return sum(widths) + (3 * len(widths) + 1 if fmt == "markdown" else 2 * (len(widths) - 1))
+
+
+def _fit(titles: Sequence[str], cells: Sequence[Sequence[str]], numeric: Sequence[bool], fmt: str,
+         width: int | None) -> list[int]:
+    """Column widths whose lines fit ``width`` characters where they can: one character at a time,
+    the text column is narrowed whose narrowing wraps the fewest cells (the widest of those), never
+    below its title nor :data:`MIN_WRAP`; numbers never wrap."""
+    out = _widths(titles, cells)
+    floor = [w if num else min(w, max(len(t), MIN_WRAP)) for w, t, num in zip(out, titles, numeric)]
+    while width is not None and _line_width(out, fmt) > width:
+        narrowable = [i for i in range(len(out)) if out[i] > floor[i]]
+        if not narrowable:
+            break
+        wrapped = {i: sum(len(row[i]) >= out[i] for row in cells) for i in narrowable}
+        out[min(narrowable, key=lambda i: (wrapped[i], -out[i]))] -= 1
+    return out
+
+
+def _text_lines(titles: Sequence[str], cells: Sequence[Sequence[str]], numeric: Sequence[bool],
+                widths: Sequence[int], fmt: str) -> list[str]:
+    """A Markdown or plain-text table: head, rule, and each row on as many lines as its widest
+    wrapped cell takes (the others blank on the continuation lines)."""
+    def line(parts: Sequence[str]) -> str:
+        text = [_just(x, w, num) for x, w, num in zip(parts, widths, numeric)]
+        return "| " + " | ".join(text) + " |" if fmt == "markdown" else "  ".join(text).rstrip()
+
+    body = []
+    for row in cells:
+        wrapped = [[x] if len(x) <= w else textwrap.wrap(x, w, break_on_hyphens=False) or [""]
+                   for x, w in zip(row, widths)]
+        body += [line(parts) for parts in itertools.zip_longest(*wrapped, fillvalue="")]
+    head = line(titles)
+    if fmt == "markdown":
+        rule = "|" + "|".join("-" * (w + 1) + ":" if num else "-" * (w + 2) for num, w in zip(numeric, widths)) + "|"
+    else:
+        rule = "-" * max(len(x) for x in [head, *body])
+    return [head, rule, *body]
+
+
+def render_sections(columns: Sequence[Column], rows: Sequence[Mapping[str, Any]], fmt: str,
+                    shared: Sequence[Column], width: int | None = None) -> str:
+    """``rows`` as :func:`render`, but as Markdown or text the ``shared`` columns are stated once
+    above each run of consecutive rows they are equal for ("source: ...; dataset: ..."), and the
+    tables below hold the other columns, aligned across sections and wrapped to ``width``."""
+    if fmt not in ("markdown", "table"):
+        return render([*columns, *shared], rows, fmt)
+    titles = [c.title for c in columns]
+    cells = _cells(columns, rows)
+    numeric = [all(isinstance(r.get(c.key), (int, float, type(None))) for r in rows) for c in columns]
+    widths = _fit(titles, cells, numeric, fmt, width)
+    heads = ["; ".join(f"{c.title}: {text}" for c, text in zip(shared, row)) for row in _cells(shared, rows)]
+    out: list[str] = []
+    for head, members in itertools.groupby(zip(heads, cells), key=lambda hc: hc[0]):
+        out += [*(textwrap.wrap(head, width, subsequent_indent="  ") if width else [head]), "",
+                *_text_lines(titles, [c for _, c in members], numeric, widths, fmt), ""]
+    return "\n".join(out).rstrip("\n")
 
 
 # ---------------------------------------------------------------------------------------
@@ -154,6 +223,19 @@ REPORT_COLUMNS = [
     Column("vacuous", "vacuous"),
 ]
 
+#: The record file a report row came from, relative to the folder the records were read from.
+SOURCE = Column("source", "source")
+
+#: The fields of a report row, which ``--filter`` and ``--group-by`` name.
+REPORT_FIELDS = (*(c.key for c in REPORT_COLUMNS), SOURCE.key)
+
+#: The fields a report row shares with the other rows of its record; a human-readable report
+#: states them once above those rows (:func:`render_sections`).
+SHARED_FIELDS = ("source", "dataset", "model", "prior")
+
+#: The widest line of a human-readable report: longer cells wrap.
+REPORT_WIDTH = 160
+
 
 #: What the rows of a report are, printed under every human-readable report table.
 REPORT_NOTE = (
@@ -169,7 +251,8 @@ REPORT_NOTE = (
 GROUP_NOTE = (
     "grouped: each number is the mean over the rows of its group ('runs' counts them), so a row's kind says 'mean "
     "of N ...': a mean of certificates of different predictors is itself no certificate. 'vacuous' = some row of "
-    "the group is. Groups mixing different bounds are refused."
+    "the group is. Rows of different n are never averaged (n is always a group field). Groups mixing different "
+    "bounds are refused."
 )
 
 
@@ -340,16 +423,68 @@ def rows_from_record(record: dict) -> list[dict]:
     return rows
 
 
-def report_rows(records: Iterable[tuple[Any, dict]]) -> tuple[list[dict], list[str]]:
-    """The rows of every (path, record) pair, and one message per malformed record naming its
-    file and what is wrong (such a record gives no rows; the others are reported)."""
+def source_names(paths: Sequence[Any]) -> list[str]:
+    """Each record file's name relative to the deepest folder holding all of them
+    (``masks/pac-bayes-fashion-mlp300-masks-s0.5.json`` under ``paper_figures/results``)."""
+    if not paths:
+        return []
+    full = [Path(p).resolve() for p in paths]
+    root = Path(os.path.commonpath([p.parent for p in full]))
+    return [p.relative_to(root).as_posix() for p in full]
+
+
+def report_rows(records: Sequence[tuple[Any, dict]]) -> tuple[list[dict], list[str]]:
+    """The rows of every (path, record) pair, each with its ``source`` (:func:`source_names`), and
+    one message per malformed record naming its file and what is wrong (such a record gives no
+    rows; the others are reported)."""
     rows, errors = [], []
-    for path, record in records:
+    for (path, record), source in zip(records, source_names([p for p, _ in records])):
         try:
-            rows += rows_from_record(record)
+            rows += [{**row, "source": source} for row in rows_from_record(record)]
         except ValueError as err:
             errors.append(f"{path}: {err}")
     return rows, errors
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """``--filter KEY=PATTERN``: keep the rows whose ``key`` cell, as the report prints it, matches
+    the shell-style ``pattern`` (``fashion-mnist`` exactly, ``fashion-mnist*`` any of its tasks)."""
+
+    key: str
+    pattern: str
+
+    def matches(self, row: Mapping[str, Any]) -> bool:
+        return fnmatch.fnmatchcase(_printed(row, self.key), self.pattern)
+
+
+def _printed(row: Mapping[str, Any], key: str) -> str:
+    """The cell of ``row`` in report field ``key`` as the report prints it (4 digits, bounds rounded up)."""
+    col = next((c for c in REPORT_COLUMNS if c.key == key), SOURCE)
+    return format_number(row.get(key), col.digits, upper=col.upper)
+
+
+def row_filter(text: str) -> RowFilter:
+    """argparse type of ``--filter``: ``KEY=PATTERN`` with KEY one of :data:`REPORT_FIELDS`."""
+    key, sep, pattern = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. dataset=fashion-mnist), got {text!r}")
+    if key not in REPORT_FIELDS:
+        raise argparse.ArgumentTypeError(f"unknown field {key!r} (fields: {', '.join(REPORT_FIELDS)})")
+    return RowFilter(key, pattern)
+
+
+def select_rows(rows: list[dict], filters: Sequence[RowFilter]) -> list[dict]:
+    """The rows every filter matches. A filter that leaves no row is refused (``ValueError``
+    naming '--filter' and the values its field has among the rows before it)."""
+    for f in filters:
+        kept = [r for r in rows if f.matches(r)]
+        if not kept:
+            values = sorted({_printed(r, f.key) for r in rows})
+            shown = ", ".join(f"'{v}'" for v in values[:10]) + (", ..." if len(values) > 10 else "")
+            raise ValueError(f"argument '--filter': no row has {f.key} {f.pattern!r} (its values: {shown})")
+        rows = kept
+    return rows
 
 
 def _mean_kind(kinds: Sequence[str]) -> str:
@@ -365,8 +500,10 @@ def _mean_kind(kinds: Sequence[str]) -> str:
 def group_rows(rows: list[dict], keys: list[str]) -> list[dict]:
     """One row per distinct value of ``keys``: numbers averaged (the bound's mean over the group),
     ``runs`` counts the members, ``vacuous`` is true if any member is, and ``kind`` says the row is
-    a mean (:func:`_mean_kind`). A group whose rows are of different bounds is refused: a mean of
-    different formulas' values is no bound (``ValueError`` naming the group; group by 'bound' too)."""
+    a mean (:func:`_mean_kind`). ``n`` is always among the keys: rows of different sample sizes are
+    never averaged. A group whose rows are of different bounds is refused: a mean of different
+    formulas' values is no bound (``ValueError`` naming the group; group by 'bound' too)."""
+    keys = [*keys, *([] if "n" in keys else ["n"])]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
@@ -387,10 +524,39 @@ def group_rows(rows: list[dict], keys: list[str]) -> list[dict]:
             if col not in row:
                 distinct = {m.get(col) for m in members}
                 row[col] = distinct.pop() if len(distinct) == 1 else "*"
+        sources = sorted({str(m.get("source")) for m in members if "source" in m})
+        if sources and "source" not in row:
+            row["source"] = sources[0] if len(sources) == 1 else f"{len(sources)} files"
         row["kind"] = _mean_kind([str(m.get("kind")) for m in members])
         row["runs"] = len(members)
         out.append(row)
     return out
+
+
+def report_table(rows: list[dict], group_by: Sequence[str] | None, fmt: str, digits: int,
+                 filters: Sequence[RowFilter] = ()) -> str:
+    """``genbounds report``: the rows ``filters`` keep (:func:`select_rows`), one per result or per
+    group of ``group_by`` (:func:`group_rows`), bounds and errors to ``digits`` digits. As text or
+    Markdown each record's source, data set, model and prior head its rows (:func:`render_sections`)
+    and lines fit :data:`REPORT_WIDTH`; other formats have a ``source`` column. With the note on
+    what the rows are."""
+    cols = [replace(c, digits=digits) if c.key in ("emp_risk", "test_error", "certificate") else c
+            for c in REPORT_COLUMNS]
+    rows = select_rows(rows, filters)
+    if group_by:
+        bad = [k for k in group_by if k not in REPORT_FIELDS]
+        if bad:
+            raise ValueError(f"argument '--group-by' has unknown field(s) {bad} (fields: {', '.join(REPORT_FIELDS)})")
+        rows = group_rows(rows, list(group_by))
+        cols.append(Column("runs", "runs"))
+    shared = [c for key in SHARED_FIELDS for c in [*cols, SOURCE] if c.key == key]
+    table = render_sections([c for c in cols if c not in shared], rows, fmt, shared, REPORT_WIDTH)
+    note = f"{REPORT_NOTE} {GROUP_NOTE}" if group_by else REPORT_NOTE
+    if fmt in ("table", "markdown"):
+        return f"{table}\n\n" + "\n".join(textwrap.wrap(note, REPORT_WIDTH))
+    if fmt == "latex":
+        return f"{table}\n% {note}"
+    return table
 
 
 # ---------------------------------------------------------------------------------------

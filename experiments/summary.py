@@ -7,7 +7,6 @@ Each function takes the command's typed results and returns the whole text; the 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,15 +16,14 @@ from .cmi_results import CMIRecord, LangevinRecord
 from .pac_bayes_runner import PacBayesConfig
 from .recipes import recipe_table
 from .report import (
-    GROUP_NOTE,
-    REPORT_COLUMNS,
     REPORT_NOTE,
     Column,
+    RowFilter,
     cmi_columns,
     cmi_rows,
     format_number,
-    group_rows,
     render,
+    report_table,
     summary_columns,
     summary_rows,
 )
@@ -193,24 +191,12 @@ def langevin_text(record: dict, k1: int, algorithm: str, out: Path, fmt: str) ->
                           f"from {k1} draws (pooled before any square root)", out, rec.seconds)
 
 
-def report_text(rows: list[dict], group_by: Sequence[str] | None, fmt: str, digits: int) -> str:
-    """``genbounds report``: one row per result (or per group of ``group_by``), bounds and errors to
-    ``digits`` digits; as text, Markdown or LaTeX, with the note on what the rows are."""
-    cols = [dataclasses.replace(c, digits=digits) if c.key in ("emp_risk", "test_error", "certificate")
-            else c for c in REPORT_COLUMNS]
-    if group_by:
-        bad = [k for k in group_by if k not in {c.key for c in REPORT_COLUMNS}]
-        if bad:
-            raise ValueError(f"argument '--group-by' has unknown field(s) {bad}")
-        rows = group_rows(rows, list(group_by))
-        cols = cols + [Column("runs", "runs")]
-    table = render(cols, rows, fmt)
-    note = f"{REPORT_NOTE} {GROUP_NOTE}" if group_by else REPORT_NOTE
-    if fmt in ("table", "markdown"):
-        return f"{table}\n\n{note}"
-    if fmt == "latex":
-        return f"{table}\n% {note}"
-    return table
+def report_text(rows: list[dict], group_by: Sequence[str] | None, fmt: str, digits: int,
+                filters: Sequence[RowFilter] = ()) -> str:
+    """``genbounds report``: the rows ``filters`` keep, one per result (or per group of ``group_by``),
+    bounds and errors to ``digits`` digits; as text, Markdown or LaTeX, with the note on what the
+    rows are (:func:`.report.report_table`)."""
+    return report_table(rows, group_by, fmt, digits, filters)
 
 
 def reproduce_text(records: list[tuple[str, dict]], notes: str, out: Path, fmt: str) -> str:

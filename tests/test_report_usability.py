@@ -138,3 +138,70 @@ def test_report_rows_of_committed_records_are_unchanged_by_the_typed_reads():
     lang = rows_from_record(_load("langevin/mnist-5k-4v9-n400.json"))
     assert (lang[0]["dataset"], lang[0]["model"], lang[0]["bound"], lang[0]["n"]) == (
         "mnist-5k-4v9", "mlp-100", "haghifam_ld (step 50)", 400)
+
+
+# ---------------------------------------------------------------------------------------
+# 2. genbounds report: filters, the source of each row, groups by n, lines that fit
+
+
+def _csv(capsys, *args: str) -> list[dict]:
+    import csv
+    import io
+    assert main(["report", *args, "--format", "csv"]) == 0
+    return list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+
+
+HELD_OUT = "prior network, held-out (test-set bound)"
+
+
+def test_report_filters_are_anded_and_match_the_printed_cell(capsys):
+    rows = _csv(capsys, str(COMMITTED), "--filter", "dataset=fashion-mnist", "--filter", f"bound={HELD_OUT}")
+    assert len(rows) == 15 and {(r["dataset"], r["bound"], r["n"]) for r in rows} == {("fashion-mnist", HELD_OUT,
+                                                                                         "30000")}
+    assert sorted(r["certificate"] for r in rows)[:2] == ["0.0821", "0.0915"]        # rounded up
+    assert len(_csv(capsys, str(COMMITTED), "--filter", "dataset=fashion-mnist")) == 101    # not -binary, -2v4
+    assert len(_csv(capsys, str(COMMITTED), "--filter", "dataset=fashion-mnist*")) == 123   # a glob
+
+
+@pytest.mark.parametrize("flag,needle", [("colour=red", "unknown field 'colour'"), ("dataset", "KEY=VALUE"),
+                                         ("kind=heldout", "no row has kind 'heldout'")])
+def test_report_filter_errors_are_one_line_naming_the_flag(capsys, flag, needle):
+    assert main(["report", str(COMMITTED), "--filter", flag]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--filter" in err and needle in err and "\n" not in err and "Traceback" not in err, err
+    if flag.startswith("kind"):
+        assert "'certificate', 'certificate if SGLD's privacy approximation holds', 'estimate'" in err
+
+
+def test_every_report_row_names_its_record_file(tmp_path, capsys):
+    rows = _csv(capsys, str(COMMITTED), "--filter", "source=masks/*")
+    assert len(rows) == 24 and {r["source"] for r in rows} == {
+        f"masks/pac-bayes-fashion-mlp300-masks-{s}.json" for s in ("s0.5", "s0.7", "s0.8", "s0.9", "s0.95",
+                                                                      "uniform-s0.9")}
+    one = _csv(capsys, str(COMMITTED / "pac-bayes-digits-dp-eps1.0.json"))
+    assert [r["source"] for r in one] == ["pac-bayes-digits-dp-eps1.0.json"]
+
+
+def test_grouping_never_averages_rows_of_different_n(tmp_path, capsys):
+    for name, n in (("a", 1000), ("b", 2000), ("c", 2000)):
+        record = _load("pac-bayes-digits-dp-eps1.0.json")
+        record["results"][0]["certificate"]["n_bound"] = n
+        write_record(tmp_path / f"{name}.json", record)
+    rows = _csv(capsys, str(tmp_path), "--group-by", "bound")
+    assert [(r["n"], r["runs"]) for r in rows] == [("1000", "1"), ("2000", "2")]      # was one row, n 1666.6667
+
+
+def test_default_report_fits_160_columns_and_shows_the_heldout_row_unchanged(capsys):
+    assert main(["report", str(COMMITTED)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 160, max(lines, key=len)
+    held = [line for line in lines if HELD_OUT in line]
+    assert len(held) == 24      # every data-dependent PAC-Bayes record's baseline, on one line each
+    first = _csv(capsys, str(COMMITTED), "--filter", f"bound={HELD_OUT}",
+                 "--filter", "source=pac-bayes-quickstart-digits.json")
+    assert [(r["n"], r["certificate"], r["kind"]) for r in first] == [("719", "0.0349", "certificate")]
+    assert "masks/pac-bayes-fashion-mlp300-masks-s0.5.json" in out     # each row's record, stated above it
+    assert main(["report", str(COMMITTED), "--format", "table", "--group-by", "dataset", "model", "prior",
+                 "bound"]) == 0
+    assert max(map(len, capsys.readouterr().out.splitlines())) <= 160
