@@ -219,7 +219,7 @@ def check_same_state(name: str, model: Model, prior: Model) -> None:
                          f"got {prior.kind.value}")
     if model.structure != prior.structure or (jax.tree_util.tree_structure(model.state)
                                               != jax.tree_util.tree_structure(prior.state)):
-        raise ValueError(f"argument {name!r} and the prior model differ in their fixed structure (layers, "
+        raise ValueError(f"arguments {name!r} and 'prior_mean' differ in their fixed structure (layers, "
                          "their settings or their non-trainable variables): the posterior is the prior's "
                          "network with stochastic weights, so both must be the same network")
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(model.state), jax.tree_util.tree_leaves(prior.state)):

@@ -13,6 +13,7 @@
 """
 
 from .certification import (
+    CertifiedPredictor,
     Estimate,
     MCEstimate,
     PerExampleDraws,
@@ -134,6 +135,7 @@ __all__ = [
     "bound_set",
     "certify",
     "certify_network",
+    "CertifiedPredictor",
     "error_rate",
     "mc_independent",
     "mc_weight_samples",

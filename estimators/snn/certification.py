@@ -62,7 +62,8 @@ from ...bounds import (
 from ...bounds._array import check_count
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
-from ..nets import Net, custom
+from ..models import Model, as_model, check_same_state, is_module, model_kind
+from ..nets import Net, custom, predict
 from ..steps import steps_per_epoch
 from .families import GAUSSIAN, Family, get_family
 from .objectives import Objective, ObjectiveName, bounded_cross_entropy, get_objective, zero_one
@@ -70,8 +71,8 @@ from .posterior import Posterior, Prior, PriorKind, init_posterior, kl_float64
 from .train import train_posterior
 
 __all__ = ["MCEstimate", "PerExampleDraws", "WeightDraws", "Estimate", "bound_set", "mc_weight_samples",
-           "mc_independent", "error_rate", "certify", "certify_network", "MIN_STEPS", "TernaryDraws", "ternary_draws",
-           "certify_excess"]
+           "mc_independent", "error_rate", "certify", "certify_network", "CertifiedPredictor", "MIN_STEPS",
+           "TernaryDraws", "ternary_draws", "certify_excess"]
 
 
 class MCEstimate(NamedTuple):
@@ -347,37 +348,109 @@ def certify(
 MIN_STEPS = 1000
 
 
+#: What a :func:`certify_network` certificate covers, by default and with ``train_mean=True``.
+AROUND_YOUR_WEIGHTS = "stochastic posterior around your weights"
+MEAN_MOVED = "stochastic posterior trained from your weights (its mean moved: see distance_to_weights)"
+
+
+@dataclass(frozen=True)
+class CertifiedPredictor:
+    """Which predictor a :func:`certify_network` certificate covers, and how it relates to your network
+    (stored in the certificate's ``details["predictor"]`` as :meth:`to_dict`).
+
+    The certificate bounds the risk of the *stochastic* predictor: a Gaussian over the weights
+    with mean ``mu_Q``, a fresh draw per prediction. Distances are relative,
+    ``||mu_Q - w|| / ||w||`` over all trainable leaves.
+
+    Attributes:
+        predictor: :data:`AROUND_YOUR_WEIGHTS` (``mu_Q`` = your weights; the default) or
+            :data:`MEAN_MOVED` (``train_mean=True``).
+        model: what was read (a :class:`genbounds.estimators.models.ModelKind` value).
+        train_mean: whether the posterior mean was trained.
+        distance_to_weights: ``||mu_Q - your weights|| / ||your weights||``.
+        distance_to_prior: ``||mu_Q - prior mean|| / ||prior mean||``.
+        bound_set_agreement: fraction of bound-set examples on which the network at ``mu_Q`` predicts
+            the class your network predicts.
+        stochastic_test_error: the stochastic predictor's error on ``test_set`` (per-example draws,
+            ``r`` per example); None without a test set. So are the next three:
+        mean_test_error: the network at ``mu_Q``.
+        network_test_error: your network.
+        prior_test_error: the prior's network.
+    """
+
+    predictor: str
+    model: str
+    train_mean: bool
+    distance_to_weights: float
+    distance_to_prior: float
+    bound_set_agreement: float
+    stochastic_test_error: float | None = None
+    mean_test_error: float | None = None
+    network_test_error: float | None = None
+    prior_test_error: float | None = None
+
+    def to_dict(self) -> dict:
+        """The fields, as the certificate's details hold them."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CertifiedPredictor:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**d)
+
+
 def certify_network(
-    apply_or_net: Any, params: Any, train: Dataset, *, key: jax.Array, prior_mean: Any,
+    model: Any, params: Any = None, train: Dataset | None = None, *, key: jax.Array, prior_mean: Any,
     prior_indices: np.ndarray | None = None, data_free: bool = False, prior_scale: float = 0.03,
-    learn_prior_scale: bool = False, objective: Objective | str = "quad",
+    learn_prior_scale: bool = False, train_mean: bool = False, objective: Objective | str = "quad",
     optimizer: optax.GradientTransformation | None = None, epochs: int | None = None,
-    batch_size: int = 100, r: int = 10, delta: float = 0.025, mc_delta: float = 0.01, progress: bool = True,
+    batch_size: int = 100, r: int = 10, delta: float = 0.025, mc_delta: float = 0.01,
+    test_set: Dataset | None = None, progress: bool = True,
 ) -> tuple[Certificate, Posterior]:
     """Certify a network you trained yourself, in one call (Dziugaite & Roy 2017, stage 2).
 
-    Builds a Gaussian posterior centred at your weights ``params`` with scale ``prior_scale``,
-    optimises its means and scales (and, with ``learn_prior_scale``, the prior scale on the DR17
-    grid) against the ``objective`` bound on ``train``, and certifies it with the Seeger bound
-    from per-example draws (method (b)), the tightest of the library's bounds.
+    ``certify_network(model, train, ...)`` for a module that holds its weights (Flax NNX, Equinox);
+    ``certify_network(model, params, train, ...)`` for a Flax linen module and its variables, or an
+    ``apply(params, x)`` function and its weights (:func:`genbounds.estimators.models.as_model`
+    reads each kind; only floating-point weights are stochastic, BatchNorm statistics and other
+    fixed state are not).
+
+    Builds a Gaussian posterior centred at your weights with scale ``prior_scale`` and trains it
+    against the ``objective`` bound on ``train``: by default its scales only, so the certified
+    predictor stays the *stochastic posterior around your weights*; with ``train_mean=True`` the
+    mean is trained too and may move (towards the prior: the certificate then covers that
+    posterior, not your weights). It is certified with the Seeger bound from per-example draws
+    (method (b)), the tightest of the library's bounds.
+
+    The posterior network is the prior model's: its fixed state (BatchNorm statistics computed on
+    the prior's examples, or the initial ones for a data-free prior) is a point of the prior, so
+    your model's must be the same; a model whose state differs (statistics recomputed on the bound
+    set: infinite KL) is refused before training, naming the leaf. So are weights that are not
+    finite.
 
     The default objective, ``quad`` (Pérez-Ortiz et al. 2021), is not clipped: a posterior that
-    starts vacuous (KL/n of tens of nats is common around a network trained far from the prior)
-    still gets a gradient that trades KL against empirical risk. ``seeger`` is kl^-1 clipped at 1,
-    whose gradient is exactly zero there.
+    starts vacuous still gets a gradient that trades KL against empirical risk. ``seeger`` is kl^-1
+    clipped at 1, whose gradient is exactly zero there.
 
-    The certificate's ``details["training"]`` says what was done: objective, epochs and steps,
-    the KL and the bound's training value before and after, the posterior mean's distance from
-    ``params``, and your network's own error on the bound set. When the certificate is nearer to
-    guessing uniformly among the K classes than to that error (value >= (error + 1 - 1/K) / 2),
-    a ``UserWarning`` and ``details["diagnosis"]`` say why (KL/n, empirical risk) and what to try.
+    ``details["predictor"]`` says what is certified (:class:`CertifiedPredictor`: the predictor,
+    its distances to your weights and to the prior mean, its agreement with your network on the
+    bound set and, with ``test_set``, the test errors of the stochastic predictor, its mean, your
+    network and the prior's). ``details["training"]`` says what was done: objective, epochs and
+    steps, the KL and the bound's training value before and after, your network's own error on the
+    bound set. When the certificate is nearer to guessing uniformly among the K classes than to
+    that error (value >= (error + 1 - 1/K) / 2), a ``UserWarning`` and ``details["diagnosis"]`` say
+    why (KL/n, empirical risk) and what to try.
 
     Args:
-        apply_or_net: ``apply(params, x) -> logits`` (Flax ``model.apply``, an Equinox call
-            wrapped as a function, plain JAX) or a built-in :class:`genbounds.estimators.nets.Net`.
-        params: your trained weights (any pytree of arrays).
-        prior_mean: the prior's mean, fixed before seeing the bound set: your network's
-            random initialisation (data-independent), or weights trained on
+        model: a Flax linen module (or its ``.apply``), a Flax NNX module, an Equinox module, an
+            ``apply(params, x) -> logits`` function, or a built-in
+            :class:`genbounds.estimators.nets.Net`.
+        params: your trained weights for a linen module (its variables dict) or a function (any
+            pytree); omitted for an NNX or Equinox module (``train`` may then come second).
+        train: the training set; the bound set is its examples outside ``prior_indices``.
+        prior_mean: the prior, fixed before seeing the bound set, given like your model: a module
+            of the same kind (NNX, Equinox) or variables / weights like ``params``. Your network's
+            random initialisation (data-independent), or a network trained on
             ``train.take(prior_indices)`` only.
         prior_indices: the training examples used to build ``prior_mean`` (excluded from the
             bound set).
@@ -388,54 +461,141 @@ def certify_network(
         prior_scale: the prior's std (and the posterior's initial std).
         learn_prior_scale: learn the prior scale too and pay for it on DR17's grid (about
             2 ln(j + 1) nats more in the bound for grid index j: worth it for large n or when
-            ``prior_scale`` is a guess; on 700 digits it cost 0.110 against 0.079 fixed).
+            ``prior_scale`` is a guess).
+        train_mean: train the posterior mean as well as its scales (see above).
         objective: the training objective, an :class:`~genbounds.estimators.snn.objectives.Objective` or its
             name (:data:`genbounds.estimators.snn.OBJECTIVES`).
         optimizer: an optax transformation for the posterior (default ``optax.adam(1e-3)``).
         epochs: passes over ``train``; default: enough for :data:`MIN_STEPS` steps, at least 10.
+        test_set: held-out examples for the test errors of ``details["predictor"]`` (never used by
+            the bound).
     """
+    params, train = _params_and_train(params, train)
     if (prior_indices is None) == (not data_free):
         raise ValueError(
             "arguments 'prior_indices' and 'data_free': say where prior_mean came from, either "
             "prior_indices=<the training examples it was trained on> or data_free=True (not both)")
     check_count("r", r)
     objective = get_objective(objective)
-    _check_like_params("prior_mean", prior_mean, params)
-    net = apply_or_net if isinstance(apply_or_net, Net) else custom("custom", None, apply_or_net)
-    _check_labels_fit_logits(net, params, train)
+    if test_set is not None and not isinstance(test_set, Dataset):
+        raise ValueError(f"argument 'test_set' must be a Dataset, got {type(test_set).__name__}")
+    yours, prior_model = _user_and_prior_models(model, params, prior_mean)
+    _check_like_params("prior_mean", prior_model.params, yours.params)
+    check_same_state("model", yours, prior_model)
+    _check_finite("params" if params is not None else "model", yours.params)
+    _check_finite("prior_mean", prior_model.params)
+    net = _posterior_net(model, prior_model)
+    your_net = model if isinstance(model, Net) else custom("your network", None, yours.apply)
+    _check_labels_fit_logits(net, yours.params, train)
     idx = np.zeros(0, dtype=np.int64) if prior_indices is None else np.asarray(prior_indices)
-    prior = Prior(prior_mean, prior_scale, GAUSSIAN, idx)
+    prior = Prior(prior_model.params, prior_scale, GAUSSIAN, idx)
     n_bound = len(train) - prior.n_data
     per_epoch = steps_per_epoch(len(train), batch_size)
     epochs = max(10, -(-MIN_STEPS // per_epoch)) if epochs is None else int(epochs)
-    start = init_posterior(params, prior_scale)
-    k_train, k_cert = jax.random.split(key)
+    start = init_posterior(yours.params, prior_scale)
+    kl_start = kl_float64(start, prior)
+    k_train, k_cert, k_test = jax.random.split(key, 3)
+    opt = optimizer or optax.adam(1e-3)
     state, history = train_posterior(net, start, prior, train, key=k_train, n_bound=n_bound,
                                      objective_name=objective, delta=delta, epochs=epochs, batch_size=batch_size,
-                                     optimizer=optimizer or optax.adam(1e-3), learn_prior_scale=learn_prior_scale,
-                                     independent=False, progress=progress)
+                                     optimizer=opt if train_mean else _means_fixed(opt),
+                                     learn_prior_scale=learn_prior_scale, independent=False, progress=progress)
     post = state.posterior
+    _check_finite("optimizer", post.rho, what="the trained posterior scale")
     training = {
         "objective": objective.name.value, "epochs": epochs, "steps": epochs * per_epoch, "batch_size": batch_size,
         "optimizer": "adam(1e-3)" if optimizer is None else "user-supplied",
-        "kl_start": kl_float64(start, prior), "kl_end_training": history[-1]["kl"] if history else None,
+        "kl_start": kl_start, "kl_end_training": history[-1]["kl"] if history else None,
         "objective_first_epoch": history[0]["objective"] if history else None,
         "objective_last_epoch": history[-1]["objective"] if history else None,
-        "mean_shift": _relative_distance(post.mean, params),
+        "mean_shift": _relative_distance(post.mean, yours.params),
     }
+    bound_data = bound_set(train, prior)[0]
+    certified = _certified_predictor(net, your_net, post, yours, prior, bound_data, test_set, train_mean=train_mean,
+                                     r=r, key=k_test)
     cert, mc = certify(net, post, prior, train, key=k_cert, estimate=PerExampleDraws(r), delta=delta,
                        mc_delta=mc_delta, prior_scale=state.prior_scale,
                        prior_grid=(100.0, 0.1) if learn_prior_scale else None,
                        details={"objective": objective.name.value, "source": "certify_network",
-                                "training": training})
+                                "training": training, "predictor": certified.to_dict()})
     chance = 1.0 - 1.0 / max(train.num_classes, 2)
-    own = error_rate(net, params, bound_set(train, prior)[0])
+    own = error_rate(your_net, yours.params, bound_data)
     training["network_bound_set_error"] = own
     if cert.value >= (own + chance) / 2:
-        diagnosis = _vacuity_diagnosis(cert, training, own, chance, prior)
+        diagnosis = _vacuity_diagnosis(cert, training, own, chance, prior, train_mean)
         cert = dataclasses.replace(cert, details={**cert.details, "diagnosis": diagnosis})
         warnings.warn(diagnosis, UserWarning, stacklevel=2)
     return cert, post
+
+
+def _params_and_train(params: Any, train: Dataset | None) -> tuple[Any, Dataset]:
+    """``certify_network(module, train)`` puts the training set second: read it as ``train``."""
+    if train is None and isinstance(params, Dataset):
+        params, train = None, params
+    if not isinstance(train, Dataset):
+        raise ValueError(f"argument 'train' must be a Dataset, got {type(train).__name__}")
+    return params, train
+
+
+def _user_and_prior_models(model: Any, params: Any, prior_mean: Any) -> tuple[Model, Model]:
+    """Your model and the prior's, read by :func:`~genbounds.estimators.models.as_model`: a module's
+    prior is a module of its kind; a linen module's or a function's prior is weights like ``params``."""
+    reads = model.apply if isinstance(model, Net) else model
+    yours = as_model(reads, params)
+    if is_module(model):
+        if not is_module(prior_mean) or model_kind(prior_mean) is not yours.kind:
+            raise ValueError(f"argument 'prior_mean' must be a {yours.kind.value} module like 'model' (the prior "
+                             f"network itself, its weights and its fixed state), got {type(prior_mean).__name__}")
+        return yours, as_model(prior_mean)
+    return yours, as_model(reads, prior_mean)
+
+
+def _posterior_net(model: Any, prior_model: Model) -> Net:
+    """The network the posterior's weights run in: a built-in :class:`Net` as it is (its per-example
+    draws are specialised), else the prior model with its fixed state."""
+    if isinstance(model, Net) and not jax.tree_util.tree_leaves(prior_model.state):
+        return model
+    return custom("custom", None, prior_model.apply)
+
+
+def _means_fixed(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+    """``optimizer`` on everything posterior training optimises except the posterior means, whose
+    updates are zero (they stay at your weights)."""
+    def labels(p):
+        return jax.tree_util.tree_map(lambda _: "train", p)._replace(
+            mean=jax.tree_util.tree_map(lambda _: "fixed", p.mean))
+    return optax.multi_transform({"train": optimizer, "fixed": optax.set_to_zero()}, labels)
+
+
+def _check_finite(name: str, tree: Any, what: str = "weight") -> None:
+    """Refuse a pytree with a NaN or infinite leaf, naming argument ``name`` and the leaf's path
+    (a non-finite weight makes the KL infinite)."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if not np.all(np.isfinite(np.asarray(leaf, dtype=np.float64))):
+            raise ValueError(f"argument {name!r}: {what} {jax.tree_util.keystr(path)} is not finite (NaN or inf), "
+                             "so the KL to the prior would be infinite")
+
+
+def _predicted(net: Net, params: Any, data: Dataset, batch_size: int = 2000) -> np.ndarray:
+    """Predicted classes (-1 where a logit is not finite) of a deterministic network on ``data``."""
+    fn = jax.jit(lambda p, x: predict(net.apply(p, x)))
+    return np.concatenate([np.asarray(fn(params, data.x[s:s + batch_size])) for s in range(0, len(data), batch_size)])
+
+
+def _certified_predictor(net: Net, your_net: Net, post: Posterior, yours: Model, prior: Prior, bound_data: Dataset,
+                         test_set: Dataset | None, *, train_mean: bool, r: int, key: jax.Array) -> CertifiedPredictor:
+    """What the certificate covers and how it compares with your network (see :class:`CertifiedPredictor`)."""
+    agreement = float(np.mean(_predicted(net, post.mean, bound_data) == _predicted(your_net, yours.params,
+                                                                                     bound_data)))
+    errors: dict[str, float] = {}
+    if test_set is not None:
+        errors = {"stochastic_test_error": mc_independent(net, post, GAUSSIAN, test_set, r=r, key=key).zero_one,
+                  "mean_test_error": error_rate(net, post.mean, test_set),
+                  "network_test_error": error_rate(your_net, yours.params, test_set),
+                  "prior_test_error": error_rate(net, prior.mean, test_set)}
+    return CertifiedPredictor(MEAN_MOVED if train_mean else AROUND_YOUR_WEIGHTS, yours.kind.value, train_mean,
+                              _relative_distance(post.mean, yours.params),
+                              _relative_distance(post.mean, prior.mean), agreement, **errors)
 
 
 def _check_like_params(name: str, tree: Any, params: Any) -> None:
@@ -458,11 +618,11 @@ def _check_labels_fit_logits(net: Net, params: Any, train: Dataset) -> None:
         raise ValueError("argument 'train' holds no examples")
     logits = jax.eval_shape(net.apply, params, jnp.asarray(train.x[:1]))
     if len(logits.shape) != 2 or logits.shape[0] != 1:
-        raise ValueError(f"argument 'apply_or_net' must return logits [batch, classes]: on a batch of 1 it "
+        raise ValueError(f"argument 'model' must return logits [batch, classes]: on a batch of 1 it "
                          f"returned shape {tuple(logits.shape)}")
     top, k = int(train.y.max()), int(logits.shape[1])
     if top >= k:
-        raise ValueError(f"argument 'train' holds label {top}, but apply_or_net returns {k} logits per example "
+        raise ValueError(f"argument 'train' holds label {top}, but the model returns {k} logits per example "
                          f"(classes 0..{k - 1}): relabel the data or give the model more outputs")
 
 
@@ -474,7 +634,8 @@ def _relative_distance(a: Any, b: Any) -> float:
     return math.sqrt(diff / max(norm, 1e-300))
 
 
-def _vacuity_diagnosis(cert: Certificate, training: dict, own: float, chance: float, prior: Prior) -> str:
+def _vacuity_diagnosis(cert: Certificate, training: dict, own: float, chance: float, prior: Prior,
+                       train_mean: bool = True) -> str:
     """Why a certificate says little about the network, and what to try (one paragraph)."""
     n = cert.n_bound
     if own >= chance:
@@ -489,6 +650,9 @@ def _vacuity_diagnosis(cert: Certificate, training: dict, own: float, chance: fl
     tries = []
     if prior.kind is PriorKind.INIT:
         tries.append("a data-dependent prior (train prior_mean on part of the data and pass prior_indices=)")
+    elif not train_mean:
+        tries.append("train_mean=True (the certificate then covers a posterior whose mean moved from your weights "
+                     "towards the prior: see details['predictor'])")
     tries += ["more data", "another prior_scale",
               "more epochs or a larger learning rate if the objective was still falling"]
     if training["objective"] == ObjectiveName.SEEGER:
