@@ -44,7 +44,7 @@ from ..estimators.steps import steps_per_epoch
 from .config import OPTIMIZERS, SCHEDULES, RunConfig, Section, make_optimizer, setting
 from .records import write_atomic, write_json_atomic, write_record
 from .report import format_number
-from .results import MaskComparison, MaskPredictor, MonteCarloRisk, PacBayesRecord, PacBayesResult
+from .results import Disagreement, MaskComparison, MaskPredictor, MonteCarloRisk, PacBayesRecord, PacBayesResult
 
 __all__ = ["PacBayesConfig", "QUICKSTART", "MLP_DIGITS", "Setup", "PriorResult", "run_pac_bayes", "prepare",
            "prior_stage", "posterior_stage", "certify_stage", "mask_comparison", "record_stage",
@@ -457,13 +457,21 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
                   details=details)
     cert_b, mc_b = S.certify(net, post, pr.prior, setup.data.train, key=keys["cert"],
                              estimate=S.PerExampleDraws(cfg.mc_r), **common)
-    cert_b = paid_for_settings(cert_b, cfg)
     weights: dict[str, Any] = {}
     if cfg.mc_m > 0:
         cert_a, mc_a = S.certify(net, post, pr.prior, setup.data.train, key=jax.random.fold_in(keys["cert"], 1),
                                  estimate=S.WeightDraws(cfg.mc_m), **common)
         cert_a = paid_for_settings(cert_a, cfg)
         weights = {"certificate_weights": cert_a, "mc_weights": MonteCarloRisk.from_dict(mc_a.to_dict())}
+    excess: dict[str, Any] = {}
+    if excess_applies(cfg, pr.prior):
+        # the same key as (b): the same per-example draws, compared with the prior's own network
+        cert_x, counts = S.certify_excess(net, post, pr.prior, setup.data.train, key=keys["cert"], r=cfg.mc_r,
+                                          delta=cert_b.delta, details=details)
+        excess = {"certificate_excess": paid_for_settings(cert_x, cfg),
+                  "disagreement": Disagreement(counts.reference_errors, counts.plus_draws, counts.minus_draws,
+                                               counts.draws)}
+    cert_b = paid_for_settings(cert_b, cfg)
     masks = None
     if pr.prior.family.masks_weights:
         masks = mask_comparison(setup, pr, post)
@@ -474,7 +482,15 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
                                                key=keys["test"]).zero_one,
         test_error_mean=S.error_rate(net, pr.prior.family.center(post), setup.data.test),
         prior_test_error=pr.test_error, prior_heldout_error=pr.heldout_error, kl_over_n=cert_b.kl / cert_b.n_bound,
-        train_seconds=train_seconds, certify_seconds=mc_b.seconds, history=tuple(history), masks=masks, **weights)
+        train_seconds=train_seconds, certify_seconds=mc_b.seconds, history=tuple(history), masks=masks, **weights,
+        **excess)
+
+
+def excess_applies(cfg: PacBayesConfig, prior: S.Prior) -> bool:
+    """Whether a run also gets the combined certificate over the prior's own network
+    (:func:`genbounds.estimators.snn.certify_excess`): a prior trained on held-out examples (not data-free, not
+    DP) at a scale fixed with it (a scale learned on the bound set is not paid for by that certificate)."""
+    return prior.n_data > 0 and prior.dp is None and not cfg.learn_prior_scale
 
 
 def paid_for_settings(cert: Certificate, cfg: PacBayesConfig) -> Certificate:
@@ -522,11 +538,12 @@ def mask_comparison(setup: Setup, pr: PriorResult, post: S.Posterior) -> MaskCom
 
 
 def record_stage(setup: Setup, results: list[PacBayesResult], timings: dict) -> PacBayesRecord:
-    """Stage 4: write ``OUT/record.json``; with several certificates, ``best`` is their minimum
-    paid for with a union bound (:func:`genbounds.bounds.union_minimum`)."""
+    """Stage 4: write ``OUT/record.json``; ``best`` is the minimum of the record's
+    :meth:`~.results.PacBayesRecord.best_candidates` (the combined certificates when the run has them) paid for
+    with a union bound (:func:`genbounds.bounds.union_minimum`), or the one combined certificate itself."""
     record = PacBayesRecord.new(setup.cfg.to_dict(), setup.cfg.seed, results, timings)
-    candidates = record.certificates()
-    if len(candidates) > 1:
+    candidates = record.best_candidates()
+    if len(candidates) > 1 or candidates[0][0].endswith("(excess)"):
         record = dataclasses.replace(record, best=union_minimum([c for _, c in candidates],
                                                                 [label for label, _ in candidates]))
     write_record(setup.out / "record.json", record.to_dict())

@@ -19,7 +19,8 @@ from ..bounds import Certificate, heldout_certificate, pay_for_choice
 from ..estimators.supersample import CMIResult
 from .records import new_record
 
-__all__ = ["MonteCarloRisk", "MaskPredictor", "MaskComparison", "PacBayesResult", "PacBayesRecord", "CMIRunResult"]
+__all__ = ["MonteCarloRisk", "Disagreement", "MaskPredictor", "MaskComparison", "PacBayesResult", "PacBayesRecord",
+           "CMIRunResult", "certified_predictor"]
 
 
 def _without_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -36,6 +37,35 @@ class MonteCarloRisk:
     cross_entropy: float
     n_samples: int
     seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """How the posterior's per-example draws on the bound set compare with the prior's own network: of the
+    ``draws`` draws (n r), ``plus`` err where the prior's network is right and ``minus`` are right where it errs;
+    ``reference_errors`` is that network's error count on the n examples."""
+
+    reference_errors: int
+    plus: int
+    minus: int
+    draws: int
+
+    @property
+    def rate(self) -> float:
+        """The fraction of draws that disagree with the prior's network (in the 0-1 loss)."""
+        return (self.plus + self.minus) / self.draws
+
+    @property
+    def advantage(self) -> float:
+        """Fixed minus broken, per draw: the posterior's empirical edge over the prior's network."""
+        return (self.minus - self.plus) / self.draws
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -107,12 +137,18 @@ class PacBayesResult:
     mc_weights: MonteCarloRisk | None = None
     prior_heldout_error: float | None = None     # None in records older than the field
     masks: MaskComparison | None = None
+    certificate_excess: Certificate | None = None
+    disagreement: Disagreement | None = None
 
     def certificates(self) -> list[tuple[str, Certificate]]:
-        """The result's certificates of the stochastic network, labelled "quad (b)", "quad (a)"."""
+        """The result's certificates of the stochastic network (or, for the combined certificate, of the
+        prior's network when the posterior's excess is not certified negative), labelled "quad (b)",
+        "quad (a)", "quad (excess)"."""
         out = [(f"{self.objective} (b)", self.certificate)]
         if self.certificate_weights is not None:
             out.append((f"{self.objective} (a)", self.certificate_weights))
+        if self.certificate_excess is not None:
+            out.append((f"{self.objective} (excess)", self.certificate_excess))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,11 +161,14 @@ class PacBayesResult:
             "kl_over_n": self.kl_over_n, "train_seconds": self.train_seconds, "certify_seconds": self.certify_seconds,
             "history": [dict(h) for h in self.history],
             "masks": None if self.masks is None else self.masks.to_dict(),
+            "certificate_excess": None if self.certificate_excess is None else self.certificate_excess.to_dict(),
+            "disagreement": None if self.disagreement is None else self.disagreement.to_dict(),
         })
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
         weights, mc_weights, masks = data.get("certificate_weights"), data.get("mc_weights"), data.get("masks")
+        excess, disagreement = data.get("certificate_excess"), data.get("disagreement")
         return cls(
             objective=data["objective"], certificate=Certificate.from_dict(data["certificate"]),
             mc=MonteCarloRisk.from_dict(data["mc"]), test_error_stochastic=data["test_error_stochastic"],
@@ -139,7 +178,19 @@ class PacBayesResult:
             certificate_weights=None if weights is None else Certificate.from_dict(weights),
             mc_weights=None if mc_weights is None else MonteCarloRisk.from_dict(mc_weights),
             prior_heldout_error=data.get("prior_heldout_error"),
-            masks=None if masks is None else MaskComparison.from_dict(masks))
+            masks=None if masks is None else MaskComparison.from_dict(masks),
+            certificate_excess=None if excess is None else Certificate.from_dict(excess),
+            disagreement=None if disagreement is None else Disagreement.from_dict(disagreement))
+
+
+def certified_predictor(cert: Certificate, label: str) -> str:
+    """In words, the predictor a run's certificate ``cert`` (labelled ``label``, e.g. "quad (excess)") covers: the
+    stochastic posterior, or the prior's own deterministic network when a combined certificate found no certified
+    excess advantage for the posterior."""
+    objective = label.split(" (")[0]
+    if cert.details.get("certifies") == "reference":
+        return "the prior's own network (deterministic)"
+    return f"the stochastic posterior trained with {objective}"
 
 
 def heldout_baseline(cert: Certificate, prior_heldout_error: float | None) -> Certificate | None:
@@ -183,6 +234,15 @@ class PacBayesRecord:
         """Every certificate of the stochastic networks, labelled (:meth:`PacBayesResult.certificates`);
         a mask run's deterministic certificates are separate statements and are not among them."""
         return [c for r in self.results for c in r.certificates()]
+
+    def best_candidates(self) -> list[tuple[str, Certificate]]:
+        """The certificates ``best`` is the paid minimum of, a rule fixed before any is seen: the combined
+        certificates over the prior's own network when the run has them (each is never above that network's
+        test-set bound at 0.9 delta, and below it when the posterior certifies an advantage), else every
+        certificate of :meth:`certificates`."""
+        every = self.certificates()
+        combined = [(label, c) for label, c in every if label.endswith("(excess)")]
+        return combined or every
 
     def to_dict(self) -> dict[str, Any]:
         out = {"schema": self.schema, "kind": self.kind, "created": self.created, "config": dict(self.config),

@@ -27,7 +27,7 @@ from .report import (
     summary_columns,
     summary_rows,
 )
-from .results import PacBayesRecord, heldout_baseline
+from .results import PacBayesRecord, certified_predictor, heldout_baseline
 
 __all__ = ["calculator_text", "pac_bayes_text", "bound_cmi_text", "cmi_text", "langevin_text", "estimates_text",
            "report_text", "reproduce_text"]
@@ -106,6 +106,21 @@ def pac_bayes_text(record: PacBayesRecord, cfg: PacBayesConfig, out: Path, fig: 
                     + (f"Below it: {', '.join(beaten)}." if beaten else
                        "No certificate above is below it: the stochastic posterior certifies nothing better than the "
                        "network it started from."))
+    excess = [(r.objective, r.certificate_excess, r.disagreement) for r in record.results
+              if r.certificate_excess is not None and r.disagreement is not None]
+    if excess:
+        first_x = excess[0][1]
+        share = {name: f"{part / first_x.delta:.2g} delta" for name, part in first_x.delta_parts.items()}
+        foot.append(f"combined certificate (excess), w.p. >= 1 - {format_delta(first_x.delta)}: the prior network's "
+                    f"test-set bound at {share['test_set']} plus min(0, the posterior's certified excess loss over "
+                    f"it at {share['excess']}, {first_x.details['method'].replace('_', ' ')}), the Monte Carlo step "
+                    f"at {share['monte_carlo']} on the same draws as (b):")
+        for objective, cert, dis in excess:
+            who = certified_predictor(cert, objective)
+            foot.append(f"  {objective}: {format_number(cert.value, 4, upper=True)} certifies {who}; the posterior's "
+                        f"draws disagree with the prior network on {dis.rate:.2%} (fix {dis.minus / dis.draws:.2%}, "
+                        f"break {dis.plus / dis.draws:.2%}), certified excess "
+                        f"{format_number(cert.details['excess_bound'], 4, upper=True)}")
     if dp:
         foot.append(f"prior mean drawn by an epsilon-DP mechanism on all {res.n_bound} examples (nothing held out): "
                     f"epsilon {dp['epsilon']:g} adds {dp['adjustment_nats']:.1f} nats (ln 2 + max-information) to "
@@ -125,8 +140,13 @@ def pac_bayes_text(record: PacBayesRecord, cfg: PacBayesConfig, out: Path, fig: 
         best = format_number(record.best.value, 4, upper=True)
         among = (f"these {len(sel['labels'])} certificates" if sel["k"] == len(sel["labels"]) else
                  f"these {len(sel['labels'])} certificates (standing for {sel['k']} candidates looked at)")
-        foot.append(f"keeping the smallest of {among} is a choice after seeing them: paid "
-                    f"with a union bound (each at delta/{sel['k']}) it is {best} ({sel['chosen']}).")
+        if len(sel["labels"]) > 1:
+            foot.append(f"keeping the smallest of {among} ({', '.join(sel['labels'])}) is a choice after seeing "
+                        f"them: paid with a union bound (each at delta/{sel['k']}) it is {best} ({sel['chosen']}).")
+        foot.append(f"best certified predictor: {certified_predictor(record.best, sel['chosen'])}, risk <= {best} "
+                    f"w.p. >= 1 - {format_delta(record.best.delta)} ({sel['chosen']}"
+                    + ("; the combined certificate is the one quoted, a rule fixed before any certificate is seen"
+                       if sel["chosen"].endswith("(excess)") else "") + ").")
     if cfg.settings_looked_at > 1:
         foot.append(f"every certificate above pays for keeping these settings among {cfg.settings_looked_at} looked "
                     f"at on this bound set (each at delta/{cfg.settings_looked_at}).")

@@ -5,6 +5,7 @@ import math
 from fractions import Fraction
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -71,3 +72,25 @@ def test_a_dp_prior_has_no_independent_reference(setting):
     dp = snn.Prior(prior.mean, 0.05, dp={"epsilon": 1.0})
     with pytest.raises(ValueError, match="argument 'prior'"):
         snn.certify_excess(net, post, dp, data, key=jax.random.PRNGKey(0), r=2)
+
+
+def test_the_excess_objective_is_the_unexpected_bernstein_bound_at_its_eta():
+    """At eta = 1/4 (theta = 0): (d+ - d-) + psi(-eta)/eta (d+ + d-) + (KL + ln(6/delta))/(eta n)."""
+    obj = snn.get_objective("excess")
+    eta = 0.25
+    coef = (-eta - math.log1p(-eta)) / eta
+    want = (0.01 - 0.03) + coef * 0.04 + (2.0 + math.log(6 / 0.025)) / (eta * 1000)
+    got = float(obj(jnp.array([0.01, 0.03]), jnp.float32(2.0), 1000, 0.025, {"eta": jnp.float32(0.0)}))
+    assert got == pytest.approx(want, rel=1e-5) and obj.relative
+
+
+def test_training_against_the_excess_objective_fixes_more_than_it_breaks(setting):
+    """Trained against the excess objective on all the data, the posterior stays close to the prior network
+    (few disagreements) and the objective falls."""
+    net, data, prior, post = setting
+    state, hist = snn.train_posterior(net, post, prior, data, key=jax.random.PRNGKey(3), n_bound=200,
+                                      objective_name="excess", epochs=4, batch_size=50,
+                                      optimizer=optax.adam(1e-3), progress=False)
+    assert hist[-1]["objective"] < hist[0]["objective"]
+    cert, counts = snn.certify_excess(net, state.posterior, prior, data, key=jax.random.PRNGKey(4), r=4)
+    assert (counts.plus_draws + counts.minus_draws) / counts.draws < 0.2

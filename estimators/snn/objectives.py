@@ -13,7 +13,13 @@ Each objective is the corresponding bound of :mod:`bounds.pac_bayes` evaluated o
 * ``catoni``: Catoni's bound with C = softplus(theta) learned jointly (a training
   objective only; certificates use the kl bound)
 
-with B = (KL + ln(2 sqrt(n)/delta))/n and n the size of the *bound set*. The objectives are one
+with B = (KL + ln(2 sqrt(n)/delta))/n and n the size of the *bound set*, and one objective on the excess loss
+over the prior's own network (the combined certificate's, :func:`genbounds.bounds.excess_loss_certificate`):
+
+* ``excess``: (d+ - d-) + psi(-eta)/eta (d+ + d-) + (KL + ln(6/delta))/(eta n), the Unexpected-Bernstein
+  excess bound with eta = sigmoid(theta)/2 learned jointly, on surrogate rates d+ (the bounded cross-entropy
+  where the prior's network is right) and d- (one minus it where that network errs).
+ The objectives are one
 registry, :data:`OBJECTIVE_REGISTRY`: each names the certificate bound
 (:class:`genbounds.bounds.PacBayesBound`) it trains against, its function and its extra scalars.
 """
@@ -29,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from ... import bounds
-from ...bounds import PacBayesBound
+from ...bounds import ExcessMethod, PacBayesBound
 from ...bounds._array import check_choice
 from ..losses import bounded_cross_entropy, zero_one
 
@@ -46,6 +52,7 @@ class ObjectiveName(StrEnum):
     QUAD = PacBayesBound.QUAD.value
     LAMBDA = PacBayesBound.LAMBDA.value
     CATONI = PacBayesBound.CATONI.value
+    EXCESS = "excess"
 
 
 #: The objectives' names, in the order configs list them.
@@ -67,12 +74,18 @@ class Objective:
     """
 
     name: ObjectiveName
-    bound: PacBayesBound
+    bound: PacBayesBound | ExcessMethod
     value: Callable[[jax.Array, jax.Array, int, float, dict], jax.Array]
     extras: dict = field(default_factory=dict)
 
+    @property
+    def relative(self) -> bool:
+        """True for an objective on the excess loss over the prior's network: its ``emp`` is ``[d+, d-]``."""
+        return isinstance(self.bound, ExcessMethod)
+
     def __call__(self, emp: jax.Array, kl: jax.Array, n: int, delta: float, extras: dict) -> jax.Array:
-        """The objective at surrogate empirical risk ``emp`` (clipped to [0, 1]) and ``kl`` (clipped at 0)."""
+        """The objective at surrogate empirical risk ``emp`` (clipped to [0, 1]; for a :attr:`relative` objective
+        the pair ``[d+, d-]``) and ``kl`` (clipped at 0)."""
         return self.value(jnp.clip(emp, 0.0, 1.0), jnp.maximum(kl, 0.0), n, delta, extras)
 
 
@@ -87,6 +100,16 @@ def _catoni(emp, kl, n, delta, extras):
     return bounds.catoni(emp, kl, n, delta, jax.nn.softplus(extras["C"]) + 1e-3)
 
 
+def _excess(rates, kl, n, delta, extras):
+    """The Unexpected-Bernstein excess bound (Mhammedi, Grünwald & Guedj 2019, as in Wu & Seldin 2022, Thm 6 with
+    b = 1, Z^2 = Z^+ + Z^-) at a learned eta = sigmoid(theta) / 2 in (0, 1/2), paying ln(6/delta) for the grid the
+    certificate uses: (d+ - d-) + psi(-eta)/eta (d+ + d-) + (KL + ln(6/delta))/(eta n), psi(u) = u - ln(1 + u)."""
+    d_plus, d_minus = rates[0], rates[1]
+    eta = jnp.clip(0.5 * jax.nn.sigmoid(extras["eta"]), 1e-4, 0.5)
+    coef = (-eta - jnp.log1p(-eta)) / eta
+    return (d_plus - d_minus) + coef * (d_plus + d_minus) + (kl + math.log(6.0 / delta)) / (eta * n)
+
+
 #: Every training objective by name.
 OBJECTIVE_REGISTRY: dict[ObjectiveName, Objective] = {o.name: o for o in (
     Objective(ObjectiveName.CLASSIC, PacBayesBound.MCALLESTER,
@@ -96,6 +119,7 @@ OBJECTIVE_REGISTRY: dict[ObjectiveName, Objective] = {o.name: o for o in (
     Objective(ObjectiveName.QUAD, PacBayesBound.QUAD, lambda emp, kl, n, delta, extras: bounds.quad(emp, kl, n, delta)),
     Objective(ObjectiveName.LAMBDA, PacBayesBound.LAMBDA, _lambda, {"lam": 0.0}),    # l = 2 sigmoid(0) = 1
     Objective(ObjectiveName.CATONI, PacBayesBound.CATONI, _catoni, {"C": math.log(math.e - 1.0)}),   # softplus = 1
+    Objective(ObjectiveName.EXCESS, ExcessMethod.UNEXPECTED_BERNSTEIN, _excess, {"eta": 0.0}),     # eta = 1/4
 )}
 
 

@@ -109,8 +109,14 @@ def posterior_step(
             logits = fam.train_logits(net, key, post, xb)
         else:
             logits = net.apply(fam.sample(key, post), xb)
-        emp = bounded_cross_entropy(logits, yb, p_min).mean()
-        value = obj(emp, kl, n_bound, delta, params.extras)
+        per_example = bounded_cross_entropy(logits, yb, p_min)
+        emp = per_example.mean()
+        if obj.relative:        # surrogate rates of the excess loss over the prior's own network
+            ref_wrong = jax.lax.stop_gradient(zero_one(net.apply(prior_mean, xb), yb))
+            rates = jnp.stack([jnp.mean((1.0 - ref_wrong) * per_example), jnp.mean(ref_wrong * (1.0 - per_example))])
+            value = obj(rates, kl, n_bound, delta, params.extras)
+        else:
+            value = obj(emp, kl, n_bound, delta, params.extras)
         return value, PosteriorMetrics(value, kl, emp, zero_one(logits, yb).mean())
 
     def init(post: Posterior) -> PosteriorState:
