@@ -108,6 +108,22 @@ class PacBayesSettings:
     sparsity: float | None = None
     mask_flip: float | None = None
 
+    @property
+    def task(self) -> str:
+        """The data set, with '-binary' when its classes were merged into two."""
+        return f"{self.dataset}{'-binary' if self.binary else ''}"
+
+    @property
+    def prior_text(self) -> str:
+        """The prior in words: its kind with alpha or epsilon, and a mask family's Bernoulli prior."""
+        prior = {PriorKind.DATA: f"{self.prior} (alpha {self.alpha})",
+                 PriorKind.DP: f"{self.prior} (epsilon {self.dp_epsilon}, all data)"}.get(self.prior, str(self.prior))
+        if self.family is FamilyName.MASK:
+            prior += (f", Bernoulli masks (uniform keep {1 - self.sparsity:.3g}, data-free)"
+                      if self.mask_prior is MaskPrior.UNIFORM else
+                      f", Bernoulli masks (magnitude, sparsity {self.sparsity}, flip {self.mask_flip})")
+        return prior
+
     @classmethod
     def from_dict(cls, config: Any) -> Self:
         """From a record's flat ``config``; a name outside its closed set is refused by name."""

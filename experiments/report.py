@@ -24,7 +24,6 @@ from typing import Any
 
 from ..bounds import Certificate, format_upper, round_up
 from ..estimators.iterative.trajectories import Checkpoint
-from ..estimators.snn import FamilyName, PriorKind
 from ..estimators.supersample.runs import SupersampleSummary
 from .cmi_results import (
     MALFORMED,
@@ -37,7 +36,6 @@ from .cmi_results import (
     record_object,
     what_is_wrong,
 )
-from .config import MaskPrior
 from .results import CMIRunResult, MaskComparison, PacBayesRecord, PacBayesResult, heldout_baseline
 
 __all__ = ["Column", "format_number", "render", "render_sections", "FORMATS", "REPORT_COLUMNS", "REPORT_NOTE",
@@ -300,23 +298,11 @@ def _certificate_kind(c: Certificate) -> str:
     return "certificate if SGLD's privacy approximation holds" if approximate else "certificate"
 
 
-def _pac_bayes_prior(s: PacBayesSettings) -> str:
-    """The prior column of a PAC-Bayes record."""
-    prior = {PriorKind.DATA: f"{s.prior} (alpha {s.alpha})",
-             PriorKind.DP: f"{s.prior} (epsilon {s.dp_epsilon}, all data)"}.get(s.prior, str(s.prior))
-    if s.family is FamilyName.MASK:
-        prior += (f", Bernoulli masks (uniform keep {1 - s.sparsity:.3g}, data-free)"
-                  if s.mask_prior is MaskPrior.UNIFORM else
-                  f", Bernoulli masks (magnitude, sparsity {s.sparsity}, flip {s.mask_flip})")
-    return prior
-
-
 def _pac_bayes_rows(s: PacBayesSettings, r: PacBayesResult) -> list[dict]:
     """Rows of one PAC-Bayes result: the stochastic predictor, the prior's own network on the
     bound set (held-out baseline), then any deterministic masks."""
     c = r.certificate
-    base = {"dataset": f"{s.dataset}{'-binary' if s.binary else ''}", "model": c.details.get("arch", str(s.arch)),
-            "prior": _pac_bayes_prior(s), "alpha": s.alpha}
+    base = {"dataset": s.task, "model": c.details.get("arch", str(s.arch)), "prior": s.prior_text, "alpha": s.alpha}
     masks = r.masks
     entries = [(r.objective + ("" if masks is None else
                                f", stochastic masks (E sparsity {masks.expected_sparsity:.3f})"),
@@ -570,6 +556,8 @@ def summary_rows(record: PacBayesRecord) -> list[dict]:
         "certificate": r.certificate.value,
         "mc_risk": r.certificate.emp_risk,
         "certificate_weights": None if r.certificate_weights is None else r.certificate_weights.value,
+        "certificate_excess": None if r.certificate_excess is None else r.certificate_excess.value,
+        "disagreement": None if r.disagreement is None else r.disagreement.rate,
         "test_error": r.test_error_stochastic,
         "test_error_mean": r.test_error_mean,
         "kl_over_n": r.kl_over_n,
@@ -585,6 +573,8 @@ def summary_columns() -> list[Column]:
         Column("objective", "objective"),
         Column("certificate", "certificate (b)", upper=True),
         Column("certificate_weights", "certificate (a)", upper=True),
+        Column("certificate_excess", "combined (excess)", upper=True),
+        Column("disagreement", "disagree (b)"),
         Column("mc_risk", "MC risk (b)"),
         Column("test_error", "test err (stoch.)"),
         Column("test_error_mean", "test err (mean)"),

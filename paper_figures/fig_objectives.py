@@ -19,7 +19,7 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
         res = rec.results
         x = np.arange(len(res))
         with style():
-            fig, ax = plt.subplots(figsize=(5.5, 3.8))
+            fig, ax = plt.subplots(figsize=(5.5, 4.2))
             ax.bar(x - 0.2, [r.certificate.value for r in res], 0.4, color=COLORS["certificate"],
                    label="certificate (Seeger, per-example draws)")
             ax.bar(x + 0.2, [r.test_error_stochastic for r in res], 0.4, color=COLORS["test_error"],
@@ -29,8 +29,9 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
                             va="bottom", fontsize=7)
             ax.set_xticks(x, [r.objective for r in res])
             ax.set_ylabel("0-1 risk")
-            ax.set_title(f"Objectives: {s.dataset}, {s.arch}, {s.prior} prior")
-            ax.legend(loc="lower right")
+            model = res[0].certificate.details.get("arch", s.arch)
+            ax.set_title(f"Objectives: {s.task}, {model}, prior {s.prior_text}")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)     # below the axes, off the bars
             suffix = "" if len(recs) == 1 else f"_{i}"
             files += save(fig, out_dir, f"objectives{suffix}")
     return files

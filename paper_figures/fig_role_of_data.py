@@ -29,7 +29,7 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
     if not series:
         return []
     with style():
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        fig, ax = plt.subplots(figsize=(5.5, 5.0))
         for (dataset, arch, obj), v in series.items():
             a = [p[0] for p in v]
             ax.plot(a, [p[1] for p in v], "o-", color=COLORS["certificate"],
@@ -43,7 +43,7 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
         ax.set_xlabel("fraction alpha of the training set used for the prior")
         ax.set_ylabel("0-1 risk")
         ax.set_title("The role of data in the prior")
-        ax.legend()
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=1)     # below the axes, off the data
         return save(fig, out_dir, "role_of_data")
 
 

@@ -7,8 +7,19 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from ..estimators.snn import PriorKind
+from ..estimators.snn import FamilyName, PriorKind
+from ..experiments.cmi_results import PacBayesSettings
+from ..experiments.results import PacBayesRecord
 from .style import cli, pac_bayes_records, save, style, unique
+
+
+def run_title(s: PacBayesSettings, rec: PacBayesRecord) -> str:
+    """What the run was: data set, network, prior, a non-Gaussian posterior family, the objectives."""
+    model = rec.results[0].certificate.details.get("arch", s.arch)
+    family = "" if s.family in (FamilyName.GAUSSIAN, FamilyName.MASK) else f", {s.family} posterior"
+    objectives = [r.objective for r in rec.results]
+    return (f"{s.task}, {model}, prior {s.prior_text}{family}, objective{'s' if len(objectives) > 1 else ''} "
+            + ", ".join(objectives))
 
 
 def make(records: list[dict], out_dir: Path) -> list[Path]:
@@ -27,7 +38,7 @@ def make(records: list[dict], out_dir: Path) -> list[Path]:
                 ax.set_title(title)
                 ax.set_xlabel("epoch")
             axes[0].legend()
-            fig.suptitle(f"{s.dataset}, {s.arch}, {s.prior} prior", fontsize=10)
+            fig.suptitle(run_title(s, rec), fontsize=10)
             name = f"training_curves_{s.dataset}_{s.arch}_{s.prior}"
             if s.prior is PriorKind.DATA:
                 name += f"_alpha{s.alpha}"

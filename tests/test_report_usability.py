@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from genbounds.cli import main
@@ -205,3 +206,70 @@ def test_default_report_fits_160_columns_and_shows_the_heldout_row_unchanged(cap
     assert main(["report", str(COMMITTED), "--format", "table", "--group-by", "dataset", "model", "prior",
                  "bound"]) == 0
     assert max(map(len, capsys.readouterr().out.splitlines())) <= 160
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Paper figures: legends beside the data, titles that say which run
+
+
+def _drawn_figures(monkeypatch, module, inspect) -> int:
+    """Draw every figure ``module.make`` makes from the committed records, laid out as ``save`` lays
+    them out, and hand each to ``inspect`` instead of writing it; returns how many there were."""
+    import matplotlib.pyplot as plt
+
+    from genbounds.experiments.records import load_records
+    count = []
+
+    def keep(fig, out_dir, name):
+        fig.tight_layout()
+        fig.canvas.draw()
+        inspect(fig)
+        plt.close(fig)
+        count.append(name)
+        return [Path(out_dir) / f"{name}.png"]
+
+    monkeypatch.setattr(module, "save", keep)
+    module.make([r for _, r in load_records([COMMITTED])[0]], Path("unused"))
+    return len(count)
+
+
+def _data_extents(ax) -> list:
+    """Display-space boxes of everything drawn from data in ``ax``: each line's markers and points
+    along its segments, each bar, each label."""
+    from matplotlib.transforms import Bbox
+    boxes = []
+    for line in ax.lines:
+        pts = ax.transData.transform(line.get_xydata())
+        half = max(2.0, line.get_markersize() * ax.figure.dpi / 72 / 2)
+        along = [a + t * (b - a) for a, b in zip(pts[:-1], pts[1:]) for t in np.linspace(0, 1, 20)]
+        boxes += [Bbox([[x - half, y - half], [x + half, y + half]]) for x, y in [*pts, *along]]
+    return boxes + [p.get_window_extent() for p in ax.patches] + [t.get_window_extent() for t in ax.texts]
+
+
+@pytest.mark.parametrize("name", ["fig_role_of_data", "fig_objectives"])
+def test_legends_cover_no_data_and_stay_in_the_figure(monkeypatch, name):
+    import importlib
+    module = importlib.import_module(f"genbounds.paper_figures.{name}")
+
+    def check(fig):
+        legends = [(ax, ax.get_legend()) for ax in fig.axes if ax.get_legend() is not None]
+        assert legends
+        for ax, legend in legends:
+            box = legend.get_window_extent()
+            assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1), name  # not cut off
+            clear = box.padded(0.1 * fig.dpi)                  # a tenth of an inch from any data
+            covered = [b for b in _data_extents(ax) if b.overlaps(clear)]
+            assert not covered, (name, len(covered))
+
+    assert _drawn_figures(monkeypatch, module, check) >= 1
+
+
+def test_training_curve_titles_name_dataset_model_prior_and_objectives(monkeypatch):
+    from genbounds.paper_figures import fig_training_curves
+    titles = []
+    assert _drawn_figures(monkeypatch, fig_training_curves, lambda fig: titles.append(fig.get_suptitle())) == 29
+    assert "digits, mlp-256-256, prior data (alpha 0.5), objectives quad, seeger, classic" in titles
+    assert "fashion-mnist, mlp-300, prior dp (epsilon 0.1, all data), objective quad" in titles
+    assert any(t.startswith("fashion-mnist, mlp-300, prior data (alpha 0.5), Bernoulli masks (magnitude, sparsity 0.9,")
+               for t in titles)
+    assert len(set(titles)) == 23             # was 7 distinct titles for these 29 figures
