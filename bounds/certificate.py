@@ -37,8 +37,8 @@ from .excess import (
     unexpected_bernstein_excess,
 )
 
-__all__ = ["Certificate", "HELDOUT", "heldout_certificate", "ExcessMethod", "EXCESS_BOUNDS", "excess_loss_certificate",
-           "split_excess_delta",
+__all__ = ["Certificate", "Certified", "HELDOUT", "heldout_certificate", "ExcessMethod", "EXCESS_BOUNDS",
+           "excess_loss_certificate", "split_excess_delta",
            "PacBayesBound", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum",
            "pay_for_choice", "format_delta", "format_upper"]
 
@@ -65,6 +65,14 @@ PAC_BAYES_BOUNDS: dict[PacBayesBound, Callable[..., Any]] = {
     PacBayesBound.LAMBDA: pb.lambda_bound_opt,
     PacBayesBound.MCALLESTER: pb.mcallester,
 }
+
+
+class Certified(StrEnum):
+    """Which predictor a certificate bounds: the posterior (stochastic, or a point mass) or a reference network
+    fixed before the bound set (the prior's own network)."""
+
+    POSTERIOR = "posterior"
+    REFERENCE = "reference"
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,14 @@ class Certificate:
         paid selection (:func:`union_minimum`, :func:`pay_for_choice`), 1 otherwise."""
         selection = self.details.get("selection")
         return 1 if selection is None else int(selection["k"])
+
+    @property
+    def certifies(self) -> Certified:
+        """The predictor the value bounds: the reference network (a held-out certificate, or a combined one whose
+        excess bound was not negative) or the posterior (every other certificate)."""
+        if self.bound == HELDOUT or self.details.get("certifies") == Certified.REFERENCE:
+            return Certified.REFERENCE
+        return Certified.POSTERIOR
 
     @property
     def vacuous(self) -> bool:

@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
-from ..bounds import Certificate, format_upper, round_up
+from ..bounds import Certificate, Certified, format_upper, round_up
 from ..estimators.iterative.trajectories import Checkpoint
 from ..estimators.supersample.runs import SupersampleSummary
 from .cmi_results import (
@@ -300,7 +300,8 @@ def _certificate_kind(c: Certificate) -> str:
 
 def _pac_bayes_rows(s: PacBayesSettings, r: PacBayesResult) -> list[dict]:
     """Rows of one PAC-Bayes result: the stochastic predictor, the prior's own network on the
-    bound set (held-out baseline), then any deterministic masks."""
+    bound set (held-out baseline), the combined certificate over that network (with the test error of
+    the predictor it certifies), then any deterministic masks."""
     c = r.certificate
     base = {"dataset": s.task, "model": c.details.get("arch", str(s.arch)), "prior": s.prior_text, "alpha": s.alpha}
     masks = r.masks
@@ -310,6 +311,12 @@ def _pac_bayes_rows(s: PacBayesSettings, r: PacBayesResult) -> list[dict]:
     held = heldout_baseline(c, _num(r.prior_heldout_error, "prior_heldout_error", optional=True))
     if held is not None:
         entries.append(("prior network, held-out (test-set bound)", r.prior_test_error, held))
+    x = r.certificate_excess
+    if x is not None:
+        posterior = x.certifies is Certified.POSTERIOR
+        entries.append((f"{r.objective}, combined over the prior network (certifies "
+                        f"{'the posterior' if posterior else 'the prior network'})",
+                        r.test_error_stochastic if posterior else r.prior_test_error, x))
     if masks is not None:
         for name in MaskComparison.PREDICTORS:
             m = getattr(masks, name)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-from ..bounds import Certificate, heldout_certificate, pay_for_choice
+from ..bounds import Certificate, Certified, heldout_certificate, pay_for_choice
 from ..estimators.supersample import CMIResult
 from .records import new_record
 
@@ -188,7 +188,7 @@ def certified_predictor(cert: Certificate, label: str) -> str:
     stochastic posterior, or the prior's own deterministic network when a combined certificate found no certified
     excess advantage for the posterior."""
     objective = label.split(" (")[0]
-    if cert.details.get("certifies") == "reference":
+    if cert.certifies is Certified.REFERENCE:
         return "the prior's own network (deterministic)"
     return f"the stochastic posterior trained with {objective}"
 

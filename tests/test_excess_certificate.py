@@ -8,6 +8,7 @@ import pytest
 from genbounds.bounds import (
     EXCESS_BOUNDS,
     Certificate,
+    Certified,
     ExcessMethod,
     excess_loss_certificate,
     heldout_certificate,
@@ -45,8 +46,10 @@ def test_case_b_with_monte_carlo_is_the_sheets_value():
 def test_no_advantage_certifies_the_reference_at_its_share():
     cert = excess_loss_certificate(K, 3300, 3000, 10 * N, KL, N, delta_reference=0.9 * DELTA,
                                    delta_excess=0.1 * DELTA, delta_monte_carlo=DPRIME, n_prior=N)
-    assert cert.details["certifies"] == "reference"
+    assert cert.details["certifies"] == "reference" and cert.certifies is Certified.REFERENCE
     assert cert.value == test_set_bound(K, N, 0.9 * DELTA) == pytest.approx(0.081265, abs=1e-6)
+    assert case_b().certifies is Certified.POSTERIOR
+    assert heldout_certificate(K, N, DELTA).certifies is Certified.REFERENCE
 
 
 def test_split_kl_route():
