@@ -41,6 +41,8 @@ def _bisect_gap(ok, hi):
         return mp.mpf(0)
     for _ in range(ITERS):
         mid = mp.sqrt(lo * hi) if hi > 4 * lo else (lo + hi) / 2
+        if mid in (lo, hi):         # no number between lo and hi: the remaining steps would change nothing
+            break
         if ok(mid):
             lo = mid
         else:
