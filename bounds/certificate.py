@@ -93,6 +93,8 @@ class Certificate:
             (equal to ``emp_risk`` when that is exact).
         mc_samples: number of Monte Carlo losses behind ``emp_risk`` (None if exact).
         details: anything else the bound depends on (union bounds, lambda, C, seeds, ...).
+        guess_risk: the error of the best constant predictor (always the most frequent class) on the bound
+            set, when known: a certificate at or above it says no more than guessing (:attr:`vacuous`).
     """
 
     bound: str
@@ -106,6 +108,7 @@ class Certificate:
     emp_risk_bound: float | None = None
     mc_samples: int | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    guess_risk: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.value, (int, float)) or math.isnan(self.value):
@@ -128,6 +131,8 @@ class Certificate:
         check_count("n_prior", self.n_prior, minimum=0)
         if self.mc_samples is not None:
             check_count("mc_samples", self.mc_samples)
+        if self.guess_risk is not None:
+            check_probability("guess_risk", self.guess_risk)
         if "selection" in self.details:
             check_count("details['selection']['k']", self.details["selection"].get("k", 0))
         object.__setattr__(self, "delta_parts", dict(self.delta_parts))
@@ -150,8 +155,9 @@ class Certificate:
 
     @property
     def vacuous(self) -> bool:
-        """True when the bound says nothing for a [0, 1] loss (value >= 1)."""
-        return self.value >= 1.0
+        """True when the bound says nothing: value >= 1 for a [0, 1] loss, or, when :attr:`guess_risk` is known,
+        value >= the error of always guessing the most frequent class (0.9 on ten balanced classes)."""
+        return self.value >= (1.0 if self.guess_risk is None else min(1.0, self.guess_risk))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (includes ``vacuous`` and the schema tag)."""
@@ -510,6 +516,10 @@ def _selected(chosen: Certificate, like: Certificate, selection: Mapping[str, An
 
 def _at_delta_share(cert: Certificate, k: int) -> Certificate:
     """``cert`` recomputed from its recorded inputs with every delta part divided by ``k``."""
+    return dataclasses.replace(_recomputed_at_share(cert, k), guess_risk=cert.guess_risk)
+
+
+def _recomputed_at_share(cert: Certificate, k: int) -> Certificate:
     if cert.bound == HELDOUT:
         if set(cert.delta_parts) != {"test_set"}:
             raise ValueError(f"certificate has delta parts {sorted(cert.delta_parts)} this function cannot rescale")

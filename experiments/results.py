@@ -209,6 +209,7 @@ def heldout_baseline(cert: Certificate, prior_heldout_error: float | None) -> Ce
     held = heldout_certificate(k, cert.n_bound, cert.delta, n_prior=cert.n_prior,
                                details={"predictor": "the prior's own network (deterministic), on the bound set",
                                         "dataset": cert.details.get("dataset"), "arch": cert.details.get("arch")})
+    held = dataclasses.replace(held, guess_risk=cert.guess_risk)
     chosen = cert.details.get("selection", {}).get("chosen", "these settings")
     return pay_for_choice(held, cert.candidates, chosen, "the same settings choice as the run's certificates")
 

@@ -151,9 +151,11 @@ def pac_bayes_text(record: PacBayesRecord, cfg: PacBayesConfig, out: Path, fig: 
         foot.append(f"every certificate above pays for keeping these settings among {cfg.settings_looked_at} looked "
                     f"at on this bound set (each at delta/{cfg.settings_looked_at}).")
     foot.append(f"record: {out / 'record.json'}   figure: {fig}   ({record.timings['total_s']:.0f} s)")
-    vac = [r.objective for r in record.results if r.certificate.vacuous]
+    vac = [(label, c) for label, c in record.certificates() if c.vacuous]
     if vac:
-        foot.append(f"VACUOUS (>= 1, says nothing): {', '.join(vac)}")
+        guess = vac[0][1].guess_risk
+        level = "1" if guess is None else f"{guess:.4f}, the error of always guessing the most frequent class"
+        foot.append(f"VACUOUS (at or above {level}: says nothing): {', '.join(label for label, _ in vac)}")
     return "\n".join([table, *foot])
 
 
