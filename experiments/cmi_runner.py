@@ -30,11 +30,12 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from ..bounds._array import check_choice
 from ..estimators import nets
 from ..estimators import supersample as S
 from ..estimators.data import BINARY_CLASSES, Dataset, binary_task
 from ..estimators.devices import broadcast_from_main, is_main_process
-from .config import OPTIMIZERS, RunConfig, make_optimizer, setting
+from .config import OPTIMIZERS, CMIArch, OptimizerName, RunConfig, make_optimizer, setting
 from .records import new_record, write_atomic, write_json_atomic, write_record
 from .report import format_number
 from .results import CMIRunResult
@@ -53,7 +54,8 @@ class CMIConfig(RunConfig):
     classes: tuple[int, int] | None = setting(
         None, "the binary task's negative and positive class", nargs=2, metavar=("NEG", "POS"),
         default_text="4 9; fashion-mnist 2 4: pullover vs coat")
-    arch: str = setting("linear", "network: a linear model, an MLP or a CNN", choices=("linear", "mlp", "cnn"))
+    arch: CMIArch = setting(CMIArch.LINEAR, "network: a linear model, an MLP or a CNN",
+                            choices=[a.value for a in CMIArch])
     widths: tuple[int, ...] = setting((128,), "MLP hidden widths")
     n: tuple[int, ...] = setting((5, 10, 20, 30, 40, 50), "training-set sizes n (one experiment each)")
     k1: int = setting(5, "supersample draws per n")
@@ -61,7 +63,7 @@ class CMIConfig(RunConfig):
     epochs: int = setting(200, "training epochs of every run")
     batch: int = setting(128, "minibatch size of every run")
     lr: float = setting(1e-2, "learning rate of every run")
-    optimizer: str = setting("adam", "optimiser of every run", choices=OPTIMIZERS)
+    optimizer: OptimizerName = setting(OptimizerName.ADAM, "optimiser of every run", choices=OPTIMIZERS)
     synthetic_features: int = setting(5, "input dimension of the synthetic dataset")
     seed: int = setting(0, "seed of the draws, the masks and the runs' initialisations")
     chunk: int = setting(0, "runs per saved chunk (0: all the runs of a draw)")
@@ -70,11 +72,11 @@ class CMIConfig(RunConfig):
                         "used)")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "arch", check_choice("arch", self.arch, CMIArch))
+        object.__setattr__(self, "optimizer", check_choice("optimizer", self.optimizer, OptimizerName))
         checks = [
             (self.dataset in ("synthetic", *BINARY_CLASSES), "dataset", "synthetic, digits, mnist-5k, mnist "
              "or fashion-mnist"),
-            (self.arch in ("linear", "mlp", "cnn"), "arch", "linear, mlp or cnn"),
-            (self.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}"),
             (len(self.n) > 0 and all(v >= 2 for v in self.n), "n", "a list of sizes >= 2"),
             (self.k1 >= 1, "k1", ">= 1"),
             (self.k2 >= 2, "k2", ">= 2"),
@@ -87,9 +89,9 @@ def task_net(cfg: CMIConfig, pool):
     """The experiment's network for ``pool`` (a CNN computes its convolutions the way that is fast
     on the backend, :func:`genbounds.estimators.nets.conv_for_backend`)."""
     shape = pool.x.shape[1:]
-    if cfg.arch == "linear":
+    if cfg.arch is CMIArch.LINEAR:
         return nets.mlp(shape, (), 2)
-    if cfg.arch == "mlp":
+    if cfg.arch is CMIArch.MLP:
         return nets.mlp(shape, cfg.widths, 2)
     return nets.cnn(shape, 2)          # matmul convolution on CPU, XLA's (cuDNN) elsewhere
 

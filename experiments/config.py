@@ -32,7 +32,7 @@ from ..bounds._array import check_choice
 
 __all__ = ["RunConfig", "Section", "Setting", "setting", "add_flags", "from_args", "int_at_least", "positive_int",
            "nonneg_int", "digits", "OPTIMIZERS", "SCHEDULES", "make_optimizer", "Arch", "OptimizerName",
-           "ScheduleName", "MaskPrior"]
+           "ScheduleName", "MaskPrior", "CMIArch", "LangevinAlgorithm", "AugmentName"]
 
 
 class Arch(StrEnum):
@@ -40,6 +40,30 @@ class Arch(StrEnum):
 
     MLP = "mlp"
     CNN = "cnn"
+
+
+class CMIArch(StrEnum):
+    """The CMI runner's networks: a linear model, an MLP, or a CNN."""
+
+    LINEAR = "linear"
+    MLP = "mlp"
+    CNN = "cnn"
+
+
+class LangevinAlgorithm(StrEnum):
+    """The Langevin runner's training: Langevin dynamics (SGLD with a batch), or plain minibatch SGD."""
+
+    LANGEVIN = "langevin"
+    SGD = "sgd"
+
+
+class AugmentName(StrEnum):
+    """Augmentations of a data prior's training images, by the names of
+    :data:`genbounds.estimators.augment.AUGMENTATIONS`."""
+
+    NONE = "none"
+    SHIFT = "shift"
+    SHIFT_FLIP = "shift-flip"
 
 
 class OptimizerName(StrEnum):
@@ -191,10 +215,13 @@ class RunConfig:
         return type(self).from_dict({**self.flat_items(), **values})
 
     def _validate(self, checks) -> None:
-        """``checks``: (ok, flat name, requirement) triples; the first failure raises."""
+        """``checks``: (ok, flat name, requirement) triples; the first failure raises (a name from a
+        closed set shown as the user wrote it, ``'init'``)."""
         for ok, name, what in checks:
             if not ok:
-                raise ValueError(f"argument {name!r} must be {what}, got {self.flat_items()[name]!r}")
+                value = self.flat_items()[name]
+                shown = value.value if isinstance(value, StrEnum) else value
+                raise ValueError(f"argument {name!r} must be {what}, got {shown!r}")
 
     def to_dict(self) -> dict:
         """The flat JSON form (the record's ``config``)."""

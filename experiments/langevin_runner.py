@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from ..bounds._array import check_choice
 from ..estimators import nets
 from ..estimators.data import BINARY_CLASSES, binary_task
 from ..estimators.devices import population_mesh, population_shardings
@@ -50,7 +51,7 @@ from ..estimators.iterative import (
     sgd_population,
 )
 from ..estimators.steps import Schedule, staircase_schedule
-from .config import RunConfig, setting
+from .config import LangevinAlgorithm, RunConfig, setting
 from .records import new_record, write_atomic, write_json_atomic, write_record
 
 __all__ = ["LangevinConfig", "run_langevin_experiment", "LANGEVIN_BOUNDS"]
@@ -85,8 +86,9 @@ class LangevinConfig(RunConfig):
     every_v: int = setting(50, "steps between noise-variance decays")
     batch: int = setting(0, "0: full-batch Langevin dynamics; b > 0: SGLD (or, with --algorithm sgd, SGD) on "
                          "batches of b")
-    algorithm: str = setting("langevin", "sgd: plain minibatch SGD (--batch > 0) with Neu et al. 2021's bound per "
-                             "--sigmas", choices=("langevin", "sgd"))
+    algorithm: LangevinAlgorithm = setting(LangevinAlgorithm.LANGEVIN, "sgd: plain minibatch SGD (--batch > 0) with "
+                                           "Neu et al. 2021's bound per --sigmas",
+                                           choices=[a.value for a in LangevinAlgorithm])
     sigmas: tuple[float, ...] = setting((1e-3, 3e-3, 1e-2, 3e-2), "sgd: perturbation scales, a grid fixed before "
                                         "the runs")
     n_heldout: int = setting(200, "sgd: points for the population gradient")
@@ -94,6 +96,7 @@ class LangevinConfig(RunConfig):
     seed: int = setting(0, "seed of the draws, initialisations and noise")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "algorithm", check_choice("algorithm", self.algorithm, LangevinAlgorithm))
         checks = [
             (self.dataset in BINARY_CLASSES, "dataset", f"one of {tuple(BINARY_CLASSES)}"),
             (self.n >= 3 and self.n_test >= 1, "n", ">= 3 (and n_test >= 1)"),
@@ -104,8 +107,8 @@ class LangevinConfig(RunConfig):
             (self.eta0 > 0 and 0 < self.decay <= 1 and self.every_eta >= 1, "eta0", "> 0 (decay in (0, 1])"),
             (self.v0 > 0 and self.v_inf > 0 and self.rate >= 0 and self.every_v >= 1, "v0", "> 0 (and v_inf > 0)"),
             (0 <= self.batch <= self.n, "batch", f"in [0, n = {self.n}] (0: full batch)"),
-            (self.algorithm in ("langevin", "sgd"), "algorithm", "'langevin' or 'sgd'"),
-            (self.algorithm != "sgd" or self.batch > 0, "batch", "> 0 with algorithm='sgd' (minibatch SGD)"),
+            (self.algorithm is not LangevinAlgorithm.SGD or self.batch > 0, "batch",
+             "> 0 with algorithm='sgd' (minibatch SGD)"),
             (len(self.sigmas) > 0 and all(s > 0 for s in self.sigmas) and self.mc >= 1 and self.n_heldout >= 1,
              "sigmas", "positive numbers (and mc, n_heldout >= 1)"),
         ]
@@ -122,9 +125,9 @@ class LangevinConfig(RunConfig):
 def _draw(cfg: LangevinConfig, pool, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Outer draw d: indices of the n - 1 shared points, the pair, the test points and (sgd) the
     held-out points for the population gradient."""
-    need = cfg.n + 1 + cfg.n_test + (cfg.n_heldout if cfg.algorithm == "sgd" else 0)
+    need = cfg.n + 1 + cfg.n_test + (cfg.n_heldout if cfg.algorithm is LangevinAlgorithm.SGD else 0)
     if need > len(pool):
-        extra = " + n_heldout" if cfg.algorithm == "sgd" else ""
+        extra = " + n_heldout" if cfg.algorithm is LangevinAlgorithm.SGD else ""
         raise ValueError(f"argument 'n': n + 1 + n_test{extra} = {need} exceeds the {len(pool)} examples of "
                          f"{pool.name}")
     perm = np.random.default_rng([cfg.seed, d]).permutation(len(pool))
@@ -165,7 +168,7 @@ def run_langevin_experiment(cfg: LangevinConfig, out: str | os.PathLike, *, prog
     pool = binary_task(cfg.dataset, cfg.data_dir, cfg.classes)
     net = nets.mlp(pool.x.shape[1:], cfg.widths, 2)
     log(f"{pool.name}: {len(pool)} examples; {net.name}; n = {cfg.n}; {cfg.k1} draws x {cfg.k2} runs; "
-        + (f"{cfg.steps} SGD steps, batch {cfg.batch}" if cfg.algorithm == "sgd" else
+        + (f"{cfg.steps} SGD steps, batch {cfg.batch}" if cfg.algorithm is LangevinAlgorithm.SGD else
            f"{cfg.steps} Langevin steps" + (f", batch {cfg.batch}" if cfg.batch else ", full batch")))
     population = jax.jit(lambda *a: pair_population(net, *a, schedule=cfg.schedule(), steps=cfg.steps,
                                                      every=cfg.every, batch=cfg.batch))
@@ -186,7 +189,7 @@ def run_langevin_experiment(cfg: LangevinConfig, out: str | os.PathLike, *, prog
         shared, pair, test, heldout = _draw(cfg, pool, d)
         keys = jax.device_put(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), d), cfg.k2), pop)
         tests = jax.device_put((pool.x[test], pool.y[test]), rep)
-        if cfg.algorithm == "sgd":
+        if cfg.algorithm is LangevinAlgorithm.SGD:
             train_idx = np.concatenate([shared, pair[:1]])
             stats = jax.device_get(sgd(jax.device_put((pool.x[train_idx], pool.y[train_idx]), rep),
                                        jax.device_put((pool.x[heldout], pool.y[heldout]), rep), tests, keys))
@@ -196,7 +199,7 @@ def run_langevin_experiment(cfg: LangevinConfig, out: str | os.PathLike, *, prog
         arrays = {k: np.asarray(v) for k, v in stats._asdict().items()}
         write_atomic(path, lambda f, a=arrays: np.savez(f, **a), binary=True)
         draws.append(arrays)
-    rows = _sgd_bounds(cfg, draws) if cfg.algorithm == "sgd" else _langevin_bounds(cfg, draws)
+    rows = _sgd_bounds(cfg, draws) if cfg.algorithm is LangevinAlgorithm.SGD else _langevin_bounds(cfg, draws)
     record = new_record("langevin", cfg.to_dict(), cfg.seed, rows, {"total_s": time.perf_counter() - t_start})
     record["environment"] = {"backend": jax.default_backend(), "devices": int(mesh.devices.size), "net": net.name,
                              "pool": pool.name}

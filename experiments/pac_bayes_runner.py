@@ -35,13 +35,26 @@ import numpy as np
 
 from .. import bounds
 from ..bounds import Certificate, pay_for_choice, union_minimum
+from ..bounds._array import check_choice
 from ..estimators import nets
 from ..estimators import snn as S
 from ..estimators.augment import AUGMENTATIONS, get_augment
 from ..estimators.data import DATASETS, TrainTest, load
-from ..estimators.snn import FAMILIES, OBJECTIVES
+from ..estimators.snn import FAMILIES, OBJECTIVES, FamilyName, PriorKind
 from ..estimators.steps import steps_per_epoch
-from .config import OPTIMIZERS, SCHEDULES, RunConfig, Section, make_optimizer, setting
+from .config import (
+    OPTIMIZERS,
+    SCHEDULES,
+    Arch,
+    AugmentName,
+    MaskPrior,
+    OptimizerName,
+    RunConfig,
+    ScheduleName,
+    Section,
+    make_optimizer,
+    setting,
+)
 from .records import write_atomic, write_json_atomic, write_record
 from .report import format_number
 from .results import Disagreement, MaskComparison, MaskPredictor, MonteCarloRisk, PacBayesRecord, PacBayesResult
@@ -75,9 +88,12 @@ class DataSection(Section):
 class ModelSection(Section):
     """The network (the CNN won the settings search on digits)."""
 
-    arch: str = setting("cnn", "network: an MLP, or PBB's CNN (two 3x3 convolutions, max-pool, dense 128)",
-                        choices=("mlp", "cnn"))
+    arch: Arch = setting(Arch.CNN, "network: an MLP, or PBB's CNN (two 3x3 convolutions, max-pool, dense 128)",
+                         choices=[a.value for a in Arch])
     widths: tuple[int, ...] = setting((256, 256), "MLP hidden widths")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "arch", check_choice("arch", self.arch, Arch))
 
 
 @dataclass(frozen=True)
@@ -89,14 +105,15 @@ class PriorSection(Section):
     "data"`` raises ``TypeError``: compare ``cfg.prior.kind``).
     """
 
-    kind: str = setting("data", "data: prior mean trained on --alpha of the data; init: the random init (DR17); dp: "
-                        "mean drawn by an epsilon-DP Gibbs mechanism (SGLD) on all the data (DR18)", key="prior",
-                        choices=("data", "init", "dp"))
+    kind: PriorKind = setting(PriorKind.DATA, "data: prior mean trained on --alpha of the data; init: the random init "
+                              "(DR17); dp: mean drawn by an epsilon-DP Gibbs mechanism (SGLD) on all the data (DR18)",
+                              key="prior", choices=[k.value for k in PriorKind])
     alpha: float = setting(0.5, "fraction of the training set for a data prior")
     sparsity: float = setting(0.9, "mask family: fraction the prior's magnitude mask prunes")
     mask_flip: float = setting(0.01, "mask family: prior keep probability of a pruned weight (1 - it for a kept one)")
-    mask_prior: str = setting("magnitude", "mask family: Bernoulli prior from the prior net's magnitudes, or uniform "
-                              "(data-free) keep probability 1 - sparsity", choices=("magnitude", "uniform"))
+    mask_prior: MaskPrior = setting(MaskPrior.MAGNITUDE, "mask family: Bernoulli prior from the prior net's "
+                                    "magnitudes, or uniform (data-free) keep probability 1 - sparsity",
+                                    choices=[m.value for m in MaskPrior])
     scale: float = setting(0.02, "prior standard deviation (fixed), or the initial value with --learn-prior-scale",
                            key="prior_scale")
     learn_scale: bool = setting(False, "learn the prior scale, then round it to the DR17 grid (union bound paid)",
@@ -106,20 +123,28 @@ class PriorSection(Section):
     epochs: int = setting(100, "epochs of deterministic training (prior mean; DR17's SGD stage)", key="prior_epochs")
     lr: float = setting(0.05, "learning rate of the prior's training", key="prior_lr")
     batch: int = setting(64, "minibatch size of the prior's training (and of the DP prior's SGLD)", key="prior_batch")
-    optimizer: str = setting("sgd", "optimiser of the prior's training", key="prior_optimizer", choices=OPTIMIZERS)
+    optimizer: OptimizerName = setting(OptimizerName.SGD, "optimiser of the prior's training", key="prior_optimizer",
+                                       choices=OPTIMIZERS)
     momentum: float = setting(0.9, "SGD momentum of the prior (0: plain SGD)", key="prior_momentum")
     dropout: float = setting(0.2, "dropout rate on hidden activations while training the prior (PBB: 0.2)",
                              key="prior_dropout")
-    schedule: str = setting("constant", "learning-rate schedule of the prior: constant or cosine decay to 0",
-                            key="prior_schedule", choices=SCHEDULES)
-    augment: str = setting("none", "augment the prior's training images: random 2-pixel shifts (shift), and mirror "
-                           "images (shift-flip); the bound set is never augmented", key="prior_augment",
-                           choices=tuple(sorted(AUGMENTATIONS)))
+    schedule: ScheduleName = setting(ScheduleName.CONSTANT, "learning-rate schedule of the prior: constant or cosine "
+                                     "decay to 0", key="prior_schedule", choices=SCHEDULES)
+    augment: AugmentName = setting(AugmentName.NONE, "augment the prior's training images: random 2-pixel shifts "
+                                   "(shift), and mirror images (shift-flip); the bound set is never augmented",
+                                   key="prior_augment", choices=tuple(sorted(AUGMENTATIONS)))
     dp_epsilon: float = setting(0.1, "dp prior: epsilon of the Gibbs mechanism (tau = epsilon n / 2)")
     dp_base_scale: float = setting(0.1, "dp prior: std of the data-free Gaussian base measure around the "
                                    "initialisation")
     dp_lr: float = setting(0.05, "dp prior: SGLD step size")
     dp_epochs: int = setting(10, "dp prior: SGLD epochs")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", check_choice("prior", self.kind, PriorKind))
+        object.__setattr__(self, "mask_prior", check_choice("mask_prior", self.mask_prior, MaskPrior))
+        object.__setattr__(self, "optimizer", check_choice("prior_optimizer", self.optimizer, OptimizerName))
+        object.__setattr__(self, "schedule", check_choice("prior_schedule", self.schedule, ScheduleName))
+        object.__setattr__(self, "augment", check_choice("prior_augment", self.augment, AugmentName))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, str):
@@ -135,18 +160,24 @@ class PosteriorSection(Section):
 
     objectives: tuple[str, ...] = setting(("quad",), f"training objectives, side by side: {' | '.join(OBJECTIVES)}",
                                           flag="--objective")
-    family: str = setting("gaussian", "posterior family: factorised Gaussian or Laplace weights, Bernoulli masks over "
-                          "the prior's weights, or matrix-normal (Kronecker-factored) dense layers", choices=FAMILIES)
+    family: FamilyName = setting(FamilyName.GAUSSIAN, "posterior family: factorised Gaussian or Laplace weights, "
+                                 "Bernoulli masks over the prior's weights, or matrix-normal (Kronecker-factored) "
+                                 "dense layers", choices=FAMILIES)
     epochs: int = setting(50, "posterior epochs")
     lr: float = setting(0.01, "learning rate of the posterior's training")
     batch: int = setting(64, "minibatch size of the posterior's training")
-    optimizer: str = setting("sgd", "optimiser of the posterior's training", choices=OPTIMIZERS)
+    optimizer: OptimizerName = setting(OptimizerName.SGD, "optimiser of the posterior's training", choices=OPTIMIZERS)
     momentum: float = setting(0.95, "SGD momentum of the posterior (0: plain SGD)")
-    schedule: str = setting("constant", "posterior learning-rate schedule", choices=SCHEDULES)
+    schedule: ScheduleName = setting(ScheduleName.CONSTANT, "posterior learning-rate schedule", choices=SCHEDULES)
     shared_sample: bool = setting(False, "train with one weight draw per minibatch instead of one per example "
                                   "(faster CNN training)")
     p_min: float = setting(1e-4, "floor of the predicted probability in the bounded cross-entropy the posterior "
                            "is trained on, -ln(max(p, p_min)) / ln(1/p_min)")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "family", check_choice("family", self.family, FamilyName))
+        object.__setattr__(self, "optimizer", check_choice("optimizer", self.optimizer, OptimizerName))
+        object.__setattr__(self, "schedule", check_choice("schedule", self.schedule, ScheduleName))
 
 
 @dataclass(frozen=True)
@@ -184,38 +215,31 @@ class PacBayesConfig(RunConfig):
 
     def __post_init__(self) -> None:
         if self.standardize is None:
-            object.__setattr__(self, "data", dataclasses.replace(self.data, standardize=self.prior.kind == "data"))
+            object.__setattr__(self, "data",
+                               dataclasses.replace(self.data, standardize=self.prior.kind is PriorKind.DATA))
         checks = [
             (self.dataset in DATASETS, "dataset", f"one of {DATASETS}"),
-            (self.arch in ("mlp", "cnn"), "arch", "'mlp' or 'cnn'"),
-            (self.prior.kind in ("data", "init", "dp"), "prior", "'data', 'init' or 'dp'"),
-            (self.prior.kind != "dp" or (self.dp_epsilon > 0 and self.dp_base_scale > 0 and self.dp_lr > 0
+            (self.prior.kind is not PriorKind.DP or (self.dp_epsilon > 0 and self.dp_base_scale > 0 and self.dp_lr > 0
                                     and self.dp_epochs >= 1), "dp_epsilon",
              "> 0 with dp_base_scale > 0, dp_lr > 0 and dp_epochs >= 1 for a dp prior"),
-            (self.optimizer in OPTIMIZERS and self.prior_optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}"),
-            (self.schedule in SCHEDULES and self.prior_schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}"),
             (0.0 <= self.momentum < 1.0 and 0.0 <= self.prior_momentum < 1.0, "momentum", "in [0, 1)"),
             (0.0 <= self.prior_dropout < 1.0, "prior_dropout", "in [0, 1)"),
-            (self.prior_augment in AUGMENTATIONS, "prior_augment", f"one of {sorted(AUGMENTATIONS)}"),
-            (self.prior_augment == "none" or self.prior.kind == "data", "prior_augment",
+            (self.prior_augment is AugmentName.NONE or self.prior.kind is PriorKind.DATA, "prior_augment",
              "'none' unless the prior is 'data' (only a prior trained on its own data may be augmented)"),
-            (not self.standardize or self.prior.kind == "data", "standardize",
+            (not self.standardize or self.prior.kind is PriorKind.DATA, "standardize",
              "False unless the prior is 'data' (with a data-free or DP prior its statistics would come from the "
              "bound set)"),
-            (0.0 < self.alpha < 1.0 or self.prior.kind == "init", "alpha", "in (0, 1)"),
+            (0.0 < self.alpha < 1.0 or self.prior.kind is PriorKind.INIT, "alpha", "in (0, 1)"),
             (len(self.objectives) > 0 and all(o in OBJECTIVES for o in self.objectives),
              "objectives", f"from {OBJECTIVES}"),
-            (self.family in FAMILIES, "family", f"one of {FAMILIES}"),
-            (self.family not in FAMILIES or not S.get_family(self.family).needs_data_prior
-             or self.prior.kind == "data", "prior",
+            (not S.get_family(self.family).needs_data_prior or self.prior.kind is PriorKind.DATA, "prior",
              "'data' with family 'mask' (the masks keep the prior's trained weights; a data-free prior would mask "
              "the random initialisation)"),
-            (self.family not in FAMILIES or S.get_family(self.family).learns_prior_scale or not self.learn_prior_scale,
+            (S.get_family(self.family).learns_prior_scale or not self.learn_prior_scale,
              "learn_prior_scale",
              "False with family 'mask' (a mask prior has keep probabilities, not a scale)"),
             (0.0 < self.sparsity < 1.0, "sparsity", "in (0, 1)"),
             (0.0 < self.mask_flip < 0.5, "mask_flip", "in (0, 0.5)"),
-            (self.mask_prior in ("magnitude", "uniform"), "mask_prior", "'magnitude' or 'uniform'"),
             (self.prior_scale > 0, "prior_scale", "> 0"),
             (0 < self.delta < 1 and 0 < self.mc_delta < 1, "delta", "in (0, 1)"),
             (self.delta + self.mc_delta < 1, "mc_delta", f"such that delta + mc_delta < 1 (delta = {self.delta})"),
@@ -314,11 +338,11 @@ def prepare(cfg: PacBayesConfig, out: str | os.PathLike, log: Callable[[str], No
     write_json_atomic(ckpt / "config.json", cfg.to_dict())
     data = load(cfg.dataset, cfg.data_dir, binary=cfg.binary, seed=cfg.seed)
     shape, k = data.train.x.shape[1:], data.train.num_classes
-    net = nets.mlp(shape, cfg.widths, k) if cfg.arch == "mlp" else nets.cnn(shape, k)
+    net = nets.mlp(shape, cfg.widths, k) if cfg.arch is Arch.MLP else nets.cnn(shape, k)
     names = ("init", "split", "prior", "post", "cert", "test")
     keys = dict(zip(names, jax.random.split(jax.random.PRNGKey(cfg.seed), len(names))))
     idx = np.zeros(0, dtype=np.int64)
-    if cfg.prior.kind == "data":
+    if cfg.prior.kind is PriorKind.DATA:
         perm = np.asarray(jax.random.permutation(keys["split"], len(data.train)))
         idx = np.sort(perm[: prior_split_size(cfg.alpha, len(data.train))])
     if cfg.standardize:
@@ -360,7 +384,7 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
         t0 = time.perf_counter()
         init = net.init(keys["init"])
         dp = None
-        if cfg.prior.kind == "dp":
+        if cfg.prior.kind is PriorKind.DP:
             # The mean is an (approximately) epsilon-DP draw from the Gibbs distribution of all the data;
             # the posterior starts there.
             private = S.dp_prior(net, init, train, key=keys["prior"], epsilon=cfg.dp_epsilon,
@@ -370,27 +394,28 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
             mean = start = private.mean
             dp = private.dp
         else:
-            fit_on = train.take(idx) if cfg.prior.kind == "data" else train
+            fit_on = train.take(idx) if cfg.prior.kind is PriorKind.DATA else train
             steps = cfg.prior_epochs * steps_per_epoch(len(fit_on), cfg.prior_batch)
             opt = make_optimizer(cfg.prior_optimizer, cfg.prior_lr, cfg.prior_momentum, cfg.prior_schedule, steps)
             start = S.train_deterministic(net, init, fit_on, key=keys["prior"], epochs=cfg.prior_epochs,
                                           batch_size=cfg.prior_batch, optimizer=opt, dropout=cfg.prior_dropout,
                                           augment=get_augment(cfg.prior_augment),
-                                          progress=progress, desc="prior" if cfg.prior.kind == "data" else "sgd")
-            mean = start if cfg.prior.kind == "data" else init
+                                          progress=progress,
+                                          desc="prior" if cfg.prior.kind is PriorKind.DATA else "sgd")
+            mean = start if cfg.prior.kind is PriorKind.DATA else init
         seconds = time.perf_counter() - t0
         _save_pickle(prior_file, {"mean": mean, "indices": idx, "sgd": start, "dp": dp})
-    details = {"seed": cfg.seed, "alpha": cfg.alpha if cfg.prior.kind == "data" else 0.0,
+    details = {"seed": cfg.seed, "alpha": cfg.alpha if cfg.prior.kind is PriorKind.DATA else 0.0,
                "dropout": cfg.prior_dropout, "standardize": cfg.standardize}
-    if cfg.prior_augment != "none":
-        details["augment"] = cfg.prior_augment
+    if cfg.prior_augment is not AugmentName.NONE:
+        details["augment"] = cfg.prior_augment.value
     scale: Any = cfg.prior_scale
     magnitude = None
     fam = S.get_family(cfg.family)
     if fam.masks_weights:
         # Bernoulli prior from the prior net's own magnitudes (prior data only), fixed before the bound set is seen.
         magnitude = S.magnitude_mask(mean, cfg.sparsity)
-        if cfg.mask_prior == "uniform":
+        if cfg.mask_prior is MaskPrior.UNIFORM:
             scale = 1.0 - cfg.sparsity        # data-free keep probability
             details.update(masks="uniform keep probability (data-free)", sparsity=cfg.sparsity)
         else:
@@ -399,7 +424,7 @@ def prior_stage(setup: Setup, *, progress: bool = True, log: Callable[[str], Non
     prior = S.Prior(mean, scale, fam, idx, details, dp=dp)
     test_error = S.error_rate(net, start, setup.data.test)
     heldout = S.error_rate(net, prior.mean, S.bound_set(train, prior)[0])
-    what = {"data": "prior", "init": "SGD", "dp": "DP prior"}[cfg.prior.kind]
+    what = {PriorKind.DATA: "prior", PriorKind.INIT: "SGD", PriorKind.DP: "DP prior"}[cfg.prior.kind]
     log(f"{what} net test error {test_error:.4f}; prior mean's error on the "
         f"{len(train) - prior.n_data} bound-set examples {heldout:.4f} (prior data {prior.n_data})")
     return PriorResult(prior, start, test_error, heldout, seconds, magnitude)

@@ -28,6 +28,7 @@ import jax
 import numpy as np
 
 from ..bounds import Certificate, union_minimum
+from .config import Arch
 from .pac_bayes_runner import (
     MLP_DIGITS,
     PacBayesConfig,
@@ -61,8 +62,9 @@ QUICKSTART_GRID_3: tuple[dict, ...] = tuple(
 
 
 #: A fourth round: the architecture (the CNN of PBB, on 8 x 8 digits) with and without prior dropout.
+#: (Names as values: each candidate's changes are written into the search record as they are.)
 QUICKSTART_GRID_4: tuple[dict, ...] = tuple(
-    {"arch": a, "prior_dropout": d} for a in ("mlp", "cnn") for d in (0.0, 0.2))
+    {"arch": a.value, "prior_dropout": d} for a in (Arch.MLP, Arch.CNN) for d in (0.0, 0.2))
 
 
 def prior_data_setup(setup: Setup, out: Path) -> Setup:
