@@ -511,7 +511,9 @@ def certify_network(
         "mean_shift": _relative_distance(post.mean, yours.params),
     }
     bound_data = bound_set(train, prior)[0]
-    certified = _certified_predictor(net, your_net, post, yours, prior, bound_data, test_set, train_mean=train_mean,
+    your_classes = _predicted(your_net, yours.params, bound_data)
+    agreement = float(np.mean(_predicted(net, post.mean, bound_data) == your_classes))
+    certified = _certified_predictor(net, your_net, post, yours, prior, agreement, test_set, train_mean=train_mean,
                                      r=r, key=k_test)
     cert, mc = certify(net, post, prior, train, key=k_cert, estimate=PerExampleDraws(r), delta=delta,
                        mc_delta=mc_delta, prior_scale=state.prior_scale,
@@ -519,7 +521,7 @@ def certify_network(
                        details={"objective": objective.name.value, "source": "certify_network",
                                 "training": training, "predictor": certified.to_dict()})
     chance = 1.0 - 1.0 / max(train.num_classes, 2)
-    own = error_rate(your_net, yours.params, bound_data)
+    own = float(np.mean(your_classes != bound_data.y))
     training["network_bound_set_error"] = own
     if cert.value >= (own + chance) / 2:
         diagnosis = _vacuity_diagnosis(cert, training, own, chance, prior, train_mean)
@@ -582,11 +584,10 @@ def _predicted(net: Net, params: Any, data: Dataset, batch_size: int = 2000) -> 
     return np.concatenate([np.asarray(fn(params, data.x[s:s + batch_size])) for s in range(0, len(data), batch_size)])
 
 
-def _certified_predictor(net: Net, your_net: Net, post: Posterior, yours: Model, prior: Prior, bound_data: Dataset,
+def _certified_predictor(net: Net, your_net: Net, post: Posterior, yours: Model, prior: Prior, agreement: float,
                          test_set: Dataset | None, *, train_mean: bool, r: int, key: jax.Array) -> CertifiedPredictor:
-    """What the certificate covers and how it compares with your network (see :class:`CertifiedPredictor`)."""
-    agreement = float(np.mean(_predicted(net, post.mean, bound_data) == _predicted(your_net, yours.params,
-                                                                                     bound_data)))
+    """What the certificate covers and how it compares with your network (see :class:`CertifiedPredictor`);
+    ``agreement`` is measured on the bound set by the caller."""
     errors: dict[str, float] = {}
     if test_set is not None:
         errors = {"stochastic_test_error": mc_independent(net, post, GAUSSIAN, test_set, r=r, key=key).zero_one,
