@@ -110,6 +110,17 @@ def test_as_model_linen_params_trainable_batch_stats_fixed_train_flag_off(digits
     np.testing.assert_allclose(m.apply(m.params, x), model.apply(mine, x, train=False), rtol=1e-6)
     assert as_model(model.apply, mine).kind is ModelKind.LINEN       # the bound apply method too
     _grad_sees_real_leaves_only(m, x)
+    # A required training flag is set to its evaluation value: dropout off.
+    dropout = _LinenDropout()
+    variables = dropout.init(jax.random.PRNGKey(0), x, deterministic=True)
+    m = as_model(dropout, variables)
+    np.testing.assert_array_equal(m.apply(m.params, x), dropout.apply(variables, x, deterministic=True))
+
+
+class _LinenDropout(nn.Module):
+    @nn.compact
+    def __call__(self, x, deterministic: bool):
+        return nn.Dense(10)(nn.Dropout(0.5, deterministic=deterministic)(x))
 
 
 @pytest.mark.integration
