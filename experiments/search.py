@@ -84,13 +84,12 @@ def pseudo_certificate(cfg: PacBayesConfig, out: Path, *, log: Callable[[str], N
     pseudo-certificate (b) and their union-bound minimum (the selection score)."""
     setup = prior_data_setup(prepare(cfg, out, log=lambda m: None), out)
     pr = prior_stage(setup, progress=False, log=lambda m: None)
-    certs = {}
+    certs: dict[str, Certificate] = {}
     for obj in cfg.objectives:
         state, history, seconds = posterior_stage(setup, pr, obj, progress=False, log=log)
-        entry = certify_stage(setup, pr, obj, state, history, seconds)
-        certs[obj] = entry["certificate"]
-    best = union_minimum([Certificate.from_dict(c) for c in certs.values()], list(certs))
-    return {"certificates": {k: c["value"] for k, c in certs.items()}, "score": best.value,
+        certs[obj] = certify_stage(setup, pr, obj, state, history, seconds).certificate
+    best = union_minimum(list(certs.values()), list(certs))
+    return {"certificates": {k: c.value for k, c in certs.items()}, "score": best.value,
             "n_pseudo_bound": best.n_bound, "n_pseudo_prior": best.n_prior}
 
 
