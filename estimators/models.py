@@ -17,7 +17,8 @@ fixed.
   vmapped over the batch. (Modules that thread an ``eqx.nn.State`` are not read.)
 * **A function** ``apply(params, x)`` (plain JAX, Haiku's ``without_apply_rng(...).apply``, a
   wrapped Equinox call) and its pytree: floating-point leaves are trainable, the others (integer
-  counters, keys) fixed.
+  counters, keys) fixed; in the state of a plain ``nnx.split(model)`` only ``nnx.Param`` variables
+  are trainable (``nnx.BatchStat`` and RNG state are fixed; the function runs as you wrote it).
 
 In a PAC-Bayes certificate only the trainable weights are random; the fixed state is a point of
 both the prior and the posterior, so it must be the prior model's own. A posterior whose fixed
@@ -121,21 +122,33 @@ def _inexact(leaf: Any) -> bool:
     return isinstance(leaf, jax.Array | np.ndarray) and jnp.issubdtype(leaf.dtype, jnp.inexact)
 
 
-def _partition(tree: Any, keep: Callable[[tuple, Any], bool]) -> tuple[Any, Any]:
-    """Two trees like ``tree``: the leaves ``keep(path, leaf)`` selects (None elsewhere) and the others."""
-    kept = jax.tree_util.tree_map_with_path(lambda p, a: a if keep(p, a) else None, tree)
-    rest = jax.tree_util.tree_map_with_path(lambda p, a: None if keep(p, a) else a, tree)
+def _partition(tree: Any, keep: Callable[[tuple, Any], bool],
+               is_leaf: Callable[[Any], bool] | None = None) -> tuple[Any, Any]:
+    """Two trees like ``tree``: the leaves ``keep(path, leaf)`` selects (None elsewhere) and the others;
+    ``is_leaf`` marks nodes taken whole (NNX variables)."""
+    kept = jax.tree_util.tree_map_with_path(lambda p, a: a if keep(p, a) else None, tree, is_leaf=is_leaf)
+    rest = jax.tree_util.tree_map_with_path(lambda p, a: None if keep(p, a) else a, tree, is_leaf=is_leaf)
     return kept, rest
 
 
-def _combine(a: Any, b: Any) -> Any:
+def _combine(a: Any, b: Any, is_leaf: Callable[[Any], bool] | None = None) -> Any:
     """The inverse of :func:`_partition`: ``a``'s leaves, ``b``'s where ``a`` holds None."""
-    return jax.tree_util.tree_map(lambda x, y: y if x is None else x, a, b, is_leaf=lambda x: x is None)
+    return jax.tree_util.tree_map(lambda x, y: y if x is None else x, a, b,
+                                  is_leaf=lambda x: x is None or (is_leaf is not None and is_leaf(x)))
 
 
 def _plain(apply: Callable, params: Any) -> Model:
-    trainable, fixed = _partition(params, lambda _, a: _inexact(a))
-    return Model(ModelKind.APPLY, lambda p, s, x: apply(_combine(p, s), x), trainable, fixed)
+    keep, node = (lambda _, a: _inexact(a)), None
+    if _from(params, "flax.nnx"):                      # the state of nnx.split(model): its nnx.Param variables
+        from flax import nnx  # noqa: PLC0415 - optional dependency, imported only for an NNX state
+
+        def node(v):
+            return isinstance(v, nnx.Variable)
+
+        def keep(_, v):
+            return isinstance(v, nnx.Param) and _inexact(v.get_value() if hasattr(v, "get_value") else v.value)
+    trainable, fixed = _partition(params, keep, node)
+    return Model(ModelKind.APPLY, lambda p, s, x: apply(_combine(p, s, node), x), trainable, fixed)
 
 
 def _linen(module: Any, kwargs: dict, variables: Any) -> Model:

@@ -123,6 +123,25 @@ class _LinenDropout(nn.Module):
         return nn.Dense(10)(nn.Dropout(0.5, deterministic=deterministic)(x))
 
 
+def test_as_model_reads_the_state_of_a_plain_nnx_split(digits):
+    """apply(state, x) over nnx.split(model)'s whole state (was: grad requires real-valued inputs, uint32):
+    its Param variables trainable, BatchStat and the Dropout RNG state fixed."""
+    from genbounds.estimators.models import ModelKind, as_model
+
+    x = digits[0].x[:5]
+    _, mine = _nnx_models(digits, bound_set_statistics=False, steps=(0, 0))
+    mine.eval()
+    graphdef, state = nnx.split(mine)
+    m = as_model(lambda s, x: nnx.merge(graphdef, s)(x), state)
+    assert m.kind is ModelKind.APPLY
+    assert len(jax.tree_util.tree_leaves(m.params)) == 6
+    assert {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(m.state)} == {
+        "['bn']['mean'].value", "['bn']['var'].value", "['drop']['rngs']['count'].value",
+        "['drop']['rngs']['key'].value"}
+    np.testing.assert_allclose(m.apply(m.params, x), mine(x), rtol=1e-6)
+    _grad_sees_real_leaves_only(m, x)
+
+
 @pytest.mark.integration
 def test_as_model_equinox_inexact_arrays_trainable_vmapped(digits):
     from genbounds.estimators.models import ModelKind, as_model
