@@ -305,24 +305,28 @@ def _pac_bayes_rows(s: PacBayesSettings, r: PacBayesResult) -> list[dict]:
     c = r.certificate
     base = {"dataset": s.task, "model": c.details.get("arch", str(s.arch)), "prior": s.prior_text, "alpha": s.alpha}
     masks = r.masks
+    # (row label, test error and bound-set empirical risk of the predictor certified, certificate)
     entries = [(r.objective + ("" if masks is None else
                                f", stochastic masks (E sparsity {masks.expected_sparsity:.3f})"),
-                r.test_error_stochastic, c)]
+                r.test_error_stochastic, c.emp_risk, c)]
     held = heldout_baseline(c, _num(r.prior_heldout_error, "prior_heldout_error", optional=True))
     if held is not None:
-        entries.append(("prior network, held-out (test-set bound)", r.prior_test_error, held))
+        entries.append(("prior network, held-out (test-set bound)", r.prior_test_error, held.emp_risk, held))
     x = r.certificate_excess
     if x is not None:
         posterior = x.certifies is Certified.POSTERIOR
         entries.append((f"{r.objective}, combined over the prior network (certifies "
                         f"{'the posterior' if posterior else 'the prior network'})",
-                        r.test_error_stochastic if posterior else r.prior_test_error, x))
+                        r.test_error_stochastic if posterior else r.prior_test_error,
+                        x.emp_risk if posterior else r.prior_heldout_error, x))
     if masks is not None:
         for name in MaskComparison.PREDICTORS:
             m = getattr(masks, name)
-            entries.append((f"{name} mask, deterministic (sparsity {m.sparsity:.3f})", m.test_error, m.certificate))
+            entries.append((f"{name} mask, deterministic (sparsity {m.sparsity:.3f})", m.test_error,
+                            m.certificate.emp_risk, m.certificate))
     return [{**base, "bound": bound, "test_error": _num(err, "test_error", optional=True),
-             **_certificate_cells(cert), "kind": _certificate_kind(cert)} for bound, err, cert in entries]
+             **_certificate_cells(cert), "emp_risk": emp, "kind": _certificate_kind(cert)}
+            for bound, err, emp, cert in entries]
 
 
 #: The mean-MI entry of a supersample record each CMI bound uses.
