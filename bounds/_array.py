@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import reprlib
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any, TypeVar
 
 import jax
@@ -45,6 +46,8 @@ def _concrete(x: ArrayLike, name: str | None = None) -> np.ndarray | None:
     if isinstance(x, jax.core.Tracer):
         return None
     what = "numbers" if name is None else f"argument {name!r} to hold numbers"
+    if x is None:                           # NumPy would read it as NaN
+        raise ValueError(f"expected {what}, got None")
     try:
         return np.asarray(x, dtype=np.float64)
     except OverflowError as err:            # a Python int beyond the float range
@@ -101,6 +104,13 @@ def check_count(name: str, x: ArrayLike, minimum: int = 1) -> None:
         raise ValueError(f"argument {name!r} must be a whole number, got {bad:g}")
 
 
+def check_scalar(name: str, x: ArrayLike) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``x`` is a single number (not a sequence or an array with
+    entries)."""
+    if np.ndim(x):
+        raise ValueError(f"argument {name!r} must be a single number, got shape {np.shape(x)}")
+
+
 def check_choice(name: str, x: Any, choices: type[Choice]) -> Choice:
     """``x`` as a member of the closed set ``choices`` (a :class:`~enum.StrEnum`; a member or its
     value is accepted), or one ValueError naming argument ``name`` and every allowed value."""
@@ -126,3 +136,24 @@ def round_up(x: float, ulps: int = 4) -> float:
         return x
     up = float(x + ulps * np.spacing(abs(x)))
     return min(up, 1.0) if x <= 1.0 else up
+
+
+def float_at_most(q: Fraction) -> float:
+    """The largest float64 at most the exact rational ``q`` (``q`` rounded toward -inf): a share of a confidence
+    budget computed this way never spends more than the exact quotient it stands for. ``float(q)`` is correctly
+    rounded (CPython's integer true division), so at most one step down is needed."""
+    x = float(q)
+    return x if Fraction(x) <= q else float(np.nextafter(x, -math.inf))
+
+
+def float_at_least(q: Fraction) -> float:
+    """The smallest float64 at least the exact rational ``q`` (``q`` rounded toward +inf): a recorded total of
+    confidence shares is then never below their exact sum."""
+    x = float(q)
+    return x if Fraction(x) >= q else float(np.nextafter(x, math.inf))
+
+
+def divide_down(x: float, k: int) -> float:
+    """``x / k`` rounded down: ``k`` copies of the result sum to at most ``x`` exactly (a union bound's share of
+    a delta part; round-to-nearest can give ``k * fl(x / k) > x``, e.g. ``x = 0.035, k = 5``)."""
+    return float_at_most(Fraction(float(x)) / int(k))

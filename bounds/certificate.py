@@ -3,7 +3,7 @@
 A certificate carries the bound's value and every input it was computed from: the
 empirical risk (and, when it is a Monte Carlo estimate, its certified upper bound), KL,
 the number of examples in the bound set, the number used to build the prior, and the
-confidence budget split into named parts. It refuses to exist when the parts sum above
+confidence budget split into named parts. It refuses to exist when the parts sum (exactly) above
 the stated ``delta``, when a value is NaN, or when a term is out of range.
 
 :func:`pac_bayes_certificate` computes any PAC-Bayes bound of :mod:`bounds.pac_bayes` in
@@ -26,10 +26,24 @@ from typing import Any
 import numpy as np
 
 from . import pac_bayes as pb
-from ._array import check_choice, check_count, check_delta, check_nonnegative, check_probability, round_up
+from ._array import (
+    check_choice,
+    check_count,
+    check_delta,
+    check_nonnegative,
+    check_probability,
+    check_range,
+    check_scalar,
+    divide_down,
+    float_at_least,
+    float_at_most,
+    round_up,
+)
 from .excess import (
+    MAX_N,
     SplitKLExcess,
     UnexpectedBernsteinBound,
+    check_ternary_counts,
     excess_certificate,
     split_kl_excess,
     ternary_rates,
@@ -118,11 +132,10 @@ class Certificate:
             raise ValueError("argument 'delta_parts' must name at least one part")
         for name, part in self.delta_parts.items():
             check_delta(f"delta_parts[{name!r}]", part)
-        total = math.fsum(self.delta_parts.values())
-        if total > self.delta:
-            raise ValueError(
-                f"argument 'delta_parts' sums to {total!r}, above the stated delta {self.delta!r}"
-            )
+        exact = sum(map(Fraction, self.delta_parts.values()))
+        if exact > Fraction(self.delta):
+            raise ValueError(f"argument 'delta_parts' sums to {float_at_least(exact)!r} (exactly), above the stated "
+                             f"delta {self.delta!r}")
         check_probability("emp_risk", self.emp_risk)
         if self.emp_risk_bound is not None:
             check_probability("emp_risk_bound", self.emp_risk_bound)
@@ -135,6 +148,11 @@ class Certificate:
             check_probability("guess_risk", self.guess_risk)
         if "selection" in self.details:
             check_count("details['selection']['k']", self.details["selection"].get("k", 0))
+            _check_shares_each(self.details["selection"], self.delta_parts)
+        if self.bound in _EXCESS_METHOD and self.details.get("certifies") not in tuple(Certified):
+            raise ValueError(f"argument 'details' of a {self.bound!r} certificate must say which predictor it "
+                             f"certifies (details['certifies'] one of {tuple(c.value for c in Certified)}), got "
+                             f"{self.details.get('certifies')!r}")
         object.__setattr__(self, "delta_parts", dict(self.delta_parts))
         object.__setattr__(self, "details", dict(self.details))
 
@@ -147,10 +165,13 @@ class Certificate:
 
     @property
     def certifies(self) -> Certified:
-        """The predictor the value bounds: the reference network (a held-out certificate, or a combined one whose
-        excess bound was not negative) or the posterior (every other certificate)."""
-        if self.bound == HELDOUT or self.details.get("certifies") == Certified.REFERENCE:
+        """The predictor the value bounds, by the kind of bound: the reference network for a held-out certificate;
+        for a combined one (:func:`excess_loss_certificate`) the predictor its derived ``details["certifies"]``
+        names (the reference when its excess bound was not negative); the posterior for every other certificate."""
+        if self.bound == HELDOUT:
             return Certified.REFERENCE
+        if self.bound in _EXCESS_METHOD:
+            return Certified(self.details["certifies"])
         return Certified.POSTERIOR
 
     @property
@@ -183,6 +204,38 @@ class Certificate:
     @classmethod
     def from_json(cls, text: str) -> Certificate:
         return cls.from_dict(json.loads(text))
+
+
+def _check_shares_each(selection: Mapping[str, Any], parts: Mapping[str, float]) -> None:
+    """A paid selection's per-candidate shares (``selection["delta_parts_each"]``, when recorded): one per delta
+    part, each in (0, 1), and K of them at most the part, exactly (K = ``selection["k"]``)."""
+    each = selection.get("delta_parts_each")
+    if each is None:
+        return
+    if not isinstance(each, Mapping) or set(each) != set(parts):
+        raise ValueError(f"argument 'details': selection['delta_parts_each'] must give a share of each delta part "
+                         f"{sorted(parts)}, got {each!r}")
+    k = int(selection["k"])
+    for name, share in each.items():
+        check_delta(f"details['selection']['delta_parts_each'][{name!r}]", share)
+        if k * Fraction(share) > Fraction(parts[name]):
+            raise ValueError(f"argument 'details': selection['delta_parts_each'][{name!r}] = {share!r} times "
+                             f"K = {k} is above the delta part {parts[name]!r}")
+
+
+def _user_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The caller's ``details`` as a dict; refused when not a mapping, or holding an entry only the library
+    derives: ``selection`` (:func:`union_minimum`, :func:`pay_for_choice`) or ``certifies`` (the kind of bound
+    decides it, :attr:`Certificate.certifies`)."""
+    if details is None:
+        return {}
+    if not isinstance(details, Mapping):
+        raise ValueError(f"argument 'details' must be a mapping of names to values, got {type(details).__name__}")
+    for key, who in (("selection", "only union_minimum and pay_for_choice record a paid selection"),
+                     ("certifies", "the kind of bound decides which predictor a certificate certifies")):
+        if key in details:
+            raise ValueError(f"argument 'details' must not hold {key!r}: {who}")
+    return dict(details)
 
 
 def _json_default(obj: Any) -> Any:
@@ -237,17 +290,16 @@ def pac_bayes_certificate(
     """
     bound = check_choice("bound", bound, PacBayesBound)
     check_delta("delta", delta)
+    check_count("n_prior", n_prior, minimum=0)
     if (mc_samples is None) != (mc_delta is None):
         raise ValueError("arguments 'mc_samples' and 'mc_delta' must be given together")
     if mc_delta is not None:
         check_delta("mc_delta", mc_delta)
-        if math.fsum((delta, mc_delta)) >= 1.0:
-            raise ValueError(f"arguments 'delta' + 'mc_delta' sum to {math.fsum((delta, mc_delta))!r}: the total "
-                             "confidence budget must be below 1")
-    info: dict[str, Any] = dict(details or {})
-    if "selection" in info:
-        raise ValueError("argument 'details' must not hold 'selection': only union_minimum and pay_for_choice "
-                         "record a paid selection")
+        total = float_at_least(Fraction(float(delta)) + Fraction(float(mc_delta)))
+        if total >= 1.0:
+            raise ValueError(f"arguments 'delta' + 'mc_delta' sum to {total!r}: the total confidence budget must be "
+                             "below 1")
+    info = _user_details(details)
     delta_eff = float(delta)
     if n_priors != 1:
         delta_eff = pb.union_delta(delta_eff, n_priors)
@@ -288,7 +340,7 @@ def pac_bayes_certificate(
     return Certificate(
         bound=bound.value,
         value=round_up(value),
-        delta=math.fsum(parts.values()),
+        delta=float_at_least(sum(map(Fraction, parts.values()))),
         delta_parts=parts,
         emp_risk=float(emp_risk),
         kl=float(kl),
@@ -302,6 +354,14 @@ def pac_bayes_certificate(
 
 #: The bound name of a held-out (test-set) certificate: one predictor fixed before the bound set was drawn.
 HELDOUT = "test_set"
+#: Detail entries :func:`heldout_certificate` derives itself (recomputed, never copied).
+_HELDOUT_DERIVED = ("k_errors", "delta_effective", "selection")
+
+
+def _check_bound_size(n_bound: int) -> None:
+    """``n_bound``: a whole number of examples in [1, 2**53] (float64 counts every example exactly up to there)."""
+    check_count("n_bound", n_bound)
+    check_range("n_bound", n_bound, 1.0, float(MAX_N))
 
 
 def heldout_certificate(k_errors: int, n_bound: int, delta: float, *, n_prior: int = 0,
@@ -314,15 +374,17 @@ def heldout_certificate(k_errors: int, n_bound: int, delta: float, *, n_prior: i
     the baseline every data-dependent PAC-Bayes certificate stands beside: it pays ln(1/delta), not
     KL + ln(2 sqrt(n)/delta), and needs no Monte Carlo step.
 
-    The certificate records ``k_errors`` (in ``details``), ``kl = 0`` and one delta part, ``"test_set"``.
+    The certificate records ``k_errors`` and ``delta_effective`` (the test-set bound's delta) in ``details``,
+    ``kl = 0`` and one delta part, ``"test_set"``.
     """
-    info: dict[str, Any] = dict(details or {})
-    if "selection" in info:
-        raise ValueError("argument 'details' must not hold 'selection': only union_minimum and pay_for_choice "
-                         "record a paid selection")
+    info = _user_details(details)
+    for name, x in (("k_errors", k_errors), ("n_bound", n_bound), ("n_prior", n_prior)):
+        check_scalar(name, x)
+    _check_bound_size(n_bound)
+    check_count("n_prior", n_prior, minimum=0)
     value = test_set_bound(k_errors, n_bound, delta)
     k, n = int(k_errors), int(n_bound)
-    info["k_errors"] = k
+    info.update(k_errors=k, delta_effective=float(delta))
     return Certificate(bound=HELDOUT, value=value, delta=float(delta), delta_parts={"test_set": float(delta)},
                        emp_risk=k / n, kl=0.0, n_bound=n, n_prior=int(n_prior), details=info)
 
@@ -344,21 +406,35 @@ _EXCESS_DERIVED = ("k_errors", "plus_draws", "minus_draws", "draws", "certifies"
                    "d_plus_upper", "d_minus_lower", "eta", "selection", "delta_effective")
 
 
-def split_excess_delta(delta: float, reference: float = 0.9, excess: float = 0.07) -> tuple[float, float, float]:
-    """``delta`` split into the combined certificate's three shares (test set, excess bound, Monte Carlo), the
-    Monte Carlo share taking the rest; the three never sum above ``delta`` (checked exactly). The default 0.9 for
-    the test-set share costs TS(0.9 delta) - TS(delta) = 0.000075 over the plain test-set bound at n = 30000,
-    k = 2343, delta = 0.035, and 0.00034 at n = 719, k = 16."""
-    check_delta("delta", delta)
-    check_probability("reference", reference)
-    check_probability("excess", excess)
+#: The default shares of the combined certificate's delta (:func:`split_excess_delta`): the test-set bound's and the
+#: excess bound's; the Monte Carlo step takes the rest (0.03).
+REFERENCE_SHARE, EXCESS_SHARE = 0.9, 0.07
+
+
+def split_excess_delta(delta: float, reference: float = REFERENCE_SHARE, excess: float = EXCESS_SHARE, *,
+                       names: tuple[str, str, str] = ("delta", "reference", "excess")) -> tuple[float, float, float]:
+    """``delta`` split into the combined certificate's three shares (test set, excess bound, Monte Carlo):
+    ``delta * reference``, ``delta * excess`` and the exact rest ``delta - d_ref - d_ex`` rounded down, so the
+    three never sum above ``delta`` (exactly). Refused when a share is not in (0, 1): the fractions must be
+    positive and sum below 1, and no share may underflow to 0. ``names`` are the caller's names for the three
+    arguments (refusals name them). The default 0.9 for the test-set share costs TS(0.9 delta) - TS(delta) =
+    0.000075 over the plain test-set bound at n = 30000, k = 2343, delta = 0.035, and 0.00034 at n = 719, k = 16."""
+    delta_name, reference_name, excess_name = names
+    check_delta(delta_name, delta)
+    check_probability(reference_name, reference)
+    check_probability(excess_name, excess)
     if not 0.0 < reference + excess < 1.0 or reference == 0.0 or excess == 0.0:
-        raise ValueError(f"arguments 'reference' ({reference!r}) and 'excess' ({excess!r}) must be positive shares "
-                         "summing below 1 (the Monte Carlo step takes the rest)")
+        raise ValueError(f"arguments {reference_name!r} ({reference!r}) and {excess_name!r} ({excess!r}) must be "
+                         "positive shares summing below 1 (the Monte Carlo step takes the rest)")
     d_ref, d_ex = float(delta) * reference, float(delta) * excess
-    d_mc = float(delta) - d_ref - d_ex
-    while Fraction(d_ref) + Fraction(d_ex) + Fraction(d_mc) > Fraction(float(delta)):
-        d_mc = float(np.nextafter(d_mc, 0.0))
+    rest = Fraction(float(delta)) - Fraction(d_ref) - Fraction(d_ex)
+    d_mc = float_at_most(rest) if rest > 0 else 0.0
+    for share, what in ((d_ref, "the test-set share delta * " + reference_name),
+                        (d_ex, "the excess share delta * " + excess_name),
+                        (d_mc, "the Monte Carlo share (the rest)")):
+        if not share > 0.0:
+            raise ValueError(f"arguments {delta_name!r} ({delta!r}), {reference_name!r} ({reference!r}) and "
+                             f"{excess_name!r} ({excess!r}) leave {what} at {share!r}: every share must be positive")
     return d_ref, d_ex, d_mc
 
 
@@ -384,19 +460,32 @@ def excess_loss_certificate(
 
     Records: ``emp_risk`` is the posterior's Monte Carlo empirical risk ``(R k + plus - minus) / draws``,
     ``emp_risk_bound`` its certified upper bound ``k/n + d+_up - d-_lo``, ``mc_samples = draws``; ``details``
-    the counts, ``method``, ``certifies``, the test-set and excess bounds. Recomputable from these
-    (:func:`union_minimum`, :func:`pay_for_choice`).
+    the counts, ``method``, ``certifies``, the test-set and excess bounds, and ``delta_effective`` (the three
+    shares it was computed at, by part name). Recomputable from these (:func:`union_minimum`,
+    :func:`pay_for_choice`). Every argument is checked here, and a refusal names it: counts are whole numbers
+    (``plus_draws`` at most (n - k) R, ``minus_draws`` at most k R, R = draws / n), the shares in (0, 1) summing
+    below 1 (and to at most ``delta``, exactly, when given).
     """
     method = ExcessMethod(check_choice("method", method, ExcessMethod))
+    info = _user_details(details)
+    shares = {"delta_reference": delta_reference, "delta_excess": delta_excess,
+              "delta_monte_carlo": delta_monte_carlo}
+    counts = {"k_errors": k_errors, "plus_draws": plus_draws, "minus_draws": minus_draws, "n_prior": n_prior}
+    for name, x in {**counts, **shares, "draws": draws, "kl": kl, "n_bound": n_bound}.items():
+        check_scalar(name, x)
+    _check_bound_size(n_bound)
     check_count("draws", draws)
-    check_count("n_bound", n_bound)
+    for name, x in counts.items():
+        check_count(name, x, minimum=0)
+    check_range("k_errors", k_errors, 0.0, float(n_bound))
+    check_nonnegative("kl", kl)
+    for name, x in shares.items():
+        check_delta(name, x)
+    _check_share_total(shares, delta)
     if int(draws) % int(n_bound):
         raise ValueError(f"argument 'draws' ({draws}) must be a multiple of 'n_bound' ({n_bound}): per-example draws, "
                          "the same number for every bound example")
-    info: dict[str, Any] = dict(details or {})
-    if "selection" in info:
-        raise ValueError("argument 'details' must not hold 'selection': only union_minimum and pay_for_choice "
-                         "record a paid selection")
+    check_ternary_counts(plus_draws, minus_draws, draws, k_errors, n_bound)
     n, m, k = int(n_bound), int(draws), int(k_errors)
     rates = ternary_rates(plus_draws, minus_draws, m, delta_monte_carlo, examples=n)
     excess = _EXCESS_FUNCTIONS[method](rates.d_plus_upper, rates.d_minus_lower, kl, n, delta_excess)
@@ -406,7 +495,9 @@ def excess_loss_certificate(
     info.update(k_errors=k, plus_draws=rates.plus_draws, minus_draws=rates.minus_draws, draws=m, method=method.value,
                 certifies=combined.certifies, reference_bound=combined.reference_bound,
                 excess_bound=combined.excess_bound, d_plus_upper=rates.d_plus_upper,
-                d_minus_lower=rates.d_minus_lower)
+                d_minus_lower=rates.d_minus_lower,
+                delta_effective={"test_set": float(delta_reference), "excess": excess.delta,
+                                 "monte_carlo": rates.delta})
     if isinstance(excess, UnexpectedBernsteinBound):
         info["eta"] = excess.eta
     return Certificate(bound=EXCESS_BOUNDS[method], value=combined.value,
@@ -415,6 +506,20 @@ def excess_loss_certificate(
                                     "monte_carlo": rates.delta},
                        emp_risk=min(max(emp, 0.0), 1.0), kl=float(kl), n_bound=n, n_prior=int(n_prior),
                        emp_risk_bound=rates.risk_upper(k, n), mc_samples=m, details=info)
+
+
+def _check_share_total(shares: Mapping[str, float], delta: float | None) -> None:
+    """The shares, by argument name, sum (exactly) below 1, and to at most ``delta`` when it is given."""
+    exact = sum(Fraction(float(x)) for x in shares.values())
+    named = " + ".join(repr(name) for name in shares)
+    if exact >= 1:
+        raise ValueError(f"arguments {named} sum to {float_at_least(exact)!r}: the total confidence budget must be "
+                         "below 1")
+    if delta is not None:
+        check_delta("delta", delta)
+        if exact > Fraction(float(delta)):
+            raise ValueError(f"arguments {named} sum to {float_at_least(exact)!r} (exactly), above argument 'delta' "
+                             f"{delta!r}")
 
 
 def format_upper(x: float, digits: int = 4) -> str:
@@ -437,7 +542,8 @@ def format_delta(x: float) -> str:
 
 def union_minimum(certs: Sequence[Certificate], labels: Sequence[str] | None = None) -> Certificate:
     """The smallest of K certificates, paid for: each is recomputed with every part of its delta
-    divided by the number of candidates ever looked at, and the smallest recomputed value is returned.
+    divided by the number of candidates ever looked at (rounded down, so that the K shares of a part sum
+    to at most the part, exactly), and the smallest recomputed value is returned.
 
     Each certificate holds with probability >= 1 - delta on its own. Whoever reads several and
     keeps the best has made a choice after seeing the data. By the union bound, all K statements
@@ -451,10 +557,14 @@ def union_minimum(certs: Sequence[Certificate], labels: Sequence[str] | None = N
     is one of the K) and never below the flat minimum over all K at delta/K.
 
     Every input is read back from the certificates (empirical risk, Monte Carlo sample count, KL,
-    n, prior grid index, number of priors, DP adjustment), so the recomputation is exact. The result
-    carries the full budget in ``delta_parts`` (the minimum's statement spends all of it), the
-    per-candidate share in ``details["delta_effective"]``, and ``details["selection"]``: K, the
-    labels, the candidates each input stood for and which one won.
+    n, prior grid index, number of priors, DP adjustment; for a held-out or combined certificate the
+    counts), so the recomputation is exact. Each input must first reproduce itself (value, predictor,
+    empirical risk and its bound, KL, n) from those inputs at the shares it was computed at (its delta
+    parts, or for a paid selection the per-candidate shares it records): a record edited by hand is
+    refused with a ValueError. The result carries the full budget in ``delta_parts`` (the minimum's statement spends
+    all of it), the per-candidate share in ``details["delta_effective"]`` (the delta each bound was
+    evaluated at) and ``details["selection"]``: K, the labels, the candidates each input stood for,
+    which one won and ``delta_parts_each`` (each part / K, rounded down).
 
     Args:
         certs: certificates from :func:`pac_bayes_certificate`, :func:`heldout_certificate` or
@@ -475,7 +585,7 @@ def union_minimum(certs: Sequence[Certificate], labels: Sequence[str] | None = N
     redone = [_at_delta_share(c, k) for c in certs]
     best = min(range(len(certs)), key=lambda i: redone[i].value)
     selection = {"k": k, "labels": labels, "candidates": counts, "chosen": labels[best],
-                 "union_bound": f"each part of delta / {k}", "values_given": [c.value for c in certs]}
+                 "union_bound": f"each part of delta / {k}, rounded down", "values_given": [c.value for c in certs]}
     nested = {label: c.details["selection"] for label, c in zip(labels, certs, strict=True) if c.candidates > 1}
     if nested:
         selection["nested"] = nested
@@ -490,7 +600,8 @@ def pay_for_choice(cert: Certificate, looked_at: int, label: str, reason: str) -
     makes the kept one hold w.p. >= 1 - delta when each is computed at delta / ``looked_at``. Only
     the kept certificate's inputs are known, so it alone is recomputed; the others count in
     ``selection["k"]`` (as ``looked_at - 1`` unrecorded candidates for each candidate ``cert``
-    already stands for), so any later :func:`union_minimum` pays for them too.
+    already stands for), so any later :func:`union_minimum` pays for them too. As there, ``cert`` must
+    reproduce its recorded value from its recorded inputs, and each share is rounded down.
 
     Args:
         cert: the certificate of the setting that was kept.
@@ -503,38 +614,97 @@ def pay_for_choice(cert: Certificate, looked_at: int, label: str, reason: str) -
         return cert
     k = looked_at * cert.candidates
     selection = {"k": k, "labels": [label], "candidates": [k], "chosen": label,
-                 "union_bound": f"each part of delta / {k}", "values_given": [cert.value],
+                 "union_bound": f"each part of delta / {k}, rounded down", "values_given": [cert.value],
                  "unrecorded_candidates": k - cert.candidates, "reason": reason}
     return _selected(_at_delta_share(cert, k), cert, selection)
 
 
 def _selected(chosen: Certificate, like: Certificate, selection: Mapping[str, Any]) -> Certificate:
-    """The recomputed winner of a selection, stating the whole budget (K statements at delta/K)."""
+    """The recomputed winner of a selection, stating the whole budget (K statements at delta/K) and the
+    per-candidate shares it was recomputed at (:func:`_shares`)."""
+    each = _shares(like.delta_parts, selection["k"])
     return dataclasses.replace(chosen, delta=like.delta, delta_parts=dict(like.delta_parts),
-                               details={**chosen.details, "selection": dict(selection)})
+                               details={**chosen.details, "selection": {**selection, "delta_parts_each": each}})
+
+
+def _shares(parts: Mapping[str, float], k: int) -> dict[str, float]:
+    """Every delta part divided by ``k``, rounded down: K statements at these shares spend at most each part."""
+    return {name: divide_down(part, k) for name, part in parts.items()}
+
+
+def _own_shares(cert: Certificate) -> dict[str, float]:
+    """The delta shares ``cert``'s value was computed at: its delta parts; for a paid selection of K
+    candidates (:attr:`Certificate.candidates`, nested ones included: the winner of a selection is always
+    recomputed at the outermost K) the per-candidate shares it records in
+    ``details["selection"]["delta_parts_each"]``. A selection recorded without them (written before they
+    were) was computed at the nearest float to each part / K."""
+    k = cert.candidates
+    if k == 1:
+        return dict(cert.delta_parts)
+    each = cert.details["selection"].get("delta_parts_each")
+    if each is None:
+        return {name: part / k for name, part in cert.delta_parts.items()}
+    return dict(each)
 
 
 def _at_delta_share(cert: Certificate, k: int) -> Certificate:
-    """``cert`` recomputed from its recorded inputs with every delta part divided by ``k``."""
-    return dataclasses.replace(_recomputed_at_share(cert, k), guess_risk=cert.guess_risk)
+    """``cert`` recomputed from its recorded inputs with every delta part divided by ``k`` (rounded down).
+
+    Refused (one ValueError) unless those inputs reproduce the certificate itself: recomputed at its own shares
+    (:func:`_own_shares`) they must give exactly its recorded value, predictor, empirical risk and its bound, KL,
+    n and Monte Carlo count (:data:`_REPRODUCED`). A record whose counts, n, KL, bound name or value were edited
+    by hand would otherwise be paid for from the edited inputs (a lower value, or a value that never held)."""
+    shares = _shares(cert.delta_parts, k)
+    redone = _recomputed_at(cert, shares)
+    own_shares = _own_shares(cert)
+    own = redone if own_shares == shares else _recomputed_at(cert, own_shares)
+    differ = [f"{name} {getattr(cert, name)!r} (recomputed {getattr(own, name)!r})" for name in _REPRODUCED
+              if getattr(own, name) != getattr(cert, name)]
+    if differ:
+        raise ValueError(f"certificate {cert.bound!r} does not reproduce itself from its recorded inputs at its delta "
+                         f"shares {own_shares}: recorded {', '.join(differ)}; was the record edited?")
+    return dataclasses.replace(redone, guess_risk=cert.guess_risk)
 
 
-def _recomputed_at_share(cert: Certificate, k: int) -> Certificate:
+#: What a certificate's recomputation at its own shares must give exactly as recorded (:func:`_at_delta_share`).
+_REPRODUCED = ("value", "certifies", "emp_risk", "emp_risk_bound", "kl", "n_bound", "n_prior", "mc_samples")
+
+
+def _recomputed_at(cert: Certificate, shares: Mapping[str, float]) -> Certificate:
+    """``cert`` recomputed from its recorded inputs at the delta ``shares`` (by part name); a ValueError naming
+    what its record lacks or holds wrong otherwise."""
+    try:
+        return _recomputed(cert, shares)
+    except ValueError as err:
+        raise ValueError(f"certificate {cert.bound!r} cannot be recomputed from its record: {err}") from err
+
+
+def _recorded(cert: Certificate, key: str) -> Any:
+    """``cert.details[key]``, an input its recomputation needs."""
+    if key not in cert.details:
+        raise ValueError(f"details[{key!r}] is missing (a {cert.bound!r} certificate records it)")
+    return cert.details[key]
+
+
+def _recomputed(cert: Certificate, shares: Mapping[str, float]) -> Certificate:
     if cert.bound == HELDOUT:
         if set(cert.delta_parts) != {"test_set"}:
             raise ValueError(f"certificate has delta parts {sorted(cert.delta_parts)} this function cannot rescale")
         d = cert.details
-        return heldout_certificate(d["k_errors"], cert.n_bound, cert.delta_parts["test_set"] / k,
+        return heldout_certificate(_recorded(cert, "k_errors"), cert.n_bound, shares["test_set"],
                                    n_prior=cert.n_prior,
-                                   details={key: v for key, v in d.items() if key not in ("k_errors", "selection")})
+                                   details={key: v for key, v in d.items() if key not in _HELDOUT_DERIVED})
     if cert.bound in _EXCESS_METHOD:
         parts, d = cert.delta_parts, cert.details
         if set(parts) != {"test_set", "excess", "monte_carlo"}:
             raise ValueError(f"certificate has delta parts {sorted(parts)} this function cannot rescale")
+        method = _EXCESS_METHOD[cert.bound]
+        if d.get("method") != method.value:
+            raise ValueError(f"its bound name {cert.bound!r} and details['method'] {d.get('method')!r} disagree")
         return excess_loss_certificate(
-            d["k_errors"], d["plus_draws"], d["minus_draws"], d["draws"], cert.kl, cert.n_bound,
-            delta_reference=parts["test_set"] / k, delta_excess=parts["excess"] / k,
-            delta_monte_carlo=parts["monte_carlo"] / k, method=_EXCESS_METHOD[cert.bound], n_prior=cert.n_prior,
+            *(_recorded(cert, key) for key in ("k_errors", "plus_draws", "minus_draws", "draws")), cert.kl,
+            cert.n_bound, delta_reference=shares["test_set"], delta_excess=shares["excess"],
+            delta_monte_carlo=shares["monte_carlo"], method=method, n_prior=cert.n_prior,
             details={key: v for key, v in d.items() if key not in _EXCESS_DERIVED + ("method",)})
     if cert.bound not in PAC_BAYES_BOUNDS:
         raise ValueError(f"certificate bound {cert.bound!r} cannot be recomputed (not a PAC-Bayes bound here)")
@@ -546,8 +716,8 @@ def _recomputed_at_share(cert: Certificate, k: int) -> Certificate:
     grid = d.get("prior_grid")
     mc = "monte_carlo" in parts
     return pac_bayes_certificate(
-        cert.bound, cert.emp_risk, cert.kl, cert.n_bound, parts["pac_bayes"] / k,
-        mc_samples=cert.mc_samples if mc else None, mc_delta=parts["monte_carlo"] / k if mc else None,
+        cert.bound, cert.emp_risk, cert.kl, cert.n_bound, shares["pac_bayes"],
+        mc_samples=cert.mc_samples if mc else None, mc_delta=shares["monte_carlo"] if mc else None,
         n_prior=cert.n_prior, n_priors=int(d.get("n_priors", 1)),
         prior_grid_j=None if grid is None else grid["j"],
         prior_grid=(100.0, 0.1) if grid is None else (grid["b"], grid["c"]),

@@ -37,7 +37,17 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from ._array import ArrayLike, check_count, check_delta, check_nonnegative, check_probability, check_range, round_up
+from ._array import (
+    ArrayLike,
+    check_count,
+    check_delta,
+    check_nonnegative,
+    check_probability,
+    check_range,
+    check_scalar,
+    float_at_least,
+    round_up,
+)
 from .kl import kl_inv_lower, kl_inv_upper
 
 __all__ = [
@@ -46,6 +56,8 @@ __all__ = [
     "TernaryRates",
     "UnexpectedBernsteinBound",
     "certify_ternary_draws",
+    "check_ternary_counts",
+    "ternary_count_limits",
     "excess_certificate",
     "split_kl_excess",
     "ternary_rates",
@@ -125,8 +137,7 @@ def test_set_bound(k_errors: int, n: int, delta: float) -> float:
     _check_errors(k_errors, n)
     check_delta("delta", delta)
     for name, x in (("k_errors", k_errors), ("n", n), ("delta", delta)):
-        if np.ndim(x):
-            raise ValueError(f"argument {name!r} must be a single number, got shape {np.shape(x)}")
+        check_scalar(name, x)
     k, n, delta = int(k_errors), int(n), float(delta)
     if n > MAX_N:
         raise ValueError(f"argument 'n' must be at most 2**53 = {MAX_N} (float64 counts every example exactly up to "
@@ -394,18 +405,40 @@ class TernaryRates(_Record):
         if (self.examples is not None and int(n) != self.examples) or self.draws % int(n):
             raise ValueError(f"argument 'n' ({n}) must be the number of examples the {self.draws} draws cover "
                              f"equally (recorded: {self.examples})")
-        _check_minus_draws(self, int(reference_errors), int(n))
+        _check_rates_counts(self, int(reference_errors), int(n))
         k_over_n = int(reference_errors) / int(n)
         total = k_over_n + self.d_plus_upper - self.d_minus_lower
         return min(max(_upward(total, k_over_n + self.d_plus_upper + self.d_minus_lower), 0.0), 1.0)
 
 
-def _check_minus_draws(rates: TernaryRates, k: int, n: int) -> None:
-    """A draw with Z = -1 needs h_ref wrong on its example: with R = draws / n draws per example, at most k R."""
-    if rates.minus_draws > k * (rates.draws // n):
-        raise ValueError(f"argument 'rates' has {rates.minus_draws} draws with Z = -1, but h_ref's {k} errors allow "
-                         f"at most {k * (rates.draws // n)} ({rates.draws // n} draws per example): the rates and the "
-                         "error count cannot come from the same bound set")
+def check_ternary_counts(plus_draws: int, minus_draws: int, draws: int, k_errors: int, n: int, *,
+                         names: tuple[str, str] = ("plus_draws", "minus_draws")) -> None:
+    """Per-example draw counts against h_ref's ``k_errors`` on the ``n`` examples they cover (R = draws / n draws
+    each): a draw with Z = -1 needs h_ref wrong on its example, so at most k R of them; one with Z = +1 needs h_ref
+    right, so at most (n - k) R. ``names`` are the arguments the two counts came in (refusals name them)."""
+    reps = int(draws) // int(n)
+    k, n = int(k_errors), int(n)
+    most_plus, most_minus = ternary_count_limits(draws, k, n)
+    if int(minus_draws) > most_minus:
+        raise ValueError(f"argument {names[1]!r} has {minus_draws} draws with Z = -1, but h_ref's {k} errors allow "
+                         f"at most {most_minus} ({reps} draws per example): the draws and the error count cannot come "
+                         "from the same bound set")
+    if int(plus_draws) > most_plus:
+        raise ValueError(f"argument {names[0]!r} has {plus_draws} draws with Z = +1, but the {n - k} examples where "
+                         f"h_ref is right allow at most {most_plus} ({reps} draws per example): the draws and "
+                         "the error count cannot come from the same bound set")
+
+
+def ternary_count_limits(draws: int, k_errors: int, n: int) -> tuple[int, int]:
+    """The most draws with Z = +1 and with Z = -1 that ``draws`` per-example draws (R = draws // n on each of the
+    ``n`` examples) can hold when h_ref errs on ``k_errors`` of them: ``((n - k) R, k R)``."""
+    reps = int(draws) // int(n)
+    return (int(n) - int(k_errors)) * reps, int(k_errors) * reps
+
+
+def _check_rates_counts(rates: TernaryRates, k: int, n: int) -> None:
+    """:func:`check_ternary_counts` for a :class:`TernaryRates` record (refusals name argument 'rates')."""
+    check_ternary_counts(rates.plus_draws, rates.minus_draws, rates.draws, k, n, names=("rates", "rates"))
 
 
 def ternary_rates(plus_draws: int, minus_draws: int, draws: int, delta: float, *,
@@ -596,12 +629,10 @@ def excess_certificate(k_errors: int, n: int, excess: SplitKLExcess | Unexpected
     check_delta("delta_ref", delta_ref)
     if rates is not None:
         _check_monte_carlo(excess, rates, n)
-        _check_minus_draws(rates, int(k_errors), n)
+        _check_rates_counts(rates, int(k_errors), n)
     shares = [float(delta_ref), excess.delta] + ([rates.delta] if rates is not None else [])
     exact = sum(map(Fraction, shares))
-    total = math.fsum(shares)
-    if Fraction(total) < exact:             # the recorded total is never below the exact sum of the shares
-        total = float(np.nextafter(total, math.inf))
+    total = float_at_least(exact)           # the recorded total is never below the exact sum of the shares
     if total >= 1.0:
         raise ValueError(f"the shares delta_ref + excess.delta{' + rates.delta' if rates else ''} sum to {total!r}: "
                          "the total confidence budget must be below 1")

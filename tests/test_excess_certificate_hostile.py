@@ -2,9 +2,9 @@
 :class:`Certificate` (bounds/certificate.py ``excess_loss_certificate``, its recomputation in ``union_minimum`` /
 ``pay_for_choice``), of ``certify_excess`` and of the runner's use of it.
 
-Each xfail(strict=True) test is a finding reproduced against the current code: it fails today and must pass once
-fixed. The tests without a marker hold today and guard what was checked: the coverage of the certificate built
-from per-example counts, that honest payment never lowers a value, and where the runner applies it.
+The tests of the first two sections each reproduce a finding (the comments say what the code did before); the
+last section guards what was checked and held: the coverage of the certificate built from per-example counts,
+that honest payment never lowers a value, and where the runner applies it.
 """
 
 from __future__ import annotations
@@ -59,8 +59,6 @@ def _edited(cert: Certificate, top: dict | None = None, details: dict | None = N
 
 # ------------------------------------------------------------------------------------------ unsound
 
-@pytest.mark.xfail(strict=True, reason="recomputation trusts the record's counts, kl, n and bound name: nothing "
-                                       "checks that they reproduce the recorded value")
 @pytest.mark.parametrize("top, details", [
     ({}, {"k_errors": 1000}),                     # paid at 6: 0.034761 instead of 0.080832
     ({"n_bound": 60000}, {}),                     # draws 300000 still a multiple: 0.039179 instead
@@ -80,9 +78,6 @@ def test_a_record_edited_by_hand_cannot_lower_the_paid_value(top, details):
     assert best.value >= union_minimum([honest, heldout_certificate(K, N, 0.035, n_prior=N)]).value
 
 
-@pytest.mark.xfail(strict=True, reason="the excess method is read from the bound name alone: renaming a split-kl "
-                                       "record to Unexpected Bernstein recomputes it with the other (here "
-                                       "tighter) bound")
 def test_renaming_the_bound_of_a_record_does_not_switch_the_method():
     split = _case_b(method="split_kl")
     renamed = _edited(split, {"bound": "excess_unexpected_bernstein"})    # details["method"] still 'split_kl'
@@ -90,28 +85,22 @@ def test_renaming_the_bound_of_a_record_does_not_switch_the_method():
         paid = pay_for_choice(renamed, 2, "setting", "kept among 2")
     except ValueError:
         return
-    # today 0.0800193, below the split-kl record's own unpaid value 0.0803042
+    # was 0.0800193, below the split-kl record's own unpaid value 0.0803042
     assert paid.value >= split.value
 
 
-@pytest.mark.xfail(strict=True, reason="k_errors is passed through int(): a fractional count is truncated "
-                                       "(rounded down, the direction that lowers the bound) instead of refused")
 def test_a_fractional_error_count_is_refused():
     with pytest.raises(ValueError, match="'k_errors'"):
-        _case_b(k_errors=K + 0.9)               # today: the certificate of k = 2343, 0.079437 (k = 2344: 0.079471)
+        _case_b(k_errors=K + 0.9)               # was: the certificate of k = 2343, 0.079437 (k = 2344: 0.079471)
     assert _case_b(k_errors=K).value < _case_b(k_errors=K + 1).value
 
 
-@pytest.mark.xfail(strict=True, reason="a record's details['k_errors'] is read with int() too: 2343.7 recomputes "
-                                       "as 2343")
 def test_a_fractional_error_count_in_a_record_is_refused():
     tampered = _edited(_case_b(), details={"k_errors": K + 0.7})
     with pytest.raises(ValueError, match="k_errors"):
         pay_for_choice(tampered, 2, "setting", "kept among 2")
 
 
-@pytest.mark.xfail(strict=True, reason="Certificate checks fsum(parts) > delta, a rounded sum: parts whose exact "
-                                       "sum is above delta are accepted from a record and then rescaled")
 def test_a_record_whose_parts_sum_exactly_above_delta_is_refused():
     parts = {"test_set": 0.0315, "excess": 0.00245, "monte_carlo": 0.00105}
     while sum(map(Fraction, parts.values())) <= Fraction(0.035):
@@ -121,9 +110,6 @@ def test_a_record_whose_parts_sum_exactly_above_delta_is_refused():
         _edited(_case_b(), {"delta_parts": parts})
 
 
-@pytest.mark.xfail(strict=True, reason="pay_for_choice / union_minimum divide each part by K in round-to-nearest: "
-                                       "K * fl(part / K) exceeds the part for some K (K = 5: all three default "
-                                       "shares of 0.035), so the K statements spend above delta (by ulps)")
 def test_the_k_shares_of_a_payment_never_sum_above_the_part(monkeypatch):
     cert = _case_b()
     used: list[dict] = []
@@ -144,9 +130,6 @@ def test_the_k_shares_of_a_payment_never_sum_above_the_part(monkeypatch):
     assert over == []
 
 
-@pytest.mark.xfail(strict=True, reason="Certificate.certifies reads details['certifies'] for every bound: a PAC-Bayes "
-                                       "certificate of the posterior whose user details hold that key says it "
-                                       "certifies the prior's network")
 def test_a_posterior_certificate_cannot_be_labelled_as_the_reference_by_its_details():
     try:
         cert = pac_bayes_certificate("seeger", 0.05, 10.0, 1000, 0.025, details={"certifies": "reference"})
@@ -161,23 +144,21 @@ _BASE = dict(k_errors=K, plus_draws=150, minus_draws=1350, draws=R * N, kl=KL, n
              delta_excess=D_EX, delta_monte_carlo=D_MC, n_prior=N)
 
 
-@pytest.mark.xfail(strict=True, reason="refusals from the inner functions name their own arguments ('delta', "
-                                       "'delta_ref', 'n', internal names) or are not ValueErrors at all")
 @pytest.mark.parametrize("kw, name", [
-    (dict(delta_excess=0.0), "'delta_excess'"),              # today: argument 'delta' must be in (0, 1)
-    (dict(delta_excess=float("nan")), "'delta_excess'"),     # today: argument 'delta' must not be NaN
-    (dict(delta_monte_carlo=0.0), "'delta_monte_carlo'"),    # today: argument 'delta'
-    (dict(delta_reference=0.0), "'delta_reference'"),        # today: argument 'delta_ref'
-    # today: 'the shares delta_ref + excess.delta + rates.delta sum to 1.1'
+    (dict(delta_excess=0.0), "'delta_excess'"),              # was: argument 'delta' must be in (0, 1)
+    (dict(delta_excess=float("nan")), "'delta_excess'"),     # was: argument 'delta' must not be NaN
+    (dict(delta_monte_carlo=0.0), "'delta_monte_carlo'"),    # was: argument 'delta'
+    (dict(delta_reference=0.0), "'delta_reference'"),        # was: argument 'delta_ref'
+    # was: 'the shares delta_ref + excess.delta + rates.delta sum to 1.1'
     (dict(delta_reference=0.6, delta_excess=0.3, delta_monte_carlo=0.2), "delta_reference"),
-    (dict(n_bound=2**60, draws=2**60, k_errors=0, plus_draws=0, minus_draws=0), "'n_bound'"),  # today: 'n'
-    (dict(k_errors=float("nan")), "'k_errors'"),             # today: ValueError cannot convert float NaN to integer
-    (dict(k_errors=None), "'k_errors'"),                     # today: TypeError from int()
-    (dict(k_errors=math.inf), "'k_errors'"),                 # today: OverflowError
-    (dict(n_prior=None), "'n_prior'"),                       # today: TypeError from int()
-    (dict(n_prior=2.5), "'n_prior'"),                        # today: accepted, recorded as 2
-    (dict(kl=[0.1, 0.2]), "'kl'"),                           # today: TypeError from float()
-    (dict(details=[1, 2]), "'details'"),                     # today: TypeError from dict()
+    (dict(n_bound=2**60, draws=2**60, k_errors=0, plus_draws=0, minus_draws=0), "'n_bound'"),  # was: 'n'
+    (dict(k_errors=float("nan")), "'k_errors'"),             # was: ValueError cannot convert float NaN to integer
+    (dict(k_errors=None), "'k_errors'"),                     # was: TypeError from int()
+    (dict(k_errors=math.inf), "'k_errors'"),                 # was: OverflowError
+    (dict(n_prior=None), "'n_prior'"),                       # was: TypeError from int()
+    (dict(n_prior=2.5), "'n_prior'"),                        # was: accepted, recorded as 2
+    (dict(kl=[0.1, 0.2]), "'kl'"),                           # was: TypeError from float()
+    (dict(details=[1, 2]), "'details'"),                     # was: TypeError from dict()
 ])
 def test_every_refusal_is_one_value_error_naming_the_argument(kw, name):
     args = dict(_BASE)
@@ -186,14 +167,11 @@ def test_every_refusal_is_one_value_error_naming_the_argument(kw, name):
         excess_loss_certificate(**args)
 
 
-@pytest.mark.xfail(strict=True, reason="only Z = -1 draws are checked against k: more Z = +1 draws than the n - k "
-                                       "examples where h_ref is right allow are accepted (emp_risk then clipped)")
 def test_plus_draws_beyond_the_references_right_examples_are_refused():
     with pytest.raises(ValueError, match="plus_draws|Z = \\+1"):
-        excess_loss_certificate(**{**_BASE, "plus_draws": R * (N - K) + 1})   # today: value 0.081265, 'reference'
+        excess_loss_certificate(**{**_BASE, "plus_draws": R * (N - K) + 1})   # was: value 0.081265, 'reference'
 
 
-@pytest.mark.xfail(strict=True, reason="a record missing a count fails with KeyError from inside _at_delta_share")
 def test_a_record_missing_a_count_is_a_value_error():
     data = _case_b().to_dict()
     del data["details"]["k_errors"]
@@ -202,10 +180,9 @@ def test_a_record_missing_a_count_is_a_value_error():
         pay_for_choice(cert, 2, "setting", "kept among 2")
 
 
-@pytest.mark.xfail(strict=True, reason="split_excess_delta returns a negative or zero share instead of refusing")
 @pytest.mark.parametrize("args", [
-    (0.035, 0.9, 0.0999999999999999),    # today: Monte Carlo share -4.3e-19
-    (1e-300, 1e-30, 0.5),                # today: test-set share 0.0 (underflow)
+    (0.035, 0.9, 0.0999999999999999),    # was: Monte Carlo share -4.3e-19
+    (1e-300, 1e-30, 0.5),                # was: test-set share 0.0 (underflow)
 ])
 def test_split_excess_delta_never_returns_a_share_outside_0_1(args):
     try:
@@ -225,8 +202,6 @@ def _tiny_model():
     return net, snn.init_posterior(params, 0.05), snn.Prior(params, 0.05, data_indices=np.arange(20)), data
 
 
-@pytest.mark.xfail(strict=True, reason="certify_excess checks its shares and method only after the whole Monte Carlo "
-                                       "pass, and then names 'reference' (split_excess_delta's), not 'reference_share'")
 @pytest.mark.parametrize("kw, name", [(dict(reference_share=1.5), "'reference_share'"),
                                       (dict(method="pbkl"), "'method'"), (dict(delta=2.0), "'delta'")])
 def test_certify_excess_refuses_bad_arguments_before_drawing(monkeypatch, kw, name):
@@ -240,8 +215,6 @@ def test_certify_excess_refuses_bad_arguments_before_drawing(monkeypatch, kw, na
         certification.certify_excess(net, post, prior, data, key=jax.random.PRNGKey(1), r=2, **kw)
 
 
-@pytest.mark.xfail(strict=True, reason="Disagreement accepts any counts: draws = 0 makes .rate a ZeroDivisionError "
-                                       "in the summary, and counts inconsistent with each other are read back")
 @pytest.mark.parametrize("data", [dict(reference_errors=5, plus=0, minus=0, draws=0),
                                   dict(reference_errors=5, plus=3, minus=60, draws=100)])   # minus > k R = 50
 def test_a_disagreement_record_with_impossible_counts_is_refused(data):
@@ -249,17 +222,11 @@ def test_a_disagreement_record_with_impossible_counts_is_refused(data):
         Disagreement.from_dict(data)
 
 
-@pytest.mark.xfail(strict=True, reason="the paid combined certificate records no per-candidate share, although "
-                                       "union_minimum promises it in details['delta_effective']")
 def test_a_paid_combined_certificate_records_its_per_candidate_share():
     paid = pay_for_choice(_case_b(), 6, "setting", "kept among 6")
     assert "delta_effective" in paid.details
 
 
-@pytest.mark.xfail(strict=True, reason="the 'excess' training objective pays ln(6 / delta) at the run's PAC-Bayes "
-                                       "delta, while the certificate it trains for pays ln(|G| / delta_ex) at "
-                                       "0.07 (delta + mc_delta): 2.3 nats less at the defaults (cosmetic: a "
-                                       "training objective)")
 def test_the_excess_objective_pays_what_the_certificate_pays():
     cfg = PacBayesConfig()
     n, kl, d_plus, d_minus = 30000, 0.13, 0.0005, 0.0045
@@ -271,10 +238,77 @@ def test_the_excess_objective_pays_what_the_certificate_pays():
     # the certificate's bound at eta = 1/4, its grid paid: (KL + ln(|G| / delta_ex)) / (eta n)
     certified = unexpected_bernstein_excess(d_plus, d_minus, kl, n, d_ex, etas=(0.25,)).value \
         + math.log(grid) / (0.25 * n)
-    assert trained >= certified - 1e-6          # today -0.002498 < -0.002189
+    assert trained >= certified - 1e-6          # was -0.002498 < -0.002189
 
 
-# ------------------------------------------------------------------------------------------ checks that hold today
+# ------------------------------------------------------------------------------------------ every certificate kind
+
+def _pac_bayes() -> Certificate:
+    return pac_bayes_certificate("seeger", 0.0242, 0.24, 719, 0.025, mc_samples=71900, mc_delta=0.01, n_prior=719)
+
+
+@pytest.mark.parametrize("make, top, details", [
+    (_pac_bayes, {"kl": 0.0}, {}),
+    (_pac_bayes, {"emp_risk": 0.02}, {}),
+    (_pac_bayes, {"mc_samples": 719000}, {}),
+    (_pac_bayes, {"value": 0.05}, {}),                        # a value below what the inputs give
+    (lambda: heldout_certificate(16, 719, 0.035, n_prior=719), {}, {"k_errors": 10}),
+    (lambda: heldout_certificate(16, 719, 0.035, n_prior=719), {"n_bound": 1000}, {}),
+    (lambda: _case_b(), {"value": 0.0794}, {}),
+    (lambda: _case_b(), {}, {"certifies": "reference"}),      # the predictor relabelled in the record
+])
+def test_every_kind_of_record_edited_by_hand_is_refused(make, top, details):
+    honest = make()
+    assert union_minimum([honest]).value == honest.value
+    tampered = _edited(honest, top, details)
+    for pay in (lambda c: union_minimum([c]), lambda c: pay_for_choice(c, 3, "setting", "kept among 3")):
+        with pytest.raises(ValueError, match="edited|reproduce"):
+            pay(tampered)
+
+
+def test_a_paid_record_is_checked_at_the_shares_it_records():
+    """K = 6 rounds 0.01 / 6 up to the nearest float: the paid record states its shares rounded down, six of them at
+    most each part exactly, and is checked at those (nested: the winner of a later minimum at the outer K)."""
+    cert = _pac_bayes()
+    kept = pay_for_choice(cert, 6, "setting", "kept among 6")
+    each = kept.details["selection"]["delta_parts_each"]
+    assert 6 * Fraction(0.01 / 6) > Fraction(0.01)
+    assert each == {"pac_bayes": 0.025 / 6, "monte_carlo": float(np.nextafter(0.01 / 6, 0.0))}
+    assert all(6 * Fraction(each[name]) <= Fraction(part) for name, part in kept.delta_parts.items())
+    assert union_minimum([kept]).value == kept.value == Certificate.from_dict(kept.to_dict()).value
+    best = union_minimum([kept, heldout_certificate(16, 719, 0.035, n_prior=719)], ["kept", "held-out"])
+    assert best.candidates == 7
+    for name, share in best.details["selection"]["delta_parts_each"].items():    # the largest float with 7 x <= part
+        part = Fraction(best.delta_parts[name])
+        assert 7 * Fraction(share) <= part < 7 * Fraction(float(np.nextafter(share, 1.0)))
+    assert union_minimum([best]).value == best.value
+    with pytest.raises(ValueError, match="edited|reproduce"):
+        union_minimum([_edited(best, {"kl": 0.2})])
+    data = kept.to_dict()
+    data["details"]["selection"]["delta_parts_each"]["monte_carlo"] = 0.01 / 6        # 6 of them above 0.01
+    with pytest.raises(ValueError, match="delta_parts_each"):
+        Certificate.from_dict(data)
+
+
+def test_a_pac_bayes_total_is_never_below_the_exact_sum_of_its_parts():
+    cert = pac_bayes_certificate("seeger", 0.04, 5.0, 2000, 0.02, mc_samples=20000, mc_delta=0.01)
+    assert Fraction(0.02) + Fraction(0.01) > Fraction(math.fsum((0.02, 0.01)))     # the rounded sum is below
+    assert Fraction(cert.delta) >= Fraction(0.02) + Fraction(0.01)
+    assert pay_for_choice(cert, 3, "setting", "kept among 3").value > cert.value
+
+
+def test_only_the_combined_certificate_derives_which_predictor_it_certifies():
+    with pytest.raises(ValueError, match="'details'.*certifies"):
+        heldout_certificate(16, 719, 0.035, details={"certifies": "posterior"})
+    assert _case_b().certifies is Certified.POSTERIOR
+    assert _case_b(plus_draws=3300, minus_draws=3000).certifies is Certified.REFERENCE
+    data = _case_b().to_dict()
+    del data["details"]["certifies"]
+    with pytest.raises(ValueError, match="certifies"):
+        Certificate.from_dict(data)
+
+
+# ------------------------------------------------------------------------------------------ checks that held
 
 def _synthetic(rng, n, r, a, b):
     ref_wrong = rng.random(n) < r
