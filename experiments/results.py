@@ -11,11 +11,14 @@ written so far, and ``from_dict`` reads older records, whose entries lack the fi
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
 from ..bounds import Certificate, Certified, heldout_certificate, pay_for_choice
+from ..bounds._array import check_count
+from ..bounds.excess import ternary_count_limits
 from ..estimators.supersample import CMIResult
 from .records import new_record
 
@@ -46,16 +49,37 @@ class MonteCarloRisk:
         return cls(**data)
 
 
+def _divisors(m: int) -> list[int]:
+    """Every positive divisor of ``m >= 1``."""
+    small = [d for d in range(1, math.isqrt(m) + 1) if m % d == 0]
+    return small + [m // d for d in reversed(small) if d * d != m]
+
+
 @dataclass(frozen=True)
 class Disagreement:
     """How the posterior's per-example draws on the bound set compare with the prior's own network: of the
     ``draws`` draws (n r), ``plus`` err where the prior's network is right and ``minus`` are right where it errs;
-    ``reference_errors`` is that network's error count on the n examples."""
+    ``reference_errors`` is that network's error count on the n examples. Refused (ValueError) unless the counts
+    could come from one bound set: whole numbers, ``draws >= 1``, the others >= 0, and some bound-set size n
+    (not recorded: a divisor of ``draws``, at least ``reference_errors``) for which ``minus <= k r`` and
+    ``plus <= (n - k) r``, r = draws / n (:func:`genbounds.bounds.excess.ternary_count_limits`; so also
+    ``plus + minus <= draws``)."""
 
     reference_errors: int
     plus: int
     minus: int
     draws: int
+
+    def __post_init__(self) -> None:
+        check_count("draws", self.draws)
+        for name in ("reference_errors", "plus", "minus"):
+            check_count(name, getattr(self, name), minimum=0)
+        k = int(self.reference_errors)
+        limits = [ternary_count_limits(self.draws, k, n) for n in _divisors(int(self.draws)) if n >= k]
+        if not any(self.plus <= most_plus and self.minus <= most_minus for most_plus, most_minus in limits):
+            raise ValueError(f"arguments 'plus' ({self.plus}) and 'minus' ({self.minus}) cannot come from {self.draws} "
+                             f"per-example draws against {k} reference errors: no bound-set size n dividing 'draws' "
+                             "allows plus <= (n - k) r and minus <= k r, r = draws / n")
 
     @property
     def rate(self) -> float:
