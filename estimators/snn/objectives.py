@@ -16,7 +16,7 @@ Each objective is the corresponding bound of :mod:`bounds.pac_bayes` evaluated o
 with B = (KL + ln(2 sqrt(n)/delta))/n and n the size of the *bound set*, and one objective on the excess loss
 over the prior's own network (the combined certificate's, :func:`genbounds.bounds.excess_loss_certificate`):
 
-* ``excess``: (d+ - d-) + psi(-eta)/eta (d+ + d-) + (KL + ln(6/delta))/(eta n), the Unexpected-Bernstein
+* ``excess``: (d+ - d-) + psi(-eta)/eta (d+ + d-) + (KL + ln(6/(0.07 delta)))/(eta n), the Unexpected-Bernstein
   excess bound with eta = sigmoid(theta)/2 learned jointly, on surrogate rates d+ (the bounded cross-entropy
   where the prior's network is right) and d- (one minus it where that network errs).
  The objectives are one
@@ -37,6 +37,7 @@ import jax.numpy as jnp
 from ... import bounds
 from ...bounds import ExcessMethod, PacBayesBound
 from ...bounds._array import check_choice
+from ...bounds.certificate import EXCESS_SHARE
 from ..losses import bounded_cross_entropy, zero_one
 
 __all__ = ["OBJECTIVES", "OBJECTIVE_REGISTRY", "Objective", "ObjectiveName", "bounded_cross_entropy", "zero_one",
@@ -102,12 +103,15 @@ def _catoni(emp, kl, n, delta, extras):
 
 def _excess(rates, kl, n, delta, extras):
     """The Unexpected-Bernstein excess bound (Mhammedi, Grünwald & Guedj 2019, as in Wu & Seldin 2022, Thm 6 with
-    b = 1, Z^2 = Z^+ + Z^-) at a learned eta = sigmoid(theta) / 2 in (0, 1/2), paying ln(6/delta) for the grid the
-    certificate uses: (d+ - d-) + psi(-eta)/eta (d+ + d-) + (KL + ln(6/delta))/(eta n), psi(u) = u - ln(1 + u)."""
+    b = 1, Z^2 = Z^+ + Z^-) at a learned eta = sigmoid(theta) / 2 in (0, 1/2):
+    (d+ - d-) + psi(-eta)/eta (d+ + d-) + (KL + ln(6 / delta_ex))/(eta n), psi(u) = u - ln(1 + u), paying ln 6 for
+    the certificate's grid (6 points at n = 30000) at the excess bound's share delta_ex = 0.07 delta of ``delta``
+    (:data:`genbounds.bounds.certificate.EXCESS_SHARE`), as the certificate pays ln(|G| / delta_ex). A training
+    objective, not a certificate: only the gradient and the scale of the complexity term matter here."""
     d_plus, d_minus = rates[0], rates[1]
     eta = jnp.clip(0.5 * jax.nn.sigmoid(extras["eta"]), 1e-4, 0.5)
     coef = (-eta - jnp.log1p(-eta)) / eta
-    return (d_plus - d_minus) + coef * (d_plus + d_minus) + (kl + math.log(6.0 / delta)) / (eta * n)
+    return (d_plus - d_minus) + coef * (d_plus + d_minus) + (kl + math.log(6.0 / (EXCESS_SHARE * delta))) / (eta * n)
 
 
 #: Every training objective by name.
