@@ -59,7 +59,7 @@ from ...bounds import (
     prior_grid_index,
     split_excess_delta,
 )
-from ...bounds._array import check_count
+from ...bounds._array import check_choice, check_count
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
 from ..models import Model, as_model, check_same_state, is_module, model_kind
@@ -341,7 +341,13 @@ def certify(
             details=dict(info, prior_scale=s if np.isscalar(s) else "per-weight keep probabilities"))
         if best is None or cert.value < best.value:
             best = cert
-    return best, mc
+    return dataclasses.replace(best, guess_risk=guess_risk(data)), mc
+
+
+def guess_risk(data: Dataset) -> float:
+    """The error of always predicting the most frequent label of ``data``: a certificate at or above it says no
+    more than guessing (:attr:`genbounds.bounds.Certificate.vacuous`)."""
+    return 1.0 - float(np.bincount(np.asarray(data.y)).max()) / len(data)
 
 
 #: Optimiser steps :func:`certify_network` takes at least (when ``epochs`` is not given).
@@ -739,9 +745,11 @@ def certify_excess(
         raise ValueError("argument 'prior': a differentially private prior's mean was drawn from all the training "
                          "data, so its network is not independent of the bound set; the excess certificate needs a "
                          "reference fixed without the bound set")
+    method = check_choice("method", method, ExcessMethod)       # every argument checked before the draws
+    d_ref, d_ex, d_mc = split_excess_delta(delta, reference_share, excess_share,
+                                           names=("delta", "reference_share", "excess_share"))
     data, keep = bound_set(train, prior)
     counts = ternary_draws(net, post, prior.family, data, prior.mean, r=r, key=key)
-    d_ref, d_ex, d_mc = split_excess_delta(delta, reference_share, excess_share)
     info = {"mc_method": PerExampleDraws.record_name, "mc_method_param": {"r": int(r)},
             "split": {"n_train": len(train), "n_prior": prior.n_data, "n_bound": int(keep.size)},
             "prior": {"kind": prior.kind.value, "family": prior.family.name.value, **prior.details},
@@ -751,4 +759,4 @@ def certify_excess(
         counts.reference_errors, counts.plus_draws, counts.minus_draws, counts.draws, kl_float64(post, prior),
         int(keep.size), delta_reference=d_ref, delta_excess=d_ex, delta_monte_carlo=d_mc, method=method,
         n_prior=prior.n_data, delta=delta, details=info)
-    return cert, counts
+    return dataclasses.replace(cert, guess_risk=guess_risk(data)), counts
