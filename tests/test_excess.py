@@ -690,3 +690,15 @@ def test_public_names_exported():
                  "unexpected_bernstein_grid", "ternary_rates", "certify_ternary_draws", "excess_certificate",
                  "SplitKLExcess", "UnexpectedBernsteinBound", "TernaryRates", "ExcessCertificate"):
         assert name in B.__all__ and hasattr(B, name)
+
+
+def test_test_set_bound_widens_its_margin_before_falling_back_to_the_kl_form():
+    """At k = 1, n = 702, delta = 1/2 SciPy's binomial cdf reads 0.5000000000000797 at the first raised quantile;
+    a wider margin passes the check, so the exact bound (not the looser kl form) comes back, still above the exact
+    60-digit value."""
+    p = test_set_bound(1, 702, 0.5)
+    assert p < _kl_ts(1, 702, 0.5) and special.bdtr(1, 702, p) <= 0.5
+    with mp.workdps(60):
+        exact = mp.findroot(lambda x: mp.betainc(2, 701, x, 1, regularized=True) - mp.mpf(0.5),
+                            (mp.mpf("0.001"), mp.mpf("0.004")), solver="anderson")
+        assert mp.mpf(p) >= exact and p - float(exact) < 1e-13
