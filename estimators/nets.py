@@ -27,6 +27,7 @@ A user's own model (``apply(params, x)`` with any params pytree) is wrapped by
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -122,7 +123,15 @@ def _hidden(h, key, i, rate):
 
 
 def mlp(in_shape: Sequence[int], widths: Sequence[int], num_classes: int) -> Net:
-    """Fully connected ReLU network: ``widths=(600,)`` is DR17's "T-600", ``(600, 600)`` their "T-600²"."""
+    """Fully connected ReLU network: ``widths=(600,)`` is DR17's "T-600", ``(600, 600)`` their "T-600²".
+
+    The same architecture gives the same :class:`Net` object, so every compiled program that takes the net as a
+    static argument (training epochs, certificate passes) compiles once per architecture and process."""
+    return _mlp(tuple(int(d) for d in in_shape), tuple(int(w) for w in widths), int(num_classes))
+
+
+@functools.cache
+def _mlp(in_shape: tuple[int, ...], widths: tuple[int, ...], num_classes: int) -> Net:
     sizes = [int(math.prod(in_shape)), *widths, num_classes]
 
     def init(key):
@@ -171,8 +180,16 @@ def cnn(in_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32
     (``lax.conv_general_dilated``, cuDNN on GPU) or ``"matmul"`` (patches times a matrix, fast on
     CPU inside compiled loops and under ``vmap``); default :func:`conv_for_backend`. The name ends
     in ``-matmul`` for the latter, so records say which one ran.
+
+    The same architecture gives the same :class:`Net` object (see :func:`mlp`).
     """
-    conv = conv or conv_for_backend()
+    return _cnn(tuple(int(d) for d in in_shape), int(num_classes), tuple(int(c) for c in channels),
+                tuple(int(d) for d in dense), conv or conv_for_backend())
+
+
+@functools.cache
+def _cnn(in_shape: tuple[int, ...], num_classes: int, channels: tuple[int, ...], dense: tuple[int, ...],
+         conv: str) -> Net:
     if conv not in CONVS:
         raise ValueError(f"argument 'conv' must be one of {sorted(CONVS)}, got {conv!r}")
     conv_fn = CONVS[conv]
