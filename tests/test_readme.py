@@ -13,6 +13,8 @@ README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [README, *DOCS]
 PAGE_IDS = [p.relative_to(ROOT).as_posix() for p in PAGES]
+#: Pages whose examples train models (a minute or more on 2 cores): run in the integration lane only.
+TRAINING_PAGES = {ROOT / "docs" / "certify-your-model.md"}
 
 #: A ```python block runs unless the line just above it is a sketch marker (placeholders for the
 #: reader's own model): <!-- sketch: ... -->.
@@ -42,10 +44,11 @@ def _namespaces(page: Path) -> tuple[dict, ...]:
 
 
 def _all_namespaces() -> list[dict]:
-    return [ns for page in PAGES for ns in _namespaces(page)]
+    return [ns for page in PAGES if page not in TRAINING_PAGES for ns in _namespaces(page)]
 
 
-@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+@pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.integration) if p in TRAINING_PAGES else p
+                                  for p in PAGES], ids=PAGE_IDS)
 def test_python_examples_run(page):
     blocks = _python_blocks(page.read_text())
     assert len(_namespaces(page)) == sum(not sketch for sketch, _ in blocks)
@@ -53,7 +56,8 @@ def test_python_examples_run(page):
 
 def test_there_are_runnable_examples():
     assert _namespaces(README), "the README has no runnable Python example"
-    assert sum(len(_namespaces(p)) for p in DOCS) >= 1, "docs/ has no runnable Python example"
+    assert sum(len(_namespaces(p)) for p in DOCS if p not in TRAINING_PAGES) >= 1, \
+        "docs/ has no runnable Python example"
 
 
 def test_the_worked_numbers_are_what_the_code_computes():
