@@ -95,3 +95,17 @@ def test_training_against_the_excess_objective_fixes_more_than_it_breaks(setting
     assert hist[-1]["objective"] < hist[0]["objective"]
     cert, counts = snn.certify_excess(net, state.posterior, prior, data, key=jax.random.PRNGKey(4), r=4)
     assert (counts.plus_draws + counts.minus_draws) / counts.draws < 0.2
+
+
+def test_certify_network_reports_the_prior_networks_baseline_and_the_combined_certificate(setting):
+    net, data, prior, post = setting
+    with pytest.warns(UserWarning):
+        cert, _ = snn.certify_network(net, prior.mean, data, key=jax.random.PRNGKey(5), prior_mean=prior.mean,
+                                      prior_indices=prior.data_indices, epochs=1, r=2, progress=False)
+    held = Certificate.from_dict(cert.details["heldout_baseline"])
+    combined = Certificate.from_dict(cert.details["combined"])
+    bset, _ = snn.bound_set(data, prior)
+    k = round(snn.error_rate(net, prior.mean, bset) * len(bset))
+    assert held.details["k_errors"] == k and held.value == test_set_bound(k, len(bset), cert.delta)
+    assert held.delta == combined.delta == cert.delta and combined.n_bound == cert.n_bound == len(bset)
+    assert combined.value <= test_set_bound(k, len(bset), combined.delta_parts["test_set"])

@@ -53,8 +53,10 @@ import optax
 
 from ...bounds import (
     Certificate,
+    Certified,
     ExcessMethod,
     excess_loss_certificate,
+    heldout_certificate,
     pac_bayes_certificate,
     prior_grid_index,
     split_excess_delta,
@@ -445,7 +447,11 @@ def certify_network(
     steps, the KL and the bound's training value before and after, your network's own error on the
     bound set. When the certificate is nearer to guessing uniformly among the K classes than to
     that error (value >= (error + 1 - 1/K) / 2), a ``UserWarning`` and ``details["diagnosis"]`` say
-    why (KL/n, empirical risk) and what to try.
+    why (KL/n, empirical risk) and what to try. With a data-dependent prior the details also hold the
+    honest comparison (warned about when it is lower): ``"heldout_baseline"``, the test-set
+    certificate of the prior's own network on the same bound set, and ``"combined"``, the posterior's
+    certificate through its excess loss over that network (:func:`certify_excess`), both
+    :meth:`Certificate.to_dict` forms.
 
     Args:
         model: a Flax linen module (or its ``.apply``), a Flax NNX module, an Equinox module, an
@@ -526,6 +532,9 @@ def certify_network(
                        prior_grid=(100.0, 0.1) if learn_prior_scale else None,
                        details={"objective": objective.name.value, "source": "certify_network",
                                 "training": training, "predictor": certified.to_dict()})
+    if prior.n_data > 0:
+        cert = _beside_the_prior_network(cert, net, post, prior, train, bound_data, key=k_cert, r=r,
+                                         learned_scale=learn_prior_scale)
     chance = 1.0 - 1.0 / max(train.num_classes, 2)
     own = float(np.mean(your_classes != bound_data.y))
     training["network_bound_set_error"] = own
@@ -534,6 +543,33 @@ def certify_network(
         cert = dataclasses.replace(cert, details={**cert.details, "diagnosis": diagnosis})
         warnings.warn(diagnosis, UserWarning, stacklevel=2)
     return cert, post
+
+
+def _beside_the_prior_network(cert: Certificate, net: Net, post: Posterior, prior: Prior, train: Dataset,
+                              bound_data: Dataset, *, key: jax.Array, r: int, learned_scale: bool) -> Certificate:
+    """``cert`` with the honest comparison in its details: the held-out (test-set) certificate of the prior's own
+    network on the same bound set (``details["heldout_baseline"]``, at the same total delta) and, when the prior
+    scale was fixed, the combined certificate of the posterior over that network (``details["combined"]``,
+    :func:`certify_excess` on method (b)'s draws). Both are :meth:`Certificate.to_dict` forms (read them back with
+    :meth:`Certificate.from_dict`). A warning says when the prior's network certifies lower than ``cert``."""
+    k = int(np.sum(_predicted(net, prior.mean, bound_data) != np.asarray(bound_data.y)))
+    held = heldout_certificate(k, len(bound_data), cert.delta, n_prior=prior.n_data,
+                               details={"predictor": "the prior's own network (deterministic), on the bound set"})
+    extra = {"heldout_baseline": dataclasses.replace(held, guess_risk=cert.guess_risk).to_dict()}
+    combined = None
+    if not learned_scale:
+        combined, _ = certify_excess(net, post, prior, train, key=key, r=r, delta=cert.delta,
+                                     details={"source": "certify_network"})
+        extra["combined"] = combined.to_dict()
+    if held.value < cert.value:
+        tail = ("" if combined is None else
+                f"; the combined certificate (details['combined']) certifies "
+                f"{'the posterior' if combined.certifies is Certified.POSTERIOR else 'the prior network'} at "
+                f"{combined.value:.4f}")
+        warnings.warn(f"on the same {len(bound_data)} bound examples the prior's own network certifies at "
+                      f"{held.value:.4f} (test-set bound, details['heldout_baseline']), below this certificate "
+                      f"{cert.value:.4f}{tail}", UserWarning, stacklevel=3)
+    return dataclasses.replace(cert, details={**cert.details, **extra})
 
 
 def _params_and_train(params: Any, train: Dataset | None) -> tuple[Any, Dataset]:
