@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import reprlib
+from collections.abc import Mapping
 from enum import StrEnum
 from fractions import Fraction
 from typing import Any, TypeVar
@@ -157,3 +158,19 @@ def divide_down(x: float, k: int) -> float:
     """``x / k`` rounded down: ``k`` copies of the result sum to at most ``x`` exactly (a union bound's share of
     a delta part; round-to-nearest can give ``k * fl(x / k) > x``, e.g. ``x = 0.035, k = 5``)."""
     return float_at_most(Fraction(float(x)) / int(k))
+
+
+def check_share_total(shares: Mapping[str, float], delta: float | None) -> Fraction:
+    """The shares, by argument name, sum (exactly) below 1, and to at most ``delta`` when it is given; returns the
+    exact sum."""
+    exact = sum(Fraction(float(x)) for x in shares.values())
+    named = " + ".join(repr(name) for name in shares)
+    if exact >= 1:
+        raise ValueError(f"arguments {named} sum to {float_at_least(exact)!r}: the total confidence budget must be "
+                         "below 1")
+    if delta is not None:
+        check_delta("delta", delta)
+        if exact > Fraction(float(delta)):
+            raise ValueError(f"arguments {named} sum to {float_at_least(exact)!r} (exactly), above argument 'delta' "
+                             f"{delta!r}")
+    return exact

@@ -34,6 +34,7 @@ from ._array import (
     check_probability,
     check_range,
     check_scalar,
+    check_share_total,
     divide_down,
     float_at_least,
     float_at_most,
@@ -481,7 +482,7 @@ def excess_loss_certificate(
     check_nonnegative("kl", kl)
     for name, x in shares.items():
         check_delta(name, x)
-    _check_share_total(shares, delta)
+    check_share_total(shares, delta)
     if int(draws) % int(n_bound):
         raise ValueError(f"argument 'draws' ({draws}) must be a multiple of 'n_bound' ({n_bound}): per-example draws, "
                          "the same number for every bound example")
@@ -506,20 +507,6 @@ def excess_loss_certificate(
                                     "monte_carlo": rates.delta},
                        emp_risk=min(max(emp, 0.0), 1.0), kl=float(kl), n_bound=n, n_prior=int(n_prior),
                        emp_risk_bound=rates.risk_upper(k, n), mc_samples=m, details=info)
-
-
-def _check_share_total(shares: Mapping[str, float], delta: float | None) -> None:
-    """The shares, by argument name, sum (exactly) below 1, and to at most ``delta`` when it is given."""
-    exact = sum(Fraction(float(x)) for x in shares.values())
-    named = " + ".join(repr(name) for name in shares)
-    if exact >= 1:
-        raise ValueError(f"arguments {named} sum to {float_at_least(exact)!r}: the total confidence budget must be "
-                         "below 1")
-    if delta is not None:
-        check_delta("delta", delta)
-        if exact > Fraction(float(delta)):
-            raise ValueError(f"arguments {named} sum to {float_at_least(exact)!r} (exactly), above argument 'delta' "
-                             f"{delta!r}")
 
 
 def format_upper(x: float, digits: int = 4) -> str:

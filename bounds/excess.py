@@ -31,7 +31,6 @@ import json
 import math
 import reprlib
 from dataclasses import asdict, dataclass, replace
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -45,6 +44,7 @@ from ._array import (
     check_probability,
     check_range,
     check_scalar,
+    check_share_total,
     float_at_least,
     round_up,
 )
@@ -633,17 +633,10 @@ def excess_certificate(k_errors: int, n: int, excess: SplitKLExcess | Unexpected
     if rates is not None:
         _check_monte_carlo(excess, rates, n)
         _check_rates_counts(rates, int(k_errors), n)
-    shares = [float(delta_ref), excess.delta] + ([rates.delta] if rates is not None else [])
-    exact = sum(map(Fraction, shares))
-    total = float_at_least(exact)           # the recorded total is never below the exact sum of the shares
-    if total >= 1.0:
-        raise ValueError(f"the shares delta_ref + excess.delta{' + rates.delta' if rates else ''} sum to {total!r}: "
-                         "the total confidence budget must be below 1")
-    if delta is not None:
-        check_delta("delta", delta)
-        if exact > Fraction(float(delta)):
-            raise ValueError(f"the shares sum to {total!r} (exactly {float(exact)!r}+), above argument 'delta' "
-                             f"{delta!r}")
+    shares = {"delta_ref": float(delta_ref), "excess.delta": excess.delta}
+    if rates is not None:
+        shares["rates.delta"] = rates.delta
+    total = float_at_least(check_share_total(shares, delta))   # never below the exact sum of the shares
     ts = test_set_bound(k_errors, n, delta_ref)
     if excess.value < 0.0:
         value, certifies = max(0.0, min(ts, round_up(ts + excess.value))), "posterior"
