@@ -106,7 +106,7 @@ def test_flags_offer_the_choices_and_give_members():
 #: Each config's (digest, prior digest), measured while the configs held strings: they name
 #: checkpoints and sit in records.
 DIGESTS = {
-    "quickstart": ("8827f8700e49", "0610088c2c60"), "mlp-digits": ("e05dcc03fb87", "b9d84f1e1136"),
+    "quickstart": ("029d23cd354d", "0610088c2c60"), "mlp-digits": ("e05dcc03fb87", "b9d84f1e1136"),
     "cmi": ("1992d437e30e", None), "langevin": ("7db943baaec8", None), "langevin-sgd": ("03ea4a0cb488", None),
     "dp-prior-fashion/data-free": ("3eb6a8b9e0e5", "aa17a194d0d9"),
     "dp-prior-fashion/dp-eps0.1": ("367c92e37926", "05609558439b"),
