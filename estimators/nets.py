@@ -19,7 +19,9 @@ Gaussian N(mean, scale^2). This is what the per-example Monte Carlo certificate 
   convolution is computed as a batched matrix product over patches (:func:`_conv_matmul`):
   a vmapped XLA convolution becomes a grouped convolution, whose gradient ran at 4 examples/s
   on a 2-core CPU against 529 for the matrix product (CNN 32-64-128, batch 256; forward 756
-  against 1,493 examples/s).
+  against 1,493 examples/s). Drawing the kernels is most of that pass (18,432 numbers per
+  example in the 64-channel layer): they come from :func:`standard_normal`, XLA's Threefry
+  bit generator, 3 times faster than ``jax.random.normal``.
 
 A user's own model (``apply(params, x)`` with any params pytree) is wrapped by
 :func:`custom` and falls back to a vmapped per-example weight draw of the whole tree.
@@ -36,7 +38,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["Net", "mlp", "cnn", "conv_for_backend", "custom", "location_scale_draw", "per_example_apply", "predict"]
+__all__ = ["Net", "mlp", "cnn", "conv_for_backend", "custom", "location_scale_draw", "per_example_apply", "predict",
+           "standard_normal"]
 
 Params = Any
 
@@ -100,11 +103,34 @@ def _conv_matmul(h, p):
 CONVS = {"xla": _conv, "matmul": _conv_matmul}
 
 
+def standard_normal(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+    r"""I.i.d. standard normal draws of ``shape``: bits from XLA's Threefry-2x32 generator
+    (``lax.rng_bit_generator``; Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3")
+    seeded with 128 bits drawn from ``key``, then the inverse CDF,
+    :math:`z = \sqrt 2\,\mathrm{erf}^{-1}(2u - 1)` with ``u`` uniform on the grid k / 2^p (p the
+    dtype's mantissa bits), clipped above -1 as ``jax.random.normal`` does.
+
+    The same generator as ``jax.random.normal``, about 3 times faster on CPU (each 32-bit word costs
+    half a Threefry block, where JAX's partitionable Threefry spends a whole block per word) and
+    about 6 times faster to compile; the per-example convolution kernels draw 18,432 numbers per
+    example (:func:`_conv_per_example`), most of a CNN's per-example pass. Distinct keys give
+    independent streams, as distinct ``jax.random`` keys do. float64 draws use 64-bit words.
+    """
+    wide = jnp.dtype(dtype) == jnp.float64
+    uint, real, bits_per = (jnp.uint64, jnp.float64, 64) if wide else (jnp.uint32, jnp.float32, 32)
+    seed = jax.random.bits(key, (4,), jnp.uint32)
+    _, bits = lax.rng_bit_generator(seed, tuple(shape), uint, lax.RandomAlgorithm.RNG_THREE_FRY)
+    one = lax.bitcast_convert_type(jnp.array(1.0, real), uint)
+    u = lax.bitcast_convert_type((bits >> (bits_per - jnp.finfo(real).nmant)) | one, real) - 1.0   # [0, 1)
+    lowest = jnp.nextafter(jnp.array(-1.0, real), jnp.array(1.0, real))
+    return (math.sqrt(2.0) * lax.erf_inv(jnp.maximum(lowest, 2.0 * u - 1.0))).astype(dtype)
+
+
 def _conv_per_example(key, h, m, s):
     kw, kb = jax.random.split(key)
     n = h.shape[0]
-    w = m["w"] + s["w"] * jax.random.normal(kw, (n, *m["w"].shape), h.dtype)
-    b = m["b"] + s["b"] * jax.random.normal(kb, (n, *m["b"].shape), h.dtype)
+    w = m["w"] + s["w"] * standard_normal(kw, (n, *m["w"].shape), h.dtype)
+    b = m["b"] + s["b"] * standard_normal(kb, (n, *m["b"].shape), h.dtype)
     return jax.vmap(lambda x1, w1, b1: _conv_matmul(x1[None], {"w": w1, "b": b1})[0])(h, w, b)
 
 

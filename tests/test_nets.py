@@ -70,8 +70,8 @@ def test_per_example_convolution_draws_one_kernel_per_example():
     s = {"w": 0.5 * jnp.abs(jax.random.normal(ks, (3, 3, 2, 4))), "b": jnp.full((4,), 0.3)}
     out = nets._conv_per_example(kd, h, m, s)
     kw, kb = jax.random.split(kd)
-    w = m["w"] + s["w"] * jax.random.normal(kw, (5, 3, 3, 2, 4))
-    b = m["b"] + s["b"] * jax.random.normal(kb, (5, 4))
+    w = m["w"] + s["w"] * nets.standard_normal(kw, (5, 3, 3, 2, 4))
+    b = m["b"] + s["b"] * nets.standard_normal(kb, (5, 4))
     for i in range(5):
         expect = nets.CONVS["xla"](h[i:i + 1], {"w": w[i], "b": b[i]})[0]
         np.testing.assert_allclose(out[i], expect, rtol=1e-5, atol=1e-5)
