@@ -25,7 +25,7 @@ import os
 import pickle
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -61,7 +61,7 @@ from .results import Disagreement, MaskComparison, MaskPredictor, MonteCarloRisk
 
 __all__ = ["PacBayesConfig", "QUICKSTART", "MLP_DIGITS", "Setup", "PriorResult", "run_pac_bayes", "prepare",
            "prior_stage", "posterior_stage", "certify_stage", "mask_comparison", "record_stage",
-           "prior_split_size"]
+           "prior_split_size", "phase_keys", "phase_table"]
 
 
 def _whole_positive(x: Any) -> bool:
@@ -292,7 +292,8 @@ def _load_pickle(path: Path, log: Callable[[str], None]) -> Any | None:
 
 class Setup(NamedTuple):
     """What every stage needs: the data, the network, the run's keys, the training examples that
-    build the prior (empty for a data-free prior) and the checkpoint folder."""
+    build the prior (empty for a data-free prior), the checkpoint folder, and the seconds of each
+    phase run so far (:func:`phase_keys`; the stages add to it, the record stores it)."""
 
     cfg: PacBayesConfig
     data: TrainTest
@@ -301,6 +302,7 @@ class Setup(NamedTuple):
     prior_idx: np.ndarray
     out: Path
     ckpt: Path
+    timings: dict[str, float]
 
 
 #: Added to each pixel's standard deviation by :func:`standardize` (pixels constant on the prior
@@ -335,6 +337,7 @@ class PriorResult(NamedTuple):
 
 def prepare(cfg: PacBayesConfig, out: str | os.PathLike, log: Callable[[str], None] = print) -> Setup:
     """Load the data, build the network, split the keys, create the checkpoint folder."""
+    t0 = time.perf_counter()
     out = Path(out)
     ckpt = out / "checkpoints" / cfg.digest()
     write_json_atomic(ckpt / "config.json", cfg.to_dict())
@@ -352,7 +355,7 @@ def prepare(cfg: PacBayesConfig, out: str | os.PathLike, log: Callable[[str], No
     log(f"{cfg.dataset}: {len(data.train)} training / {len(data.test)} test examples, {k} classes; "
         f"{net.name}; prior: {cfg.prior.kind}" + ("; inputs standardised with the prior data's statistics"
                                               if cfg.standardize else ""))
-    return Setup(cfg, data, net, keys, idx, out, ckpt)
+    return Setup(cfg, data, net, keys, idx, out, ckpt, {"setup_s": time.perf_counter() - t0})
 
 
 def prior_split_size(alpha: float, n_train: int) -> int:
@@ -482,26 +485,33 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
                "config_digest": cfg.digest()}
     common = dict(delta=cfg.delta, mc_delta=cfg.mc_delta, prior_scale=state.prior_scale, prior_grid=grid,
                   details=details)
+    started = time.perf_counter()
     cert_b, mc_b = S.certify(net, post, pr.prior, setup.data.train, key=keys["cert"],
                              estimate=S.PerExampleDraws(cfg.mc_r), **common)
+    started = _add_seconds(setup.timings, f"certificate_b_{objective}_s", started)
     weights: dict[str, Any] = {}
     if cfg.mc_m > 0:
         cert_a, mc_a = S.certify(net, post, pr.prior, setup.data.train, key=jax.random.fold_in(keys["cert"], 1),
                                  estimate=S.WeightDraws(cfg.mc_m), **common)
+        started = _add_seconds(setup.timings, f"certificate_a_{objective}_s", started)
         cert_a = paid_for_settings(cert_a, cfg)
         weights = {"certificate_weights": cert_a, "mc_weights": MonteCarloRisk.from_dict(mc_a.to_dict())}
     excess: dict[str, Any] = {}
     if excess_applies(cfg, pr.prior):
         # the same key as (b): the same per-example draws, compared with the prior's own network
+        started = time.perf_counter()
         cert_x, counts = S.certify_excess(net, post, pr.prior, setup.data.train, key=keys["cert"], r=cfg.mc_r,
                                           delta=cert_b.delta, details=details)
         excess = {"certificate_excess": paid_for_settings(cert_x, cfg),
                   "disagreement": Disagreement(counts.reference_errors, counts.plus_draws, counts.minus_draws,
                                                counts.draws)}
+        _add_seconds(setup.timings, f"certificate_excess_{objective}_s", started)
     cert_b = paid_for_settings(cert_b, cfg)
     masks = None
     if pr.prior.family.masks_weights:
+        started = time.perf_counter()
         masks = mask_comparison(setup, pr, post)
+        _add_seconds(setup.timings, f"masks_{objective}_s", started)
     Certificate.from_dict(cert_b.to_dict())  # re-validated before it is stored
     return PacBayesResult(
         objective=objective, certificate=cert_b, mc=MonteCarloRisk.from_dict(mc_b.to_dict()),
@@ -584,7 +594,9 @@ def run_pac_bayes(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool
     t_start = time.perf_counter()
     setup = prepare(cfg, out, log)
     pr = prior_stage(setup, progress=progress, log=log)
-    timings: dict[str, float] = {} if pr.seconds is None else {"prior_s": pr.seconds}
+    timings = setup.timings
+    if pr.seconds is not None:
+        timings["prior_s"] = pr.seconds
     results = []
     for obj in cfg.objectives:
         done = setup.ckpt / f"{obj}.result.json"
@@ -593,11 +605,53 @@ def run_pac_bayes(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool
             log(f"resumed: {obj} already finished")
             continue
         state, history, seconds = posterior_stage(setup, pr, obj, progress=progress, log=log)
+        timings[f"posterior_{obj}_s"] = seconds
+        started = time.perf_counter()
         result = certify_stage(setup, pr, obj, state, history, seconds)
+        _add_rest(timings, f"test_{obj}_s", started, phase_keys(obj)[1:-1])
         write_json_atomic(done, result.to_dict())
         results.append(result)
         log(f"{obj}: certificate {format_number(result.certificate.value, 4, upper=True)} (stochastic test "
             f"error {result.test_error_stochastic:.4f}), {seconds:.0f} s training")
     timings["total_s"] = time.perf_counter() - t_start
+    log(phase_table(timings, cfg.objectives))
     return record_stage(setup, results, timings)
+
+
+#: A run's phases per objective, in order: (key stem, name in :func:`phase_table`).
+PHASES = (("posterior", "posterior"), ("certificate_b", "certificate (b)"), ("certificate_a", "certificate (a)"),
+          ("certificate_excess", "combined (excess)"), ("masks", "mask predictors"), ("test", "test errors"))
+
+
+def phase_keys(objective: str) -> tuple[str, ...]:
+    """The ``timings`` keys of one objective's phases, in :data:`PHASES` order (``posterior_quad_s``, ...)."""
+    return tuple(f"{stem}_{objective}_s" for stem, _ in PHASES)
+
+
+def phase_table(timings: Mapping[str, float], objectives: tuple[str, ...]) -> str:
+    """One line of the seconds each phase took (those that ran): setup, prior, then per objective its
+    :data:`PHASES`, then the total (a record's ``timings``; resumed phases are absent)."""
+    def joined(pairs):
+        return ", ".join(f"{name} {timings[key]:.1f}" for key, name in pairs if key in timings)
+
+    parts = [joined((("setup_s", "setup"), ("prior_s", "prior")))]
+    for obj in objectives:
+        mine = joined(zip(phase_keys(obj), (name for _, name in PHASES)))
+        if mine:
+            parts.append(f"{obj}: {mine}")
+    total = f"; total {timings['total_s']:.1f}" if "total_s" in timings else ""
+    return "seconds: " + "; ".join(p for p in parts if p) + total
+
+
+def _add_seconds(timings: dict[str, float], key: str, since: float) -> float:
+    """Add the seconds since ``since`` (a ``time.perf_counter()`` reading) to ``timings[key]``; returns now."""
+    now = time.perf_counter()
+    timings[key] = timings.get(key, 0.0) + now - since
+    return now
+
+
+def _add_rest(timings: dict[str, float], key: str, since: float, parts: tuple[str, ...]) -> None:
+    """``timings[key]``: the seconds since ``since`` less those of the ``parts`` already timed in that span
+    (the test errors: what the certify stage does after its certificates)."""
+    timings[key] = time.perf_counter() - since - sum(timings.get(p, 0.0) for p in parts)
 
