@@ -9,28 +9,46 @@
    default ``results/fashion-binary-t600``), the time and certified empirical risk of
    (a) m full weight draws over the bound set (default m = 1000) and (b) per-example draws
    with r = 1 and r = 10; the ratio of times is printed.
+3. ``--quickstart``: one ``genbounds quickstart`` run as it ships (:func:`genbounds.experiments.
+   pac_bayes_runner.run_pac_bayes` on :data:`~genbounds.experiments.pac_bayes_runner.QUICKSTART`), its
+   seconds per phase (the record's ``timings``) and the XLA compilation time inside them, with the
+   processor's vector extensions (``/proc/cpuinfo``) and any ISA restriction of XLA
+   (``XLA_FLAGS=--xla_cpu_max_isa=AVX2`` measures an AVX2-only machine on an AVX-512 one), so that a
+   regression on either kind of machine shows. ``--arch mlp`` runs the MLP variant
+   (``genbounds pac-bayes --arch mlp --prior-dropout 0``); ``--mc-m 1000`` adds certificate (a).
 
     python -m genbounds.experiments.benchmarks.bench_snn [--run results/fashion-binary-t600] [--m 1000]
     python -m genbounds.experiments.benchmarks.bench_snn --throughput-arch mlp-600-600 cnn --steps 5 --skip-certificates
+    XLA_FLAGS=--xla_cpu_max_isa=AVX2 python -m genbounds.experiments.benchmarks.bench_snn --quickstart [--arch mlp]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
+import re
+import tempfile
 import time
 from pathlib import Path
 
 import jax
 import optax
+from jax import monitoring
 
 from ...bounds import format_upper, sample_convergence
 from ...estimators import nets, snn
 from ...estimators.data import load
 from ...estimators.devices import batch_sharding, data_mesh, replicated
 from ...estimators.steps import compile_epoch
-from ..pac_bayes_runner import PacBayesConfig
+from ..pac_bayes_runner import QUICKSTART, PacBayesConfig, phase_table, run_pac_bayes
+
+#: x86 vector extensions worth naming (in this order) when they appear in /proc/cpuinfo's flags.
+VECTOR_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_vnni",
+                     "avx512_bf16", "amx_tile")
+#: The event JAX reports for each XLA compilation (seconds).
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 def _throughput(batch: int, steps: int, num_classes: int, arch: str = "mlp-600-600") -> dict:
@@ -61,6 +79,52 @@ def _throughput(batch: int, steps: int, num_classes: int, arch: str = "mlp-600-6
     return out
 
 
+def vector_extensions(cpuinfo: str) -> list[str]:
+    """The :data:`VECTOR_EXTENSIONS` in the first ``flags`` line of ``cpuinfo`` (the text of /proc/cpuinfo;
+    empty where there is none)."""
+    line = next((ln for ln in cpuinfo.splitlines() if ln.startswith("flags")), "")
+    have = set(line.partition(":")[2].split())
+    return [x for x in VECTOR_EXTENSIONS if x in have]
+
+
+def isa_restriction(xla_flags: str | None) -> str | None:
+    """The ISA that ``--xla_cpu_max_isa`` in ``xla_flags`` (the XLA_FLAGS variable) restricts XLA's CPU code to,
+    upper-cased, or None."""
+    found = re.findall(r"--xla_cpu_max_isa=(\S+)", xla_flags or "")
+    return found[-1].upper() if found else None
+
+
+def machine_line(cpuinfo: str, xla_flags: str | None, cores: int | None) -> str:
+    """One line: the processor's model name, its cores, its vector extensions and XLA's ISA restriction."""
+    model = next((ln.partition(":")[2].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")),
+                 "unknown processor")
+    isa = isa_restriction(xla_flags)
+    limit = "XLA uses all of them" if isa is None else f"XLA restricted to {isa} (XLA_FLAGS --xla_cpu_max_isa)"
+    return (f"CPU: {model}, {cores} cores; vector extensions: {' '.join(vector_extensions(cpuinfo)) or 'unknown'}; "
+            f"{limit}")
+
+
+def _quickstart(arch: str, mc_m: int, out: str | None) -> None:
+    """Run the quickstart (or its MLP variant) once, in ``out`` or a fresh folder, and print its phases."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    print(machine_line(cpuinfo, os.environ.get("XLA_FLAGS"), os.cpu_count()))
+    cfg = QUICKSTART.replace(mc_m=mc_m)
+    if arch == "mlp":
+        cfg = cfg.replace(arch="mlp", prior_dropout=0.0)
+    compiled: list[float] = []
+    monitoring.register_event_duration_secs_listener(
+        lambda event, seconds, **kw: compiled.append(seconds) if event == COMPILE_EVENT else None)
+    folder = out or tempfile.mkdtemp(prefix="bench-quickstart-")
+    record = run_pac_bayes(cfg, folder, progress=False, log=lambda message: None)
+    res = record.results[0]
+    print(f"{'quickstart' if arch == 'cnn' else 'MLP variant'} ({res.certificate.details['arch']}, config "
+          f"{cfg.digest()}) in {folder}; load average {os.getloadavg()[0]:.2f}")
+    print(phase_table(record.timings, cfg.objectives))
+    print(f"XLA compilation: {len(compiled)} programs, {sum(compiled):.1f} s of the {record.timings['total_s']:.1f} s")
+    extra = "" if res.certificate_excess is None else f", combined {res.certificate_excess.value:.4f}"
+    print(f"certificate (b) {res.certificate.value:.4f}{extra}, stochastic test error {res.test_error_stochastic:.4f}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="results/fashion-binary-t600",
@@ -74,7 +138,17 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--throughput-arch", nargs="+", choices=("mlp-600-600", "cnn"), default=["mlp-600-600"])
     parser.add_argument("--skip-certificates", action="store_true", help="only the training throughput")
+    parser.add_argument("--quickstart", action="store_true",
+                        help="only: one quickstart run, its seconds per phase, the CPU's vector extensions")
+    parser.add_argument("--arch", choices=("cnn", "mlp"), default="cnn",
+                        help="--quickstart: the CNN quickstart or its MLP variant")
+    parser.add_argument("--mc-m", type=int, default=QUICKSTART.mc_m,
+                        help="--quickstart: weight draws of certificate (a) (default: the quickstart's, 0: none)")
+    parser.add_argument("--out", default=None, help="--quickstart: output folder (default: a fresh temporary one)")
     args = parser.parse_args(argv)
+    if args.quickstart:
+        _quickstart(args.arch, args.mc_m, args.out)
+        return
 
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {jax.device_count()} device(s)")
     if not args.skip_throughput:
