@@ -21,7 +21,9 @@ Gaussian N(mean, scale^2). This is what the per-example Monte Carlo certificate 
   on a 2-core CPU against 529 for the matrix product (CNN 32-64-128, batch 256; forward 756
   against 1,493 examples/s). Drawing the kernels is most of that pass (18,432 numbers per
   example in the 64-channel layer): they come from :func:`standard_normal`, XLA's Threefry
-  bit generator, 3 times faster than ``jax.random.normal``.
+  bit generator, 3 times faster than ``jax.random.normal``. Training differentiates
+  ``apply_train`` instead: flipout convolutions (:func:`_conv_flipout`), one kernel draw per
+  minibatch with per-example sign flips, whose per-example law is still exactly the posterior's.
 
 A user's own model (``apply(params, x)`` with any params pytree) is wrapped by
 :func:`custom` and falls back to a vmapped per-example weight draw of the whole tree.
@@ -47,13 +49,20 @@ Params = Any
 class Net(NamedTuple):
     """A network: ``init(key)``, ``apply(params, x)``, ``apply_independent(key, mean, scale, x)``,
     and for built-ins ``apply_dropout(params, x, key, rate)``: ``apply`` with inverted dropout at
-    ``rate`` on every hidden activation (training only; None for a :func:`custom` net)."""
+    ``rate`` on every hidden activation (training only; None for a :func:`custom` net).
+
+    ``apply_train(key, mean, scale, x)``, when set, is what Gaussian posterior training
+    differentiates instead of ``apply_independent``: every example's weights have exactly the
+    posterior's law, but draws are correlated across examples (the CNN's flipout convolutions,
+    :func:`_conv_flipout`). Certificates never use it.
+    """
 
     name: str
     init: Callable[[jax.Array], Params]
     apply: Callable[[Params, jax.Array], jax.Array]
     apply_independent: Callable[[jax.Array, Params, Params, jax.Array], jax.Array]
     apply_dropout: Callable[[Params, jax.Array, jax.Array, float], jax.Array] | None = None
+    apply_train: Callable[[jax.Array, Params, Params, jax.Array], jax.Array] | None = None
 
 
 def _trunc_normal(key, shape, fan_in):
@@ -132,6 +141,27 @@ def _conv_per_example(key, h, m, s):
     w = m["w"] + s["w"] * standard_normal(kw, (n, *m["w"].shape), h.dtype)
     b = m["b"] + s["b"] * standard_normal(kb, (n, *m["b"].shape), h.dtype)
     return jax.vmap(lambda x1, w1, b1: _conv_matmul(x1[None], {"w": w1, "b": b1})[0])(h, w, b)
+
+
+def _conv_flipout(conv_fn: Callable, key: jax.Array, h: jax.Array, m: Params, s: Params) -> jax.Array:
+    r"""A convolution with flipout weights (Wen et al. 2018, "Flipout: efficient pseudo-independent weight
+    perturbations on mini-batches"): one perturbation :math:`\Delta \sim N(0, S^2)` per minibatch, and for
+    example i random signs :math:`s_i` on the input channels and :math:`r_i` on the output channels,
+
+    .. math:: W_i = M + \Delta \circ (s_i r_i^\top), \qquad
+              \mathrm{conv}(h_i, W_i) = \mathrm{conv}(h_i, M) + r_i \circ \mathrm{conv}(h_i \circ s_i, \Delta),
+
+    plus a bias drawn per example. :math:`\Delta` is symmetric and independent of the signs, so each
+    :math:`W_i` is exactly N(M, S^2) (the training loss's expectation is the per-example draw's) at the
+    cost of two shared convolutions and one kernel draw per minibatch; the examples' kernels are
+    correlated, so it is for training only."""
+    k_delta, k_in, k_out, k_bias = jax.random.split(key, 4)
+    n, c_in, c_out = h.shape[0], m["w"].shape[2], m["w"].shape[3]
+    sign_in = jax.random.rademacher(k_in, (n, 1, 1, c_in), h.dtype)
+    sign_out = jax.random.rademacher(k_out, (n, 1, 1, c_out), h.dtype)
+    delta = s["w"] * standard_normal(k_delta, m["w"].shape, h.dtype)
+    bias = s["b"] * standard_normal(k_bias, (n, 1, 1, c_out), h.dtype)
+    return conv_fn(h, m) + sign_out * conv_fn(h * sign_in, {"w": delta, "b": 0.0}) + bias
 
 
 def _flatten(x):
@@ -265,16 +295,20 @@ def _cnn(in_shape: tuple[int, ...], num_classes: int, channels: tuple[int, ...],
     def apply(params, x):
         return apply_dropout(params, x, None, 0.0)
 
-    def apply_independent(key, mean, scale, x):
-        kc, kd = jax.random.split(key)
-        h = x
-        for k, m, s in zip(jax.random.split(kc, len(mean["conv"])), mean["conv"], scale["conv"]):
-            h = jax.nn.relu(_conv_per_example(k, h, m, s))
-        layers = list(zip(mean["dense"], scale["dense"]))
-        return _head(h, layers, _dense_local, jax.random.split(kd, len(layers)))
+    def stochastic(conv_layer):
+        def logits(key, mean, scale, x):
+            kc, kd = jax.random.split(key)
+            h = x
+            for k, m, s in zip(jax.random.split(kc, len(mean["conv"])), mean["conv"], scale["conv"]):
+                h = jax.nn.relu(conv_layer(k, h, m, s))
+            layers = list(zip(mean["dense"], scale["dense"]))
+            return _head(h, layers, _dense_local, jax.random.split(kd, len(layers)))
+        return logits
 
+    apply_independent = stochastic(_conv_per_example)
+    apply_train = stochastic(lambda k, h, m, s: _conv_flipout(conv_fn, k, h, m, s))
     name = "cnn-" + "-".join(str(c) for c in (*channels, *dense)) + ("" if conv == "xla" else f"-{conv}")
-    return Net(name, init, apply, apply_independent, apply_dropout)
+    return Net(name, init, apply, apply_independent, apply_dropout, apply_train)
 
 
 def per_example_apply(apply: Callable, key, sample: Callable, x):

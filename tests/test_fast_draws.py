@@ -8,7 +8,7 @@ import pytest
 from jax.extend.core import jaxprs_in_params
 from scipy import stats
 
-from genbounds.estimators import nets
+from genbounds.estimators import nets, snn
 
 
 def test_standard_normal_moments_and_distribution():
@@ -78,3 +78,46 @@ def test_cnn_kernel_draws_use_xla_bit_generator(batch):
     generator = drawn(jaxpr.jaxpr.eqns, "rng_bit_generator")
     assert generator >= batch * (3 * 3 * 32 * 64 + 3 * 3 * 32)
     assert threefry <= batch * 2 * (128 + 10) + 1000
+
+
+def test_flipout_convolution_has_the_posterior_marginal():
+    """Training's convolution (flipout: one kernel perturbation per minibatch, its signs flipped per example
+    on input and output channels): each example's kernel is exactly N(M, S^2), so one example's outputs over
+    many draws have the exact mean and within-example covariance of the per-example draw above."""
+    kh, km = jax.random.split(jax.random.PRNGKey(5))
+    x1 = jax.random.normal(kh, (1, 4, 4, 2))
+    m = {"w": jax.random.normal(km, (3, 3, 2, 1)), "b": jnp.array([0.5])}
+    s = {"w": jnp.full((3, 3, 2, 1), 0.4), "b": jnp.array([0.3])}
+    n = 40_000
+    batch = jnp.broadcast_to(x1, (3, 4, 4, 2))           # example 0 of a minibatch of 3, over n minibatch draws
+    out = jax.vmap(lambda k: nets._conv_flipout(nets.CONVS["matmul"], k, batch, m, s)[0])(
+        jax.random.split(jax.random.PRNGKey(6), n))
+    out = np.asarray(out, np.float64).reshape(n, 4)
+    patches = np.stack([np.asarray(x1[0, i:i + 3, j:j + 3, :]).ravel() for i in range(2) for j in range(2)])
+    mean = patches @ np.asarray(m["w"]).ravel() + 0.5
+    cov = (patches * 0.4 ** 2) @ patches.T + 0.3 ** 2
+    np.testing.assert_allclose(out.mean(0), mean, atol=4 * np.sqrt(cov.diagonal().max() / n))
+    np.testing.assert_allclose(np.cov(out.T), cov, atol=5 * np.sqrt(2 / n) * cov.diagonal().max())
+
+
+def test_gaussian_training_uses_flipout_for_the_cnn_only():
+    x = jax.random.normal(jax.random.PRNGKey(0), (6, 8, 8, 1))
+    key = jax.random.PRNGKey(1)
+    for net, train in ((nets.cnn((8, 8, 1), 10), "apply_train"), (nets.mlp((8, 8, 1), (16,), 10), "apply_independent")):
+        post = snn.init_posterior(net.init(jax.random.PRNGKey(2)), 0.05)
+        got = snn.get_family("gaussian").train_logits(net, key, post, x)
+        want = getattr(net, train)(key, post.mean, snn.posterior_scale(post), x)
+        np.testing.assert_array_equal(got, want)
+        exact = snn.get_family("gaussian").independent_logits(net, key, post, x)
+        np.testing.assert_array_equal(exact, net.apply_independent(key, post.mean, snn.posterior_scale(post), x))
+
+
+def test_cnn_training_draws_one_kernel_per_minibatch():
+    net = nets.cnn((8, 8, 1), 10)
+    mean = net.init(jax.random.PRNGKey(0))
+    scale = jax.tree_util.tree_map(lambda a: jnp.full_like(a, 0.02), mean)
+    batch = 64
+    jaxpr = jax.make_jaxpr(net.apply_train)(jax.random.PRNGKey(1), mean, scale, jnp.zeros((batch, 8, 8, 1)))
+    drawn = sum(int(np.prod(v.aval.shape)) for e in jaxpr.jaxpr.eqns if e.primitive.name == "rng_bit_generator"
+                for v in e.outvars[1:])
+    assert drawn <= 3 * 3 * 32 * 64 + 3 * 3 * 32 + batch * (32 + 64)         # kernels once, biases per example

@@ -30,7 +30,9 @@ Each family gives two per-example logit functions. ``independent_logits`` is exa
 example gets its own draw of all weights, as certificate (b) requires. ``train_logits`` is what
 the training objective differentiates:
 
-* Gaussian, matrix-normal: the local reparameterisation (exact, :mod:`genbounds.estimators.nets`);
+* Gaussian, matrix-normal: the local reparameterisation (exact, :mod:`genbounds.estimators.nets`); a
+  built-in CNN's Gaussian convolutions train with flipout (``Net.apply_train``: every example's kernel
+  exactly the posterior's, correlated across the minibatch; Wen et al. 2018);
 * Laplace: one draw shared by the minibatch (reparameterised);
 * mask: the *moment-matched Gaussian* surrogate ("fast dropout", Wang & Manning 2013; the
   local reparameterisation of Kingma, Salimans & Welling 2015): the masked weight has mean
@@ -169,8 +171,11 @@ def _location_scale(name: FamilyName, noise: Callable, kl_fn: Callable, local: b
     def shared(net, key, post, x):
         return net.apply(sample(key, post), x)
 
+    def train(net, key, post, x):       # a built-in's cheaper per-example law (CNN: flipout), else the exact draw
+        return (net.apply_train or net.apply_independent)(key, post.mean, posterior_scale(post), x)
+
     return Family(
-        name, init, sample, independent if local else shared, independent,
+        name, init, sample, train if local else shared, independent,
         kl=lambda post, mean_p, scale_p: kl_fn(post.mean, posterior_scale(post), mean_p, scale_p),
         kl_float64=lambda post, mean_p, scale_p: float(kl_fn(to_float64(post.mean), to_float64(posterior_scale(post)),
                                                              to_float64(mean_p), to_float64(scale_p))),
