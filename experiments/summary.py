@@ -91,7 +91,8 @@ def pac_bayes_text(record: PacBayesRecord, cfg: PacBayesConfig, out: Path, fig: 
     foot = [
         "",
         f"certificate (b): Seeger bound, empirical risk certified from {res.mc_samples} per-example "
-        f"weight draws; (a): from {cfg.mc_m} full weight draws (Langford & Caruana).",
+        f"weight draws; " + (f"(a): from {cfg.mc_m} full weight draws (Langford & Caruana)." if cfg.mc_m else
+                             "(a): not computed (--mc-m 1000 adds it)."),
         f"each certificate holds on its own w.p. >= 1 - {format_delta(res.delta)} (pac_bayes "
         f"{format_delta(res.delta_parts['pac_bayes'])} + monte_carlo "
         f"{format_delta(res.delta_parts['monte_carlo'])}); "
