@@ -28,13 +28,13 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
-from tqdm import tqdm
 
 from ..bounds._array import check_choice
 from ..estimators import nets
 from ..estimators import supersample as S
 from ..estimators.data import BINARY_CLASSES, Dataset, binary_task
 from ..estimators.devices import broadcast_from_main, is_main_process
+from ..estimators.progress import Progress
 from .config import OPTIMIZERS, CMIArch, OptimizerName, RunConfig, make_optimizer, setting
 from .records import new_record, write_atomic, write_json_atomic, write_record
 from .report import format_number
@@ -194,7 +194,7 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
         + ("leave-one-out (n+1 runs per draw)" if cfg.loo else f"k2 = {cfg.k2}"))
     total = sum(cfg.k1 * (n + 1 if cfg.loo else cfg.k2) for n in cfg.n)
     results, timings = [], {}
-    with tqdm(total=total, desc="runs", disable=not progress) as bar:
+    with Progress(total, "runs", unit="run", enabled=progress, leave=True) as bar:
         for n in cfg.n:
             t_n = time.perf_counter()
             trained = 0

@@ -36,7 +36,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm import tqdm
 
 from ..bounds._array import check_choice
 from ..estimators import nets
@@ -50,6 +49,7 @@ from ..estimators.iterative import (
     sgd_bounds_from_trajectories,
     sgd_population,
 )
+from ..estimators.progress import track
 from ..estimators.steps import Schedule, staircase_schedule
 from .config import LangevinAlgorithm, RunConfig, setting
 from .records import new_record, write_atomic, write_json_atomic, write_record
@@ -180,7 +180,7 @@ def run_langevin_experiment(cfg: LangevinConfig, out: str | os.PathLike, *, prog
     mesh = population_mesh(jax.local_devices(), runs=cfg.k2)
     pop, rep = population_shardings(mesh)
     u = jax.device_put(jnp.arange(cfg.k2) % 2, pop)
-    for d in tqdm(range(cfg.k1), desc="draws", disable=not progress, leave=False):
+    for d in track(range(cfg.k1), "draws", unit="draw", enabled=progress):
         path = runs_dir / f"draw-{d}.npz"
         if path.exists():
             with np.load(path) as f:

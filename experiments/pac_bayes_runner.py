@@ -475,16 +475,16 @@ def _posterior_start(cfg: PacBayesConfig, pr: PriorResult) -> S.Posterior:
 
 
 def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.PosteriorState, history: list[dict],
-                  train_seconds: float) -> PacBayesResult:
+                  train_seconds: float, *, progress: bool = False) -> PacBayesResult:
     """Stage 3: certificate (b) (and (a) when ``mc_m > 0``) on the bound set, test errors.
-    Returns the objective's result."""
+    Returns the objective's result. With ``progress`` the passes that run longer than a few seconds show it."""
     cfg, net, keys = setup.cfg, setup.net, setup.keys
     post = state.posterior
     grid = (cfg.grid_b, cfg.grid_c) if cfg.learn_prior_scale else None
     details = {"objective": objective, "dataset": cfg.dataset, "arch": net.name, "seed": cfg.seed,
                "config_digest": cfg.digest()}
     common = dict(delta=cfg.delta, mc_delta=cfg.mc_delta, prior_scale=state.prior_scale, prior_grid=grid,
-                  details=details)
+                  details=details, progress=progress)
     started = time.perf_counter()
     cert_b, mc_b = S.certify(net, post, pr.prior, setup.data.train, key=keys["cert"],
                              estimate=S.PerExampleDraws(cfg.mc_r), **common)
@@ -501,7 +501,7 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
         # the same key as (b): the same per-example draws, compared with the prior's own network
         started = time.perf_counter()
         cert_x, counts = S.certify_excess(net, post, pr.prior, setup.data.train, key=keys["cert"], r=cfg.mc_r,
-                                          delta=cert_b.delta, details=details)
+                                          delta=cert_b.delta, details=details, progress=progress)
         excess = {"certificate_excess": paid_for_settings(cert_x, cfg),
                   "disagreement": Disagreement(counts.reference_errors, counts.plus_draws, counts.minus_draws,
                                                counts.draws)}
@@ -516,7 +516,7 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
     return PacBayesResult(
         objective=objective, certificate=cert_b, mc=MonteCarloRisk.from_dict(mc_b.to_dict()),
         test_error_stochastic=S.mc_independent(net, post, pr.prior.family, setup.data.test, r=10,
-                                               key=keys["test"]).zero_one,
+                                               key=keys["test"], progress=progress, desc="test error").zero_one,
         test_error_mean=S.error_rate(net, pr.prior.family.center(post), setup.data.test),
         prior_test_error=pr.test_error, prior_heldout_error=pr.heldout_error, kl_over_n=cert_b.kl / cert_b.n_bound,
         train_seconds=train_seconds, certify_seconds=mc_b.seconds, history=tuple(history), masks=masks, **weights,
@@ -607,7 +607,7 @@ def run_pac_bayes(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool
         state, history, seconds = posterior_stage(setup, pr, obj, progress=progress, log=log)
         timings[f"posterior_{obj}_s"] = seconds
         started = time.perf_counter()
-        result = certify_stage(setup, pr, obj, state, history, seconds)
+        result = certify_stage(setup, pr, obj, state, history, seconds, progress=progress)
         _add_rest(timings, f"test_{obj}_s", started, phase_keys(obj)[1:-1])
         write_json_atomic(done, result.to_dict())
         results.append(result)

@@ -66,6 +66,7 @@ from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
 from ..models import Model, as_model, check_same_state, is_module, model_kind
 from ..nets import Net, custom, predict
+from ..progress import pass_progress
 from ..steps import steps_per_epoch
 from .families import GAUSSIAN, Family, get_family
 from .objectives import Objective, ObjectiveName, bounded_cross_entropy, get_objective, zero_one
@@ -183,8 +184,28 @@ def _errors_pass(params, x, y, valid, *, net: Net, sharding):
                         x, y, valid)
 
 
+def _each_pass(run: Callable[[int], Any], items: range, *, progress: bool, desc: str, unit: str,
+               size: Callable[[int], int] = lambda _: 1) -> list:
+    """``run(item)`` for each item (one compiled pass each), the outputs brought to the host one pass at a time
+    while the next pass is already queued on the device, so that the progress (shown once the passes run
+    longer than a few seconds: :func:`genbounds.estimators.progress.pass_progress`) moves as the device works
+    and the device never waits for the host; ``size(item)`` is the item's share of the total, counted in
+    ``unit``."""
+    out: list = []
+    queued: tuple[int, Any] | None = None
+    with pass_progress(sum(map(size, items)), desc, unit=unit, enabled=progress) as bar:
+        for item in [*items, None]:
+            started = None if item is None else (item, run(item))
+            if queued is not None:
+                out.append(jax.device_get(queued[1]))
+                bar.update(size(queued[0]))
+            queued = started
+    return out
+
+
 def mc_independent(net: Net, post: Posterior, family: Family | str, data: Dataset, *, r: int, key: jax.Array,
-                   batch_size: int = 1000, p_min: float = 1e-4, devices: list | None = None) -> MCEstimate:
+                   batch_size: int = 1000, p_min: float = 1e-4, devices: list | None = None, progress: bool = False,
+                   desc: str = "certificate (b)") -> MCEstimate:
     """Method (b): an independent weight draw per (example, repetition). Returns the mean
     0-1 loss and bounded cross-entropy over the N = n r draws, and the per-repetition 0-1 means
     (``per_group: [r]``: r independent estimates, each from n draws).
@@ -193,13 +214,14 @@ def mc_independent(net: Net, post: Posterior, family: Family | str, data: Datase
     batches of ``batch_size``, each split over ``devices``, default all local devices). The draw
     for batch i of repetition j uses key ``fold_in(fold_in(key, j), i * batch_size)`` and is
     independent of the padding and of the sharding (JAX's threefry is partitionable), so the
-    error counts are the same on one device or many."""
+    error counts are the same on one device or many. With ``progress`` the repetitions show their
+    progress as ``desc`` when they run longer than a few seconds."""
     family = get_family(family)
     b = _batches(data, min(batch_size, family.eval_batch), devices)
     post = replicated(b.mesh, post)
     static = dict(net=net, family=family, size=b.size, p_min=p_min, sharding=b.sharding)
-    sums = [_independent_pass(jax.random.fold_in(key, rep), post, b.x, b.y, b.valid, **static)
-            for rep in range(r)]
+    sums = _each_pass(lambda rep: _independent_pass(jax.random.fold_in(key, rep), post, b.x, b.y, b.valid, **static),
+                      range(r), progress=progress, desc=desc, unit="repetition")
     errors = np.asarray([int(e) for e, _ in sums], dtype=np.float64)
     n_total = len(data) * r
     return MCEstimate(float(errors.sum() / n_total), float(sum(float(c) for _, c in sums)) / n_total, n_total,
@@ -208,16 +230,19 @@ def mc_independent(net: Net, post: Posterior, family: Family | str, data: Datase
 
 def mc_weight_samples(net: Net, post: Posterior, family: Family | str, data: Dataset, *, m: int, key: jax.Array,
                       chunk: int = 8, batch_size: int = 2000, p_min: float = 1e-4,
-                      devices: list | None = None) -> MCEstimate:
+                      devices: list | None = None, progress: bool = False,
+                      desc: str = "certificate (a)") -> MCEstimate:
     """Method (a): m weight draws, each evaluated on the whole set (vmapped over a chunk of
     draws, one compiled pass over the device-resident data per chunk). Returns the mean 0-1 loss
-    and bounded CE over draws, and the per-draw risks (``per_group: [m]``)."""
+    and bounded CE over draws, and the per-draw risks (``per_group: [m]``). With ``progress`` the
+    draws show their progress as ``desc`` when they run longer than a few seconds."""
     family = get_family(family)
     b = _batches(data, batch_size, devices)
     post = replicated(b.mesh, post)
     keys = jax.random.split(key, m)
-    sums = [_weights_pass(keys[s:s + chunk], post, b.x, b.y, b.valid, net=net, family=family, p_min=p_min,
-                          sharding=b.sharding) for s in range(0, m, chunk)]
+    sums = _each_pass(lambda s: _weights_pass(keys[s:s + chunk], post, b.x, b.y, b.valid, net=net, family=family,
+                                              p_min=p_min, sharding=b.sharding),
+                      range(0, m, chunk), progress=progress, desc=desc, unit="draw", size=lambda s: min(chunk, m - s))
     per_draw = np.concatenate([np.asarray(e, dtype=np.float64) for e, _ in sums]) / len(data)
     ce = np.concatenate([np.asarray(c, dtype=np.float64) for _, c in sums]) / len(data)
     return MCEstimate(float(per_draw.mean()), float(ce.mean()), m, per_draw)
@@ -243,8 +268,8 @@ class PerExampleDraws:
         return {"r": self.r}
 
     def __call__(self, net: Net, post: Posterior, family: Family | str, data: Dataset, *,
-                 key: jax.Array) -> MCEstimate:
-        return mc_independent(net, post, family, data, r=self.r, key=key)
+                 key: jax.Array, progress: bool = False) -> MCEstimate:
+        return mc_independent(net, post, family, data, r=self.r, key=key, progress=progress)
 
 
 @dataclass(frozen=True)
@@ -267,8 +292,8 @@ class WeightDraws:
         return {"m": self.m}
 
     def __call__(self, net: Net, post: Posterior, family: Family | str, data: Dataset, *,
-                 key: jax.Array) -> MCEstimate:
-        return mc_weight_samples(net, post, family, data, m=self.m, key=key)
+                 key: jax.Array, progress: bool = False) -> MCEstimate:
+        return mc_weight_samples(net, post, family, data, m=self.m, key=key, progress=progress)
 
 
 #: A Monte Carlo estimate of the stochastic network's empirical risk, for :func:`certify`.
@@ -285,7 +310,7 @@ def certify(
     net: Net, post: Posterior, prior: Prior, train: Dataset, *, key: jax.Array,
     estimate: Estimate = PerExampleDraws(), delta: float = 0.025,
     mc_delta: float = 0.01, prior_scale: float | None = None, prior_grid: tuple[float, float] | None = None,
-    details: dict | None = None,
+    details: dict | None = None, progress: bool = False,
 ) -> tuple[Certificate, MCEstimate]:
     """Certify the posterior's 0-1 risk with the Seeger bound on the prior-free bound set.
 
@@ -297,13 +322,14 @@ def certify(
     neighbouring points c exp(-j/b) of DR17's variance grid and the better certificate is
     kept (every grid point is covered by the union bound, paid through
     :func:`genbounds.bounds.prior_grid_delta`). Returns the certificate and the Monte Carlo
-    estimate (with its timing).
+    estimate (with its timing). With ``progress`` the Monte Carlo pass shows its progress when it runs
+    longer than a few seconds.
     """
     if not isinstance(estimate, PerExampleDraws | WeightDraws):
         raise ValueError(f"argument 'estimate' must be PerExampleDraws(r) or WeightDraws(m), got {estimate!r}")
     data, keep = bound_set(train, prior)
     t0 = time.perf_counter()
-    mc = estimate(net, post, prior.family, data, key=key)
+    mc = estimate(net, post, prior.family, data, key=key, progress=progress)
     mc = mc._replace(seconds=time.perf_counter() - t0)
     info = {"mc_method": estimate.record_name, "split": {"n_train": len(train), "n_prior": prior.n_data,
                                                          "n_bound": int(keep.size)},
@@ -481,6 +507,9 @@ def certify_network(
         epochs: passes over ``train``; default: enough for :data:`MIN_STEPS` steps, at least 10.
         test_set: held-out examples for the test errors of ``details["predictor"]`` (never used by
             the bound).
+        progress: show the training's progress and, once they run longer than a few seconds, the
+            certification passes' and the test evaluation's: a bar on a terminal, a line every 10 % or
+            10 s in a log file (:mod:`genbounds.estimators.progress`); False shows nothing.
     """
     params, train = _params_and_train(params, train)
     if (prior_indices is None) == (not data_free):
@@ -526,15 +555,15 @@ def certify_network(
     your_classes = _predicted(your_net, yours.params, bound_data)
     agreement = float(np.mean(_predicted(net, post.mean, bound_data) == your_classes))
     certified = _certified_predictor(net, your_net, post, yours, prior, agreement, test_set, train_mean=train_mean,
-                                     r=r, key=k_test)
+                                     r=r, key=k_test, progress=progress)
     cert, mc = certify(net, post, prior, train, key=k_cert, estimate=PerExampleDraws(r), delta=delta,
                        mc_delta=mc_delta, prior_scale=state.prior_scale,
-                       prior_grid=(100.0, 0.1) if learn_prior_scale else None,
+                       prior_grid=(100.0, 0.1) if learn_prior_scale else None, progress=progress,
                        details={"objective": objective.name.value, "source": "certify_network",
                                 "training": training, "predictor": certified.to_dict()})
     if prior.n_data > 0:
         cert = _beside_the_prior_network(cert, net, post, prior, train, bound_data, key=k_cert, r=r,
-                                         learned_scale=learn_prior_scale)
+                                         learned_scale=learn_prior_scale, progress=progress)
     chance = 1.0 - 1.0 / max(train.num_classes, 2)
     own = float(np.mean(your_classes != bound_data.y))
     training["network_bound_set_error"] = own
@@ -546,7 +575,8 @@ def certify_network(
 
 
 def _beside_the_prior_network(cert: Certificate, net: Net, post: Posterior, prior: Prior, train: Dataset,
-                              bound_data: Dataset, *, key: jax.Array, r: int, learned_scale: bool) -> Certificate:
+                              bound_data: Dataset, *, key: jax.Array, r: int, learned_scale: bool,
+                              progress: bool = False) -> Certificate:
     """``cert`` with the honest comparison in its details: the held-out (test-set) certificate of the prior's own
     network on the same bound set (``details["heldout_baseline"]``, at the same total delta) and, when the prior
     scale was fixed, the combined certificate of the posterior over that network (``details["combined"]``,
@@ -559,7 +589,7 @@ def _beside_the_prior_network(cert: Certificate, net: Net, post: Posterior, prio
     combined = None
     if not learned_scale:
         combined, _ = certify_excess(net, post, prior, train, key=key, r=r, delta=cert.delta,
-                                     details={"source": "certify_network"})
+                                     details={"source": "certify_network"}, progress=progress)
         extra["combined"] = combined.to_dict()
     if held.value < cert.value:
         tail = ("" if combined is None else
@@ -627,12 +657,14 @@ def _predicted(net: Net, params: Any, data: Dataset, batch_size: int = 2000) -> 
 
 
 def _certified_predictor(net: Net, your_net: Net, post: Posterior, yours: Model, prior: Prior, agreement: float,
-                         test_set: Dataset | None, *, train_mean: bool, r: int, key: jax.Array) -> CertifiedPredictor:
+                         test_set: Dataset | None, *, train_mean: bool, r: int, key: jax.Array,
+                         progress: bool = False) -> CertifiedPredictor:
     """What the certificate covers and how it compares with your network (see :class:`CertifiedPredictor`);
     ``agreement`` is measured on the bound set by the caller."""
     errors: dict[str, float] = {}
     if test_set is not None:
-        errors = {"stochastic_test_error": mc_independent(net, post, GAUSSIAN, test_set, r=r, key=key).zero_one,
+        errors = {"stochastic_test_error": mc_independent(net, post, GAUSSIAN, test_set, r=r, key=key,
+                                                          progress=progress, desc="test error").zero_one,
                   "mean_test_error": error_rate(net, post.mean, test_set),
                   "network_test_error": error_rate(your_net, yours.params, test_set),
                   "prior_test_error": error_rate(net, prior.mean, test_set)}
@@ -740,18 +772,21 @@ def _ternary_pass(rep_key, post, reference, x, y, valid, *, net: Net, family: Fa
 
 
 def ternary_draws(net: Net, post: Posterior, family: Family | str, data: Dataset, reference: Any, *, r: int,
-                  key: jax.Array, batch_size: int = 1000, devices: list | None = None) -> TernaryDraws:
+                  key: jax.Array, batch_size: int = 1000, devices: list | None = None, progress: bool = False,
+                  desc: str = "combined") -> TernaryDraws:
     """Count, over an independent posterior draw per (example, repetition), where the draw and the deterministic
     ``reference`` network disagree: ``Z = l(h) - l(h_ref)`` in {-1, 0, 1} per draw. The draws are those of
     :func:`mc_independent` with the same ``key`` (same folding per repetition and batch), so the posterior's
-    errors are ``r k + plus - minus`` exactly as method (b) counts them."""
+    errors are ``r k + plus - minus`` exactly as method (b) counts them. With ``progress`` the repetitions show
+    their progress as ``desc`` when they run longer than a few seconds."""
     check_count("r", r)
     family = get_family(family)
     t0 = time.perf_counter()
     b = _batches(data, min(batch_size, family.eval_batch), devices)
     post, reference = replicated(b.mesh, post), replicated(b.mesh, reference)
-    sums = [_ternary_pass(jax.random.fold_in(key, rep), post, reference, b.x, b.y, b.valid, net=net, family=family,
-                          size=b.size, sharding=b.sharding) for rep in range(r)]
+    sums = _each_pass(lambda rep: _ternary_pass(jax.random.fold_in(key, rep), post, reference, b.x, b.y, b.valid,
+                                                net=net, family=family, size=b.size, sharding=b.sharding),
+                      range(r), progress=progress, desc=desc, unit="repetition")
     plus, minus = sum(int(p) for p, _, _ in sums), sum(int(m) for _, m, _ in sums)
     return TernaryDraws(int(sums[0][2]), plus, minus, len(data) * r, time.perf_counter() - t0)
 
@@ -759,7 +794,7 @@ def ternary_draws(net: Net, post: Posterior, family: Family | str, data: Dataset
 def certify_excess(
     net: Net, post: Posterior, prior: Prior, train: Dataset, *, key: jax.Array, r: int = 10, delta: float = 0.035,
     method: ExcessMethod = ExcessMethod.UNEXPECTED_BERNSTEIN, reference_share: float = 0.9,
-    excess_share: float = 0.07, details: dict | None = None,
+    excess_share: float = 0.07, details: dict | None = None, progress: bool = False,
 ) -> tuple[Certificate, TernaryDraws]:
     r"""Certify the posterior through its excess loss over the prior's own network, never worse than that
     network's held-out bound (up to the test-set share): :math:`C = \mathrm{TS}(h_\mathrm{ref}; \delta_\mathrm{ref})
@@ -785,7 +820,7 @@ def certify_excess(
     d_ref, d_ex, d_mc = split_excess_delta(delta, reference_share, excess_share,
                                            names=("delta", "reference_share", "excess_share"))
     data, keep = bound_set(train, prior)
-    counts = ternary_draws(net, post, prior.family, data, prior.mean, r=r, key=key)
+    counts = ternary_draws(net, post, prior.family, data, prior.mean, r=r, key=key, progress=progress)
     info = {"mc_method": PerExampleDraws.record_name, "mc_method_param": {"r": int(r)},
             "split": {"n_train": len(train), "n_prior": prior.n_data, "n_bound": int(keep.size)},
             "prior": {"kind": prior.kind.value, "family": prior.family.name.value, **prior.details},

@@ -29,10 +29,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from tqdm import tqdm
 
 from ..data import Dataset
 from ..nets import Net
+from ..progress import Progress
 from ..steps import compile_epoch, constant_schedule, langevin_step, owned, steps_per_epoch
 from .objectives import bounded_cross_entropy
 from .posterior import Prior
@@ -79,11 +79,10 @@ def sgld_gibbs_sample(net: Net, w0: Any, data: Dataset, *, key: jax.Array, tau: 
     epoch_fn = compile_epoch(step.step, m=len(data), batch_size=batch_size)
     state = step.init(owned(w0))
     x, y = jnp.asarray(data.x), jnp.asarray(data.y)
-    with tqdm(total=epochs, desc="dp prior (SGLD)", disable=not progress, leave=False) as bar:
+    with Progress(epochs, "dp prior (SGLD)", unit="epoch", enabled=progress) as bar:
         for epoch in range(epochs):
             state, metrics = epoch_fn(state, jax.random.fold_in(key, epoch), x, y)
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(metrics.loss[-1]):.4f}")
+            bar.update(1, loss=f"{float(metrics.loss[-1]):.4f}")
     return state.params
 
 

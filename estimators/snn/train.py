@@ -19,13 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm import tqdm
 
 from ...bounds import dp_prior_kl_adjustment
 from ..augment import Augment
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
 from ..nets import Net
+from ..progress import Progress
 from ..steps import Step, compile_epoch, owned, supervised_step
 from .objectives import Objective, bounded_cross_entropy, get_objective, objective_extras, zero_one
 from .posterior import Posterior, Prior
@@ -155,11 +155,10 @@ def train_deterministic(
     mesh, sharding, x, y = _on_devices(data, batch_size, devices)
     epoch_fn = compile_epoch(train.step, m=len(data), batch_size=batch_size, sharding=sharding)
     state = replicated(mesh, train.init(params))
-    with tqdm(total=epochs, desc=desc, disable=not progress, leave=False) as bar:
+    with Progress(epochs, desc, unit="epoch", enabled=progress) as bar:
         for epoch in range(epochs):
             state, losses = epoch_fn(state, jax.random.fold_in(key, epoch), x, y)
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(losses[-1]):.4f}")
+            bar.update(1, loss=f"{float(losses[-1]):.4f}")
     return state.params
 
 
@@ -185,15 +184,14 @@ def train_posterior(
     epoch_fn = compile_epoch(train.step, m=len(data), batch_size=batch_size, sharding=sharding)
     state = replicated(mesh, train.init(post) if state is None else owned(state))
     history: list[dict] = []
-    with tqdm(total=epochs - start_epoch, desc=desc, disable=not progress, leave=False) as bar:
+    with Progress(epochs - start_epoch, desc, unit="epoch", enabled=progress) as bar:
         for epoch in range(start_epoch, epochs):
             state, metrics = epoch_fn(state, jax.random.fold_in(key, epoch), x, y)
             record = {"epoch": epoch + 1, **{k: float(jnp.mean(v)) for k, v in metrics._asdict().items()}}
             if learn_prior_scale:
                 record["prior_scale"] = state.prior_scale
             history.append(record)
-            bar.update(1)
-            bar.set_postfix(obj=f"{record['objective']:.4f}", kl=f"{record['kl']:.1f}")
+            bar.update(1, obj=f"{record['objective']:.4f}", kl=f"{record['kl']:.1f}")
             if on_epoch is not None:
                 on_epoch(epoch + 1, state, record)
     return state, history

@@ -19,10 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm import tqdm
 
 from ..devices import free_memory, global_array, population_mesh, population_shardings, to_host
 from ..nets import Net, predict
+from ..progress import Progress
 from ..steps import scan_epoch, supervised_step
 
 __all__ = ["TrainConfig", "Plan", "map_batch_for", "device_bytes", "plan_population", "train_population"]
@@ -216,7 +216,7 @@ def train_population(
     px = global_array(pool_x, rep) if shared_pool else None
     py = global_array(pool_y, rep) if shared_pool else None
     outs = []
-    with tqdm(total=P, desc="runs", disable=not progress, leave=False) as bar:
+    with Progress(P, "runs", unit="run", enabled=progress) as bar:
         for start in range(0, P, plan.chunk):
             stop = min(P, start + plan.chunk)
             sel = np.arange(start, start + plan.chunk).clip(max=stop - 1)      # pad with the last run
