@@ -2,9 +2,15 @@
 
 A record is a JSON object::
 
-    {"schema": "genbounds.record/2", "kind": "pac-bayes" | "calculator" | "cmi" | "search" | "langevin",
+    {"schema": "genbounds.record/2",
+     "kind": "pac-bayes" | "calculator" | "cmi" | "search" | "langevin" | "certificate",
      "created": ISO time, "config": {...}, "seed": int, "versions": {...},
      "timings": {...}, "results": [...], "best": {...} (optional)}
+
+A ``certificate`` record holds certificates computed in Python (e.g. by
+:func:`genbounds.estimators.snn.certify_network`), written by :func:`save_certificate`: its config
+names the data set, model and prior, each result is a :class:`CertificateEntry`. The kind is newer
+than the schema's other kinds; records of those are unchanged.
 
 Every number in a record says what it is: PAC-Bayes results hold certificates (``best``, when
 present, is the smallest of them paid for with a union bound); each CMI bound entry has
@@ -25,18 +31,23 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
+from ..bounds import Certificate
+from ..bounds._array import check_probability, check_scalar
+
 __all__ = ["SCHEMA", "KINDS", "new_record", "write_atomic", "write_json_atomic", "write_record",
-           "load_record", "load_records", "versions"]
+           "load_record", "load_records", "versions", "CertificateEntry", "CERTIFICATE_FIELDS", "certificate_config",
+           "save_certificate"]
 
 SCHEMA = "genbounds.record/2"
 #: Older schemas still read, per record kind.
 READABLE = {"genbounds.record/1": ("pac-bayes", "calculator")}
-KINDS = ("pac-bayes", "calculator", "cmi", "search", "langevin")
+KINDS = ("pac-bayes", "calculator", "cmi", "search", "langevin", "certificate")
 _REQUIRED = ("schema", "kind", "config", "results")
 
 
@@ -152,3 +163,87 @@ def load_records(paths: Iterable[str | os.PathLike]) -> tuple[list[tuple[Path, d
         except ValueError as err:
             errors.append(str(err))
     return good, errors
+
+
+# ---------------------------------------------------------------------------------------
+# Certificates computed in Python
+
+
+def _text(name: str, x: Any) -> str:
+    """``x``, which must be a non-empty string (argument ``name``)."""
+    if not isinstance(x, str) or not x.strip():
+        raise ValueError(f"argument {name!r} must be a non-empty string, got {x!r}")
+    return x
+
+
+def _test_error(x: Any) -> float | None:
+    """``x``: None, or an error rate in [0, 1]."""
+    if x is None:
+        return None
+    if isinstance(x, bool):
+        raise ValueError(f"argument 'test_error' must be a number in [0, 1] or None, got {x!r}")
+    check_scalar("test_error", x)
+    check_probability("test_error", x)
+    return float(x)
+
+
+@dataclass(frozen=True)
+class CertificateEntry:
+    """One result of a ``certificate`` record: the certificate, its row label in reports, and the test
+    error of the predictor it certifies (None when not measured; never used by the bound)."""
+
+    label: str
+    certificate: Certificate
+    test_error: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.certificate, Certificate):
+            raise ValueError(f"argument 'cert' must be a Certificate (genbounds.bounds.Certificate, e.g. the first "
+                             f"value certify_network returns), got {type(self.certificate).__name__}")
+        _text("label", self.label)
+        object.__setattr__(self, "test_error", _test_error(self.test_error))
+
+    def to_dict(self) -> dict:
+        """The entry as a record stores it."""
+        return {"label": self.label, "certificate": self.certificate.to_dict(), "test_error": self.test_error}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CertificateEntry:
+        """The inverse of :meth:`to_dict` (``ValueError`` or ``KeyError`` on a malformed entry)."""
+        if not isinstance(d.get("certificate"), Mapping):
+            raise ValueError(f"'certificate' must be an object, got {d.get('certificate')!r}")
+        return cls(d["label"], Certificate.from_dict(d["certificate"]), d.get("test_error"))
+
+
+#: The config fields of a ``certificate`` record, as :func:`save_certificate` takes them.
+CERTIFICATE_FIELDS = ("dataset", "model", "prior")
+
+
+def certificate_config(config: Any) -> dict[str, str]:
+    """The data set, model and prior of a ``certificate`` record's config (``ValueError`` or ``KeyError``
+    when one is missing or not a non-empty string)."""
+    if not isinstance(config, Mapping):
+        raise ValueError(f"'config' must be an object, got {config!r}")
+    return {name: _text(name, config[name]) for name in CERTIFICATE_FIELDS}
+
+
+def save_certificate(cert: Certificate, path: str | os.PathLike, *, dataset: str, model: str, prior: str,
+                     test_error: float | None = None, label: str | None = None) -> Path:
+    """Write ``cert`` as a ``certificate`` record at ``path`` (atomically), which ``genbounds report`` shows
+    as one row (label, n, empirical risk, KL/n, bound, kind 'certificate', source) and ``genbounds
+    figures`` reads along with the other records. Returns the path.
+
+    Args:
+        cert: the certificate (e.g. the first value :func:`genbounds.estimators.snn.certify_network` returns).
+        path: the record's file (``.json``; its folders are created).
+        dataset, model, prior: what the report's row says was certified, e.g. ``"digits"``,
+            ``"my mlp 64-32-10"``, ``"data (700 examples)"``.
+        test_error: the certified predictor's error on a test set, or None.
+        label: the row's label (default: the training objective in ``cert.details["objective"]``, else the
+            bound's name).
+    """
+    config = certificate_config({"dataset": dataset, "model": model, "prior": prior})
+    if label is None and isinstance(cert, Certificate):
+        label = str(cert.details.get("objective", cert.bound))
+    entry = CertificateEntry(label, cert, test_error)       # type: ignore[arg-type]
+    return write_record(path, new_record("certificate", config, None, [entry.to_dict()]))

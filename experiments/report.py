@@ -36,6 +36,7 @@ from .cmi_results import (
     record_object,
     what_is_wrong,
 )
+from .records import CertificateEntry, certificate_config
 from .results import CMIRunResult, MaskComparison, PacBayesRecord, PacBayesResult, heldout_baseline
 
 __all__ = ["Column", "format_number", "render", "render_sections", "FORMATS", "REPORT_COLUMNS", "REPORT_NOTE",
@@ -368,6 +369,22 @@ def _calculator_rows(record: Mapping, c: Certificate) -> list[dict]:
              **_certificate_cells(c), "kind": _certificate_kind(c)}]
 
 
+def _saved_certificate_rows(config: Mapping, e: CertificateEntry) -> list[dict]:
+    """The row of a certificate saved from Python (:func:`.records.save_certificate`)."""
+    c = e.certificate
+    return [{**config, "bound": e.label, "test_error": e.test_error, **_certificate_cells(c),
+             "kind": _certificate_kind(c)}]
+
+
+def _saved_certificates(record: Mapping) -> tuple[Mapping, tuple[CertificateEntry, ...]]:
+    """A ``certificate`` record's data set, model and prior, and its entries, typed."""
+    try:
+        config = certificate_config(record.get("config"))
+    except MALFORMED as err:
+        raise ValueError(f"config: {what_is_wrong(err)}") from err
+    return config, read_entries(record["results"], CertificateEntry.from_dict)
+
+
 def _pac_bayes(record: Mapping) -> tuple[PacBayesSettings, tuple[PacBayesResult, ...]]:
     """A PAC-Bayes record's settings and results, typed."""
     try:
@@ -395,7 +412,7 @@ def _calculator(record: Mapping) -> tuple[Mapping, tuple[Certificate, ...]]:
 #: entries) and the rows of one typed entry.
 _READERS: dict[str, tuple[Callable[[Mapping], tuple[Any, Sequence]], Callable[[Any, Any], list[dict]]]] = {
     "pac-bayes": (_pac_bayes, _pac_bayes_rows), "cmi": (_cmi, _cmi_rows), "langevin": (_langevin, _langevin_rows),
-    "calculator": (_calculator, _calculator_rows),
+    "calculator": (_calculator, _calculator_rows), "certificate": (_saved_certificates, _saved_certificate_rows),
 }
 
 
