@@ -182,8 +182,11 @@ class Certificate:
         return self.value >= (1.0 if self.guess_risk is None else min(1.0, self.guess_risk))
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (includes ``vacuous`` and the schema tag)."""
-        out = {"schema": SCHEMA, **asdict(self), "vacuous": self.vacuous}
+        """A JSON-ready dict (includes ``vacuous`` and the schema tag; ``guess_risk`` only when known)."""
+        fields = asdict(self)
+        if fields["guess_risk"] is None:            # records from before the field read and write as they were
+            del fields["guess_risk"]
+        out = {"schema": SCHEMA, **fields, "vacuous": self.vacuous}
         return json.loads(json.dumps(out, default=_json_default))
 
     @classmethod
