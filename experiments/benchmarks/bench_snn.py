@@ -121,8 +121,9 @@ def _quickstart(arch: str, mc_m: int, out: str | None) -> None:
           f"{cfg.digest()}) in {folder}; load average {os.getloadavg()[0]:.2f}")
     print(phase_table(record.timings, cfg.objectives))
     print(f"XLA compilation: {len(compiled)} programs, {sum(compiled):.1f} s of the {record.timings['total_s']:.1f} s")
-    extra = "" if res.certificate_excess is None else f", combined {res.certificate_excess.value:.4f}"
-    print(f"certificate (b) {res.certificate.value:.4f}{extra}, stochastic test error {res.test_error_stochastic:.4f}")
+    extra = "" if res.certificate_excess is None else f", combined {format_upper(res.certificate_excess.value, 5)}"
+    print(f"certificate (b) {format_upper(res.certificate.value, 5)}{extra}, stochastic test error "
+          f"{res.test_error_stochastic:.4f}")
 
 
 def main(argv=None) -> None:
