@@ -331,9 +331,7 @@ def certify(
     t0 = time.perf_counter()
     mc = estimate(net, post, prior.family, data, key=key, progress=progress)
     mc = mc._replace(seconds=time.perf_counter() - t0)
-    info = {"mc_method": estimate.record_name, "split": {"n_train": len(train), "n_prior": prior.n_data,
-                                                         "n_bound": int(keep.size)},
-            "prior": {"kind": prior.kind.value, "family": prior.family.name.value, **prior.details}}
+    info = {"mc_method": estimate.record_name, **_provenance(train, prior, keep)}
     info.update(details or {})
     info["mc_method_param"] = estimate.param
 
@@ -370,6 +368,12 @@ def certify(
         if best is None or cert.value < best.value:
             best = cert
     return dataclasses.replace(best, guess_risk=guess_risk(data)), mc
+
+
+def _provenance(train: Dataset, prior: Prior, keep: np.ndarray) -> dict:
+    """What every certificate of a posterior records of its data split and its prior."""
+    return {"split": {"n_train": len(train), "n_prior": prior.n_data, "n_bound": int(keep.size)},
+            "prior": {"kind": prior.kind.value, "family": prior.family.name.value, **prior.details}}
 
 
 def guess_risk(data: Dataset) -> float:
@@ -822,8 +826,7 @@ def certify_excess(
     data, keep = bound_set(train, prior)
     counts = ternary_draws(net, post, prior.family, data, prior.mean, r=r, key=key, progress=progress)
     info = {"mc_method": PerExampleDraws.record_name, "mc_method_param": {"r": int(r)},
-            "split": {"n_train": len(train), "n_prior": prior.n_data, "n_bound": int(keep.size)},
-            "prior": {"kind": prior.kind.value, "family": prior.family.name.value, **prior.details},
+            **_provenance(train, prior, keep),
             "reference": "the prior's own network (deterministic, at the prior mean)",
             "shares": {"reference": reference_share, "excess": excess_share}, **(details or {})}
     cert = excess_loss_certificate(
