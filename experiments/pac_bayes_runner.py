@@ -486,8 +486,18 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
     common = dict(delta=cfg.delta, mc_delta=cfg.mc_delta, prior_scale=state.prior_scale, prior_grid=grid,
                   details=details, progress=progress)
     started = time.perf_counter()
-    cert_b, mc_b = S.certify(net, post, pr.prior, setup.data.train, key=keys["cert"],
-                             estimate=S.PerExampleDraws(cfg.mc_r), **common)
+    excess: dict[str, Any] = {}
+    if excess_applies(cfg, pr.prior):
+        # one pass of per-example draws: certificate (b), and the same draws against the prior's own network
+        (cert_b, mc_b), (cert_x, counts) = S.certify_with_excess(
+            net, post, pr.prior, setup.data.train, key=keys["cert"], r=cfg.mc_r, delta=cfg.delta,
+            mc_delta=cfg.mc_delta, details=details, progress=progress)
+        excess = {"certificate_excess": paid_for_settings(cert_x, cfg),
+                  "disagreement": Disagreement(counts.reference_errors, counts.plus_draws, counts.minus_draws,
+                                               counts.draws)}
+    else:
+        cert_b, mc_b = S.certify(net, post, pr.prior, setup.data.train, key=keys["cert"],
+                                 estimate=S.PerExampleDraws(cfg.mc_r), **common)
     started = _add_seconds(setup.timings, f"certificate_b_{objective}_s", started)
     weights: dict[str, Any] = {}
     if cfg.mc_m > 0:
@@ -496,16 +506,6 @@ def certify_stage(setup: Setup, pr: PriorResult, objective: str, state: S.Poster
         started = _add_seconds(setup.timings, f"certificate_a_{objective}_s", started)
         cert_a = paid_for_settings(cert_a, cfg)
         weights = {"certificate_weights": cert_a, "mc_weights": MonteCarloRisk.from_dict(mc_a.to_dict())}
-    excess: dict[str, Any] = {}
-    if excess_applies(cfg, pr.prior):
-        # the same key as (b): the same per-example draws, compared with the prior's own network
-        started = time.perf_counter()
-        cert_x, counts = S.certify_excess(net, post, pr.prior, setup.data.train, key=keys["cert"], r=cfg.mc_r,
-                                          delta=cert_b.delta, details=details, progress=progress)
-        excess = {"certificate_excess": paid_for_settings(cert_x, cfg),
-                  "disagreement": Disagreement(counts.reference_errors, counts.plus_draws, counts.minus_draws,
-                                               counts.draws)}
-        _add_seconds(setup.timings, f"certificate_excess_{objective}_s", started)
     cert_b = paid_for_settings(cert_b, cfg)
     masks = None
     if pr.prior.family.masks_weights:
@@ -618,7 +618,8 @@ def run_pac_bayes(cfg: PacBayesConfig, out: str | os.PathLike, *, progress: bool
     return record_stage(setup, results, timings)
 
 
-#: A run's phases per objective, in order: (key stem, name in :func:`phase_table`).
+#: A run's phases per objective, in order: (key stem, name in :func:`phase_table`). Certificate (b) includes the
+#: combined certificate, made from the same draws; records written before that have a separate combined phase.
 PHASES = (("posterior", "posterior"), ("certificate_b", "certificate (b)"), ("certificate_a", "certificate (a)"),
           ("certificate_excess", "combined (excess)"), ("masks", "mask predictors"), ("test", "test errors"))
 

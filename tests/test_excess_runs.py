@@ -67,6 +67,32 @@ def test_certify_excess_records_what_it_certifies_and_pays_in_a_union(setting):
     assert math.isclose(union_minimum([cert]).value, cert.value)
 
 
+def test_one_pass_gives_both_certificates_exactly_as_two_passes(setting):
+    net, data, prior, post = setting
+    key = jax.random.PRNGKey(11)
+    details = {"objective": "quad"}
+    cert_b, mc_b = snn.certify(net, post, prior, data, key=key, estimate=snn.PerExampleDraws(3), details=details)
+    cert_x, counts = snn.certify_excess(net, post, prior, data, key=key, r=3, delta=cert_b.delta, details=details)
+    (one_b, one_mc), (one_x, one_counts) = snn.certify_with_excess(net, post, prior, data, key=key, r=3,
+                                                                   details=details)
+    assert one_b == cert_b and one_x == cert_x and one_x.to_dict() == cert_x.to_dict()
+    assert one_counts._replace(seconds=0.0) == counts._replace(seconds=0.0)
+    assert (one_mc.zero_one, one_mc.cross_entropy, one_mc.n_samples) == (mc_b.zero_one, mc_b.cross_entropy,
+                                                                         mc_b.n_samples)
+    np.testing.assert_array_equal(one_mc.per_group, mc_b.per_group)
+    # another key: other draws, so the pass is not replaying a cache
+    (other_b, _), _ = snn.certify_with_excess(net, post, prior, data, key=jax.random.PRNGKey(12), r=3)
+    assert other_b.emp_risk != cert_b.emp_risk
+
+
+def test_one_pass_refuses_before_drawing(setting):
+    net, data, prior, post = setting
+    with pytest.raises(ValueError, match="method"):
+        snn.certify_with_excess(net, post, prior, data, key=jax.random.PRNGKey(0), r=2, method="median")
+    with pytest.raises(ValueError, match="'r'"):
+        snn.certify_with_excess(net, post, prior, data, key=jax.random.PRNGKey(0), r=0)
+
+
 def test_a_dp_prior_has_no_independent_reference(setting):
     net, data, prior, post = setting
     dp = snn.Prior(prior.mean, 0.05, dp={"epsilon": 1.0})

@@ -23,7 +23,9 @@ from .certification import (
     certify,
     certify_excess,
     certify_network,
+    certify_with_excess,
     error_rate,
+    independent_draws,
     mc_independent,
     mc_weight_samples,
     ternary_draws,
@@ -141,5 +143,7 @@ __all__ = [
     "mc_weight_samples",
     "TernaryDraws",
     "ternary_draws",
+    "independent_draws",
     "certify_excess",
+    "certify_with_excess",
 ]

@@ -62,6 +62,7 @@ from ...bounds import (
     split_excess_delta,
 )
 from ...bounds._array import check_choice, check_count
+from ...bounds.certificate import EXCESS_SHARE, REFERENCE_SHARE
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
 from ..models import Model, as_model, check_same_state, is_module, model_kind
@@ -75,7 +76,7 @@ from .train import train_posterior
 
 __all__ = ["MCEstimate", "PerExampleDraws", "WeightDraws", "Estimate", "bound_set", "mc_weight_samples",
            "mc_independent", "error_rate", "certify", "certify_network", "CertifiedPredictor", "MIN_STEPS",
-           "TernaryDraws", "ternary_draws", "certify_excess"]
+           "TernaryDraws", "independent_draws", "ternary_draws", "certify_excess", "certify_with_excess"]
 
 
 class MCEstimate(NamedTuple):
@@ -99,6 +100,27 @@ class MCEstimate(NamedTuple):
         """The scalar fields (what records store)."""
         return {"zero_one": self.zero_one, "cross_entropy": self.cross_entropy, "n_samples": self.n_samples,
                 "seconds": self.seconds}
+
+
+class TernaryDraws(NamedTuple):
+    """Per-example posterior draws against the prior's network on the bound set (:func:`ternary_draws`).
+
+    Attributes:
+        reference_errors: errors of the reference network on the n bound examples (k; exact, deterministic).
+        plus_draws: draws that err where the reference is right (Z = +1).
+        minus_draws: draws that are right where the reference errs (Z = -1).
+        draws: all draws, n r.
+        seconds: wall time.
+    """
+
+    reference_errors: int
+    plus_draws: int
+    minus_draws: int
+    draws: int
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return self._asdict()
 
 
 def bound_set(train: Dataset, prior: Prior) -> tuple[Dataset, np.ndarray]:
@@ -163,11 +185,22 @@ def _masked_sums(logits: jax.Array, y: jax.Array, valid: jax.Array, p_min: float
 
 
 @functools.partial(jax.jit, static_argnames=("net", "family", "size", "p_min", "sharding"))
-def _independent_pass(rep_key, post, x, y, valid, *, net: Net, family: Family, size: int, p_min: float, sharding):
+def _independent_pass(rep_key, post, reference, x, y, valid, *, net: Net, family: Family, size: int, p_min: float,
+                      sharding):
+    """One repetition of method (b): (errors, bounded cross-entropy) of a fresh draw per example and, when
+    ``reference`` (a deterministic network's parameters) is given, also (plus, minus, reference errors): the draws
+    that err where the reference is right, that are right where it errs, and its own errors."""
     apply = family.independent_logits
 
     def per_batch(i, xb, yb, vb):
-        return _masked_sums(apply(net, jax.random.fold_in(rep_key, i * size), post, xb), yb, vb, p_min)
+        logits = apply(net, jax.random.fold_in(rep_key, i * size), post, xb)
+        sums = _masked_sums(logits, yb, vb, p_min)
+        if reference is None:
+            return sums
+        wrong = zero_one(logits, yb) > 0.5
+        ref_wrong = zero_one(net.apply(reference, xb), yb) > 0.5
+        count = functools.partial(jnp.sum, dtype=jnp.int32)
+        return (*sums, count(vb & wrong & ~ref_wrong), count(vb & ~wrong & ref_wrong), count(vb & ref_wrong))
     return _sum_batches(per_batch, sharding, x, y, valid)
 
 
@@ -216,16 +249,37 @@ def mc_independent(net: Net, post: Posterior, family: Family | str, data: Datase
     independent of the padding and of the sharding (JAX's threefry is partitionable), so the
     error counts are the same on one device or many. With ``progress`` the repetitions show their
     progress as ``desc`` when they run longer than a few seconds."""
+    return independent_draws(net, post, family, data, r=r, key=key, batch_size=batch_size, p_min=p_min,
+                             devices=devices, progress=progress, desc=desc)[0]
+
+
+def independent_draws(net: Net, post: Posterior, family: Family | str, data: Dataset, *, r: int, key: jax.Array,
+                      reference: Any = None, batch_size: int = 1000, p_min: float = 1e-4, devices: list | None = None,
+                      progress: bool = False, desc: str = "certificate (b)") -> tuple[MCEstimate, TernaryDraws | None]:
+    """The draws of method (b) (:func:`mc_independent`) and, with ``reference`` (a deterministic network's
+    parameters), in the same pass, where each draw and the reference disagree (:func:`ternary_draws`): one set of
+    n r draws serves certificate (b) and the combined certificate, and the posterior's error count is
+    ``r k + plus - minus`` exactly. Returns the estimate and the counts (None without ``reference``)."""
+    check_count("r", r)
     family = get_family(family)
+    t0 = time.perf_counter()
     b = _batches(data, min(batch_size, family.eval_batch), devices)
     post = replicated(b.mesh, post)
+    reference = None if reference is None else replicated(b.mesh, reference)
     static = dict(net=net, family=family, size=b.size, p_min=p_min, sharding=b.sharding)
-    sums = _each_pass(lambda rep: _independent_pass(jax.random.fold_in(key, rep), post, b.x, b.y, b.valid, **static),
+    sums = _each_pass(lambda rep: _independent_pass(jax.random.fold_in(key, rep), post, reference, b.x, b.y, b.valid,
+                                                    **static),
                       range(r), progress=progress, desc=desc, unit="repetition")
-    errors = np.asarray([int(e) for e, _ in sums], dtype=np.float64)
+    errors = np.asarray([int(s[0]) for s in sums], dtype=np.float64)
     n_total = len(data) * r
-    return MCEstimate(float(errors.sum() / n_total), float(sum(float(c) for _, c in sums)) / n_total, n_total,
-                      errors / len(data))
+    seconds = time.perf_counter() - t0
+    mc = MCEstimate(float(errors.sum() / n_total), float(sum(float(s[1]) for s in sums)) / n_total, n_total,
+                    errors / len(data), seconds)
+    if reference is None:
+        return mc, None
+    counts = TernaryDraws(int(sums[0][4]), sum(int(s[2]) for s in sums), sum(int(s[3]) for s in sums), n_total,
+                          seconds)
+    return mc, counts
 
 
 def mc_weight_samples(net: Net, post: Posterior, family: Family | str, data: Dataset, *, m: int, key: jax.Array,
@@ -327,14 +381,19 @@ def certify(
     """
     if not isinstance(estimate, PerExampleDraws | WeightDraws):
         raise ValueError(f"argument 'estimate' must be PerExampleDraws(r) or WeightDraws(m), got {estimate!r}")
+    candidates = _scale_candidates(prior, prior_scale, prior_grid)      # every argument checked before the draws
     data, keep = bound_set(train, prior)
     t0 = time.perf_counter()
     mc = estimate(net, post, prior.family, data, key=key, progress=progress)
     mc = mc._replace(seconds=time.perf_counter() - t0)
-    info = {"mc_method": estimate.record_name, **_provenance(train, prior, keep)}
-    info.update(details or {})
-    info["mc_method_param"] = estimate.param
+    return _seeger_certificate(mc, estimate, post, prior, train, (data, keep), candidates, delta=delta,
+                               mc_delta=mc_delta, prior_grid=prior_grid, details=details), mc
 
+
+def _scale_candidates(prior: Prior, prior_scale: float | None,
+                      prior_grid: tuple[float, float] | None) -> list[tuple[Any, int | None]]:
+    """The prior scales to certify at, with their DR17 grid index (None: the prior's own scale, nothing paid);
+    refuses a scale that differs from the prior's own without a grid that pays for it."""
     fam = prior.family
     if not fam.learns_prior_scale and (prior_scale is not None or prior_grid is not None):
         raise ValueError(f"arguments 'prior_scale' and 'prior_grid' do not apply to a {fam.name.value} prior (its "
@@ -348,13 +407,24 @@ def certify(
             "union bound over the grid (certify_network and PacBayesConfig do this with "
             "learn_prior_scale=True). Only a scale fixed before seeing the bound set (without data, or "
             "on the prior's data_indices alone) may be the Prior's own scale, given when it is built")
-    candidates: list[tuple[float, int | None]] = [(scale, None)]
-    if prior_grid is not None:
-        # As in DR17 the grid c exp(-j/b) is over the prior *variance* (scale^2).
-        b, c = prior_grid
-        j_real = float(prior_grid_index(scale**2, b, c))
-        js = sorted({max(0, math.floor(j_real)), max(0, math.ceil(j_real))})
-        candidates = [(math.sqrt(c * math.exp(-j / b)), j) for j in js]
+    if prior_grid is None:
+        return [(scale, None)]
+    # As in DR17 the grid c exp(-j/b) is over the prior *variance* (scale^2).
+    b, c = prior_grid
+    j_real = float(prior_grid_index(scale**2, b, c))
+    js = sorted({max(0, math.floor(j_real)), max(0, math.ceil(j_real))})
+    return [(math.sqrt(c * math.exp(-j / b)), j) for j in js]
+
+
+def _seeger_certificate(mc: MCEstimate, estimate: Estimate, post: Posterior, prior: Prior, train: Dataset,
+                        bound: tuple[Dataset, np.ndarray], candidates: list[tuple[Any, int | None]], *, delta: float,
+                        mc_delta: float, prior_grid: tuple[float, float] | None, details: dict | None) -> Certificate:
+    """The Seeger certificate of ``mc`` (the estimate made on the bound set ``bound = bound_set(train, prior)``),
+    the best over the scale ``candidates`` (all paid by the grid's union bound)."""
+    data, keep = bound
+    info = {"mc_method": estimate.record_name, **_provenance(train, prior, keep)}
+    info.update(details or {})
+    info["mc_method_param"] = estimate.param
     best = None
     for s, j in candidates:
         kl = kl_float64(post, prior, s)
@@ -367,7 +437,8 @@ def certify(
             details=dict(info, prior_scale=s if np.isscalar(s) else "per-weight keep probabilities"))
         if best is None or cert.value < best.value:
             best = cert
-    return dataclasses.replace(best, guess_risk=guess_risk(data)), mc
+    assert best is not None
+    return dataclasses.replace(best, guess_risk=guess_risk(data))
 
 
 def _provenance(train: Dataset, prior: Prior, keep: np.ndarray) -> dict:
@@ -560,14 +631,22 @@ def certify_network(
     agreement = float(np.mean(_predicted(net, post.mean, bound_data) == your_classes))
     certified = _certified_predictor(net, your_net, post, yours, prior, agreement, test_set, train_mean=train_mean,
                                      r=r, key=k_test, progress=progress)
-    cert, mc = certify(net, post, prior, train, key=k_cert, estimate=PerExampleDraws(r), delta=delta,
-                       mc_delta=mc_delta, prior_scale=state.prior_scale,
-                       prior_grid=(100.0, 0.1) if learn_prior_scale else None, progress=progress,
-                       details={"objective": objective.name.value, "source": "certify_network",
-                                "training": training, "predictor": certified.to_dict()})
+    info = {"objective": objective.name.value, "source": "certify_network", "training": training,
+            "predictor": certified.to_dict()}
+    combined = None
+    if prior.n_data > 0 and not learn_prior_scale:
+        # one pass of draws: the certificate and the combined certificate over the prior's network
+        (cert, _), (combined, _) = certify_with_excess(net, post, prior, train, key=k_cert, r=r, delta=delta,
+                                                       mc_delta=mc_delta, details=info, progress=progress)
+        # the combined certificate may certify the prior's network: it does not carry the posterior's description
+        combined = dataclasses.replace(combined, details={k: v for k, v in combined.details.items()
+                                                          if k not in info or k == "source"})
+    else:
+        cert, _ = certify(net, post, prior, train, key=k_cert, estimate=PerExampleDraws(r), delta=delta,
+                          mc_delta=mc_delta, prior_scale=state.prior_scale,
+                          prior_grid=(100.0, 0.1) if learn_prior_scale else None, progress=progress, details=info)
     if prior.n_data > 0:
-        cert = _beside_the_prior_network(cert, net, post, prior, train, bound_data, key=k_cert, r=r,
-                                         learned_scale=learn_prior_scale, progress=progress)
+        cert = _beside_the_prior_network(cert, combined, net, prior, bound_data)
     chance = 1.0 - 1.0 / max(train.num_classes, 2)
     own = float(np.mean(your_classes != bound_data.y))
     training["network_bound_set_error"] = own
@@ -578,22 +657,19 @@ def certify_network(
     return cert, post
 
 
-def _beside_the_prior_network(cert: Certificate, net: Net, post: Posterior, prior: Prior, train: Dataset,
-                              bound_data: Dataset, *, key: jax.Array, r: int, learned_scale: bool,
-                              progress: bool = False) -> Certificate:
+def _beside_the_prior_network(cert: Certificate, combined: Certificate | None, net: Net, prior: Prior,
+                              bound_data: Dataset) -> Certificate:
     """``cert`` with the honest comparison in its details: the held-out (test-set) certificate of the prior's own
     network on the same bound set (``details["heldout_baseline"]``, at the same total delta) and, when the prior
-    scale was fixed, the combined certificate of the posterior over that network (``details["combined"]``,
-    :func:`certify_excess` on method (b)'s draws). Both are :meth:`Certificate.to_dict` forms (read them back with
-    :meth:`Certificate.from_dict`). A warning says when the prior's network certifies lower than ``cert``."""
+    scale was fixed, the ``combined`` certificate of the posterior over that network (``details["combined"]``,
+    from method (b)'s draws: :func:`certify_with_excess`). Both are :meth:`Certificate.to_dict` forms (read them
+    back with :meth:`Certificate.from_dict`). A warning says when the prior's network certifies lower than
+    ``cert``."""
     k = int(np.sum(_predicted(net, prior.mean, bound_data) != np.asarray(bound_data.y)))
     held = heldout_certificate(k, len(bound_data), cert.delta, n_prior=prior.n_data,
                                details={"predictor": "the prior's own network (deterministic), on the bound set"})
     extra = {"heldout_baseline": dataclasses.replace(held, guess_risk=cert.guess_risk).to_dict()}
-    combined = None
-    if not learned_scale:
-        combined, _ = certify_excess(net, post, prior, train, key=key, r=r, delta=cert.delta,
-                                     details={"source": "certify_network"}, progress=progress)
+    if combined is not None:
         extra["combined"] = combined.to_dict()
     if held.value < cert.value:
         tail = ("" if combined is None else
@@ -742,39 +818,6 @@ def _vacuity_diagnosis(cert: Certificate, training: dict, own: float, chance: fl
 # ---------------------------------------------------------------------------------------------- excess over the prior
 
 
-class TernaryDraws(NamedTuple):
-    """Per-example posterior draws against the prior's network on the bound set (:func:`ternary_draws`).
-
-    Attributes:
-        reference_errors: errors of the reference network on the n bound examples (k; exact, deterministic).
-        plus_draws: draws that err where the reference is right (Z = +1).
-        minus_draws: draws that are right where the reference errs (Z = -1).
-        draws: all draws, n r.
-        seconds: wall time.
-    """
-
-    reference_errors: int
-    plus_draws: int
-    minus_draws: int
-    draws: int
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return self._asdict()
-
-
-@functools.partial(jax.jit, static_argnames=("net", "family", "size", "sharding"))
-def _ternary_pass(rep_key, post, reference, x, y, valid, *, net: Net, family: Family, size: int, sharding):
-    apply = family.independent_logits
-
-    def per_batch(i, xb, yb, vb):
-        wrong = zero_one(apply(net, jax.random.fold_in(rep_key, i * size), post, xb), yb) > 0.5
-        ref_wrong = zero_one(net.apply(reference, xb), yb) > 0.5
-        count = functools.partial(jnp.sum, dtype=jnp.int32)
-        return count(vb & wrong & ~ref_wrong), count(vb & ~wrong & ref_wrong), count(vb & ref_wrong)
-    return _sum_batches(per_batch, sharding, x, y, valid)
-
-
 def ternary_draws(net: Net, post: Posterior, family: Family | str, data: Dataset, reference: Any, *, r: int,
                   key: jax.Array, batch_size: int = 1000, devices: list | None = None, progress: bool = False,
                   desc: str = "combined") -> TernaryDraws:
@@ -783,22 +826,14 @@ def ternary_draws(net: Net, post: Posterior, family: Family | str, data: Dataset
     :func:`mc_independent` with the same ``key`` (same folding per repetition and batch), so the posterior's
     errors are ``r k + plus - minus`` exactly as method (b) counts them. With ``progress`` the repetitions show
     their progress as ``desc`` when they run longer than a few seconds."""
-    check_count("r", r)
-    family = get_family(family)
-    t0 = time.perf_counter()
-    b = _batches(data, min(batch_size, family.eval_batch), devices)
-    post, reference = replicated(b.mesh, post), replicated(b.mesh, reference)
-    sums = _each_pass(lambda rep: _ternary_pass(jax.random.fold_in(key, rep), post, reference, b.x, b.y, b.valid,
-                                                net=net, family=family, size=b.size, sharding=b.sharding),
-                      range(r), progress=progress, desc=desc, unit="repetition")
-    plus, minus = sum(int(p) for p, _, _ in sums), sum(int(m) for _, m, _ in sums)
-    return TernaryDraws(int(sums[0][2]), plus, minus, len(data) * r, time.perf_counter() - t0)
+    return independent_draws(net, post, family, data, r=r, key=key, reference=reference, batch_size=batch_size,
+                             devices=devices, progress=progress, desc=desc)[1]
 
 
 def certify_excess(
     net: Net, post: Posterior, prior: Prior, train: Dataset, *, key: jax.Array, r: int = 10, delta: float = 0.035,
-    method: ExcessMethod = ExcessMethod.UNEXPECTED_BERNSTEIN, reference_share: float = 0.9,
-    excess_share: float = 0.07, details: dict | None = None, progress: bool = False,
+    method: ExcessMethod = ExcessMethod.UNEXPECTED_BERNSTEIN, reference_share: float = REFERENCE_SHARE,
+    excess_share: float = EXCESS_SHARE, details: dict | None = None, progress: bool = False,
 ) -> tuple[Certificate, TernaryDraws]:
     r"""Certify the posterior through its excess loss over the prior's own network, never worse than that
     network's held-out bound (up to the test-set share): :math:`C = \mathrm{TS}(h_\mathrm{ref}; \delta_\mathrm{ref})
@@ -816,21 +851,69 @@ def certify_excess(
     so runs that learn it do not ask for this certificate. Refused for a differentially private prior (its mean was
     drawn using every training example, the bound set included).
     """
+    shares = _excess_shares(prior, method, delta, reference_share, excess_share)   # checked before the draws
+    data, keep = bound_set(train, prior)
+    counts = ternary_draws(net, post, prior.family, data, prior.mean, r=r, key=key, progress=progress)
+    return _excess_certificate(counts, post, prior, train, (data, keep), shares, delta=delta, details=details), counts
+
+
+def certify_with_excess(
+    net: Net, post: Posterior, prior: Prior, train: Dataset, *, key: jax.Array, r: int = 10, delta: float = 0.025,
+    mc_delta: float = 0.01, method: ExcessMethod = ExcessMethod.UNEXPECTED_BERNSTEIN, details: dict | None = None,
+    progress: bool = False,
+) -> tuple[tuple[Certificate, MCEstimate], tuple[Certificate, TernaryDraws]]:
+    """Certificate (b) (:func:`certify` with ``PerExampleDraws(r)``) and the combined certificate over the prior's
+    network (:func:`certify_excess` at the same total delta, ``delta + mc_delta``) from one pass of per-example
+    draws (:func:`independent_draws`): the certificates, estimate and counts are those the two functions give
+    with the same ``key``, at the cost of one. The prior's scale is its own (a learned scale is not paid for by
+    the combined certificate). Returns ``((certificate (b), estimate), (combined certificate, counts))``."""
+    estimate = PerExampleDraws(r)
+    candidates = _scale_candidates(prior, None, None)
+    _excess_shares(prior, method, delta + mc_delta, REFERENCE_SHARE, EXCESS_SHARE)   # checked before the draws
+    data, keep = bound_set(train, prior)
+    mc, counts = independent_draws(net, post, prior.family, data, r=r, key=key, reference=prior.mean,
+                                   progress=progress, desc="certificate (b) + combined")
+    assert counts is not None
+    cert = _seeger_certificate(mc, estimate, post, prior, train, (data, keep), candidates, delta=delta,
+                               mc_delta=mc_delta, prior_grid=None, details=details)
+    shares = _excess_shares(prior, method, cert.delta, REFERENCE_SHARE, EXCESS_SHARE)   # the statement's total
+    combined = _excess_certificate(counts, post, prior, train, (data, keep), shares, delta=cert.delta,
+                                   details=details)
+    return (cert, mc), (combined, counts)
+
+
+class _ExcessShares(NamedTuple):
+    method: ExcessMethod
+    reference: float            # the fractions of delta (recorded)
+    excess: float
+    deltas: tuple[float, float, float]    # test-set, excess and Monte Carlo parts of delta
+
+
+def _excess_shares(prior: Prior, method: ExcessMethod, delta: float, reference_share: float,
+                   excess_share: float) -> _ExcessShares:
+    """The combined certificate's method and delta split, refusing a differentially private prior."""
     if prior.dp is not None:
         raise ValueError("argument 'prior': a differentially private prior's mean was drawn from all the training "
                          "data, so its network is not independent of the bound set; the excess certificate needs a "
                          "reference fixed without the bound set")
-    method = check_choice("method", method, ExcessMethod)       # every argument checked before the draws
-    d_ref, d_ex, d_mc = split_excess_delta(delta, reference_share, excess_share,
-                                           names=("delta", "reference_share", "excess_share"))
-    data, keep = bound_set(train, prior)
-    counts = ternary_draws(net, post, prior.family, data, prior.mean, r=r, key=key, progress=progress)
-    info = {"mc_method": PerExampleDraws.record_name, "mc_method_param": {"r": int(r)},
+    method = check_choice("method", method, ExcessMethod)
+    deltas = split_excess_delta(delta, reference_share, excess_share, names=("delta", "reference_share",
+                                                                            "excess_share"))
+    return _ExcessShares(method, reference_share, excess_share, deltas)
+
+
+def _excess_certificate(counts: TernaryDraws, post: Posterior, prior: Prior, train: Dataset,
+                        bound: tuple[Dataset, np.ndarray], shares: _ExcessShares, *, delta: float,
+                        details: dict | None) -> Certificate:
+    """The combined certificate from the draws ``counts`` made on ``bound = bound_set(train, prior)``."""
+    data, keep = bound
+    d_ref, d_ex, d_mc = shares.deltas
+    info = {"mc_method": PerExampleDraws.record_name, "mc_method_param": {"r": counts.draws // len(data)},
             **_provenance(train, prior, keep),
             "reference": "the prior's own network (deterministic, at the prior mean)",
-            "shares": {"reference": reference_share, "excess": excess_share}, **(details or {})}
+            "shares": {"reference": shares.reference, "excess": shares.excess}, **(details or {})}
     cert = excess_loss_certificate(
         counts.reference_errors, counts.plus_draws, counts.minus_draws, counts.draws, kl_float64(post, prior),
-        int(keep.size), delta_reference=d_ref, delta_excess=d_ex, delta_monte_carlo=d_mc, method=method,
+        int(keep.size), delta_reference=d_ref, delta_excess=d_ex, delta_monte_carlo=d_mc, method=shares.method,
         n_prior=prior.n_data, delta=delta, details=info)
-    return dataclasses.replace(cert, guess_risk=guess_risk(data)), counts
+    return dataclasses.replace(cert, guess_risk=guess_risk(data))
