@@ -14,8 +14,17 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .bounds import PacBayesBound, pac_bayes_certificate
+from .bounds import (
+    CodeLength,
+    CompressionBound,
+    PacBayesBound,
+    compression_certificate,
+    format_delta,
+    format_upper,
+    pac_bayes_certificate,
+)
 from .estimators.devices import initialize_distributed, is_main_process
+from .experiments.benchmarks.suite import run_bench
 from .experiments.cmi_runner import CMIConfig, bounds_from_npz, run_cmi
 from .experiments.config import add_flags, digits, from_args, nonneg_int, positive_int
 from .experiments.langevin_runner import LangevinConfig, run_langevin_experiment
@@ -82,6 +91,22 @@ def _run_bound_pac_bayes(args: argparse.Namespace) -> str:
     return calculator_text(certs, args.format, args.digits)
 
 
+#: The --method names of ``genbounds bound compression``.
+COMPRESSION_METHODS = {"kl": CompressionBound.KL_INVERSE, "catoni": CompressionBound.CATONI}
+
+
+def _run_bound_compression(args: argparse.Namespace) -> str:
+    cert = compression_certificate(args.errors, args.n, CodeLength.declared(args.bits, searched=args.searched),
+                                   args.delta, method=COMPRESSION_METHODS[args.method], n_prior=args.n_prior)
+    if args.format == "json":
+        return cert.to_json(indent=2)
+    code = cert.details["code"]
+    return (f"{cert.bound}: {format_upper(cert.value, args.digits)} (rounded up), a certificate on the risk of the "
+            f"quantised network, w.p. >= 1 - {format_delta(cert.delta)}\n"
+            f"errors {cert.details['errors']} / n {cert.n_bound}, description length {code['total_bits']:g} bits "
+            f"(search {code['search_bits']:g}), KL = {cert.kl:.6g} nats")
+
+
 def _run_pac_bayes(args: argparse.Namespace) -> str:
     cfg = from_args(QUICKSTART if args.command == "quickstart" else PacBayesConfig(), args)
     out = Path(args.out or f"results/{args.command}")
@@ -140,6 +165,13 @@ def _run_report(args: argparse.Namespace) -> str:
     return report_text(rows, args.group_by, args.format, args.digits, args.filter)
 
 
+def _run_bench(args: argparse.Namespace) -> str:
+    if not args.budget_s > 0:
+        raise ValueError(f"argument '--budget-s' must be > 0, got {args.budget_s!r}")
+    return run_bench(args.out or "results/bench", smoke=args.smoke, budget_s=args.budget_s, force=args.force,
+                     data_dir=args.data_dir, progress=not args.no_progress, log=_log_to_stderr)
+
+
 def _run_figures(args: argparse.Namespace) -> str:
     files, notes = make_all(args.results, args.out)
     for n in notes:
@@ -185,6 +217,21 @@ def _add_bound_parsers(commands) -> None:
                    "(default: none)")
     _add_format(p)
     p.set_defaults(func=_run_bound_pac_bayes)
+    p = sub.add_parser("compression", help="compression bound of a quantised network from its errors and code length",
+                       description="Certify the risk of a deterministic (quantised) network described by a prefix-free "
+                       "message of --bits bits: a point mass under the code prior 2^-bits (Lotfi et al. 2022).")
+    p.add_argument("--errors", type=nonneg_int, required=True, help="errors of the network on the bound set")
+    p.add_argument("--n", type=positive_int, required=True, help="examples in the bound set (excluding prior data)")
+    p.add_argument("--bits", type=nonneg_int, required=True, help="length of the prefix-free description, in bits")
+    p.add_argument("--searched", type=positive_int, default=1, help="settings in the declared search grid the "
+                   "network was chosen from (log2 of it is added to --bits) (default: 1)")
+    p.add_argument("--delta", type=float, default=0.05, help="confidence parameter (default: 0.05)")
+    p.add_argument("--method", choices=tuple(COMPRESSION_METHODS), default="kl", help="kl: the kl-inverse "
+                   "(Seeger/Maurer) bound; catoni: Lotfi et al.'s Catoni form (default: kl)")
+    p.add_argument("--n-prior", type=nonneg_int, default=0, help="examples used to build the prior, recorded "
+                   "(default: 0)")
+    _add_format(p)
+    p.set_defaults(func=_run_bound_compression)
     p = sub.add_parser(
         "cmi", help="every CMI bound from your own supersample runs (an .npz file)",
         description="Estimate every CMI bound from runs trained with any code. The .npz holds 'masks' [k1, k2, n] "
@@ -273,12 +320,29 @@ def _add_record_parsers(commands) -> None:
     p.set_defaults(func=_run_figures)
 
 
+def _add_bench_parser(commands) -> None:
+    p = commands.add_parser(
+        "bench", help="the speed suite on the devices JAX sees, within a time budget (bench.json, bench.md)",
+        description="Run the benchmark items one after the other, each in its own process under its own time limit "
+        "inside --budget-s; an item that does not fit is skipped and says so. Each result is written to "
+        "OUT/bench.json and OUT/bench.md as it finishes; re-running with the same --out keeps finished items.")
+    p.add_argument("--out", default=None, help="output folder (default: results/bench/)")
+    p.add_argument("--budget-s", type=float, default=420.0, help="seconds for the whole suite (default: 420)")
+    p.add_argument("--smoke", action="store_true", help="every item at tiny sizes (a CPU check of the suite)")
+    p.add_argument("--force", action="store_true", help="run every item again, also those already done in --out")
+    p.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX files or .npz (default: the library's "
+                   "location)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Certified generalization bounds: PAC-Bayes and CMI.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_bound_parsers(commands)
     _add_experiment_parsers(commands)
     _add_record_parsers(commands)
+    _add_bench_parser(commands)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Generalization bounds: binary kl and its inverses, PAC-Bayes bounds, certificates, CMI bounds.
+"""Generalization bounds: binary kl and its inverses, PAC-Bayes bounds, certificates, compression bounds, CMI bounds.
 
 Every function accepts Python numbers / NumPy arrays (evaluated in float64: the path of
 final certificates) or JAX arrays (evaluated in their dtype, jit-able and differentiable,
@@ -42,6 +42,19 @@ from .cmi import (
     samplewise_sqrt,
     single_loss,
     sqrt_cmi,
+)
+from .compression import (
+    LOTFI_ALPHA,
+    CodeLength,
+    CompressionBound,
+    code_length_bits,
+    compression_certificate,
+    description_length,
+    elias_delta_bits,
+    elias_gamma_bits,
+    lotfi_catoni,
+    range_decode,
+    range_encode,
 )
 from .excess import (
     ExcessCertificate,
@@ -124,6 +137,18 @@ __all__ = [
     "union_minimum",
     "HELDOUT",
     "heldout_certificate",
+    # compression bounds: a quantised network as a point mass under a prefix-free code prior
+    "CodeLength",
+    "CompressionBound",
+    "LOTFI_ALPHA",
+    "code_length_bits",
+    "compression_certificate",
+    "description_length",
+    "elias_delta_bits",
+    "elias_gamma_bits",
+    "lotfi_catoni",
+    "range_decode",
+    "range_encode",
     # held-out (test-set) bound of a reference network; excess-loss certificates over it
     "test_set_bound",
     "split_kl_excess",

@@ -55,7 +55,7 @@ from .excess import (
 __all__ = ["Certificate", "Certified", "HELDOUT", "heldout_certificate", "ExcessMethod", "EXCESS_BOUNDS",
            "excess_loss_certificate", "split_excess_delta",
            "PacBayesBound", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum",
-           "pay_for_choice", "format_delta", "format_upper"]
+           "pay_for_choice", "format_delta", "format_upper", "register_recomputation"]
 
 SCHEMA = "genbounds.certificate/1"
 
@@ -557,8 +557,9 @@ def union_minimum(certs: Sequence[Certificate], labels: Sequence[str] | None = N
     which one won and ``delta_parts_each`` (each part / K, rounded down).
 
     Args:
-        certs: certificates from :func:`pac_bayes_certificate`, :func:`heldout_certificate` or
-            :func:`excess_loss_certificate`, all with the same total ``delta``.
+        certs: certificates from :func:`pac_bayes_certificate`, :func:`heldout_certificate`,
+            :func:`excess_loss_certificate` or a registered kind (:func:`register_recomputation`: the compression
+            certificates), all with the same total ``delta``.
         labels: a name for each (default ``bound`` names).
     """
     certs = list(certs)
@@ -676,7 +677,26 @@ def _recorded(cert: Certificate, key: str) -> Any:
     return cert.details[key]
 
 
+#: Recomputations of the certificate kinds defined in other modules of this package (bound name -> function of the
+#: certificate and the delta shares by part name), which they register when imported (:func:`register_recomputation`).
+_RECOMPUTE: dict[str, Callable[[Certificate, Mapping[str, float]], Certificate]] = {}
+
+
+def register_recomputation(bound: str, recompute: Callable[[Certificate, Mapping[str, float]], Certificate]) -> None:
+    """Make certificates named ``bound`` recomputable (:func:`union_minimum`, :func:`pay_for_choice`) by
+    ``recompute(cert, shares)``, the certificate from its record at the delta ``shares`` (by part name). For a
+    module that builds on this one (e.g. :mod:`bounds.compression`), so that this one need not import it."""
+    old = _RECOMPUTE.get(bound)
+    if old is not None and (old.__module__, old.__qualname__) != (recompute.__module__, recompute.__qualname__):
+        raise ValueError(f"argument 'bound': {bound!r} already has a recomputation")
+    if bound in PAC_BAYES_BOUNDS or bound == HELDOUT or bound in _EXCESS_METHOD:
+        raise ValueError(f"argument 'bound': {bound!r} is a kind this module recomputes itself")
+    _RECOMPUTE[bound] = recompute
+
+
 def _recomputed(cert: Certificate, shares: Mapping[str, float]) -> Certificate:
+    if cert.bound in _RECOMPUTE:
+        return _RECOMPUTE[cert.bound](cert, shares)
     if cert.bound == HELDOUT:
         if set(cert.delta_parts) != {"test_set"}:
             raise ValueError(f"certificate has delta parts {sorted(cert.delta_parts)} this function cannot rescale")
