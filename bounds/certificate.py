@@ -88,6 +88,13 @@ class Certified(StrEnum):
 
     POSTERIOR = "posterior"
     REFERENCE = "reference"
+    #: A training algorithm's expected risk at sample size n (certified CMI bounds and their held-out baseline).
+    ALGORITHM = "algorithm"
+
+
+#: Bound names of certificates on a training algorithm's expected risk
+#: (:mod:`genbounds.estimators.supersample.certified`).
+ALGORITHM_BOUNDS = ("cmi_certified", "held_out_mean")
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,8 @@ class Certificate:
             return Certified.REFERENCE
         if self.bound in _EXCESS_METHOD:
             return Certified(self.details["certifies"])
+        if self.bound in ALGORITHM_BOUNDS:
+            return Certified.ALGORITHM
         return Certified.POSTERIOR
 
     @property

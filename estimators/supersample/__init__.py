@@ -3,10 +3,22 @@
 * :mod:`.design`: supersamples, fair masks (antithetic pairs), leave-one-out designs;
 * :mod:`.population`: :func:`train_population`, many small models as one sharded program;
 * :mod:`.mi`: the plug-in MI with U's known uniform marginal;
-* :mod:`.runs`: :func:`bounds_from_runs` and :func:`loo_bounds_from_runs` for runs trained with
-  any code (validated against the theorems' assumptions), returning :class:`CMIResult`.
+* :mod:`.runs`: the plug-in estimates of every bound for runs trained with any code (validated against
+  the theorems' assumptions), returning :class:`CMIResult`; :func:`loo_bounds_from_runs`;
+* :mod:`.certified`: :func:`bounds_from_runs` (the estimates, and with ``certify=True`` a certificate of
+  the algorithm's expected risk and its held-out baseline), :func:`certify_runs`, and the design sizing
+  :func:`certified_floor`, :func:`runs_needed`.
 """
 
+from .certified import (
+    CertifiedCMI,
+    RunsNeeded,
+    Sampling,
+    bounds_from_runs,
+    certified_floor,
+    certify_runs,
+    runs_needed,
+)
 from .design import (
     Supersample,
     draw_loo_supersample,
@@ -31,7 +43,6 @@ from .runs import (
     CMIResult,
     LooSummary,
     SupersampleSummary,
-    bounds_from_runs,
     check_loo_runs,
     check_supersample_runs,
     loo_bounds_from_runs,
@@ -66,6 +77,12 @@ __all__ = [
     "LooSummary",
     "SupersampleSummary",
     "bounds_from_runs",
+    "CertifiedCMI",
+    "RunsNeeded",
+    "Sampling",
+    "certified_floor",
+    "certify_runs",
+    "runs_needed",
     "check_loo_runs",
     "check_supersample_runs",
     "loo_bounds_from_runs",

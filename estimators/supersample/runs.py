@@ -185,20 +185,29 @@ class CMIResult:
 
     bounds: Mapping[str, CMIBound]
     summary: SupersampleSummary | LooSummary = field(repr=False)
+    #: The certified bound and its held-out baseline (:class:`.certified.CertifiedCMI`), when asked for
+    #: (:func:`genbounds.estimators.supersample.bounds_from_runs` with ``certify=True``).
+    certified: Any = field(default=None, repr=False)
 
     def __getitem__(self, name: str) -> CMIBound:
         return self.bounds[name]
 
     def to_dict(self) -> dict[str, Any]:
-        """``{name: bound.to_dict(), ..., "summary": summary.to_dict()}``."""
-        return {**{k: b.to_dict() for k, b in self.bounds.items()}, "summary": self.summary.to_dict()}
+        """``{name: bound.to_dict(), ..., "summary": summary.to_dict()}`` (and ``"certified"`` when certified)."""
+        out = {**{k: b.to_dict() for k, b in self.bounds.items()}, "summary": self.summary.to_dict()}
+        if self.certified is not None:
+            out["certified"] = self.certified.to_dict()
+        return out
 
     def __str__(self) -> str:
         s = self.summary
         width = max(map(len, self.bounds))
         head = (f"CMI bound estimates (not certificates), n = {s.n}: train error {s.train_error:.4f}, "
                 f"test error {s.test_error:.4f}")
-        return "\n".join([head, *(f"  {k:<{width}}  {b}" for k, b in self.bounds.items())])
+        lines = [head, *(f"  {k:<{width}}  {b}" for k, b in self.bounds.items())]
+        if self.certified is not None:
+            lines.append(f"  {self.certified}")
+        return "\n".join(lines)
 
 
 def _bound(per_draw: np.ndarray, train_per_draw: np.ndarray, mi_used: str, target: str) -> CMIBound:

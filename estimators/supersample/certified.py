@@ -1,0 +1,339 @@
+r"""Certified CMI from supersample runs: a :class:`~genbounds.bounds.Certificate` of the algorithm's expected risk.
+
+:func:`certify_runs` turns the run arrays of a supersample experiment (k1 supersamples x k2 masks) into
+
+* the CMI certificate (:mod:`genbounds.bounds.cmi_certified`): per-pair MI upper confidence bounds from the
+  runs' loss-pair counts by U_i, their means concentrated over the k1 independent supersamples, fed to the
+  forms linear in the MI (fast-rate, binary kl; the interpolating form is reported beside, conditional on an
+  assumption finite runs cannot check). With probability >= 1 - delta over the supersamples and the runs,
+  the expected test error of the training algorithm at sample size n is at most the value;
+* its held-out baseline: the same target bounded directly by the test errors on the unused half of each
+  supersample, concentrated over the k1 supersamples (kl-Chernoff / empirical Bernstein), at its own delta.
+
+:func:`bounds_from_runs` is :func:`genbounds.estimators.supersample.runs.bounds_from_runs` (the plug-in
+estimates) with ``certify=True`` adding both certificates to the result. :func:`certified_floor` and
+:func:`runs_needed` size a design before any run: the value a design certifies in the best case (no errors,
+no information) and the smallest population whose best case reaches a target.
+
+Designs that break the assumptions are refused: one-sided masks
+(:func:`genbounds.estimators.supersample.runs.check_supersample_runs`), supersamples that reuse examples
+(unless declared as draws with replacement from a pool, which changes the target to the pool's uniform
+distribution), and populations too small for any nonvacuous value (the message gives the count needed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ...bounds import Certificate, format_upper
+from ...bounds import cmi_certified as C
+from ...bounds._array import check_count, check_delta, divide_down
+from .runs import CMIResult, check_supersample_runs
+from .runs import bounds_from_runs as plugin_bounds_from_runs
+
+__all__ = ["Sampling", "CertifiedCMI", "certify_runs", "bounds_from_runs", "certified_floor", "runs_needed",
+           "RunsNeeded", "require_nonvacuous_design", "loss_pair_counts", "CMI_BOUND", "HELD_OUT_MEAN", "TARGET",
+           "PAIR_SLACKS"]
+
+#: The certificate ``bound`` names: the certified CMI bound, and the held-out baseline of the same target.
+CMI_BOUND = "cmi_certified"
+HELD_OUT_MEAN = "held_out_mean"
+#: What both certificates bound.
+TARGET = "expected risk of the algorithm at n"
+#: The per-supersample failure levels of the pair boxes the design may use (chosen from the design alone,
+#: before any run: :func:`_pair_slack`).
+PAIR_SLACKS = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+
+
+class Sampling(StrEnum):
+    """How the supersamples were drawn.
+
+    * ``fresh``: 2n examples per supersample, no example in two supersamples (checked on the indices): the
+      examples are i.i.d. draws of the data distribution when the pool is, and the certificate bounds the
+      risk under it.
+    * ``pool``: each supersample drawn i.i.d. with replacement from a pool of ``pool_size`` examples (declared,
+      not checkable): the certificate bounds the risk under the uniform distribution on the pool.
+    """
+
+    FRESH = "fresh"
+    POOL = "pool"
+
+
+def _statement(n: int, sampling: Sampling, pool_size: int | None) -> str:
+    data = ("the examples' distribution (each supersample 2n fresh examples)" if sampling is Sampling.FRESH else
+            f"the uniform distribution on the pool of {pool_size} examples (supersamples drawn with replacement)")
+    return (f"expected test error of the training algorithm at sample size n = {n}: E over training sets of n "
+            f"i.i.d. examples from {data} and over the training randomness; not the risk of one trained network")
+
+
+def loss_pair_counts(masks: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Counts ``[k1, n, 2, 4]`` of the runs of each pair by U_i and loss-pair cell (code 2 L0 + L1), from
+    ``masks: [k1, k2, n]`` and 0-1 ``loss: [k1, k2, n, 2]``."""
+    k1, k2, n = masks.shape
+    code = 2 * loss[..., 0] + loss[..., 1]                                  # [k1, k2, n]
+    key = (np.arange(k1)[:, None, None] * n + np.arange(n)[None, None, :]) * 8 + masks * 4 + code
+    return np.bincount(key.ravel(), minlength=k1 * n * 8).reshape(k1, n, 2, 4)
+
+
+# ---------------------------------------------------------------------------------------
+# Sizing a design before it runs
+
+
+def _floor_at(n: int, k1: int, m: int, delta: float, slack: float, method: C.ConfidenceSet) -> float:
+    """The certificate of a design whose runs have no errors: every pair m runs per U value, all in cell 00."""
+    # Every pair's box is the same: bound one pair at the per-conditional level slack / (2n).
+    one = np.zeros((1, 1, 2, 4), np.int64)
+    one[..., 0] = m
+    up = C.pair_mi_upper(one, divide_down(slack, n), method)   # its 2 conditionals get slack / (2n) each
+    split = C.split_delta(delta)
+    single = (up["loss_member0"] + up["loss_member1"]) / 2
+    mi = {"single_loss": C.mean_mi_upper(np.full(k1, single[0, 0]), slack, split.parts["mean_mi_single_loss"]).value,
+          "loss_pair": C.mean_mi_upper(np.full(k1, up["loss_pair"][0, 0]), slack,
+                                       split.parts["mean_mi_loss_pair"]).value,
+          "loss_difference": 0.0}
+    train = C.mean_upper(np.zeros(k1), split.parts["mean_train_error"]).value
+    forms = C.certified_forms(train, mi, interpolates=False)
+    return min(forms.fast_rate, forms.binary_kl)
+
+
+def _pair_slack(n: int, k1: int, m: int, delta: float, method: C.ConfidenceSet) -> tuple[float, float]:
+    """The pair slack of :data:`PAIR_SLACKS` with the lowest floor for this design, and that floor (a function
+    of the design only: n, k1, m, delta)."""
+    floors = {s: _floor_at(n, k1, m, delta, s, method) for s in PAIR_SLACKS}
+    best = min(floors, key=floors.get)
+    return best, floors[best]
+
+
+def require_nonvacuous_design(n: int, k1: int, k2: int, delta: float,
+                              method: C.ConfidenceSet | str = C.ConfidenceSet.CELLS) -> tuple[float, float]:
+    """The pair slack and best-case value of a design (:func:`certified_floor`); ``ValueError`` with the run count
+    a nonvacuous value needs when even the best case is vacuous (>= 1)."""
+    method = C.ConfidenceSet(method)
+    slack, floor = _pair_slack(int(n), int(k1), int(k2) // 2, float(delta), method)
+    if floor < 1.0:
+        return slack, floor
+    try:
+        need = runs_needed(n, delta, 0.5, method)
+        hint = (f"a nonvacuous value needs at least k1 = {need.k1} supersamples x k2 = {need.k2} masks "
+                f"({need.runs} runs; best case {format_upper(need.floor)})")
+    except ValueError:
+        hint = "no design up to 2 x 10^9 runs reaches a best case of 0.5"
+    raise ValueError(
+        f"arguments 'k1', 'k2': k1 = {k1} supersamples x k2 = {k2} masks ({int(k2) // 2} runs per U value) are too "
+        f"few for a certified CMI bound at n = {n}, delta = {delta!r}: even runs with no errors certify only "
+        f"{format_upper(floor)}; {hint}")
+
+
+def certified_floor(n: int, k1: int, k2: int, delta: float,
+                    method: C.ConfidenceSet | str = C.ConfidenceSet.CELLS) -> float:
+    """The smallest value a design of k1 supersamples x k2 masks (k2 // 2 runs per U value) can certify at
+    sample size n: the certificate of runs with no errors at all (MI 0, training error 0). Any run set of
+    this design certifies at least this much; a design whose floor is >= 1 can never be nonvacuous."""
+    for name, x in (("n", n), ("k1", k1)):
+        check_count(name, x)
+    check_count("k2", k2, minimum=2)
+    check_delta("delta", delta)
+    return _pair_slack(int(n), int(k1), int(k2) // 2, float(delta), C.ConfidenceSet(method))[1]
+
+
+class RunsNeeded(NamedTuple):
+    """The smallest design found whose floor reaches a target: k1 supersamples x k2 masks, runs = k1 k2."""
+
+    k1: int
+    k2: int
+    runs: int
+    floor: float
+
+
+_K1_GRID = (10, 20, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10000, 20000)
+_K2_GRID = (20, 50, 100, 200, 400, 600, 1000, 2000, 4000, 6000, 10000, 20000, 50000, 100000)
+
+
+def runs_needed(n: int, delta: float, target: float,
+                method: C.ConfidenceSet | str = C.ConfidenceSet.CELLS) -> RunsNeeded:
+    """The design of the grids k1 in 10..20000, k2 in 20..100000 with the fewest runs whose
+    :func:`certified_floor` is at most ``target`` (ties: the smaller k1). Raises ``ValueError`` when none is."""
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"argument 'target' must be in (0, 1], got {target!r}")
+    best: RunsNeeded | None = None
+    for k1 in _K1_GRID:
+        for k2 in _K2_GRID:
+            if best is not None and k1 * k2 >= best.runs:
+                break
+            f = certified_floor(n, k1, k2, delta, method)
+            if f <= target and f < 1.0:
+                best = RunsNeeded(k1, k2, k1 * k2, f)
+                break
+    if best is None:
+        raise ValueError(f"argument 'target' = {target!r}: no design up to k1 = {_K1_GRID[-1]}, k2 = {_K2_GRID[-1]} "
+                         f"certifies that at n = {n}, delta = {delta!r}")
+    return best
+
+
+# ---------------------------------------------------------------------------------------
+# The certificate
+
+
+@dataclass(frozen=True)
+class CertifiedCMI:
+    """A certified CMI bound and its held-out baseline (both certificates of :data:`TARGET`).
+
+    Attributes:
+        certificate: the CMI certificate (``bound`` :data:`CMI_BOUND`): the smaller of the certified fast-rate
+            and binary-kl forms, which hold on one event (no union bound).
+        held_out: the held-out baseline (``bound`` :data:`HELD_OUT_MEAN`), a separate statement at its own delta.
+        forms: every certified form's value (``interpolating`` only when every run had training error 0, and
+            then valid only if the algorithm always interpolates: not part of the certificate).
+        mean_mi: the certified mean per-pair MIs (:class:`~genbounds.bounds.cmi_certified.MeanBound`).
+        train: the certified mean training error.
+    """
+
+    certificate: Certificate
+    held_out: Certificate
+    forms: Mapping[str, float | None]
+    mean_mi: Mapping[str, C.MeanBound]
+    train: C.MeanBound
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "certificate", "target": TARGET, "certificate": self.certificate.to_dict(),
+                "held_out": self.held_out.to_dict(), "forms": dict(self.forms),
+                "mean_mi": {k: v.to_dict() for k, v in self.mean_mi.items()}, "train_error": self.train.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CertifiedCMI:
+        """Inverse of :meth:`to_dict` (the certificates re-validated)."""
+        def mean(d: Mapping[str, Any]) -> C.MeanBound:
+            return C.MeanBound(value=d["value"], mean=d["mean"], k=d["k"], delta=d["delta"], scale=d["range"],
+                               kl_chernoff=d["kl_chernoff"], bernstein=d["empirical_bernstein"])
+        if data.get("kind") != "certificate" or data.get("target") != TARGET:
+            raise ValueError(f"a certified CMI entry must have kind 'certificate' and target {TARGET!r}")
+        return cls(Certificate.from_dict(data["certificate"]), Certificate.from_dict(data["held_out"]),
+                   dict(data["forms"]), {k: mean(v) for k, v in data["mean_mi"].items()}, mean(data["train_error"]))
+
+    def __str__(self) -> str:
+        c, h = self.certificate, self.held_out
+        return (f"certificate ({TARGET}, w.p. >= 1 - {c.delta!r}): {format_upper(c.value)} ({c.details['form']}); "
+                f"held-out baseline (w.p. >= 1 - {h.delta!r}): {format_upper(h.value)}")
+
+
+def _check_indices(indices, k1: int, n: int, sampling: Sampling, pool_size: int | None) -> np.ndarray:
+    idx = np.asarray(indices)
+    if idx.shape != (k1, n, 2):
+        raise ValueError(f"array 'indices' must have shape [k1, n, 2] = {(k1, n, 2)}, got {idx.shape}")
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"array 'indices' must hold integer example ids, got dtype {idx.dtype}")
+    if sampling is Sampling.FRESH:
+        values, counts = np.unique(idx, return_counts=True)
+        if (counts > 1).any():
+            dup = int(values[counts > 1][0])
+            where = [tuple(map(int, w)) for w in np.argwhere(idx == dup)[:2]]
+            raise ValueError(
+                f"array 'indices': the supersamples reuse examples (example {dup} at [draw, pair, member] {where}; "
+                f"{int((counts > 1).sum())} examples appear more than once); the certificate needs k1 supersamples of "
+                "2n fresh examples each. Draws with replacement from a pool certify the risk under the pool's uniform "
+                "distribution instead: declare them with sampling='pool' and pool_size")
+    else:
+        if pool_size is None:
+            raise ValueError("argument 'pool_size' is needed with sampling='pool' (the target is the uniform "
+                             "distribution on the pool)")
+        check_count("pool_size", pool_size)
+        if idx.min() < 0 or idx.max() >= pool_size:
+            raise ValueError(f"array 'indices' must hold ids in [0, {pool_size}) with sampling='pool'")
+    return idx
+
+
+def certify_runs(masks, predictions, labels, indices, *, delta: float, sampling: Sampling | str = Sampling.FRESH,
+                 pool_size: int | None = None, method: C.ConfidenceSet | str = C.ConfidenceSet.CELLS,
+                 details: Mapping[str, Any] | None = None) -> CertifiedCMI:
+    """The certified CMI bound and its held-out baseline from supersample runs (see the module docstring).
+
+    Args:
+        masks: ``[k1, k2, n]`` 0/1, the training member of each pair by run; U_i must be uniform by design and
+            every pair needs runs with both values (antithetic masks give k2/2 each).
+        predictions: ``[k1, k2, n, 2]`` predicted classes on both members; labels: ``[k1, n, 2]``.
+        indices: ``[k1, n, 2]`` example ids of the supersamples (checked for reuse with ``fresh`` sampling).
+        delta: the CMI certificate's confidence budget (split by :func:`genbounds.bounds.cmi_certified.split_delta`);
+            the held-out baseline is a separate statement at the same delta.
+        sampling: :class:`Sampling`; ``pool_size`` with ``pool``.
+        method: the per-pair confidence set (:class:`genbounds.bounds.cmi_certified.ConfidenceSet`).
+        details: extra entries recorded in both certificates (seeds, data set, ...).
+    """
+    check_delta("delta", delta)
+    sampling = Sampling(sampling)
+    method = C.ConfidenceSet(method)
+    masks, preds, labels = check_supersample_runs(masks, predictions, labels)
+    k1, k2, n = masks.shape
+    _check_indices(indices, k1, n, sampling, pool_size)
+    ones = masks.sum(axis=1)                                                # [k1, n]
+    m_min = int(min(ones.min(), (k2 - ones).min()))
+    slack, floor = require_nonvacuous_design(n, k1, 2 * m_min, delta, method)
+    loss = (preds != labels[:, None]).astype(np.int64)                      # [k1, k2, n, 2]
+    counts = loss_pair_counts(masks, loss)
+    up = C.pair_mi_upper(counts, slack, method)                             # {statistic: [k1, n]}
+    per_draw = {"loss_pair": up["loss_pair"].mean(-1), "loss_difference": up["loss_difference"].mean(-1),
+                "single_loss": ((up["loss_member0"] + up["loss_member1"]) / 2).mean(-1)}
+    # Errors with U's uniform design weight (as in bounds_from_runs): per pair, each U value weighs 1/2.
+    m = masks[..., None]
+    train_loss = np.take_along_axis(loss, m, axis=-1)[..., 0]
+    test_loss = np.take_along_axis(loss, 1 - m, axis=-1)[..., 0]
+    weight = 1.0 / (2.0 * np.where(masks == 1, ones[:, None], k2 - ones[:, None]))
+    train_draw = np.clip((weight * train_loss).sum(axis=1).mean(-1), 0.0, 1.0)
+    test_draw = np.clip((weight * test_loss).sum(axis=1).mean(-1), 0.0, 1.0)
+
+    split = C.split_delta(delta)
+    train = C.mean_upper(train_draw, split.parts["mean_train_error"])
+    mean_mi = {name: C.mean_mi_upper(per_draw[name], slack, split.parts[f"mean_mi_{name}"]) for name in per_draw}
+    interpolates = bool(train_loss.max() == 0)
+    forms = C.certified_forms(train.value, {k: v.value for k, v in mean_mi.items()}, interpolates=interpolates)
+    form, value = forms.best(with_interpolating=False)
+    mi_used = mean_mi["single_loss" if form == "fast_rate" else "loss_pair"]
+    statement = _statement(n, sampling, pool_size)
+    design = {"k1": k1, "k2": k2, "n": n, "runs": k1 * k2, "runs_per_u_min": m_min, "sampling": sampling.value,
+              "pool_size": pool_size, **dict(details or {})}
+    info = {
+        "kind": "certificate", "target": TARGET, "statement": statement, "form": form, "forms": forms.to_dict(),
+        "interpolating_note": "valid only if the algorithm reaches training error 0 almost surely (finite runs "
+                              "cannot certify that): reported, not part of the certificate",
+        "confidence_set": method.value, "pair_slack": slack, "pair_slack_grid": list(PAIR_SLACKS),
+        "pair_slack_rule": "the grid value with the lowest best-case value for this design (chosen before the runs)",
+        "best_case": floor, "mean_mi": {k: v.to_dict() for k, v in mean_mi.items()}, "train_error": train.to_dict(),
+        "kl_field": "n times the certified mean per-pair MI of the chosen form (nats)", **design}
+    cert = Certificate(bound=CMI_BOUND, value=value, delta=float(delta), delta_parts=split.to_dict(),
+                       emp_risk=float(train_draw.mean()), kl=n * mi_used.value, n_bound=n,
+                       emp_risk_bound=train.value, details=info)
+    held = C.mean_upper(test_draw, delta)
+    held_out = Certificate(
+        bound=HELD_OUT_MEAN, value=held.value, delta=float(delta), delta_parts={"mean_test_error": float(delta)},
+        emp_risk=float(test_draw.mean()), kl=0.0, n_bound=n,
+        details={"kind": "certificate", "target": TARGET, "statement": statement,
+                 "method": "mean over the k1 supersamples of the test error on each supersample's unused half (U's "
+                           "uniform design weight); kl-Chernoff and empirical Bernstein at delta/2 each, the smaller",
+                 "mean_test_error": held.to_dict(), **design})
+    return CertifiedCMI(cert, held_out, forms.to_dict(), mean_mi, train)
+
+
+def bounds_from_runs(masks, predictions, labels, *, miller_madow: bool = False, certify: bool = False,
+                     delta: float | None = None, indices=None, sampling: Sampling | str = Sampling.FRESH,
+                     pool_size: int | None = None, method: C.ConfidenceSet | str = C.ConfidenceSet.CELLS,
+                     details: Mapping[str, Any] | None = None) -> CMIResult:
+    """Every plug-in CMI bound estimate (:func:`genbounds.estimators.supersample.runs.bounds_from_runs`), and with
+    ``certify=True`` the certified bound and its held-out baseline (:func:`certify_runs`, needs ``delta`` and
+    the supersamples' ``indices``) in ``result.certified``."""
+    res = plugin_bounds_from_runs(masks, predictions, labels, miller_madow=miller_madow)
+    if not certify:
+        return res
+    if delta is None:
+        raise ValueError("argument 'delta' is needed with certify=True (the certificate's confidence budget)")
+    if indices is None:
+        raise ValueError("argument 'indices' ([k1, n, 2] example ids) is needed with certify=True: the certificate "
+                         "needs supersamples that reuse no example (or a declared pool)")
+    cert = certify_runs(masks, predictions, labels, indices, delta=delta, sampling=sampling, pool_size=pool_size,
+                        method=method, details=details)
+    return dataclasses.replace(res, certified=cert)
+
