@@ -26,6 +26,7 @@ from .bounds import (
 from .estimators.devices import initialize_distributed, is_main_process
 from .experiments.benchmarks.suite import run_bench
 from .experiments.cmi_runner import CMIConfig, bounds_from_npz, run_cmi
+from .experiments.compress_runner import CompressConfig, compress_text, run_compress
 from .experiments.config import add_flags, digits, from_args, nonneg_int, positive_int
 from .experiments.langevin_runner import LangevinConfig, run_langevin_experiment
 from .experiments.pac_bayes_runner import QUICKSTART, PacBayesConfig, run_pac_bayes
@@ -138,6 +139,13 @@ def _run_langevin(args: argparse.Namespace) -> str:
     out = Path(args.out or f"results/langevin-{cfg.dataset}")
     record = run_langevin_experiment(cfg, out, progress=not args.no_progress, log=_log_to_stderr)
     return langevin_text(record, cfg.k1, cfg.algorithm, out, args.format)
+
+
+def _run_compress(args: argparse.Namespace) -> str:
+    cfg = from_args(CompressConfig(), args)
+    out = Path(args.out or f"results/compress-{cfg.dataset}")
+    record = run_compress(cfg, out, progress=not args.no_progress, log=_log_to_stderr)
+    return json.dumps(record, indent=2) if args.format == "json" else compress_text(record, out)
 
 
 def _run_reproduce(args: argparse.Namespace) -> str:
@@ -285,6 +293,21 @@ def _add_experiment_parsers(commands) -> None:
     p.set_defaults(func=_run_langevin)
 
 
+def _add_compress_parser(commands) -> None:
+    p = commands.add_parser(
+        "compress", help="compression bound: train a network in a random subspace, quantise it, certify it",
+        description="Lotfi et al. 2022: theta = theta_0 + P w with a seeded random projection P, w trained, quantised "
+        "to a learned codebook and arithmetic-coded; the quantised network is certified with the kl-inverse (or "
+        "Catoni) bound, KL = description length x ln 2, every setting of the declared grid (--d x --levels x "
+        "--settings-looked-at) paid for in bits. Checkpoints in OUT/checkpoints/: re-running the same command resumes.")
+    _add_run_flags(p, "results/compress-<dataset>/")
+    for section, title in (("data", "data"), ("model", "network"), ("start", "theta_0"), ("subspace", "subspace"),
+                           ("quantize", "quantisation"), ("certificate", "certificate"), (None, "seed")):
+        keys = [s.key for s in CompressConfig.settings() if s.section == section]
+        add_flags(p.add_argument_group(title) if section else p, CompressConfig(), keys=keys)
+    p.set_defaults(func=_run_compress)
+
+
 def _add_record_parsers(commands) -> None:
     p = commands.add_parser(
         "reproduce", help="run a paper's protocol by name (--list shows them)",
@@ -341,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_bound_parsers(commands)
     _add_experiment_parsers(commands)
+    _add_compress_parser(commands)
     _add_record_parsers(commands)
     _add_bench_parser(commands)
     return parser
