@@ -12,7 +12,7 @@ recorded along training trajectories, ``[k_outer, k_inner, T]``.
 0.1618
 """
 
-from . import cmi, iterative
+from . import cmi, cmi_certified, iterative
 from .certificate import (
     EXCESS_BOUNDS,
     HELDOUT,
@@ -175,6 +175,7 @@ __all__ = [
     "to_float64",
     # CMI bounds (from per-pair mutual informations)
     "cmi",
+    "cmi_certified",
     "binary_kl",
     "fast_rate",
     "fast_rate_closed_form",

@@ -94,7 +94,7 @@ class Certified(StrEnum):
 
 #: Bound names of certificates on a training algorithm's expected risk
 #: (:mod:`genbounds.estimators.supersample.certified`).
-ALGORITHM_BOUNDS = ("cmi_certified", "held_out_mean")
+ALGORITHM_BOUNDS = ("cmi_certified", "cmi_certified_interpolating", "held_out_mean")
 
 
 @dataclass(frozen=True)

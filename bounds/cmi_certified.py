@@ -14,7 +14,7 @@ The certificate is built in three steps, each a probability statement whose fail
 named part of delta:
 
 1. **Per-pair upper bounds** (:func:`pair_mi_upper`). For every pair and both values of U_i, a
-   confidence box for the conditional's cells (:func:`cell_intervals`: exact Clopper-Pearson per
+   confidence box for the conditional's cells of each statistic (:func:`cell_intervals`: exact Clopper-Pearson per
    cell with a Bonferroni split over the cells, or the method-of-types KL ball, relaxed to the box
    of its one-cell projections); a union bound over the 2n conditionals of each supersample. Then the maximum of JS
    over the product of the two boxes (intersected with the simplex) is computed *exactly*
@@ -223,8 +223,12 @@ def pair_mi_upper(counts, delta: float, method: ConfidenceSet | str = Confidence
         method: the confidence set (:class:`ConfidenceSet`).
         statistics: names of :data:`STATISTICS` to bound.
     Returns:
-        ``{statistic: [..., n]}``: for each supersample, with probability >= 1 - delta, for all its pairs at
-        once, the true :math:`I^{z}(g(F_i); U_i)` is at most the value. Identical count rows are bounded once.
+        ``{statistic: [..., n]}``: for each supersample and each statistic, with probability >= 1 - delta, for
+        all its pairs at once, the true :math:`I^{z}(g(F_i); U_i)` is at most the value. Each statistic's box is
+        built on its own alphabet from its own counts (a single loss: 2 cells, the loss difference: 3, the
+        loss pair: 4), each a separate statement at ``delta``: the means that use them
+        (:func:`mean_mi_upper`) are separate statements too, so no union over statistics is needed.
+        Identical count rows are bounded once.
     """
     counts = np.asarray(counts)
     if counts.ndim < 3 or counts.shape[-2:] != (2, 4):
@@ -233,18 +237,17 @@ def pair_mi_upper(counts, delta: float, method: ConfidenceSet | str = Confidence
     check_delta("delta", delta)
     lead = counts.shape[:-2]
     n = counts.shape[-3]
-    flat = counts.reshape(-1, 8)
-    rows, inv = np.unique(flat, axis=0, return_inverse=True)
-    inv = inv.ravel()
     per = divide_down(delta, 2 * n)
-    lo, hi = cell_intervals(rows.reshape(-1, 2, 4), per, method)
     out = {}
     for name in statistics:
-        code = STATISTICS[name]
+        # The statistic's own counts (its cells are unions of loss-pair cells): a box on its own alphabet.
+        own = np.rint(_pushforward(counts.astype(np.float64), STATISTICS[name])).astype(np.int64)
+        A = own.shape[-1]
+        rows, inv = np.unique(own.reshape(-1, 2 * A), axis=0, return_inverse=True)
+        lo, hi = cell_intervals(rows.reshape(-1, 2, A), per, method)
         vals = np.concatenate([max_js_box(lo[s:s + chunk, 0], hi[s:s + chunk, 0], lo[s:s + chunk, 1],
-                                          hi[s:s + chunk, 1], code)
-                               for s in range(0, rows.shape[0], chunk)])
-        out[name] = vals[inv].reshape(lead)
+                                          hi[s:s + chunk, 1]) for s in range(0, rows.shape[0], chunk)])
+        out[name] = vals[inv.ravel()].reshape(lead)
     return out
 
 

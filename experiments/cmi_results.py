@@ -22,7 +22,7 @@ from ..bounds import Certificate
 from ..bounds._array import check_choice
 from ..estimators.iterative.trajectories import Checkpoint, IterativeBound, SGDBound
 from ..estimators.snn import FamilyName, PriorKind
-from ..estimators.supersample import CMIResult
+from ..estimators.supersample import CertifiedCMI, CMIResult
 from ..estimators.supersample.runs import CMIBound, LooSummary, SupersampleSummary
 from .config import Arch, MaskPrior
 from .results import CMIRunResult, PacBayesResult
@@ -157,8 +157,10 @@ def cmi_summary(data: Any) -> SupersampleSummary | LooSummary:
 def cmi_run_result(data: Mapping[str, Any]) -> CMIRunResult:
     """One n of a CMI record (inverse of :meth:`CMIRunResult.to_dict`)."""
     bounds = record_object(data["bounds"], "bounds")
+    certified = data.get("certified")
     result = CMIResult({name: cmi_bound(record_object(b, name)) for name, b in bounds.items()},
-                       cmi_summary(data["summary"]))
+                       cmi_summary(data["summary"]),
+                       None if certified is None else CertifiedCMI.from_dict(record_object(certified, "certified")))
     return CMIRunResult(n=data["n"], result=result, runs_trained=data["runs_trained"], seconds=data["seconds"])
 
 

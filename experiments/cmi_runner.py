@@ -19,12 +19,13 @@ independent of the data), so averaging over draws of (Z, R) estimates them witho
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -35,13 +36,15 @@ from ..estimators import supersample as S
 from ..estimators.data import BINARY_CLASSES, Dataset, binary_task
 from ..estimators.devices import broadcast_from_main, is_main_process
 from ..estimators.progress import Progress
+from ..estimators.supersample import Sampling
+from ..estimators.supersample.certified import TARGET as CERTIFIED_TARGET
 from .config import OPTIMIZERS, CMIArch, OptimizerName, RunConfig, make_optimizer, setting
 from .records import new_record, write_atomic, write_json_atomic, write_record
 from .report import format_number
 from .results import CMIRunResult
 
 __all__ = ["CMIConfig", "Design", "run_cmi", "environment", "design_stage", "train_stage", "bounds_stage",
-           "task_net", "bounds_from_npz"]
+           "task_net", "bounds_from_npz", "certify_plan_lines", "check_fresh_capacity"]
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,10 @@ class CMIConfig(RunConfig):
                             choices=[a.value for a in CMIArch])
     widths: tuple[int, ...] = setting((128,), "MLP hidden widths")
     n: tuple[int, ...] = setting((5, 10, 20, 30, 40, 50), "training-set sizes n (one experiment each)")
-    k1: int = setting(5, "supersample draws per n")
-    k2: int = setting(30, "masks per supersample draw (not used with --loo)")
+    k1: int | None = setting(None, "supersample draws per n", default_text="5; with --certify the smallest design "
+                             "whose best case reaches --target-width")
+    k2: int | None = setting(None, "masks per supersample draw (not used with --loo)",
+                             default_text="30; with --certify as for --k1")
     epochs: int = setting(200, "training epochs of every run")
     batch: int = setting(128, "minibatch size of every run")
     lr: float = setting(1e-2, "learning rate of every run")
@@ -70,10 +75,28 @@ class CMIConfig(RunConfig):
     miller_madow: bool = setting(False, "bias-correct the plug-in MIs (Miller-Madow)")
     loo: bool = setting(False, "leave-one-out CMI: n+1 points per draw, all n+1 held-out runs trained (k2 is not "
                         "used)")
+    certify: bool = setting(False, "certify the expected risk of the algorithm at each n: confidence bounds over the "
+                            "finite runs (not plug-in estimates), with the held-out baseline beside")
+    delta: float = setting(0.05, "with --certify: the certificate's confidence budget (the held-out baseline is a "
+                           "separate statement at the same delta)")
+    sampling: Sampling = setting(Sampling.FRESH, "with --certify: 'fresh' = every supersample 2n examples no other "
+                                 "supersample uses; 'pool' = drawn with replacement from the pool (certifies the risk "
+                                 "under the pool's uniform distribution)", choices=[x.value for x in Sampling])
+    target_width: float = setting(0.2, "with --certify: the best-case value (no errors, no information) the default "
+                                  "design aims at, and the printed run count is for")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch", check_choice("arch", self.arch, CMIArch))
         object.__setattr__(self, "optimizer", check_choice("optimizer", self.optimizer, OptimizerName))
+        object.__setattr__(self, "sampling", check_choice("sampling", self.sampling, Sampling))
+        if self.certify:
+            self._validate([(0.0 < self.delta < 1.0, "delta", "in (0, 1)"),
+                            (0.0 < self.target_width <= 1.0, "target_width", "in (0, 1]"),
+                            (not self.loo, "loo", "off with --certify (the certificate uses supersample masks)")])
+        if self.k1 is None or self.k2 is None:
+            plan = _certify_plan(max(self.n), self.delta, self.target_width) if self.certify and self.n else None
+            object.__setattr__(self, "k1", self.k1 if self.k1 is not None else plan.k1 if plan else 5)
+            object.__setattr__(self, "k2", self.k2 if self.k2 is not None else plan.k2 if plan else 30)
         checks = [
             (self.dataset in ("synthetic", *BINARY_CLASSES), "dataset", "synthetic, digits, mnist-5k, mnist "
              "or fashion-mnist"),
@@ -83,6 +106,31 @@ class CMIConfig(RunConfig):
             (self.epochs >= 1, "epochs", ">= 1"),
         ]
         self._validate(checks)
+
+    def flag_defaults(self) -> dict[str, Any]:
+        """The flags' defaults: k1 and k2 unset (None), so that --certify sizes its own design."""
+        return {**super().flag_defaults(), "k1": None, "k2": None}
+
+    def flat_items(self) -> dict[str, Any]:
+        """Every setting by flat name; without --certify, the certificate's settings only when changed, so that
+        the records and digests of uncertified experiments are the bytes they were."""
+        items = super().flat_items()
+        if not self.certify:
+            for key in _CERTIFY_KEYS:
+                if items[key] == _CERTIFY_DEFAULTS[key]:
+                    del items[key]
+        return items
+
+
+#: The settings of --certify, and their defaults.
+_CERTIFY_KEYS = ("certify", "delta", "sampling", "target_width")
+_CERTIFY_DEFAULTS = {"certify": False, "delta": 0.05, "sampling": Sampling.FRESH, "target_width": 0.2}
+
+
+@functools.lru_cache(maxsize=32)
+def _certify_plan(n: int, delta: float, target: float) -> S.RunsNeeded:
+    """The default design of a certified experiment (:func:`genbounds.estimators.supersample.runs_needed`)."""
+    return S.runs_needed(n, delta, target)
 
 
 def task_net(cfg: CMIConfig, pool):
@@ -132,13 +180,38 @@ def design_stage(cfg: CMIConfig, pool: Dataset, n: int, draw: int) -> Design:
         idx, labels = S.loo_runs(u), py
         keys = np.repeat(np.asarray(jax.random.fold_in(kd, 2))[None], idx.shape[0], axis=0)
     else:
-        full = S.draw_supersample(jax.random.fold_in(kd, 0), pool, n_max)
+        full = _certified_supersample(cfg, pool, n_max, draw) if cfg.certify else \
+            S.draw_supersample(jax.random.fold_in(kd, 0), pool, n_max)
         sup = S.Supersample(full.x[:n], full.y[:n], full.indices[:n])
         u = S.draw_masks(jax.random.fold_in(kd, 1), cfg.k2, n_max)[:, :n]
         px, py, idx = S.supersample_runs(sup, u)
         labels, indices = sup.y, sup.indices
         keys = jax.random.split(jax.random.fold_in(kd, 2), idx.shape[0])
     return Design(px, py, idx, u, labels, indices, keys)
+
+
+def _certified_supersample(cfg: CMIConfig, pool: Dataset, n_max: int, draw: int) -> S.Supersample:
+    """Supersample ``draw`` of a certified experiment: with ``fresh`` sampling block ``draw`` of 2 max(n) examples
+    of one seeded permutation of the pool (no example in two supersamples); with ``pool`` sampling 2 max(n)
+    examples drawn with replacement, independently for every draw."""
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), draw), 3)
+    if cfg.sampling is Sampling.FRESH:
+        check_fresh_capacity(cfg, len(pool))
+        perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(cfg.seed), len(pool)))
+        idx = perm[draw * 2 * n_max:(draw + 1) * 2 * n_max].reshape(n_max, 2)
+    else:
+        idx = np.asarray(jax.random.choice(key, len(pool), (2 * n_max,), replace=True)).reshape(n_max, 2)
+    return S.Supersample(pool.x[idx], pool.y[idx], idx)
+
+
+def check_fresh_capacity(cfg: CMIConfig, pool_size: int) -> None:
+    """Refuse a certified design with fresh supersamples that needs more examples than the pool has."""
+    need = cfg.k1 * 2 * max(cfg.n)
+    if need > pool_size:
+        raise ValueError(f"argument 'k1': {cfg.k1} fresh supersamples of 2 x {max(cfg.n)} examples need {need} "
+                         f"examples, the pool has {pool_size}: use k1 <= {pool_size // (2 * max(cfg.n))}, or "
+                         "--sampling pool (draws with replacement; certifies the risk under the pool's uniform "
+                         "distribution)")
 
 
 def train_stage(net: nets.Net, train_cfg: S.TrainConfig, design: Design, chunk: int, files: Callable[[int, int], Path],
@@ -168,14 +241,20 @@ def train_stage(net: nets.Net, train_cfg: S.TrainConfig, design: Design, chunk: 
 
 
 def bounds_stage(cfg: CMIConfig, u: np.ndarray, preds: np.ndarray, labels: np.ndarray, out: Path,
-                 n: int) -> S.CMIResult:
+                 n: int, indices: np.ndarray | None = None, pool_size: int | None = None) -> S.CMIResult:
     """Stage 3: save the run set of size n (``OUT/runs_n<n>.npz``, readable by ``genbounds bound
-    cmi``) and estimate every bound from it."""
+    cmi``) and estimate every bound from it; with ``certify`` also the certificate and its held-out baseline
+    (``indices``: the supersamples' example ids, ``pool_size``: the pool's size)."""
     if cfg.loo:
         _save_npz(out / f"runs_n{n}.npz", held_out=u, predictions=preds, labels=labels)
         return S.loo_bounds_from_runs(u, S.loo_losses(preds, labels))
-    _save_npz(out / f"runs_n{n}.npz", masks=u, predictions=preds, labels=labels)
-    return S.bounds_from_runs(u, preds, labels, miller_madow=cfg.miller_madow)
+    if not cfg.certify:
+        _save_npz(out / f"runs_n{n}.npz", masks=u, predictions=preds, labels=labels)
+        return S.bounds_from_runs(u, preds, labels, miller_madow=cfg.miller_madow)
+    _save_npz(out / f"runs_n{n}.npz", masks=u, predictions=preds, labels=labels, indices=indices)
+    return S.bounds_from_runs(u, preds, labels, miller_madow=cfg.miller_madow, certify=True, delta=cfg.delta,
+                              indices=indices, sampling=cfg.sampling, pool_size=pool_size,
+                              details={"seed": cfg.seed, "epochs": cfg.epochs})
 
 
 def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
@@ -192,13 +271,16 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
     train_cfg = S.TrainConfig(cfg.epochs, cfg.batch, make_optimizer(cfg.optimizer, cfg.lr), S.map_batch_for(cfg.arch))
     log(f"{pool.name}: {len(pool)} examples; {net.name}; n = {list(cfg.n)}; k1 = {cfg.k1}, "
         + ("leave-one-out (n+1 runs per draw)" if cfg.loo else f"k2 = {cfg.k2}"))
+    if cfg.certify:
+        for line in certify_plan_lines(cfg, len(pool)):
+            log(line)
     total = sum(cfg.k1 * (n + 1 if cfg.loo else cfg.k2) for n in cfg.n)
     results, timings = [], {}
     with Progress(total, "runs", unit="run", enabled=progress, leave=True) as bar:
         for n in cfg.n:
             t_n = time.perf_counter()
             trained = 0
-            u_all, preds_all, labels_all = [], [], []
+            u_all, preds_all, labels_all, idx_all = [], [], [], []
             for draw in range(cfg.k1):
                 design = design_stage(cfg, pool, n, draw)
                 preds, k = train_stage(
@@ -208,7 +290,9 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
                 u_all.append(design.u)
                 preds_all.append(preds)
                 labels_all.append(design.labels)
-            res = bounds_stage(cfg, np.stack(u_all), np.stack(preds_all), np.stack(labels_all), out, n)
+                idx_all.append(design.indices)
+            res = bounds_stage(cfg, np.stack(u_all), np.stack(preds_all), np.stack(labels_all), out, n,
+                               np.stack(idx_all), len(pool))
             seconds = time.perf_counter() - t_n
             timings[f"n{n}_s"] = seconds
             results.append(CMIRunResult(n, res, trained, seconds))
@@ -216,12 +300,37 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
             log(f"n = {n}: train {res.summary.train_error:.4f}, test {res.summary.test_error:.4f}, "
                 f"{name} bound estimate {format_number(res[name].value, 4, upper=True)} "
                 f"({trained} runs trained, {seconds:.0f} s)")
+            if res.certified is not None:
+                c, h = res.certified.certificate, res.certified.held_out
+                log(f"n = {n}: certificate of the {CERTIFIED_TARGET} (w.p. >= 1 - {c.delta!r}): "
+                    f"{format_number(c.value, 4, upper=True)} ({c.details['form']}); held-out baseline "
+                    f"{format_number(h.value, 4, upper=True)}; plug-in {c.details['form']} estimate "
+                    f"{format_number(res[c.details['form']].value, 4, upper=True)}; measured test error "
+                    f"{res.summary.test_error:.4f}")
     timings["total_s"] = time.perf_counter() - t_start
     record = new_record("cmi", cfg.to_dict(), cfg.seed, [r.to_dict() for r in results], timings)
     record["environment"] = environment(net)
     if is_main_process():
         write_record(out / "record.json", record)
     return record
+
+
+def certify_plan_lines(cfg: CMIConfig, pool_size: int) -> list[str]:
+    """What a certified experiment needs, said before it starts: per n, the best case of this design and the
+    design whose best case reaches ``target_width``; refuses (ValueError) a design that is vacuous in any case or
+    that needs more fresh examples than the pool has."""
+    if cfg.sampling is Sampling.FRESH:
+        check_fresh_capacity(cfg, pool_size)
+    lines = [f"certify: delta = {cfg.delta!r}; the certificate bounds the {CERTIFIED_TARGET} "
+             f"({'fresh supersamples' if cfg.sampling is Sampling.FRESH else 'draws with replacement from the pool'}"
+             f"); {cfg.k1} supersamples x {cfg.k2} masks = {cfg.k1 * cfg.k2} runs per n"]
+    for n in cfg.n:
+        _, floor = S.require_nonvacuous_design(n, cfg.k1, cfg.k2, cfg.delta)
+        need = _certify_plan(n, cfg.delta, cfg.target_width)
+        lines.append(f"  n = {n}: best case of this design (no errors, no information) "
+                     f"{format_number(floor, 4, upper=True)}; a best case <= {cfg.target_width:g} needs about "
+                     f"k1 = {need.k1} x k2 = {need.k2} = {need.runs} runs")
+    return lines
 
 
 def environment(net: nets.Net) -> dict:

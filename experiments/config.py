@@ -183,6 +183,11 @@ class RunConfig:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         return getattr(getattr(self, s.section), s.field.name)
 
+    def flag_defaults(self) -> dict[str, Any]:
+        """The default of every setting's flag (:func:`add_flags`): every setting by flat name, as it is here
+        (a config may leave settings out of :meth:`flat_items`, or mark some as unset, None, for its flags)."""
+        return RunConfig.flat_items(self)
+
     def flat_items(self) -> dict[str, Any]:
         """Every setting by flat name, values as they are (tuples, enums)."""
         return {s.key: getattr(self if s.section is None else getattr(self, s.section), s.field.name)
@@ -277,7 +282,7 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default
     """One flag per setting of ``defaults``' class (only ``keys`` when given), each with its help
     and ``defaults``' value as its default."""
     wanted = None if keys is None else set(keys)
-    values = defaults.flat_items()
+    values = defaults.flag_defaults()
     for s in type(defaults).settings():
         if wanted is None or s.key in wanted:
             if "help" not in s.field.metadata:

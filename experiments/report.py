@@ -42,7 +42,7 @@ from .results import CMIRunResult, MaskComparison, PacBayesRecord, PacBayesResul
 __all__ = ["Column", "format_number", "render", "render_sections", "FORMATS", "REPORT_COLUMNS", "REPORT_NOTE",
            "GROUP_NOTE", "SOURCE", "REPORT_FIELDS", "REPORT_WIDTH", "RowFilter", "row_filter", "select_rows",
            "source_names", "report_table", "rows_from_record", "report_rows", "group_rows", "summary_rows",
-           "summary_columns", "cmi_rows", "cmi_columns", "shown_bounds"]
+           "summary_columns", "cmi_rows", "cmi_columns", "shown_bounds", "cmi_certified_rows", "cmi_certified_columns"]
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")
 
@@ -347,6 +347,19 @@ def _cmi_rows(rec: CMIRecord, r: CMIRunResult) -> list[dict]:
                      "n": _count(r.n, "n"), "emp_risk": _num(s.train_error, "train_error"),
                      "test_error": _num(s.test_error, "test_error"), "complexity": _num(mi, "mean_mi"),
                      "certificate": _num(b.value, "value"), "vacuous": b.vacuous, "kind": b.kind})
+    cert = r.result.certified
+    if cert is not None:                        # a certified experiment: its certificate and held-out baseline
+        target = cert.certificate.details["target"]
+        entries = [(f"certified CMI, {cert.certificate.details['form']} ({target})", cert.certificate),
+                   (f"held-out mean, baseline ({target})", cert.held_out)]
+        if cert.interpolating is not None:
+            entries.insert(1, (f"certified CMI, interpolating ({target})", cert.interpolating))
+        for label, c in entries:
+            rows.append({"dataset": rec.dataset, "model": rec.arch, "prior": "-", "bound": label,
+                         "n": _count(r.n, "n"), "emp_risk": _num(s.train_error, "train_error"),
+                         "test_error": _num(s.test_error, "test_error"), "complexity": c.kl / c.n_bound,
+                         "certificate": c.value, "vacuous": c.vacuous,
+                         "kind": c.details.get("kind", _certificate_kind(c))})
     return rows
 
 
@@ -636,3 +649,29 @@ def cmi_columns(record: CMIRecord) -> list[Column]:
     cols = [Column("n", "n"), Column("train_error", "train err"), Column("test_error", "test err"),
             Column("gap", "gap")]
     return cols + [Column(name, name, upper=True) for name in shown_bounds(record)]
+
+
+def cmi_certified_rows(record: CMIRecord) -> list[dict]:
+    """One row per certified n of a CMI record: the certificate (and the interpolating one, when every run
+    interpolated), the plug-in estimate of the same form, the held-out baseline and the measured test error."""
+    rows = []
+    for r in record.results:
+        cert = r.result.certified
+        if cert is None:
+            continue
+        c = cert.certificate
+        rows.append({"n": r.n, "runs": c.details["runs"], "k1": c.details["k1"], "k2": c.details["k2"],
+                     "form": c.details["form"], "certificate": c.value,
+                     "interpolating": None if cert.interpolating is None else cert.interpolating.value,
+                     "estimate": r.result[c.details["form"]].value, "held_out": cert.held_out.value,
+                     "test_error": r.result.summary.test_error, "seconds": r.seconds})
+    return rows
+
+
+def cmi_certified_columns() -> list[Column]:
+    """Columns of :func:`cmi_certified_rows`."""
+    return [Column("n", "n"), Column("runs", "runs"), Column("k1", "k1"), Column("k2", "k2"), Column("form", "form"),
+            Column("certificate", "certificate", upper=True),
+            Column("interpolating", "interp. (if always 0 train err)", upper=True),
+            Column("estimate", "plug-in estimate", upper=True), Column("held_out", "held-out cert.", upper=True),
+            Column("test_error", "test err"), Column("seconds", "seconds", digits=0)]

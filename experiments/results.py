@@ -307,6 +307,9 @@ class CMIRunResult:
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "summary": self.result.summary.to_dict(),
-                "bounds": {k: b.to_dict() for k, b in self.result.bounds.items()},
-                "runs_trained": self.runs_trained, "seconds": self.seconds}
+        out = {"n": self.n, "summary": self.result.summary.to_dict(),
+               "bounds": {k: b.to_dict() for k, b in self.result.bounds.items()},
+               "runs_trained": self.runs_trained, "seconds": self.seconds}
+        if self.result.certified is not None:           # a certified experiment (--certify)
+            out["certified"] = self.result.certified.to_dict()
+        return out

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..bounds import Certificate, format_delta, format_upper, union_minimum
 from ..estimators.supersample import CMIResult
+from ..estimators.supersample.certified import TARGET as CERTIFIED_TARGET
 from .cmi_results import CMIRecord, LangevinRecord
 from .pac_bayes_runner import PacBayesConfig
 from .recipes import recipe_table
@@ -19,6 +20,8 @@ from .report import (
     REPORT_NOTE,
     Column,
     RowFilter,
+    cmi_certified_columns,
+    cmi_certified_rows,
     cmi_columns,
     cmi_rows,
     format_number,
@@ -195,8 +198,18 @@ def cmi_text(record: dict, out: Path, fmt: str) -> str:
     """``genbounds cmi``: one row per n, measured errors and the shown bound estimates (the record
     read once into its typed form, :class:`.cmi_results.CMIRecord`)."""
     rec = CMIRecord.from_dict(record)
-    return estimates_text(render(cmi_columns(rec), cmi_rows(rec), fmt), fmt,
+    text = estimates_text(render(cmi_columns(rec), cmi_rows(rec), fmt), fmt,
                           "bounds on E[test error] from plug-in MIs", out, rec.seconds)
+    certified = cmi_certified_rows(rec)
+    if not certified or fmt != "table":
+        return text
+    return "\n".join([text, "", render(cmi_certified_columns(), certified, fmt), "", CMI_CERTIFIED_NOTE])
+
+
+#: Printed under the certified rows of ``genbounds cmi --certify``.
+CMI_CERTIFIED_NOTE = (f"CERTIFICATES of the {CERTIFIED_TARGET} (each w.p. >= 1 - delta, delta in the record): the "
+                      "CMI certificate, and beside it the held-out baseline (a separate statement); the interpolating "
+                      "column holds only if the algorithm always reaches training error 0")
 
 
 def langevin_text(record: dict, k1: int, algorithm: str, out: Path, fmt: str) -> str:

@@ -221,6 +221,9 @@ def test_certificate_is_a_certificate_and_never_below_the_plugin():
     assert res.mean_mi["loss_pair"].value >= plug.summary.mean_mi["loss_pair"]
     assert cert.value == min(res.forms["fast_rate"], res.forms["binary_kl"])     # interpolating: reported only
     assert res.forms["interpolating"] is not None
+    interp = res.interpolating
+    assert interp.value == res.forms["interpolating"] and interp.details["kind"] == E.INTERPOLATING_KIND
+    assert interp.certifies is Certified.ALGORITHM
     assert Certificate.from_dict(cert.to_dict()) == cert
     # The held-out baseline certifies the same target with its own delta.
     assert res.held_out.value >= plug.summary.test_error
@@ -238,7 +241,7 @@ def test_certificate_covers_the_true_expected_risk():
 def test_interpolating_needs_zero_training_error():
     masks, preds, labels, idx = _sim_runs(train_err=0.01)
     res = E.certify_runs(masks, preds, labels, idx, delta=0.05)
-    assert res.forms["interpolating"] is None
+    assert res.forms["interpolating"] is None and res.interpolating is None
     assert res.certificate.details["form"] != "interpolating"
 
 

@@ -17,6 +17,7 @@ from .certified import (
     bounds_from_runs,
     certified_floor,
     certify_runs,
+    require_nonvacuous_design,
     runs_needed,
 )
 from .design import (
@@ -82,6 +83,7 @@ __all__ = [
     "Sampling",
     "certified_floor",
     "certify_runs",
+    "require_nonvacuous_design",
     "runs_needed",
     "check_loo_runs",
     "check_supersample_runs",

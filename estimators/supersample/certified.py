@@ -39,11 +39,15 @@ from .runs import bounds_from_runs as plugin_bounds_from_runs
 
 __all__ = ["Sampling", "CertifiedCMI", "certify_runs", "bounds_from_runs", "certified_floor", "runs_needed",
            "RunsNeeded", "require_nonvacuous_design", "loss_pair_counts", "CMI_BOUND", "HELD_OUT_MEAN", "TARGET",
+           "CMI_INTERPOLATING", "INTERPOLATING_KIND",
            "PAIR_SLACKS"]
 
 #: The certificate ``bound`` names: the certified CMI bound, and the held-out baseline of the same target.
 CMI_BOUND = "cmi_certified"
 HELD_OUT_MEAN = "held_out_mean"
+#: The interpolating form's certificate, conditional on an assumption (:data:`INTERPOLATING_KIND`).
+CMI_INTERPOLATING = "cmi_certified_interpolating"
+INTERPOLATING_KIND = "certificate if the algorithm always reaches training error 0"
 #: What both certificates bound.
 TARGET = "expected risk of the algorithm at n"
 #: The per-supersample failure levels of the pair boxes the design may use (chosen from the design alone,
@@ -192,6 +196,8 @@ class CertifiedCMI:
             then valid only if the algorithm always interpolates: not part of the certificate).
         mean_mi: the certified mean per-pair MIs (:class:`~genbounds.bounds.cmi_certified.MeanBound`).
         train: the certified mean training error.
+        interpolating: the interpolating form's certificate (``bound`` :data:`CMI_INTERPOLATING`), only when every
+            run had training error 0; its kind says it holds only if the algorithm always interpolates.
     """
 
     certificate: Certificate
@@ -199,11 +205,15 @@ class CertifiedCMI:
     forms: Mapping[str, float | None]
     mean_mi: Mapping[str, C.MeanBound]
     train: C.MeanBound
+    interpolating: Certificate | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "certificate", "target": TARGET, "certificate": self.certificate.to_dict(),
-                "held_out": self.held_out.to_dict(), "forms": dict(self.forms),
-                "mean_mi": {k: v.to_dict() for k, v in self.mean_mi.items()}, "train_error": self.train.to_dict()}
+        out = {"kind": "certificate", "target": TARGET, "certificate": self.certificate.to_dict(),
+               "held_out": self.held_out.to_dict(), "forms": dict(self.forms),
+               "mean_mi": {k: v.to_dict() for k, v in self.mean_mi.items()}, "train_error": self.train.to_dict()}
+        if self.interpolating is not None:
+            out["interpolating"] = self.interpolating.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CertifiedCMI:
@@ -214,7 +224,8 @@ class CertifiedCMI:
         if data.get("kind") != "certificate" or data.get("target") != TARGET:
             raise ValueError(f"a certified CMI entry must have kind 'certificate' and target {TARGET!r}")
         return cls(Certificate.from_dict(data["certificate"]), Certificate.from_dict(data["held_out"]),
-                   dict(data["forms"]), {k: mean(v) for k, v in data["mean_mi"].items()}, mean(data["train_error"]))
+                   dict(data["forms"]), {k: mean(v) for k, v in data["mean_mi"].items()}, mean(data["train_error"]),
+                   None if data.get("interpolating") is None else Certificate.from_dict(data["interpolating"]))
 
     def __str__(self) -> str:
         c, h = self.certificate, self.held_out
@@ -315,7 +326,15 @@ def certify_runs(masks, predictions, labels, indices, *, delta: float, sampling:
                  "method": "mean over the k1 supersamples of the test error on each supersample's unused half (U's "
                            "uniform design weight); kl-Chernoff and empirical Bernstein at delta/2 each, the smaller",
                  "mean_test_error": held.to_dict(), **design})
-    return CertifiedCMI(cert, held_out, forms.to_dict(), mean_mi, train)
+    interp = None
+    if forms.interpolating is not None:
+        interp = Certificate(
+            bound=CMI_INTERPOLATING, value=forms.interpolating, delta=float(delta),
+            delta_parts={"mean_mi_loss_difference": split.parts["mean_mi_loss_difference"]},
+            emp_risk=0.0, kl=n * mean_mi["loss_difference"].value, n_bound=n,
+            details={**info, "kind": INTERPOLATING_KIND, "form": "interpolating",
+                     "observed": f"training error 0 in all {k1 * k2} runs"})
+    return CertifiedCMI(cert, held_out, forms.to_dict(), mean_mi, train, interp)
 
 
 def bounds_from_runs(masks, predictions, labels, *, miller_madow: bool = False, certify: bool = False,
