@@ -232,7 +232,9 @@ def scale_epochs(cfg: Config, factor: float) -> Config:
         return cfg
     names = {PacBayesConfig: ("prior_epochs", "epochs"),
              CompressConfig: ("theta0_epochs", "epochs", "finetune_epochs")}.get(type(cfg), ("epochs",))
-    return cfg.replace(**{k: max(1, round(getattr(cfg, k) * factor)) if getattr(cfg, k) else 0 for k in names})
+    # fine-tuning is optional: 0 epochs stays 0
+    return cfg.replace(**{k: 0 if k == "finetune_epochs" and not getattr(cfg, k) else
+                          max(1, round(getattr(cfg, k) * factor)) for k in names})
 
 
 #: The recipe table's columns: the report's, plus the wall time of the run.

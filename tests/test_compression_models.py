@@ -243,3 +243,17 @@ def test_certify_compressed_flax_model():
     res = certify_compressed(model, variables, data, d=16, levels=5, epochs=5, lr=0.05, progress=False)
     assert res.certificate.n_bound == 300
     assert res.bound_error < 0.3 and res.certificate.value < 1.0
+
+
+def test_lt22_recipes_declare_their_grids_and_theta0():
+    from genbounds.experiments import recipes
+
+    runs = {name: recipes.RECIPES[name].runs[0][1] for name in
+            ("lt22-fashion", "lt22-fashion-transfer", "lt22-fashion-dd", "lt22-digits")}
+    assert [c.theta0 for c in runs.values()] == ["init", "transfer", "data", "init"]
+    assert runs["lt22-fashion"].search() == {"d": 2, "levels": 3, "settings_looked_at": 4}
+    assert search_size(runs["lt22-fashion-dd"].search()) == 36
+    assert runs["lt22-fashion-transfer"].theta0_source == "mnist-5k"
+    quick = recipes.scale_epochs(runs["lt22-fashion"], 0.1)
+    assert (quick.epochs, quick.finetune_epochs) == (2, 1)
+    assert recipes.scale_epochs(runs["lt22-digits"], 0.1).finetune_epochs == 0     # none stays none

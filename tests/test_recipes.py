@@ -18,7 +18,8 @@ TINY = pbm.PacBayesConfig.flat(arch="mlp", prior_dropout=0.0, widths=(16,), prio
 def test_every_recipe_is_a_valid_protocol_with_its_paper_settings():
     assert set(recipes.RECIPES) == {"dr17-fashion-binary", "pbb-fashion-fcn", "pbb-fashion-cnn", "pbb-fashion-cnn-aug",
                                     "role-of-data-digits", "fcmi-fashion", "masks-fashion",
-                                    "matrix-normal-fashion", "dp-prior-fashion"}
+                                    "matrix-normal-fashion", "dp-prior-fashion", "lt22-fashion",
+                                    "lt22-fashion-transfer", "lt22-fashion-dd", "lt22-digits"}
     assert [c.prior.kind for _, c in recipes.RECIPES["dp-prior-fashion"].runs] == ["data", "dp", "init"]
     mn = dict(recipes.RECIPES["matrix-normal-fashion"].runs)
     assert mn["matrix_normal"].replace(family="gaussian") == mn["gaussian"]
