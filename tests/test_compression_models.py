@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from genbounds.bounds.compression import CompressionBound, compression_certificate, description_length
+from genbounds.estimators.compression import certify_compressed, search_size, split_indices
 from genbounds.estimators.compression import quantize as Q
 from genbounds.estimators.compression.subspace import (
     Projection,
@@ -16,6 +18,8 @@ from genbounds.estimators.compression.subspace import (
     factor_pair,
     subspace,
 )
+from genbounds.estimators.data import Dataset
+from genbounds.experiments import recipes
 
 
 @pytest.mark.parametrize("kind", list(ProjectionKind))
@@ -132,10 +136,6 @@ def test_stored_codebook_is_float16():
 
 # ----------------------------------------------------------------------------------------------- certificates
 
-from genbounds.bounds.compression import CompressionBound, compression_certificate, description_length  # noqa: E402
-from genbounds.estimators.compression import certify_compressed, search_size, split_indices  # noqa: E402
-from genbounds.estimators.data import Dataset  # noqa: E402
-
 
 def _blobs(n, seed=0, k=3, dim=4):
     centres = 3.0 * np.random.default_rng(99).normal(size=(k, dim))     # one task; seed draws its examples
@@ -246,8 +246,6 @@ def test_certify_compressed_flax_model():
 
 
 def test_lt22_recipes_declare_their_grids_and_theta0():
-    from genbounds.experiments import recipes
-
     runs = {name: recipes.RECIPES[name].runs[0][1] for name in
             ("lt22-fashion", "lt22-fashion-transfer", "lt22-fashion-dd", "lt22-digits")}
     assert [c.theta0 for c in runs.values()] == ["init", "transfer", "data", "init"]
