@@ -133,7 +133,7 @@ def cell_intervals(counts, delta: float,
     else:
         mm = m[..., :1].astype(np.float64)
         log_types = np.vectorize(lambda k: math.lgamma(k + A) - math.lgamma(k + 1) - math.lgamma(A))(mm)
-        eps = np.vectorize(round_up)((log_types + math.log(1.0 / delta)) / mm)
+        eps = np.vectorize(round_up)((log_types + math.log(1.0 / delta)) / mm * (1 + 1e-12))   # lgamma's error
         q = counts / m
         hi = np.asarray(kl_inv_upper(q, np.broadcast_to(eps, q.shape)))
         lo = np.asarray(kl_inv_lower(q, np.broadcast_to(eps, q.shape)))

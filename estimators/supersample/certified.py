@@ -283,7 +283,10 @@ def certify_runs(masks, predictions, labels, indices, *, delta: float, sampling:
     _check_indices(indices, k1, n, sampling, pool_size)
     ones = masks.sum(axis=1)                                                # [k1, n]
     m_min = int(min(ones.min(), (k2 - ones).min()))
-    slack, floor = require_nonvacuous_design(n, k1, 2 * m_min, delta, method)
+    # The pair slack depends on the design's nominal size (n, k1, k2, delta) only, so that each X'_j is a function
+    # of supersample j alone (i.i.d. over supersamples); the refusal looks at the fewest runs any pair has.
+    require_nonvacuous_design(n, k1, 2 * m_min, delta, method)
+    slack, floor = _pair_slack(n, k1, k2 // 2, float(delta), method)
     loss = (preds != labels[:, None]).astype(np.int64)                      # [k1, k2, n, 2]
     counts = loss_pair_counts(masks, loss)
     up = C.pair_mi_upper(counts, slack, method)                             # {statistic: [k1, n]}
