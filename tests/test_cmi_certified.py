@@ -227,6 +227,7 @@ def test_certificate_is_a_certificate_and_never_below_the_plugin():
     assert Certificate.from_dict(cert.to_dict()) == cert
     # The held-out baseline certifies the same target with its own delta.
     assert res.held_out.value >= plug.summary.test_error
+    assert res.certificate.value >= res.certificate.details["best_case"] == E.certified_floor(3, 100, 400, 0.1)
     assert res.held_out.details["target"] == cert.details["target"]
 
 
@@ -300,3 +301,4 @@ def test_never_below_the_plugin_on_random_designs(seed, antithetic, train_err):
         assert res.mean_mi[name].value >= plug.summary.mean_mi[name]
     assert res.train.value >= plug.summary.train_error
     assert res.held_out.value >= plug.summary.test_error
+    assert res.certificate.value >= res.certificate.details["best_case"] == E.certified_floor(3, 100, 400, 0.1)

@@ -136,9 +136,11 @@ def require_nonvacuous_design(n: int, k1: int, k2: int, delta: float,
 
 def certified_floor(n: int, k1: int, k2: int, delta: float,
                     method: C.ConfidenceSet | str = C.ConfidenceSet.CELLS) -> float:
-    """The smallest value a design of k1 supersamples x k2 masks (k2 // 2 runs per U value) can certify at
-    sample size n: the certificate of runs with no errors at all (MI 0, training error 0). Any run set of
-    this design certifies at least this much; a design whose floor is >= 1 can never be nonvacuous."""
+    """The best case of a design of k1 supersamples x k2 masks (k2 // 2 runs per U value) at sample size n: the
+    value it certifies for runs with no errors at all (every pair's runs in one cell: plug-in MI 0, training
+    error 0, no spread over supersamples). Errors, information or spread only add to the per-pair boxes' JS,
+    the means and the forms, so a design whose best case is >= 1 is refused: it cannot be expected to certify
+    anything."""
     for name, x in (("n", n), ("k1", k1)):
         check_count(name, x)
     check_count("k2", k2, minimum=2)
