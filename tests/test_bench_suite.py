@@ -18,6 +18,7 @@ from genbounds.experiments.benchmarks.suite import (
     Size,
     Status,
     Target,
+    _per_step_cost,
     bench_markdown,
     device_peak,
     diagnose,
@@ -238,3 +239,13 @@ def test_smoke_run_of_the_whole_suite(tmp_path):
         assert item["figures"], name
     assert "| target |" in proc.stdout
     assert seconds < 180, seconds
+
+
+def test_per_step_cost_from_a_compiled_epoch():
+    # XLA counts a loop body once: the epoch's figures are one step's
+    assert _per_step_cost({"flops": 3.2e6, "bytes accessed": 4.6e6}, 3.4e6, 50) == {"flops": 3.2e6,
+                                                                                   "bytes accessed": 4.6e6}
+    # an analysis that multiplies by the trip count is divided back
+    assert _per_step_cost({"flops": 50 * 3.2e6, "bytes accessed": 50 * 4.6e6}, 3.4e6, 50) == {
+        "flops": pytest.approx(3.2e6), "bytes accessed": pytest.approx(4.6e6)}
+    assert _per_step_cost({}, 3.4e6, 50) == {}
