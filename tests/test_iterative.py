@@ -23,8 +23,8 @@ def _sq_loss(w, xb, yb):
 def _run(step, w0, keys, x):
     """Full-batch runs vmapped over keys (and data when x has a leading run axis)."""
     in_x = 0 if x.ndim == 3 else None
-    return jax.vmap(lambda k, xx: L.run_langevin(step, w0, k, xx, jnp.zeros(xx.shape[0]), T),
-                    in_axes=(0, in_x))(keys, x)
+    return jax.jit(jax.vmap(lambda k, xx: L.run_langevin(step, w0, k, xx, jnp.zeros(xx.shape[0]), T),
+                            in_axes=(0, in_x)))(keys, x)         # one compiled program, not one per operation
 
 
 T, ETA = 200, 0.1
@@ -38,10 +38,11 @@ def test_injected_noise_variance_measured_from_the_trajectory():
     x = jax.random.normal(jax.random.PRNGKey(0), (n, d))
     state = step.init(jnp.zeros(d))
     key = jax.random.PRNGKey(1)
+    grad, one_step = jax.jit(jax.grad(lambda w: jnp.mean(_sq_loss(w, x, None)))), jax.jit(step.step)
     for t in range(8):
         w_prev = state.params
-        g = jax.grad(lambda w: jnp.mean(_sq_loss(w, x, None)))(w_prev)
-        state, m = step.step(state, jax.random.fold_in(key, t), x, jnp.zeros(n))
+        g = grad(w_prev)
+        state, m = one_step(state, jax.random.fold_in(key, t), x, jnp.zeros(n))
         nu = np.asarray(state.params - w_prev + m.eta * g, np.float64)
         expected = float(B.langevin_noise_variance(float(m.eta), float(m.beta)))
         # 4000 coordinates: the sample variance is within 5 standard errors (sqrt(2/d) relative)
@@ -114,7 +115,7 @@ def test_haghifam_langevin_cmi_on_the_gaussian_pair_toy():
         x = np.stack([np.concatenate([shared, (z2 if ui else z1)[None]]) for ui in u])
         y = np.broadcast_to(u[:, None], (runs, n)).astype(np.float64)
         keys = jax.random.split(jax.random.PRNGKey(3), runs)
-        _, metrics = jax.vmap(lambda k, xx, yy: L.run_langevin(step, jnp.zeros(d), k, xx, yy, T))(
+        _, metrics = jax.jit(jax.vmap(lambda k, xx, yy: L.run_langevin(step, jnp.zeros(d), k, xx, yy, T)))(
             keys, jnp.asarray(x), jnp.asarray(y))
         xi_sq, dot = (np.asarray(a) for a in metrics.stats)
     llr = B.hypothesis_llr(beta, ETA, n, xi_sq, dot)
@@ -236,9 +237,10 @@ def test_sgd_statistics_on_the_quadratic_toy():
     def quad(w, x, y):
         return 0.5 * jnp.sum((w[None] - x) ** 2, axis=1)
 
-    st = I.sgd_population(lambda k: jnp.zeros(d), quad, quad, (train, zeros(n)), (held, zeros(2000)),
-                          (test, zeros(500)), jax.random.split(jax.random.PRNGKey(0), runs), eta=lambda t: 0.1,
-                          sigmas=sigmas, steps=steps, batch=b, mc=16)
+    population = jax.jit(lambda keys: I.sgd_population(      # one compiled program, not one per operation
+        lambda k: jnp.zeros(d), quad, quad, (train, zeros(n)), (held, zeros(2000)), (test, zeros(500)), keys,
+        eta=lambda t: 0.1, sigmas=sigmas, steps=steps, batch=b, mc=16))
+    st = population(jax.random.split(jax.random.PRNGKey(0), runs))
     sens = np.asarray(st.sensitivity).mean(axis=0)                    # [T, G]
     t = np.arange(steps)[:, None]
     expected = d * t * np.asarray(sigmas)[None] ** 2
