@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from genbounds.cli import main
 from genbounds.experiments.benchmarks.suite import (
     ITEMS,
     PEAKS,
@@ -24,6 +25,7 @@ from genbounds.experiments.benchmarks.suite import (
     diagnose,
     peak_fractions,
     run_suite,
+    subprocess_runner,
 )
 
 
@@ -249,3 +251,25 @@ def test_per_step_cost_from_a_compiled_epoch():
     assert _per_step_cost({"flops": 50 * 3.2e6, "bytes accessed": 50 * 4.6e6}, 3.4e6, 50) == {
         "flops": pytest.approx(3.2e6), "bytes accessed": pytest.approx(4.6e6)}
     assert _per_step_cost({}, 3.4e6, 50) == {}
+
+
+def test_an_item_past_its_limit_is_stopped_and_a_failing_one_says_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    quick = next(i for i in ITEMS if i.name == "quickstart")
+    t0 = time.monotonic()
+    r = subprocess_runner(tmp_path)(quick, Size.FULL, 2.0)
+    assert r.status == Status.TIMED_OUT and time.monotonic() - t0 < 10
+    assert "ran past its limit of 2 s" in r.reason
+    pbb = next(i for i in ITEMS if i.name == "pbb_fashion_fcn")
+    r = subprocess_runner(tmp_path, data_dir=str(tmp_path / "no-such-folder"))(pbb, Size.FULL, 60.0)
+    assert r.status == Status.FAILED and "no-such-folder" in r.reason and "exit status 1" in r.reason
+    assert r.environment["backend"] == "cpu"                  # written before the item started
+
+
+def test_the_command_line_refuses_bad_input_in_one_line(tmp_path, capsys):
+    assert main(["bench", "--budget-s", "0", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "genbounds: error: argument '--budget-s' must be > 0, got 0.0"
+    (tmp_path / "bench.json").write_text(json.dumps({"size": "smoke", "items": {}}))
+    assert main(["bench", "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a bench at smoke sizes" in err[0] and "--force" in err[0]
