@@ -506,10 +506,10 @@ def cmi_population(ctx: Context) -> None:
     spec = CMI[ctx.size]
     data_dir = ctx.data_dir if ctx.size is Size.FULL else None
     projected_steady = projected_compile = 0.0
-    last_per_step = 0.0
+    last_per_step = last_compile = 0.0
     for n in spec.n:
         steps = spec.epochs * steps_per_epoch(n, 128)
-        if not ctx.fits(f"n = {n}", last_per_step * steps * 1.2):
+        if not ctx.fits(f"n = {n}", last_per_step * steps * 1.2 + last_compile):
             return
         cfg = CMIConfig(dataset=spec.dataset, data_dir=data_dir, classes=spec.classes, arch=CMIArch.CNN, n=(n,),
                         k1=1, k2=spec.k2, epochs=spec.epochs, batch=128, lr=1e-3, optimizer=OptimizerName.ADAM)
@@ -517,7 +517,7 @@ def cmi_population(ctx: Context) -> None:
         run_cmi(cfg, ctx.work / f"n{n}", progress=ctx.progress, log=lambda m: None)
         wall, compiled = time.perf_counter() - t0, compile_seconds() - c0
         steady = wall - compiled
-        last_per_step = steady / steps
+        last_per_step, last_compile = steady / steps, compiled
         ctx.record(f"n{n}/wall_s", wall)
         ctx.record(f"n{n}/compile_s", compiled)
         ctx.record(f"n{n}/steady_s", steady)
