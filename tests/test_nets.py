@@ -18,14 +18,13 @@ def test_matmul_convolution_equals_xla_convolution(shape):
     kx, kw, kb = jax.random.split(jax.random.PRNGKey(0), 3)
     x = jax.random.normal(kx, (n, h, w, c_in))
     p = {"w": jax.random.normal(kw, (3, 3, c_in, c_out)), "b": jax.random.normal(kb, (c_out,))}
-    a, b = nets.CONVS["xla"](x, p), nets.CONVS["matmul"](x, p)
+
+    def value_and_grad(conv):           # one compiled program per convolution: its output and a gradient
+        return jax.jit(lambda x, p: (conv(x, p), jax.grad(lambda x, p: jnp.sum(jnp.sin(conv(x, p))),
+                                                         argnums=(0, 1))(x, p)))
+    (a, ga), (b, gb) = value_and_grad(nets.CONVS["xla"])(x, p), value_and_grad(nets.CONVS["matmul"])(x, p)
     assert a.shape == b.shape == (n, h - 2, w - 2, c_out)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-
-    def loss(conv):
-        return lambda x, p: jnp.sum(jnp.sin(conv(x, p)))
-    ga = jax.grad(loss(nets.CONVS["xla"]), argnums=(0, 1))(x, p)
-    gb = jax.grad(loss(nets.CONVS["matmul"]), argnums=(0, 1))(x, p)
     for u, v in zip(jax.tree_util.tree_leaves(ga), jax.tree_util.tree_leaves(gb)):
         np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-4)
 
@@ -35,9 +34,11 @@ def test_cnn_convolution_choice():
     a, b = nets.cnn((10, 10, 1), 3, conv="xla", **kw), nets.cnn((10, 10, 1), 3, conv="matmul", **kw)
     assert b.name == a.name + "-matmul"
     assert nets.cnn((10, 10, 1), 3, **kw).name == b.name      # the default on CPU: nets.conv_for_backend()
-    params = a.init(jax.random.PRNGKey(0))
+    rng = np.random.default_rng(0)        # random weights of the init's shapes (compiling the init is no part of it)
+    params = jax.tree_util.tree_map(lambda t: jnp.asarray(0.3 * rng.normal(size=t.shape), t.dtype),
+                                    jax.eval_shape(a.init, jax.random.PRNGKey(0)))
     x = jax.random.normal(jax.random.PRNGKey(1), (6, 10, 10, 1))
-    np.testing.assert_allclose(a.apply(params, x), b.apply(params, x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(a.apply)(params, x), jax.jit(b.apply)(params, x), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="'conv'"):
         nets.cnn((10, 10, 1), 3, conv="fft")
 
@@ -68,12 +69,19 @@ def test_per_example_convolution_draws_one_kernel_per_example():
     h = jax.random.normal(kh, (5, 7, 6, 2))
     m = {"w": jax.random.normal(km, (3, 3, 2, 4)), "b": jnp.arange(4.0)}
     s = {"w": 0.5 * jnp.abs(jax.random.normal(ks, (3, 3, 2, 4))), "b": jnp.full((4,), 0.3)}
-    out = nets._conv_per_example(kd, h, m, s)
-    kw, kb = jax.random.split(kd)
-    w = m["w"] + s["w"] * nets.standard_normal(kw, (5, 3, 3, 2, 4))
-    b = m["b"] + s["b"] * nets.standard_normal(kb, (5, 4))
+    per_example = jax.jit(nets._conv_per_example)
+    out = per_example(kd, h, m, s)
+
+    @jax.jit
+    def kernels(kd):
+        kw, kb = jax.random.split(kd)
+        return m["w"] + s["w"] * nets.standard_normal(kw, (5, 3, 3, 2, 4)), \
+            m["b"] + s["b"] * nets.standard_normal(kb, (5, 4))
+
+    w, b = kernels(kd)
+    xla = jax.jit(nets.CONVS["xla"])
     for i in range(5):
-        expect = nets.CONVS["xla"](h[i:i + 1], {"w": w[i], "b": b[i]})[0]
+        expect = xla(h[i:i + 1], {"w": w[i], "b": b[i]})[0]
         np.testing.assert_allclose(out[i], expect, rtol=1e-5, atol=1e-5)
-    same = nets._conv_per_example(kd, jnp.broadcast_to(h[:1], h.shape), m, s)
+    same = per_example(kd, jnp.broadcast_to(h[:1], h.shape), m, s)
     assert float(jnp.abs(same[0] - same[1]).max()) > 0.1          # same input, different draws
