@@ -310,10 +310,10 @@ def _linen_bn(digits, steps: tuple[int, int] = (100, 20)):
     """Prior: statistics computed on the prior split and weights fitted there (evaluation mode)."""
     train, _, prior_idx = digits
     model = _LinenBN()
-    variables = model.init(jax.random.PRNGKey(0), train.x[:1])
+    variables = jax.jit(model.init)(jax.random.PRNGKey(0), train.x[:1])
+    update = jax.jit(lambda v: model.apply(v, train.x[prior_idx], train=True, mutable=["batch_stats"])[1])
     for _ in range(20):
-        _, updates = model.apply(variables, train.x[prior_idx], train=True, mutable=["batch_stats"])
-        variables = {**variables, **updates}
+        variables = {**variables, **update(variables)}
     stats = {"batch_stats": variables["batch_stats"]}
 
     def apply(p, x):
