@@ -11,9 +11,14 @@ import pytest
 
 from genbounds.cli import main
 from genbounds.experiments.benchmarks.suite import (
+    CMI,
     ITEMS,
+    LANGEVIN,
+    MLP_POPULATION,
     PEAKS,
+    SUMMARY,
     TARGETS,
+    TRAINING,
     Item,
     ItemResult,
     Size,
@@ -26,6 +31,7 @@ from genbounds.experiments.benchmarks.suite import (
     peak_fractions,
     run_suite,
     subprocess_runner,
+    summary_rows,
 )
 
 
@@ -273,3 +279,39 @@ def test_the_command_line_refuses_bad_input_in_one_line(tmp_path, capsys):
     assert main(["bench", "--out", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds a bench at smoke sizes" in err[0] and "--force" in err[0]
+
+
+def _full_size_keys() -> set[str]:
+    """The figure keys the items produce at full sizes, from their size specs."""
+    t = TRAINING[Size.FULL]
+    keys = {f"{label}/b{b}/{mode}/{k}" for label, _ in t.archs for b in t.batches for mode in t.modes
+            for k in ("examples_per_s", "flops_per_example", "fp32_fraction")}
+    keys |= {f"n{n}/{k}" for n in CMI[Size.FULL].n for k in ("runs_per_s", "completed")} | {"protocol_projected_s"}
+    keys |= {f"n{n}/{k}" for n in MLP_POPULATION[Size.FULL].n for k in ("population_steps_per_s", "speedup")}
+    keys |= {f"n{n}_runs{r}/{k}" for n, r in LANGEVIN[Size.FULL].runs
+             for k in ("vmapped_steps_per_s", "sequential_steps_per_s", "ratio")}
+    return keys | {"wall_s", "xla_compile_s", "certificate_b", "draws_per_s", "compile_s"}
+
+
+def test_summary_and_targets_name_figures_the_items_produce():
+    produced = _full_size_keys()
+    for label, _item, keys, template in SUMMARY:
+        assert set(keys) <= produced, label
+        assert template.count("{}") == len(keys), label
+    for t in TARGETS:
+        assert t.key in produced, t.label
+    assert {i for _, i, _, _ in SUMMARY} == {i.name for i in ITEMS}
+
+
+def test_summary_rows_say_what_was_not_measured():
+    bench = {"items": {
+        "certificate_b": ItemResult("certificate_b", Status.DONE, 1.0, 2.0, {"draws_per_s": 1.5e6,
+                                                                             "compile_s": 2.25}).to_dict(),
+        "cmi_population": ItemResult("cmi_population", Status.TIMED_OUT, 1.0, 2.0,
+                                     {"n1000/runs_per_s": 0.5}).to_dict(),
+        "quickstart": ItemResult("quickstart", Status.SKIPPED, 0.0, 0.0, reason="no time").to_dict()}}
+    rows = dict(summary_rows(bench))
+    assert rows[SUMMARY[5][0]] == "1,500,000 (2.25 s)"
+    assert rows[SUMMARY[6][0]] == "0.5 / - (timed out)"
+    assert rows[SUMMARY[-1][0]] == "skipped"
+    assert rows[SUMMARY[0][0]] == "not run"

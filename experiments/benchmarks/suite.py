@@ -79,7 +79,8 @@ from .bench_population import _sequential
 from .bench_snn import COMPILE_EVENT, machine_line
 
 __all__ = ["Size", "Status", "DevicePeak", "PEAKS", "device_peak", "peak_fractions", "ItemResult", "Item", "Context",
-           "Target", "TARGETS", "ITEMS", "diagnose", "run_suite", "bench_markdown", "subprocess_runner", "run_bench"]
+           "Target", "TARGETS", "ITEMS", "SUMMARY", "summary_rows", "diagnose", "run_suite", "bench_markdown",
+           "subprocess_runner", "run_bench"]
 
 SCHEMA = "genbounds-bench/1"
 
@@ -816,6 +817,63 @@ def _fmt(key: str, value: Any) -> str:
     return f"{value:.4g}"
 
 
+#: bench.md's summary, the rows of the speed table in the docs: (label, item, figure keys, template).
+SUMMARY: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("`reproduce pbb-fashion-fcn` end to end: s (of which XLA compilation); certificate (b)", "pbb_fashion_fcn",
+     ("wall_s", "xla_compile_s", "certificate_b"), "{} s ({} s); {}"),
+    ("MLP 600-600 posterior training, batch 256, examples/s: per-example draws / one draw per minibatch",
+     "posterior_training", ("mlp-600-600/b256/per-example/examples_per_s",
+                            "mlp-600-600/b256/per-minibatch/examples_per_s"), "{} / {}"),
+    ("the same at batch 1024; FLOPs per example (per-example draws); fraction of the fp32 peak",
+     "posterior_training", ("mlp-600-600/b1024/per-example/examples_per_s",
+                            "mlp-600-600/b1024/per-minibatch/examples_per_s",
+                            "mlp-600-600/b1024/per-example/flops_per_example",
+                            "mlp-600-600/b1024/per-example/fp32_fraction"), "{} / {}; {}; {}"),
+    ("CNN 32-64-128 posterior training, batch 256, examples/s: per-example draws / one draw per minibatch",
+     "posterior_training", ("cnn/b256/per-example/examples_per_s", "cnn/b256/per-minibatch/examples_per_s"),
+     "{} / {}"),
+    ("the same at batch 1024; FLOPs per example (per-example draws); fraction of the fp32 peak",
+     "posterior_training", ("cnn/b1024/per-example/examples_per_s", "cnn/b1024/per-minibatch/examples_per_s",
+                            "cnn/b1024/per-example/flops_per_example", "cnn/b1024/per-example/fp32_fraction"),
+     "{} / {}; {}; {}"),
+    ("certificate (b), r = 10, 60,000 examples, MLP 600-600: draws/s (compilation s)", "certificate_b",
+     ("draws_per_s", "compile_s"), "{} ({} s)"),
+    ("`genbounds cmi`, CNN, Fashion pullover vs coat, 30 runs x 50 epochs: runs/s at n = 1000 / n = 4000",
+     "cmi_population", ("n1000/runs_per_s", "n4000/runs_per_s"), "{} / {}"),
+    ("the protocol's 600 runs (5 x 30 at n in {75, 250, 1000, 4000}, 200 epochs), projected s", "cmi_population",
+     ("protocol_projected_s",), "{} s"),
+    ("MLP population, MNIST 4v9, 30 runs x 20 epochs, n = 75 / 250: model-steps/s; x sequential loop",
+     "mlp_population", ("n75/population_steps_per_s", "n75/speedup", "n250/population_steps_per_s",
+                        "n250/speedup"), "{}; {}x / {}; {}x"),
+    ("Langevin population, 100 steps, n = 400 with 8 runs: model-steps/s vmapped / run by run (ratio)",
+     "langevin_population", ("n400_runs8/vmapped_steps_per_s", "n400_runs8/sequential_steps_per_s",
+                             "n400_runs8/ratio"), "{} / {} ({}x)"),
+    ("the same, n = 100 with 16 runs", "langevin_population",
+     ("n100_runs16/vmapped_steps_per_s", "n100_runs16/sequential_steps_per_s", "n100_runs16/ratio"),
+     "{} / {} ({}x)"),
+    ("`genbounds quickstart`: s (of which XLA compilation); certificate (b)", "quickstart",
+     ("wall_s", "xla_compile_s", "certificate_b"), "{} s ({} s); {}"),
+)
+
+
+def summary_rows(bench: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) per :data:`SUMMARY` row: the figures, "-" for one not measured, or the item's status
+    where it did not run."""
+    rows = []
+    for label, name, keys, template in SUMMARY:
+        item = bench["items"].get(name)
+        if item is None:
+            rows.append((label, "not run"))
+            continue
+        figures = item.get("figures", {})
+        if not any(k in figures for k in keys):
+            rows.append((label, item["status"] if item["status"] != Status.DONE else "not measured"))
+            continue
+        value = template.format(*(_fmt(k, figures.get(k)) for k in keys))
+        rows.append((label, value if item["status"] == Status.DONE else f"{value} ({item['status']})"))
+    return rows
+
+
 def _device_line(env: Mapping[str, Any]) -> str:
     if not env:
         return "device: not known yet (no item finished)"
@@ -859,6 +917,9 @@ def bench_markdown(bench: Mapping[str, Any]) -> str:
                      f"{t.op} {_fmt(t.key, t.value)} {t.unit} | {verdict} |")
     if notes:
         lines += ["", "Why the misses (from the measured figures):", *notes]
+    if not smoke:
+        lines += ["", "| measurement | figure |", "|---|---:|",
+                  *(f"| {label} | {value} |" for label, value in summary_rows(bench))]
     lines += ["", "| item | status | seconds | limit (s) | notes |", "|---|---|---:|---:|---|"]
     for name, item in items.items():
         status = item["status"] + (f": {item['reason']}" if item.get("reason") else "")
