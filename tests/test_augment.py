@@ -25,7 +25,7 @@ def _offsets(x: np.ndarray, out: np.ndarray, s: int) -> list[tuple[int, int]]:
 
 def test_shift_is_an_edge_padded_crop_and_reaches_every_offset():
     x = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (400, 7, 9, 2)))
-    out = np.asarray(shift_flip(2, flip=False)(jax.random.PRNGKey(1), jnp.asarray(x)))
+    out = np.asarray(jax.jit(shift_flip(2, flip=False))(jax.random.PRNGKey(1), jnp.asarray(x)))
     assert out.shape == x.shape
     seen = set()
     for a, b in zip(x, out):
@@ -66,10 +66,10 @@ def test_supervised_step_trains_on_the_augmented_batch():
         return jnp.zeros_like(x)
 
     step = supervised_step(net, optax.sgd(0.1), augment=zero)
-    _, loss = step.step(step.init(params), jax.random.PRNGKey(2), xb, yb)
+    _, loss = jax.jit(step.step)(step.init(params), jax.random.PRNGKey(2), xb, yb)      # as training compiles it
     expected = optax.softmax_cross_entropy_with_integer_labels(net.apply(params, jnp.zeros_like(xb)), yb).mean()
     assert float(loss) == pytest.approx(float(expected), rel=1e-6)
-    _, plain = supervised_step(net, optax.sgd(0.1)).step(step.init(params), jax.random.PRNGKey(2), xb, yb)
+    _, plain = jax.jit(supervised_step(net, optax.sgd(0.1)).step)(step.init(params), jax.random.PRNGKey(2), xb, yb)
     assert float(plain) != pytest.approx(float(expected), rel=1e-3)
 
 

@@ -42,15 +42,29 @@ def test_no_family_is_compared_with_a_name_outside_families_py():
     assert hits == [], "\n".join(hits)
 
 
-@pytest.mark.parametrize("name", snn.FAMILIES)
-def test_a_prior_holds_its_family_object_and_records_its_name(name):
+def _prior(name: str):
     data, net, params = _tiny()
     scale = 0.5 if name == "mask" else 0.1
-    prior = snn.Prior(params, scale, name, np.arange(10))
+    return data, net, params, scale, snn.Prior(params, scale, name, np.arange(20))
+
+
+@pytest.mark.parametrize("name", snn.FAMILIES)
+def test_a_prior_holds_its_family_object(name):
+    _, _, params, scale, prior = _prior(name)
     assert isinstance(prior.family, snn.Family) and prior.family is snn.get_family(name)
-    assert snn.Prior(params, scale, prior.family, np.arange(10)).family is prior.family
+    assert snn.Prior(params, scale, prior.family, np.arange(20)).family is prior.family
     assert pickle.loads(pickle.dumps(prior.family)) is prior.family
     assert prior.kind is snn.PriorKind.DATA and snn.Prior(params, scale, name).kind is snn.PriorKind.INIT
+
+
+#: One family certified in the unit tests (its compiled passes are shared with the test below); every family in
+#: the full suite (each compiles its own certification passes).
+_RECORD_CASES = [pytest.param(f, marks=() if f == "gaussian" else pytest.mark.integration) for f in snn.FAMILIES]
+
+
+@pytest.mark.parametrize("name", _RECORD_CASES)
+def test_a_certificate_records_the_prior_family_and_kind_by_name(name):
+    data, net, params, _, prior = _prior(name)
     post = prior.family.init(params, prior)
     cert, _ = snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), estimate=snn.PerExampleDraws(2))
     record = cert.to_dict()["details"]["prior"]
