@@ -216,17 +216,19 @@ def test_default_report_fits_160_columns_and_shows_the_heldout_row_unchanged(cap
 # 3. Paper figures: legends beside the data, titles that say which run
 
 
-def _drawn_figures(monkeypatch, module, inspect) -> int:
+def _drawn_figures(monkeypatch, module, inspect, layout: bool = True) -> int:
     """Draw every figure ``module.make`` makes from the committed records, laid out as ``save`` lays
-    them out, and hand each to ``inspect`` instead of writing it; returns how many there were."""
+    them out (``layout=False``: not laid out nor rendered, for what the figure holds rather than where),
+    and hand each to ``inspect`` instead of writing it; returns how many there were."""
     import matplotlib.pyplot as plt
 
     from genbounds.experiments.records import load_records
     count = []
 
     def keep(fig, out_dir, name):
-        fig.tight_layout()
-        fig.canvas.draw()
+        if layout:
+            fig.tight_layout()
+            fig.canvas.draw()
         inspect(fig)
         plt.close(fig)
         count.append(name)
@@ -271,7 +273,8 @@ def test_legends_cover_no_data_and_stay_in_the_figure(monkeypatch, name):
 def test_training_curve_titles_name_dataset_model_prior_and_objectives(monkeypatch):
     from genbounds.paper_figures import fig_training_curves
     titles = []
-    assert _drawn_figures(monkeypatch, fig_training_curves, lambda fig: titles.append(fig.get_suptitle())) == 29
+    assert _drawn_figures(monkeypatch, fig_training_curves, lambda fig: titles.append(fig.get_suptitle()),
+                          layout=False) == 29
     assert "digits, mlp-256-256, prior data (alpha 0.5), objectives quad, seeger, classic" in titles
     assert "fashion-mnist, mlp-300, prior dp (epsilon 0.1, all data), objective quad" in titles
     assert any(t.startswith("fashion-mnist, mlp-300, prior data (alpha 0.5), Bernoulli masks (magnitude, sparsity 0.9,")
