@@ -87,7 +87,8 @@ class ConfidenceSet(StrEnum):
     """The confidence set for one conditional of the cells, from m i.i.d. draws.
 
     * ``cells``: per cell an exact two-sided Clopper-Pearson interval at delta / A (one side at
-      delta / (2A)); by the union bound all A intervals hold w.p. >= 1 - delta.
+      delta / (2A)); by the union bound all A intervals hold w.p. >= 1 - delta. For A = 2 one two-sided
+      interval at delta covers both cells (p_1 = 1 - p_0; the other cell's interval is its mirror).
     * ``types``: the method-of-types KL ball KL(p_hat || p) <= eps,
       eps = (ln C(m + A - 1, A - 1) + ln(1/delta)) / m (Csiszar & Korner; the number of types is
       C(m + A - 1, A - 1) and each type T has P(p_hat = T) <= exp(-m KL(T || p))), relaxed to the box
@@ -124,7 +125,8 @@ def cell_intervals(counts, delta: float,
     if (m == 0).any():
         raise ValueError("argument 'counts': a slice holds no draws (m = 0); every conditional needs m >= 1 runs")
     if method is ConfidenceSet.CELLS:
-        side = _side_delta(delta, A)
+        # Two cells: p_1 = 1 - p_0, so one two-sided interval covers both (each side at delta / 2).
+        side = divide_down(delta, 2) if A == 2 else _side_delta(delta, A)
         keys, inv = np.unique(np.stack([counts.ravel(), m.ravel()]), axis=1, return_inverse=True)
         up = np.array([test_set_bound(int(c), int(mm), side) for c, mm in keys.T])
         dn = np.array([1.0 - test_set_bound(int(mm - c), int(mm), side) for c, mm in keys.T])
