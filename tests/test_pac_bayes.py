@@ -140,12 +140,12 @@ def test_jax_path_jit_grad_and_float32():
     assert v.dtype == jnp.float32
     assert float(v) == pytest.approx(float(B.seeger(0.03, 5000.0, 55000, 0.025)), rel=1e-5)
     for name, fn in ALL.items():
-        g = jax.grad(lambda e, kl, fn=fn: fn(e, kl, 55000.0, 0.025), argnums=(0, 1))(
-            jnp.float32(0.03), jnp.float32(5000.0))
+        g = jax.jit(jax.grad(lambda e, kl, fn=fn: fn(e, kl, 55000.0, 0.025), argnums=(0, 1)))(
+            jnp.float32(0.03), jnp.float32(5000.0))                  # compiled, as a training objective runs it
         assert all(np.isfinite(float(x)) and float(x) > 0 for x in g), name
     with jax.enable_x64(True):
         h = 1e-7
-        g = jax.grad(lambda e: B.seeger(e, 5000.0, 55000.0, 0.025))(jnp.float64(0.03))
+        g = jax.jit(jax.grad(lambda e: B.seeger(e, 5000.0, 55000.0, 0.025)))(jnp.float64(0.03))
         fd = (B.seeger(0.03 + h, 5000.0, 55000, 0.025) - B.seeger(0.03 - h, 5000.0, 55000, 0.025)) / (2 * h)
         assert float(g) == pytest.approx(fd, rel=1e-6)
 
