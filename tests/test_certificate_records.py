@@ -14,7 +14,7 @@ import pytest
 import genbounds.experiments.pac_bayes_runner as pbm
 from genbounds.bounds import Certificate, pac_bayes_certificate
 from genbounds.cli import main
-from genbounds.estimators import Dataset, certify_network, nets
+from genbounds.estimators import Dataset, certify_network, nets, snn
 from genbounds.experiments.records import KINDS, SCHEMA, load_record, load_records, save_certificate
 from genbounds.experiments.report import format_number, report_rows
 from genbounds.paper_figures import make_all
@@ -98,6 +98,27 @@ def test_a_malformed_certificate_record_is_one_line_not_a_traceback(tmp_path, ca
 # ----------------------------------------------------------------------------------------- seed-level determinism
 
 
+def test_certify_twice_in_one_process_is_bit_identical():
+    """The certificate of a given posterior (per-example draws, as certify_network's): the same to the bit
+    when computed again. (Training and certifying twice, recompiling the training loop: the test below.)"""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 6, 1, 1)).astype(np.float32)
+    data = Dataset(x, (x[:, 0, 0, 0] + x[:, 1, 0, 0] > 0).astype(np.int32), 2, "toy")
+    net = nets.mlp((6, 1, 1), (8,), 2)
+    init = net.init(jax.random.PRNGKey(0))
+    prior = snn.Prior(init, 0.1, data_indices=np.arange(40))
+    post = snn.Posterior(jax.tree_util.tree_map(lambda a: a + 0.05, init), snn.init_posterior(init, 0.08).rho)
+
+    def run():
+        cert, mc = snn.certify(net, post, prior, data, key=jax.random.PRNGKey(3), estimate=snn.PerExampleDraws(2))
+        return json.dumps(cert.to_dict(), sort_keys=True), np.asarray(mc.per_group)
+
+    (first, draws1), (second, draws2) = run(), run()
+    assert first == second                    # every float of the certificate and its details, to the bit
+    assert draws1.tobytes() == draws2.tobytes() and json.loads(first)["kl"] > 0
+
+
+@pytest.mark.integration      # trains twice; the certificate's own determinism is the unit test above
 @pytest.mark.filterwarnings("ignore:certificate .* is vacuous:UserWarning")     # a tiny data-free run
 def test_certify_network_twice_in_one_process_is_bit_identical():
     rng = np.random.default_rng(0)

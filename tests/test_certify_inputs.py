@@ -181,6 +181,7 @@ def test_certify_refuses_monte_carlo_counts_below_one():
         snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), estimate=snn.WeightDraws(0))
 
 
+@pytest.mark.integration      # a training end to end; the unit tests certify valid input in test_prior_provenance.py
 @pytest.mark.filterwarnings("ignore:certificate .* says little:UserWarning")
 def test_certify_network_still_certifies_valid_input():
     params = _user_model(10)
