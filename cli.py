@@ -104,8 +104,13 @@ def _run_bound_compression(args: argparse.Namespace) -> str:
     code = cert.details["code"]
     return (f"{cert.bound}: {format_upper(cert.value, args.digits)} (rounded up), a certificate on the risk of the "
             f"quantised network, w.p. >= 1 - {format_delta(cert.delta)}\n"
-            f"errors {cert.details['errors']} / n {cert.n_bound}, description length {code['total_bits']:g} bits "
-            f"(search {code['search_bits']:g}), KL = {cert.kl:.6g} nats")
+            f"errors {cert.details['errors']} / n {cert.n_bound}, description length {_charged(code['total_bits'])} "
+            f"bits (search {_charged(code['search_bits'])}), KL = {_charged(cert.kl)} nats")
+
+
+def _charged(x: float) -> str:
+    """Bits or nats charged to a bound, as text never below them: a whole number as an integer, else rounded up."""
+    return str(int(x)) if float(x).is_integer() else format_upper(x, 4)
 
 
 def _run_pac_bayes(args: argparse.Namespace) -> str:

@@ -200,7 +200,9 @@ class Certificate:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Certificate:
-        """Inverse of :meth:`to_dict`; re-validates every field."""
+        """Inverse of :meth:`to_dict`; re-validates every field. A certificate of a registered kind
+        (:func:`register_recomputation`: the compression certificates, exact and cheap to recompute) must also
+        reproduce itself from its recorded inputs (:func:`_reproduced`), so an edited record is refused when read."""
         data = dict(data)
         schema = data.pop("schema", SCHEMA)
         if schema != SCHEMA:
@@ -209,6 +211,8 @@ class Certificate:
         cert = cls(**data)
         if vacuous is not None and bool(vacuous) != cert.vacuous:
             raise ValueError("field 'vacuous' contradicts 'value'")
+        if cert.bound in _RECOMPUTE:
+            _reproduced(cert)
         return cert
 
     def to_json(self, **kwargs: Any) -> str:
@@ -656,14 +660,21 @@ def _at_delta_share(cert: Certificate, k: int) -> Certificate:
     by hand would otherwise be paid for from the edited inputs (a lower value, or a value that never held)."""
     shares = _shares(cert.delta_parts, k)
     redone = _recomputed_at(cert, shares)
+    _reproduced(cert, redone if _own_shares(cert) == shares else None)
+    return dataclasses.replace(redone, guess_risk=cert.guess_risk)
+
+
+def _reproduced(cert: Certificate, own: Certificate | None = None) -> None:
+    """One ValueError unless ``cert`` recomputed from its recorded inputs at its own shares (:func:`_own_shares`;
+    ``own``, when already computed) gives exactly its recorded :data:`_REPRODUCED` fields."""
     own_shares = _own_shares(cert)
-    own = redone if own_shares == shares else _recomputed_at(cert, own_shares)
+    if own is None:
+        own = _recomputed_at(cert, own_shares)
     differ = [f"{name} {getattr(cert, name)!r} (recomputed {getattr(own, name)!r})" for name in _REPRODUCED
               if getattr(own, name) != getattr(cert, name)]
     if differ:
         raise ValueError(f"certificate {cert.bound!r} does not reproduce itself from its recorded inputs at its delta "
                          f"shares {own_shares}: recorded {', '.join(differ)}; was the record edited?")
-    return dataclasses.replace(redone, guess_risk=cert.guess_risk)
 
 
 #: What a certificate's recomputation at its own shares must give exactly as recorded (:func:`_at_delta_share`).

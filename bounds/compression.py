@@ -16,7 +16,8 @@ empirical risk is the exact error count of that one deterministic network: no Mo
 **The message** (:func:`description_length`; every part in bits, the decoder knowing the setting, hence d and L):
 
 * the codebook, :math:`L \cdot b` bits (b = 16 for fp16 levels; the network must use those rounded values);
-* the symbol counts, :math:`L \lceil \log_2(d + 1) \rceil` bits (each count in [0, d], fixed width);
+* the symbol counts, :math:`L \lceil \log_2(d + 1) \rceil` bits (each count in [0, d], fixed width: the bit
+  length of d);
 * the length :math:`k` of the range code, as the Elias delta code of :math:`k + 1` (Elias 1975):
   :math:`\lfloor\log_2 m\rfloor + 2\lfloor\log_2(\lfloor\log_2 m\rfloor + 1)\rfloor + 1` bits for :math:`m = k+1`;
 * the range code of the symbols under the static model of their counts (:func:`range_encode`), :math:`k` bits.
@@ -77,6 +78,9 @@ assert _LN2_UP > Fraction(6931471805599453094172321214581765680756, 10**40)     
 #: Relative margin (in ulps) added to the Catoni form's float64 value: it is a dozen operations, each within an
 #: ulp, all with condition number at most about 1 (mpmath agrees to 2e-16 on the reference table).
 _CATONI_ULPS = 32
+#: The most symbols :func:`range_decode` decodes (2^32: beyond, its output alone is 32 GiB and the pure-Python
+#: decoder runs for hours).
+MAX_SYMBOLS = 2**32
 
 
 # ------------------------------------------------------------------------------------------ the range coder
@@ -223,11 +227,15 @@ def range_decode(code: bytes, counts: Sequence[int] | np.ndarray, n_symbols: int
 
     The decoder mirrors the encoder: it keeps ``D = floor(x 2^S) - low`` (x the code's value, bits past its end
     read as zeros) in [0, range); the symbol is the s with ``start[s] <= D // r < start[s] + counts[s]``. A code
-    whose value falls outside every symbol's interval (not made by the encoder) is refused."""
+    whose value falls outside every symbol's interval (not made by the encoder) is refused, and so is
+    ``n_symbols`` above :data:`MAX_SYMBOLS`."""
     if not isinstance(code, (bytes, bytearray)):
         raise ValueError(f"argument 'code' must be bytes, got {type(code).__name__}")
     check_scalar("n_symbols", n_symbols)
+    _not_bool("n_symbols", n_symbols)
     check_count("n_symbols", n_symbols, minimum=0)
+    if n_symbols > MAX_SYMBOLS:
+        raise ValueError(f"argument 'n_symbols' must be at most {MAX_SYMBOLS} (MAX_SYMBOLS), got {n_symbols!r}")
     freq, starts, total = _model(counts)
     n = int(n_symbols)
     p = _precision(total)
@@ -286,6 +294,21 @@ def _search_bits(searched: int) -> float:
     return float(np.nextafter(math.log2(searched), math.inf))
 
 
+#: The largest float64, exactly: a description length beyond it has no float64 KL.
+_FLOAT_MAX = Fraction(np.finfo(np.float64).max)
+
+
+def _count_width(d: int) -> int:
+    """Bits of a fixed-width count in [0, d]: :math:`\\lceil\\log_2(d + 1)\\rceil`, the bit length of d (exact
+    integers; float64 log2 rounds it down from d ~ 2^48)."""
+    return int(d).bit_length()
+
+
+def _elias_delta(n: int) -> int:
+    """:func:`elias_delta_bits` of a Python integer n >= 1, unchecked."""
+    return (n.bit_length() - 1) + 2 * (n.bit_length().bit_length() - 1) + 1
+
+
 class CodeLength(NamedTuple):
     """The length, in bits, of the message that describes a quantised network (see the module's docstring).
 
@@ -315,7 +338,7 @@ class CodeLength(NamedTuple):
     @property
     def total_bits(self) -> float:
         """All the parts: :math:`\\ell' = \\ell + \\log_2|\\mathcal G|` (rounded up when not a whole number)."""
-        whole = self.symbols_bits + self.codebook_bits + self.counts_bits + self.length_bits
+        whole = sum(int(x) for x in (self.symbols_bits, self.codebook_bits, self.counts_bits, self.length_bits))
         return float_at_least(Fraction(whole) + Fraction(self.search_bits))
 
     @property
@@ -362,18 +385,30 @@ class CodeLength(NamedTuple):
 
 def check_code_length(code: Any) -> CodeLength:
     """``code`` if it is a :class:`CodeLength` whose derived parts are what its fields give (counts, length field,
-    search bits; whole, non-negative bit counts), else one ValueError naming argument 'code' and the part."""
+    search bits; whole, non-negative bit counts, in all at most the float64 range), else one ValueError naming
+    argument 'code' and the part. Returned with its whole-number fields as Python integers (numpy integers
+    would wrap around when added)."""
     if not isinstance(code, CodeLength):
         raise ValueError(f"argument 'code' must be a CodeLength (description_length or CodeLength.declared), got "
                          f"{type(code).__name__}")
+    whole = {}
     for field in ("symbols_bits", "codebook_bits", "counts_bits", "length_bits", "d", "levels", "searched"):
         x = getattr(code, field)
-        if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < (1 if field == "searched" else 0):
+        if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or int(x) < (1 if field == "searched" else 0):
             raise ValueError(f"argument 'code': {field} must be a whole number >= "
                              f"{1 if field == 'searched' else 0}, got {x!r}")
-    if code.search_bits != _search_bits(int(code.searched)):
-        raise ValueError(f"argument 'code': search_bits {code.search_bits!r} is not log2(searched = {code.searched}) "
-                         f"= {_search_bits(int(code.searched))!r}")
+        whole[field] = int(x)
+    if (isinstance(code.search_bits, bool) or not isinstance(code.search_bits, (int, float, np.floating))
+            or not math.isfinite(code.search_bits)):
+        raise ValueError(f"argument 'code': search_bits must be a finite number, got {code.search_bits!r}")
+    if code.search_bits != _search_bits(whole["searched"]):
+        raise ValueError(f"argument 'code': search_bits {code.search_bits!r} is not log2(searched = "
+                         f"{whole['searched']}) = {_search_bits(whole['searched'])!r}")
+    bits = sum(whole[f] for f in ("symbols_bits", "codebook_bits", "counts_bits", "length_bits"))
+    if Fraction(bits) + Fraction(code.search_bits) > _FLOAT_MAX:
+        raise ValueError(f"argument 'code': its bits (about 2^{bits.bit_length()}) are beyond the float64 range "
+                         "(the KL must be a finite float64; the bound would be vacuous)")
+    code = code._replace(**whole)
     if code.is_declared:
         if code.codebook_bits or code.counts_bits or code.length_bits:
             raise ValueError("argument 'code': a declared length (d = levels = 0) holds all its bits in symbols_bits "
@@ -382,8 +417,8 @@ def check_code_length(code: Any) -> CodeLength:
     if code.d < 1 or code.levels < 1:
         raise ValueError(f"argument 'code': d ({code.d}) and levels ({code.levels}) must be >= 1 (or both 0 for a "
                          "declared length)")
-    want = {"counts_bits": code.levels * math.ceil(math.log2(code.d + 1)),
-            "length_bits": elias_delta_bits(code.symbols_bits + 1)}
+    want = {"counts_bits": code.levels * _count_width(code.d),
+            "length_bits": _elias_delta(code.symbols_bits + 1)}
     for field, value in want.items():
         if getattr(code, field) != value:
             raise ValueError(f"argument 'code': {field} {getattr(code, field)!r} is not the {value} bits the message "
@@ -426,15 +461,18 @@ def description_length(symbols: np.ndarray, levels: int, *, codebook_bits_per_le
     lo, hi = int(syms.min()), int(syms.max())
     if lo < 0 or hi >= levels:
         raise ValueError(f"argument 'symbols' must be in [0, levels = {levels}), got {lo if lo < 0 else hi}")
-    counts = np.bincount(syms, minlength=levels)
-    code = range_encode(syms, counts)
-    if verify and not np.array_equal(range_decode(code, counts, syms.size), syms):
+    # The used levels alone, renumbered in order: dropping levels of count 0 leaves every used symbol's start and
+    # count, hence the range code, unchanged, and allocates nothing per level.
+    used, ranks, counts = np.unique(syms, return_inverse=True, return_counts=True)
+    ranks = ranks.reshape(-1).astype(np.int64)
+    code = range_encode(ranks, counts)
+    if verify and not np.array_equal(used[range_decode(code, counts, ranks.size)], syms):
         raise RuntimeError("the range code does not decode to the symbols")
     k = code_length_bits(code)
     d = int(syms.size)
     return check_code_length(CodeLength(
         symbols_bits=k, codebook_bits=levels * int(codebook_bits_per_level),
-        counts_bits=levels * math.ceil(math.log2(d + 1)), length_bits=elias_delta_bits(k + 1),
+        counts_bits=levels * _count_width(d), length_bits=elias_delta_bits(k + 1),
         search_bits=_search_bits(searched), d=d, levels=levels, searched=searched))
 
 
@@ -471,32 +509,40 @@ def lotfi_catoni(emp_risk: float, kl: float, n: int, delta: float, alpha: float 
     emp, kl, n, delta, a = float(emp_risk), float(kl), int(n), float(delta), float(alpha)
     hi = math.log(n) + 8.0
     grid = np.linspace(0.0, hi, 4097)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         values = _catoni_at(emp, kl, n, delta, grid, a)
+    values[np.isnan(values)] = np.inf                   # never the minimum (no valid bound is NaN)
     i = int(np.argmin(values))
     lo_g, hi_g = float(grid[max(i - 1, 0)]), float(grid[min(i + 1, grid.size - 1)])
     best_g, best = float(grid[i]), float(values[i])
     phi = (math.sqrt(5.0) - 1.0) / 2.0
-    for _ in range(60):
-        x1, x2 = hi_g - phi * (hi_g - lo_g), lo_g + phi * (hi_g - lo_g)
-        f1, f2 = (float(_catoni_at(emp, kl, n, delta, np.float64(x), a)) for x in (x1, x2))
-        if f1 < f2:
-            hi_g = x2
-        else:
-            lo_g = x1
-        for x, f in ((x1, f1), (x2, f2)):
-            if f < best:
-                best, best_g = f, x
+    with np.errstate(over="ignore", invalid="ignore"):  # as on the grid: g / ln(1 + a) may overflow to inf
+        for _ in range(60):
+            x1, x2 = hi_g - phi * (hi_g - lo_g), lo_g + phi * (hi_g - lo_g)
+            f1, f2 = (float(_catoni_at(emp, kl, n, delta, np.float64(x), a)) for x in (x1, x2))
+            if f1 < f2:
+                hi_g = x2
+            else:
+                lo_g = x1
+            for x, f in ((x1, f1), (x2, f2)):
+                if f < best:
+                    best, best_g = f, x
     return min(round_up(best, _CATONI_ULPS), 1.0), best_g
 
 
+def _not_bool(name: str, x: Any) -> None:
+    """A count given as True / False is a mistake, not 1 / 0: one ValueError naming ``name``."""
+    if isinstance(x, (bool, np.bool_)):
+        raise ValueError(f"argument {name!r} must be a whole number, got a bool ({x!r})")
+
+
 def _error_count(errors: Any, n: Any) -> tuple[int, int]:
+    _not_bool("n", n)
     check_scalar("n", n)
     check_count("n", n)
     check_range("n", n, 1.0, float(MAX_N))
+    _not_bool("errors", errors)
     check_scalar("errors", errors)
-    if isinstance(errors, bool):
-        raise ValueError("argument 'errors' must be a whole number of errors, got a bool")
     check_count("errors", errors, minimum=0)
     check_range("errors", errors, 0.0, float(n))
     return int(errors), int(n)
@@ -538,6 +584,7 @@ def compression_certificate(errors: int, n: int, code: CodeLength, delta: float,
     k, n = _error_count(errors, n)
     check_scalar("delta", delta)
     check_delta("delta", delta)
+    _not_bool("n_prior", n_prior)
     check_scalar("n_prior", n_prior)
     check_count("n_prior", n_prior, minimum=0)
     code = check_code_length(code)
