@@ -18,6 +18,7 @@ Checkpoints live in ``OUT/checkpoints/`` under a hash of the settings they depen
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import pickle
@@ -50,9 +51,10 @@ from ..estimators.data import DATASETS, Dataset, TrainTest, load
 from ..estimators.progress import Progress
 from ..estimators.snn import train_deterministic
 from .config import Arch, RunConfig, Section, setting
-from .records import CertificateEntry, new_record, write_atomic, write_record
+from .records import CertificateEntry, load_record, new_record, write_atomic, write_record
 
-__all__ = ["Theta0Source", "CompressConfig", "run_compress", "compress_text", "COMPRESS_DIGITS"]
+__all__ = ["Theta0Source", "CompressConfig", "run_compress", "split_record", "prior_indices", "compress_text",
+           "COMPRESS_DIGITS"]
 
 
 class Theta0Source(StrEnum):
@@ -259,6 +261,27 @@ def _train_w(cfg: CompressConfig, sub: Subspace, train: Dataset, ckpt: Path, pro
     return np.asarray(state.params["w"]), seconds + time.perf_counter() - t0
 
 
+def split_record(prior_idx: np.ndarray, n_train: int) -> dict:
+    """The prior split as a record stores it: ``n_train`` and the membership mask of the training examples theta_0
+    saw, bit-packed (``np.packbits``, big-endian bit order) as hex, with its SHA-256."""
+    mask = np.zeros(int(n_train), bool)
+    mask[np.asarray(prior_idx, np.int64)] = True
+    packed = np.packbits(mask).tobytes()
+    return {"n_train": int(n_train), "n_prior": int(mask.sum()), "mask_hex": packed.hex(),
+            "sha256": hashlib.sha256(packed).hexdigest()}
+
+
+def prior_indices(record: dict) -> np.ndarray:
+    """The prior split's training indices from a data-dependent compression record (the inverse of
+    :func:`split_record`; refuses a mask whose hash does not match)."""
+    split = record["compression"]["prior_split"]
+    packed = bytes.fromhex(split["mask_hex"])
+    if hashlib.sha256(packed).hexdigest() != split["sha256"]:
+        raise ValueError("the record's prior split does not match its SHA-256: the record was edited")
+    mask = np.unpackbits(np.frombuffer(packed, np.uint8))[: split["n_train"]].astype(bool)
+    return np.nonzero(mask)[0]
+
+
 def run_compress(cfg: CompressConfig, out: str | os.PathLike, *, progress: bool = True,
                  log: Callable[[str], None] = print) -> dict:
     """Run ``cfg`` into ``out`` (``record.json``, checkpoints); returns the record."""
@@ -269,6 +292,11 @@ def run_compress(cfg: CompressConfig, out: str | os.PathLike, *, progress: bool 
     data = load(cfg.dataset, cfg.data_dir)
     net = _net(cfg, data.train)
     params0, prior_idx, theta0_details = _theta0(cfg, data, net, ckpt, progress, log)
+    previous = out / "record.json"
+    if prior_idx.size and previous.exists():
+        old = load_record(previous)
+        if "prior_split" in old.get("compression", {}) and not np.array_equal(prior_indices(old), prior_idx):
+            raise ValueError(f"{previous}: its prior split differs from theta_0's checkpoint; use another --out")
     prior_idx, bound_idx = split_indices(len(data.train), prior_idx)
     bound = data.train.take(bound_idx)
     train = data.train if cfg.train_on == "all" else bound
@@ -330,7 +358,7 @@ def run_compress(cfg: CompressConfig, out: str | os.PathLike, *, progress: bool 
         beats = best["certificate"].value < held.value
         summary["heldout_baseline"] = {"certificate": held.value, "test_error": test0,
                                        "bound_error": k0 / len(bound), "beaten": beats}
-        summary["prior_indices"] = prior_idx.tolist()
+        summary["prior_split"] = split_record(prior_idx, len(data.train))
     timings["total_s"] = time.perf_counter() - t_start
     config = {"dataset": cfg.dataset, "model": model_name, "prior": prior_text, **cfg.to_dict()}
     record = new_record("certificate", config, cfg.seed, results, timings)
