@@ -471,13 +471,13 @@ def certificate_b(ctx: Context) -> None:
     def draws(seed: int):
         return snn.mc_independent(net, post, snn.GAUSSIAN, data, r=spec.r, key=jax.random.PRNGKey(seed))
 
-    first, c1, _ = _timed(lambda: draws(11))
-    steady, c2, mc = _timed(lambda: draws(12))
-    draws_n = spec.n * spec.r
     ctx.record("n", spec.n)
     ctx.record("r", spec.r)
-    ctx.record("first_call_s", first)
+    first, c1, _ = _timed(lambda: draws(11))
+    ctx.record("first_call_s", first)                 # kept if the second call runs past the limit
     ctx.record("xla_compile_s", c1)
+    steady, c2, mc = _timed(lambda: draws(12))
+    draws_n = spec.n * spec.r
     ctx.record("compile_s", first - (steady - c2))
     ctx.record("steady_s", steady - c2)
     ctx.record("draws_per_s", draws_n / (steady - c2))
