@@ -20,6 +20,7 @@ from genbounds.estimators.compression.subspace import (
 )
 from genbounds.estimators.data import Dataset
 from genbounds.experiments import recipes
+from genbounds.experiments.compress_runner import prior_indices, split_record
 
 
 @pytest.mark.parametrize("kind", list(ProjectionKind))
@@ -255,3 +256,14 @@ def test_lt22_recipes_declare_their_grids_and_theta0():
     quick = recipes.scale_epochs(runs["lt22-fashion"], 0.1)
     assert (quick.epochs, quick.finetune_epochs) == (2, 1)
     assert recipes.scale_epochs(runs["lt22-digits"], 0.1).finetune_epochs == 0     # none stays none
+
+
+def test_the_prior_split_round_trips_through_the_record_and_refuses_edits():
+    idx = np.sort(np.random.default_rng(3).permutation(1001)[:400])
+    record = {"compression": {"prior_split": split_record(idx, 1001)}}
+    np.testing.assert_array_equal(prior_indices(record), idx)
+    assert record["compression"]["prior_split"]["n_prior"] == 400
+    hexed = record["compression"]["prior_split"]["mask_hex"]
+    record["compression"]["prior_split"]["mask_hex"] = ("f" if hexed[0] != "f" else "0") + hexed[1:]
+    with pytest.raises(ValueError, match="SHA-256"):
+        prior_indices(record)
