@@ -13,8 +13,8 @@ README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [README, *DOCS]
 PAGE_IDS = [p.relative_to(ROOT).as_posix() for p in PAGES]
-#: Pages whose examples train models (a minute or more on 2 cores): run in the integration lane only.
-TRAINING_PAGES = {ROOT / "docs" / "certify-your-model.md"}
+#: Pages whose examples train models (half a minute or more on 2 cores): run in the integration lane only.
+TRAINING_PAGES = {ROOT / "docs" / "certify-your-model.md", ROOT / "docs" / "compression.md"}
 
 #: A ```python block runs unless the line just above it is a sketch marker (placeholders for the
 #: reader's own model): <!-- sketch: ... -->.
