@@ -246,7 +246,8 @@ def test_smoke_run_of_the_whole_suite(tmp_path):
         assert item["status"] == "done", (name, item["reason"])
         assert item["figures"], name
     assert "| target |" in proc.stdout
-    assert seconds < 180, seconds
+    # 2.5 minutes on 2 idle cores; the bound leaves room for a machine shared with other jobs
+    assert seconds < 300, seconds
 
 
 def test_per_step_cost_from_a_compiled_epoch():

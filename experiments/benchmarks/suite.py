@@ -641,18 +641,18 @@ def _sizes(full: float, smoke: float) -> dict[Size, float]:
 #: early leaves its time to the next; ``need_s`` is the least worth starting with.
 ITEMS: tuple[Item, ...] = (
     Item("pbb_fashion_fcn", "pbb-fashion-fcn end to end (prior, posterior, certificate (b))", pbb_fashion_fcn,
-         _sizes(90, 60), _sizes(20, 5)),
+         _sizes(90, 120), _sizes(20, 5)),
     Item("posterior_training", "MLP 600-600 and CNN posterior training, examples/s", posterior_training,
-         _sizes(90, 60), _sizes(20, 5)),
+         _sizes(90, 120), _sizes(20, 5)),
     Item("certificate_b", "certificate (b), r = 10, 60,000 examples, draws/s", certificate_b,
-         _sizes(45, 30), _sizes(10, 5)),
+         _sizes(45, 120), _sizes(10, 5)),
     Item("cmi_population", "CMI population, CNN, Fashion pullover vs coat, 30 runs per n", cmi_population,
-         _sizes(150, 60), _sizes(30, 5)),
+         _sizes(150, 120), _sizes(30, 5)),
     Item("mlp_population", "MLP population vs a sequential loop, MNIST 4 vs 9", mlp_population,
-         _sizes(60, 30), _sizes(10, 5)),
+         _sizes(60, 120), _sizes(10, 5)),
     Item("langevin_population", "Langevin population, vmapped vs run by run", langevin_population,
-         _sizes(45, 30), _sizes(10, 5)),
-    Item("quickstart", "genbounds quickstart", quickstart, _sizes(90, 60), _sizes(20, 5)),
+         _sizes(45, 120), _sizes(10, 5)),
+    Item("quickstart", "genbounds quickstart", quickstart, _sizes(90, 120), _sizes(20, 5)),
 )
 
 #: Seconds of ``genbounds quickstart`` on an idle 2-core AMD EPYC with AVX-512 (the README's figure), the CPU
