@@ -246,7 +246,7 @@ def test_smoke_run_of_the_whole_suite(tmp_path):
         assert item["status"] == "done", (name, item["reason"])
         assert item["figures"], name
     assert "| target |" in proc.stdout
-    # 2.5 minutes on 2 idle cores; the bound leaves room for a machine shared with other jobs
+    # 98 s measured on 2 cores; the bound leaves room for a machine shared with other jobs
     assert seconds < 300, seconds
 
 
