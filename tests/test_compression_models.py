@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from genbounds.bounds.compression import CompressionBound, compression_certificate, description_length
-from genbounds.estimators.compression import certify_compressed, search_size, split_indices
+from genbounds.estimators.compression import certify_compressed, certify_quantized, search_size, split_indices
 from genbounds.estimators.compression import quantize as Q
 from genbounds.estimators.compression.subspace import (
     Projection,
@@ -20,7 +20,7 @@ from genbounds.estimators.compression.subspace import (
 )
 from genbounds.estimators.data import Dataset
 from genbounds.experiments import recipes
-from genbounds.experiments.compress_runner import prior_indices, split_record
+from genbounds.experiments.compress_runner import compress_text, prior_indices, split_record
 
 
 @pytest.mark.parametrize("kind", list(ProjectionKind))
@@ -178,6 +178,71 @@ def test_data_dependent_mode_refuses_a_prior_split_overlapping_the_bound_set():
     with pytest.raises(ValueError, match="overlaps"):
         certify_compressed(_mlp_apply, _mlp_params(jax.random.key(0)), data, d=8, levels=3,
                            prior_indices=np.arange(20), bound_indices=np.arange(10, 60), epochs=1, progress=False)
+
+
+def test_split_indices_takes_integer_arrays_only():
+    p, b = split_indices(10, np.array([3, 1], np.uint8), [7, 2])
+    np.testing.assert_array_equal(p, [1, 3])
+    np.testing.assert_array_equal(b, [2, 7])
+    for prior, bound, name in (([0.0, 1.0], None, "prior_indices"), (np.ones(10, bool), None, "prior_indices"),
+                               ([0, 1], [2.2, 2.7], "bound_indices"), ([0], [True], "bound_indices"),
+                               (["0"], None, "prior_indices")):
+        with pytest.raises(ValueError, match=f"'{name}' must be an array of integer indices"):
+            split_indices(10, prior, bound)
+    p, b = split_indices(10, [])                          # an empty prior split: the bound set is everything
+    assert p.size == 0 and b.size == 10
+
+
+def test_certify_quantized_evaluates_the_float16_codebook_it_charges_for():
+    data = _blobs(120, 5)
+    sub = subspace(_mlp_apply, _mlp_params(jax.random.key(4)), 6, seed=0, kind="dense")
+    codebook = Q.as_stored(np.array([-0.4, 0.1, 0.6]))
+    symbols = np.array([0, 2, 1, 1, 0, 2])
+    cert, code, k = certify_quantized(sub, symbols, codebook, data, delta=0.05, search={"levels": 1})
+    ops = sub.projection.operands()
+    logits = sub.apply_fn(sub.params(jnp.asarray(codebook[symbols]), ops), jnp.asarray(data.x))
+    assert k == int(np.sum(np.asarray(jnp.argmax(logits, -1)) != data.y))
+    assert cert.details["codebook"] == [float(c) for c in codebook]
+    assert code.codebook_bits == 3 * 16 and cert.value == compression_certificate(k, 120, code, 0.05).value
+    with pytest.raises(ValueError, match="'codebook' is not float16-exact"):
+        certify_quantized(sub, symbols, np.array([-0.4, 0.1, 0.6]), data, delta=0.05, search={})
+    with pytest.raises(ValueError, match="'symbols' must hold one symbol per subspace coordinate"):
+        certify_quantized(sub, symbols[:5], codebook, data, delta=0.05, search={})
+    with pytest.raises(ValueError, match="'symbols'"):
+        certify_quantized(sub, symbols + 0.5, codebook, data, delta=0.05, search={})
+
+
+def test_a_declared_levels_knob_must_agree_with_the_levels_tried():
+    data = _blobs(100, 6)
+    res = certify_compressed(_mlp_apply, _mlp_params(jax.random.key(0)), data, d=6, levels=(3, 4),
+                             search={"levels": 2, "d": 3}, epochs=1, progress=False)
+    assert res.code.searched == 6
+    with pytest.raises(ValueError, match="argument 'search' declares 8 values of 'levels'"):
+        certify_compressed(_mlp_apply, _mlp_params(jax.random.key(0)), data, d=6, levels=(3, 4),
+                           search={"levels": 8}, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"argument 'method' must be one of \('compression_kl'"):
+        certify_compressed(_mlp_apply, None, data, d=6, levels=3, method="kl")
+
+
+def _record(best_paid: bool) -> dict:
+    row = {"d": 4, "levels": 3, "bits": 68.0, "bound_error": 0.1, "test_error": 0.12, "certificate": 0.25000001}
+    s = {"table": [row], "searched": 3,
+         "best": {"label": "compressed d=4 L=3", "certificate": 0.25000001, "test_error": 0.12, "bits": 68.0},
+         "heldout_baseline": {"certificate": 0.2, "test_error": 0.11, "bound_error": 0.1, "beaten": False}}
+    if best_paid:
+        s["best_paid"] = {"label": "held-out baseline (theta_0's network)", "certificate": 0.21230001,
+                          "candidates": 2, "delta": 0.025}
+    return {"compression": s, "results": [{"certificate": {"delta": 0.025}}], "timings": {"total_s": 3.0}}
+
+
+def test_compress_text_reports_only_a_paid_best_beside_the_heldout_baseline():
+    text = compress_text(_record(True), "out")
+    assert text.splitlines()[1].split()[-1] == "0.2501"                 # rounded up
+    assert "separate statements" in text and "paid below" in text
+    assert ("best of the two, paid (union bound, each recomputed at delta / 2): held-out baseline (theta_0's "
+            "network): certificate 0.2124 (w.p. >= 1 - 0.025)") in text
+    old = compress_text(_record(False), "out")                          # a record written before best_paid
+    assert "best of the two" not in old and "to be paid by a union bound (union_minimum)" in old
 
 
 def test_every_searched_knob_is_charged():

@@ -27,7 +27,7 @@ import numpy as np
 import optax
 
 from ...bounds import Certificate
-from ...bounds._array import check_count, check_delta
+from ...bounds._array import check_choice, check_count, check_delta
 from ...bounds.compression import CodeLength, CompressionBound, compression_certificate, description_length
 from ..data import Dataset
 from ..models import as_model
@@ -83,27 +83,36 @@ class CompressedResult:
                 "seconds": dict(self.seconds), "search": dict(self.search)}
 
 
+def _index_array(name: str, idx: Any, n: int) -> np.ndarray:
+    """``idx`` as a 1-d int64 array of distinct indices in [0, n), or one ValueError naming argument ``name``
+    (floats and bools are refused, not cast: a cast could merge or move examples)."""
+    arr = np.asarray(idx)
+    if arr.size == 0:
+        return np.zeros(0, np.int64)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"argument {name!r} must be an array of integer indices, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64).ravel()
+    if arr.min() < 0 or arr.max() >= n:
+        raise ValueError(f"argument {name!r} holds indices outside [0, {n})")
+    if np.unique(arr).size != arr.size:
+        raise ValueError(f"argument {name!r} repeats an index")
+    return arr
+
+
 def split_indices(n: int, prior_indices: np.ndarray | None = None,
                   bound_indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(prior, bound)`` index sets of a training set of ``n`` examples: the bound set is ``bound_indices`` or
-    the complement of ``prior_indices``. Refuses indices out of range, repeated, or a bound set that overlaps the
-    prior's examples (data that built :math:`\\theta_0` never enters the bound's sample)."""
+    the complement of ``prior_indices``. Refuses indices that are not integers, out of range or repeated, or a
+    bound set that overlaps the prior's examples (data that built :math:`\\theta_0` never enters the bound's
+    sample)."""
     check_count("n", n)
-    prior = np.zeros(0, np.int64) if prior_indices is None else np.asarray(prior_indices, np.int64).ravel()
-    for name, idx in (("prior_indices", prior), ("bound_indices", bound_indices)):
-        if idx is None:
-            continue
-        idx = np.asarray(idx)
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            raise ValueError(f"argument {name!r} holds indices outside [0, {n})")
-        if np.unique(idx).size != idx.size:
-            raise ValueError(f"argument {name!r} repeats an index")
+    prior = np.zeros(0, np.int64) if prior_indices is None else _index_array("prior_indices", prior_indices, n)
     if bound_indices is None:
         mask = np.ones(n, bool)
         mask[prior] = False
         bound = np.nonzero(mask)[0]
     else:
-        bound = np.sort(np.asarray(bound_indices, np.int64).ravel())
+        bound = np.sort(_index_array("bound_indices", bound_indices, n))
         if np.intersect1d(bound, prior).size:
             raise ValueError("argument 'bound_indices' overlaps 'prior_indices': the examples that built theta_0 "
                              "must not enter the bound set")
@@ -175,13 +184,27 @@ def certify_quantized(sub: Subspace, symbols: np.ndarray, codebook: np.ndarray, 
                       progress: bool = False) -> tuple[Certificate, CodeLength, int]:
     """The certificate of the network :math:`\\theta_0 + P c_s` on ``bound``: its errors there, the description
     length of ``symbols`` (levels = ``len(codebook)``, 16 bits a level) with every setting of ``search`` paid for.
-    Returns the certificate, the code length and the error count."""
-    levels = len(codebook)
-    code = description_length(np.asarray(symbols, np.int64), levels, codebook_bits_per_level=16,
-                              searched=search_size(search))
-    k = _errors(sub, np.asarray(codebook, np.float32)[np.asarray(symbols)], bound, progress, "bound-set errors")
+    Returns the certificate, the code length and the error count.
+
+    The codebook must be float16-exact (as :func:`~.quantize.as_stored` returns it): the 16 bits a level
+    describe exactly those values, so the network evaluated is the one the message describes; any other codebook
+    is refused."""
+    raw = np.asarray(codebook)
+    if raw.ndim != 1 or raw.dtype == bool or not np.issubdtype(raw.dtype, np.number):
+        raise ValueError("argument 'codebook' must be a 1-d array of levels")
+    stored = as_stored(raw)
+    if not np.array_equal(stored.astype(np.float64), raw.astype(np.float64)):
+        raise ValueError("argument 'codebook' is not float16-exact: the 16 bits a level would describe other "
+                         "levels than those evaluated; pass quantize.as_stored(codebook) and symbols assigned to it")
+    levels = len(stored)
+    code = description_length(symbols, levels, codebook_bits_per_level=16, searched=search_size(search))
+    syms = np.asarray(symbols).astype(np.int64)     # whole numbers in [0, levels): description_length checked
+    if syms.size != sub.d:
+        raise ValueError(f"argument 'symbols' must hold one symbol per subspace coordinate ({sub.d}), "
+                         f"got {syms.size}")
+    k = _errors(sub, stored[syms], bound, progress, "bound-set errors")
     info = {"search": dict(search), "projection": sub.projection.to_dict(), "code": code.to_dict(),
-            "codebook": [float(c) for c in codebook], **dict(details or {})}
+            "codebook": [float(c) for c in stored], **dict(details or {})}
     guess = 1.0 - np.bincount(bound.y).max() / len(bound)
     cert = compression_certificate(k, len(bound), code, delta, method=method, n_prior=n_prior,
                                    guess_risk=float(guess), details=info)
@@ -209,20 +232,28 @@ def certify_compressed(apply: Any, params_0: Any, data: Dataset, *, d: int, leve
         prior_indices: examples of ``data`` that built ``params_0`` (data-dependent mode; recorded as n_prior).
         train_on: ``"all"`` (w trains on all of ``data``) or ``"bound"`` (on the bound set only).
         search: the declared grid, knob -> number of values, beyond ``levels`` (e.g. ``{"d": 3}`` when you try
-            three d); every knob is charged: ``ceil(log2(product))`` bits.
+            three d); the grid (these knobs and ``levels``) costs :math:`\\log_2` of the product of their numbers
+            of values, exact for a power of two and otherwise rounded up by one ulp
+            (:mod:`genbounds.bounds.compression`). A ``"levels"`` key other than ``len(levels)`` is refused
+            (declare levels looked at before under another knob, e.g. ``"settings_looked_at"``).
         method: kl^-1 (``compression_kl``) or Catoni on a paid-for grid (``compression_catoni``).
 
     Returns:
         A :class:`CompressedResult` (``to_dict()`` for records).
     """
+    method = check_choice("method", method, CompressionBound)
     check_delta("delta", delta)
     if train_on not in ("all", "bound"):
         raise ValueError(f"argument 'train_on' must be 'all' or 'bound', got {train_on!r}")
     levels_grid = (int(levels),) if isinstance(levels, int | np.integer) else tuple(int(v) for v in levels)
     if not levels_grid:
         raise ValueError("argument 'levels' must name at least one number of levels")
-    method = CompressionBound(method)
-    grid = {**dict(search or {}), "levels": len(levels_grid)}
+    declared = dict(search or {})
+    if "levels" in declared and declared["levels"] != len(levels_grid):
+        raise ValueError(f"argument 'search' declares {declared['levels']!r} values of 'levels' but this call tries "
+                         f"{len(levels_grid)}: declare levels looked at before under another knob "
+                         "(e.g. 'settings_looked_at'), never fewer bits than declared")
+    grid = {**declared, "levels": len(levels_grid)}
     search_size(grid)
     prior, bound_idx = split_indices(len(data), prior_indices, bound_indices)
     bound = data.take(bound_idx)
