@@ -2,8 +2,8 @@
 ``union_minimum`` / ``pay_for_choice``, the records read back by ``Certificate.from_dict``, the command
 ``genbounds bound compression`` and ``docs/compression.md``.
 
-The first section holds the findings: each ``xfail(strict=True)`` test fails today and passes once the defect is
-fixed (its reason says what goes wrong). The second section guards what was attacked and held: the two bounds never
+The first section holds the review's findings, each now fixed and tested as a plain test (the name says what went
+wrong before the fix). The second section guards what was attacked and held: the two bounds never
 below their exact value (mpmath, 50 digits) on extreme inputs, the Catoni grid's union bound, the search bits,
 the delta shares of a paid selection, the range coder on adversarial models, refusals of hand-edited records and
 the command line's one-line errors.
