@@ -124,7 +124,9 @@ def interpolating(mi_ld, train_risk: float) -> np.ndarray:
 # Constraint of the fast-rate family: exp(2 C2) + exp(-2 C2 (C1 g^2 + 1)) <= 2, so C2 < ln(2)/2
 # and C1 >= (-ln(2 - e^{2 C2}) / (2 C2) - 1) / g^2.
 _C2 = np.linspace(1e-4, LN2 / 2 - 1e-6, 4000)
-_C1_BASE = -np.log(2.0 - np.exp(2 * _C2)) / (2 * _C2) - 1.0
+# C1 is raised by a relative 1e-10 (float64's error near C2 = ln(2)/2, where 2 - e^{2 C2} cancels, is ~1e-11
+# relative), so that every grid point satisfies the constraint in exact arithmetic.
+_C1_BASE = (-np.log1p(-np.expm1(2 * _C2)) / (2 * _C2) - 1.0) * (1.0 + 1e-10)
 
 
 def fast_rate(train_risk, i_bar) -> np.ndarray:

@@ -59,7 +59,8 @@ from .excess import test_set_bound
 from .kl import kl_inv_lower, kl_inv_upper
 
 __all__ = ["ConfidenceSet", "STATISTICS", "cell_intervals", "box_vertices", "js_divergence", "max_js_box",
-           "pair_mi_upper", "kl_chernoff_upper", "empirical_bernstein_upper", "mean_upper", "mean_mi_upper",
+           "pair_mi_upper", "kl_chernoff_upper", "kl_chernoff_from_mean", "empirical_bernstein_upper",
+           "mean_upper", "mean_mi_upper",
            "MeanBound",
            "DeltaSplit", "split_delta", "fast_rate_certified", "binary_kl_certified", "interpolating_certified",
            "certified_forms", "CertifiedForms", "LN2_UP", "JS_MARGIN", "DELTA_PARTS", "total_delta"]
@@ -134,8 +135,9 @@ def cell_intervals(counts, delta: float,
         lo = np.nextafter(dn[inv.ravel()], -np.inf).reshape(counts.shape)
     else:
         mm = m[..., :1].astype(np.float64)
-        log_types = np.vectorize(lambda k: math.lgamma(k + A) - math.lgamma(k + 1) - math.lgamma(A))(mm)
-        eps = np.vectorize(round_up)((log_types + math.log(1.0 / delta)) / mm * (1 + 1e-12))   # lgamma's error
+        # ln C(m + A - 1, A - 1) from the exact integer (math.log of an int errs by a few ulps), rounded up.
+        log_types = np.vectorize(lambda k: round_up(math.log(math.comb(int(k) + A - 1, A - 1)), 8))(mm)
+        eps = np.vectorize(round_up)((log_types + round_up(math.log(1.0 / delta))) / mm * (1 + 1e-12))
         q = counts / m
         hi = np.asarray(kl_inv_upper(q, np.broadcast_to(eps, q.shape)))
         lo = np.asarray(kl_inv_lower(q, np.broadcast_to(eps, q.shape)))
@@ -233,6 +235,7 @@ def pair_mi_upper(counts, delta: float, method: ConfidenceSet | str = Confidence
         Identical count rows are bounded once.
     """
     counts = np.asarray(counts)
+    check_count("counts", counts, minimum=0)
     if counts.ndim < 3 or counts.shape[-2:] != (2, 4):
         raise ValueError(f"argument 'counts' must have shape [..., n, 2, 4] (pair, U value, loss-pair cell), got "
                          f"{counts.shape}")
@@ -262,10 +265,9 @@ def kl_chernoff_upper(values, delta: float) -> float:
     :math:`\mathrm{kl}^{-1}_\uparrow(\bar X, \ln(1/\delta)/k)`, w.p. >= 1 - delta (Chernoff for [0, 1]
     variables: their moment generating function is at most a Bernoulli's of the same mean, Hoeffding 1963;
     Maurer 2004). Non-decreasing in every observation."""
+    check_delta("delta", delta)
     x = _unit_values(values)
-    k = x.size
-    c = round_up(math.log(1.0 / delta) / k)
-    return float(kl_inv_upper(_mean_up(x), c))
+    return kl_chernoff_from_mean(float(np.mean(x)), x.size, delta)
 
 
 def empirical_bernstein_upper(values, delta: float) -> float:
@@ -275,6 +277,7 @@ def empirical_bernstein_upper(values, delta: float) -> float:
                \quad\text{w.p.} \ge 1 - \delta,
 
     V_k the unbiased sample variance. Rounded up, capped at 1; 1 for k = 1."""
+    check_delta("delta", delta)
     x = _unit_values(values)
     k = x.size
     if k < 2:
@@ -283,6 +286,16 @@ def empirical_bernstein_upper(values, delta: float) -> float:
     var = float(np.var(x, ddof=1)) * (1 + 1e-12)
     value = _mean_up(x) + math.sqrt(2.0 * var * log_term / k) + 7.0 * log_term / (3.0 * (k - 1))
     return min(1.0, round_up(value, 16))
+
+
+def kl_chernoff_from_mean(mean: float, k: int, delta: float) -> float:
+    """:func:`kl_chernoff_upper` of any k values in [0, 1] whose float64 mean is ``mean`` (it depends on them only
+    through their mean and count): lets a record's kl-Chernoff bound be recomputed from what it holds."""
+    check_delta("delta", delta)
+    check_count("k", k)
+    check_range("mean", mean, 0.0, 1.0)
+    mean_up = min(1.0, float(mean) * (1 + 4 * int(k) * np.finfo(float).eps) + 1e-300)
+    return float(kl_inv_upper(mean_up, round_up(math.log(1.0 / delta) / int(k))))
 
 
 def _unit_values(values) -> np.ndarray:

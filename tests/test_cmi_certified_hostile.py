@@ -181,10 +181,6 @@ def _kl_mp(q, p):
     return t1 + t2
 
 
-@pytest.mark.xfail(strict=True, reason="cosmetic (covered downstream by JS_MARGIN = 1e-9): the 'types' radius "
-                   "eps = (lgamma(m+A) - lgamma(m+1) - lgamma(A) + ln 1/delta)/m loses ~1e-10 absolute to lgamma "
-                   "cancellation at m >= 5e4 while the margin is only a relative 1e-12, so eps and the box's upper end "
-                   "fall below the exact method-of-types values (by ~3e-14 at m = 1e5, A = 4)")
 def test_types_box_upper_end_at_least_exact_at_large_m():
     mp.mp.dps = 50
     m, a, delta = 100_000, 4, 1e-7
@@ -259,11 +255,6 @@ def test_fast_rate_certified_above_the_exact_infimum_over_all_constants():
         assert mp.mpf(got) >= _fast_rate_exact(lhat, i_bar, np.linspace(lo_c, hi_c, 25))
 
 
-@pytest.mark.xfail(strict=True, reason="cosmetic (the grid's coarseness keeps the value above the theorem's "
-                   "infimum): bounds.cmi's C1 grid is computed in float64 and 2163 of its 4000 (C1, C2) points lie "
-                   "below the exact constraint boundary exp(2C2) + exp(-2C2(C1+1)) = 2 (infeasible by up to 1.4e-11), "
-                   "so fast_rate_certified(0.1, 1e-8) is 2.5e-14 below the exact minimum over its own stated grid; "
-                   "fix: raise C1 by a relative 1e-10 or compute it with log1p/expm1 and round up")
 def test_fast_rate_certified_at_least_its_own_grid_in_exact_arithmetic():
     mp.mp.dps = 30
     got = C.fast_rate_certified(0.1, 1e-8)
@@ -296,16 +287,11 @@ def test_mean_mi_upper_adds_the_pair_slack_and_covers_the_mean():
     assert misses <= 500 * delta
 
 
-@pytest.mark.xfail(strict=True, reason="refuses-badly: kl_chernoff_upper (public) has no check_delta: delta = 0 "
-                   "raises ZeroDivisionError (a traceback, not a ValueError naming 'delta'); fix: check_delta('delta')")
 def test_kl_chernoff_upper_refuses_delta_zero_naming_it():
     with pytest.raises(ValueError, match="delta"):
         C.kl_chernoff_upper([0.1, 0.2], 0.0)
 
 
-@pytest.mark.xfail(strict=True, reason="refuses-badly (public function returns a non-certificate): "
-                   "empirical_bernstein_upper(values, 1.5) returns 0.194 (a 'bound' at delta > 1) and delta = 3 raises "
-                   "'math domain error'; fix: check_delta('delta') at the top")
 def test_empirical_bernstein_upper_refuses_delta_above_one():
     with pytest.raises(ValueError, match="delta"):
         C.empirical_bernstein_upper([0.1, 0.2] * 10, 1.5)
@@ -404,10 +390,6 @@ def test_very_unbalanced_pair_still_covers_the_true_risk():
     assert res.certificate.details["runs_per_u_min"] == 30
 
 
-@pytest.mark.xfail(strict=True, reason="refuses-badly: a 400-mask design with one pair having a single U_0 = 1 run "
-                   "is refused as 'k1 = 100 supersamples x k2 = 2 masks (1 runs per U value)' and told to use "
-                   "'k1 = 300 x k2 = 50': it misstates the design (k2 = 400) and the advice (the masks' balance, not "
-                   "their number, is the problem); fix: name the pair and its run count by U value")
 def test_unbalanced_refusal_names_the_real_design():
     masks, preds, labels, idx = _unbalanced(1)
     with pytest.raises(ValueError, match="k2 = 400") as err:
@@ -415,17 +397,12 @@ def test_unbalanced_refusal_names_the_real_design():
     assert "pair 0" in str(err.value)
 
 
-@pytest.mark.xfail(strict=True, reason="cosmetic: pool_size with sampling='fresh' is silently accepted and recorded "
-                   "(details say sampling 'fresh', pool_size 5); fix: refuse pool_size unless sampling='pool'")
 def test_pool_size_without_pool_sampling_refused(small_cert):
     (masks, preds, labels, idx), _ = small_cert
     with pytest.raises(ValueError, match="pool_size"):
         E.certify_runs(masks, preds, labels, idx, delta=0.05, pool_size=5)
 
 
-@pytest.mark.xfail(strict=True, reason="refuses-badly: pair_mi_upper rounds non-integer counts with np.rint before "
-                   "check_count (2.5 -> 2 runs, silently); NaN counts become -9.2e18 in the message; fix: "
-                   "check_count('counts', counts, minimum=0) before the pushforward")
 def test_pair_mi_upper_refuses_fractional_counts():
     with pytest.raises(ValueError, match="'counts'.*whole"):
         C.pair_mi_upper(np.full((1, 2, 4), 2.5), 0.05)
@@ -449,10 +426,6 @@ def test_committed_record_reads_back():
     assert cert is not None and cert.certificate.value == data["results"][0]["certified"]["certificate"]["value"]
 
 
-@pytest.mark.xfail(strict=True, reason="unsound record reading: a hand-edited certificate value (0.2811 -> 0.01) "
-                   "is read back as a certificate although the record's own forms / mean_mi / train_error recompute "
-                   "to the original; fix: CertifiedCMI.from_dict recomputes certified_forms from the recorded mean "
-                   "bounds and refuses value != min(fast_rate, binary_kl)")
 def test_edited_certified_value_refused_on_read():
     data = _committed_record()
     data["results"][0]["certified"]["certificate"]["value"] = 0.01
@@ -460,10 +433,6 @@ def test_edited_certified_value_refused_on_read():
         CMIRecord.from_dict(data)
 
 
-@pytest.mark.xfail(strict=True, reason="unsound record reading: a hand-edited held-out value (-> 0.0) is accepted; "
-                   "its recorded mean_test_error bound (kl_chernoff / empirical_bernstein) is not compared; fix: "
-                   "refuse held_out.value != details['mean_test_error']['value'] (and recompute it from mean, k, delta "
-                   "where possible)")
 def test_edited_held_out_value_refused_on_read(small_cert):
     _, res = small_cert
     d = copy.deepcopy(res.to_dict())
@@ -473,9 +442,6 @@ def test_edited_held_out_value_refused_on_read(small_cert):
         E.CertifiedCMI.from_dict(d)
 
 
-@pytest.mark.xfail(strict=True, reason="refuses-badly: CertifiedCMI.from_dict on an entry missing 'forms' raises "
-                   "KeyError (a traceback from the Python API; the record reader turns it into a line); fix: check the "
-                   "keys and raise ValueError naming the missing one")
 def test_certified_entry_missing_key_is_a_value_error(small_cert):
     _, res = small_cert
     d = copy.deepcopy(res.to_dict())

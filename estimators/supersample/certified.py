@@ -33,7 +33,7 @@ import numpy as np
 
 from ...bounds import Certificate, format_upper
 from ...bounds import cmi_certified as C
-from ...bounds._array import check_count, check_delta, divide_down
+from ...bounds._array import check_count, check_delta, divide_down, round_up
 from .runs import CMIResult, check_supersample_runs
 from .runs import bounds_from_runs as plugin_bounds_from_runs
 
@@ -219,20 +219,100 @@ class CertifiedCMI:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CertifiedCMI:
-        """Inverse of :meth:`to_dict` (the certificates re-validated)."""
-        def mean(d: Mapping[str, Any]) -> C.MeanBound:
-            return C.MeanBound(value=d["value"], mean=d["mean"], k=d["k"], delta=d["delta"], scale=d["range"],
-                               kl_chernoff=d["kl_chernoff"], bernstein=d["empirical_bernstein"])
+        """Inverse of :meth:`to_dict`, re-validated: every key present, the certificates valid, and every value
+        recomputed from the entry's own inputs (:func:`_recheck`); an entry whose values they do not give is
+        refused with a ``ValueError``."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a certified CMI entry must be an object, got {type(data).__name__}")
         if data.get("kind") != "certificate" or data.get("target") != TARGET:
             raise ValueError(f"a certified CMI entry must have kind 'certificate' and target {TARGET!r}")
-        return cls(Certificate.from_dict(data["certificate"]), Certificate.from_dict(data["held_out"]),
-                   dict(data["forms"]), {k: mean(v) for k, v in data["mean_mi"].items()}, mean(data["train_error"]),
-                   None if data.get("interpolating") is None else Certificate.from_dict(data["interpolating"]))
+        _require_keys("certified CMI entry", data, ("certificate", "held_out", "forms", "mean_mi", "train_error"))
+        _require_keys("certified CMI entry 'mean_mi'", data["mean_mi"], ("single_loss", "loss_pair",
+                                                                         "loss_difference"))
+        out = cls(Certificate.from_dict(data["certificate"]), Certificate.from_dict(data["held_out"]),
+                  dict(data["forms"]), {k: _mean_from_dict(f"mean_mi.{k}", v) for k, v in data["mean_mi"].items()},
+                  _mean_from_dict("train_error", data["train_error"]),
+                  None if data.get("interpolating") is None else Certificate.from_dict(data["interpolating"]))
+        _recheck(out)
+        return out
 
     def __str__(self) -> str:
         c, h = self.certificate, self.held_out
         return (f"certificate ({TARGET}, w.p. >= 1 - {c.delta!r}): {format_upper(c.value)} ({c.details['form']}); "
                 f"held-out baseline (w.p. >= 1 - {h.delta!r}): {format_upper(h.value)}")
+
+
+#: A recorded form may differ from its recomputed value by this relative amount: the fast-rate grid's C1 was
+#: raised by a relative 1e-10 (every grid point feasible in exact arithmetic), which moves the fast-rate form up
+#: by ~1e-11 for records written before; the certificate must still be exactly the smaller recorded form.
+_FORM_RTOL = 1e-9
+
+_MEAN_KEYS = ("value", "mean", "k", "delta", "range", "kl_chernoff", "empirical_bernstein")
+
+
+def _require_keys(what: str, data: Any, keys: tuple[str, ...]) -> None:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{what} must be an object, got {type(data).__name__}")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ValueError(f"{what} lacks the key(s) {missing}")
+
+
+def _mean_from_dict(name: str, d: Any) -> C.MeanBound:
+    _require_keys(f"certified CMI entry {name!r}", d, _MEAN_KEYS)
+    return C.MeanBound(value=d["value"], mean=d["mean"], k=d["k"], delta=d["delta"], scale=d["range"],
+                       kl_chernoff=d["kl_chernoff"], bernstein=d["empirical_bernstein"])
+
+
+def _recheck_mean(name: str, b: C.MeanBound, pair_slack: float = 0.0) -> None:
+    """A recorded mean bound is the smaller of its two bounds (plus ln 2 x ``pair_slack`` for the MIs); on the
+    [0, 1] scale its kl-Chernoff bound is recomputed from its mean, k and delta
+    (:func:`genbounds.bounds.cmi_certified.kl_chernoff_from_mean`)."""
+    best = min(b.kl_chernoff, b.bernstein)
+    want = best if pair_slack == 0.0 else round_up(best + C.LN2_UP * pair_slack)
+    if b.value != want:
+        raise ValueError(f"certified CMI entry {name!r}: value {b.value!r} is not what its bounds give ({want!r})")
+    if b.scale == 1.0:
+        klc = round_up(C.kl_chernoff_from_mean(b.mean, b.k, divide_down(b.delta, 2)))
+        if b.kl_chernoff != klc:
+            raise ValueError(f"certified CMI entry {name!r}: kl_chernoff {b.kl_chernoff!r} does not recompute from "
+                             f"its mean, k and delta ({klc!r})")
+
+
+def _recheck(cert: CertifiedCMI) -> None:
+    """The entry's values recomputed from its recorded inputs: the mean bounds (:func:`_recheck_mean`), the forms
+    from the mean bounds and the training error, the certificate as their smaller unconditional form, the
+    held-out value as its recorded mean test error bound."""
+    c, h = cert.certificate, cert.held_out
+    for key in ("pair_slack", "form"):
+        if key not in c.details:
+            raise ValueError(f"certified CMI entry 'certificate': details lack the key {key!r}")
+    if "mean_test_error" not in h.details:
+        raise ValueError("certified CMI entry 'held_out': details lack the key 'mean_test_error'")
+    _recheck_mean("train_error", cert.train)
+    for k, v in cert.mean_mi.items():
+        _recheck_mean(f"mean_mi.{k}", v, float(c.details["pair_slack"]))
+    forms = C.certified_forms(cert.train.value, {k: v.value for k, v in cert.mean_mi.items()},
+                              interpolates=cert.forms.get("interpolating") is not None)
+    want = forms.to_dict()
+    got = dict(cert.forms)
+    if set(got) != set(want) or any((got[k] is None) != (want[k] is None) or (
+            want[k] is not None and not abs(float(got[k]) - want[k]) <= _FORM_RTOL * want[k]) for k in want):
+        raise ValueError(f"certified CMI entry 'forms': {got} is not what the recorded mean bounds give ({want})")
+    recorded = C.CertifiedForms(got["fast_rate"], got["binary_kl"], got["interpolating"])
+    form, value = recorded.best(with_interpolating=False)
+    if c.value != value or c.details["form"] != form:
+        raise ValueError(f"certified CMI entry 'certificate': value {c.value!r} ({c.details['form']}) is not what "
+                         f"the recorded mean bounds give ({value!r}, {form})")
+    if c.emp_risk_bound != cert.train.value:
+        raise ValueError("certified CMI entry 'certificate': emp_risk_bound is not the recorded training error bound")
+    held = _mean_from_dict("held_out.mean_test_error", h.details["mean_test_error"])
+    _recheck_mean("held_out.mean_test_error", held)
+    if h.value != held.value or held.delta != h.delta:
+        raise ValueError(f"certified CMI entry 'held_out': value {h.value!r} at delta {h.delta!r} is not its "
+                         f"recorded mean test error bound ({held.value!r} at delta {held.delta!r})")
+    if cert.interpolating is not None and cert.interpolating.value != got["interpolating"]:
+        raise ValueError("certified CMI entry 'interpolating': value is not what the recorded mean bound gives")
 
 
 def _check_indices(indices, k1: int, n: int, sampling: Sampling, pool_size: int | None) -> np.ndarray:
@@ -242,6 +322,9 @@ def _check_indices(indices, k1: int, n: int, sampling: Sampling, pool_size: int 
     if not np.issubdtype(idx.dtype, np.integer):
         raise ValueError(f"array 'indices' must hold integer example ids, got dtype {idx.dtype}")
     if sampling is Sampling.FRESH:
+        if pool_size is not None:
+            raise ValueError("argument 'pool_size' is only for sampling='pool' (draws with replacement from a pool); "
+                             "with sampling='fresh' leave it None")
         values, counts = np.unique(idx, return_counts=True)
         if (counts > 1).any():
             dup = int(values[counts > 1][0])
@@ -287,7 +370,18 @@ def certify_runs(masks, predictions, labels, indices, *, delta: float, sampling:
     m_min = int(min(ones.min(), (k2 - ones).min()))
     # The pair slack depends on the design's nominal size (n, k1, k2, delta) only, so that each X'_j is a function
     # of supersample j alone (i.i.d. over supersamples); the refusal looks at the fewest runs any pair has.
-    require_nonvacuous_design(n, k1, 2 * m_min, delta, method)
+    require_nonvacuous_design(n, k1, k2, delta, method)
+    if m_min < k2 // 2:
+        try:
+            require_nonvacuous_design(n, k1, 2 * m_min, delta, method)
+        except ValueError:
+            j, i = map(int, np.argwhere(np.minimum(ones, k2 - ones) == m_min)[0])
+            raise ValueError(
+                f"array 'masks': pair {i} of draw {j} has {int(k2 - ones[j, i])} runs with U = 0 and "
+                f"{int(ones[j, i])} with U = 1 of the k2 = {k2} masks: with {m_min} runs for one U value even runs "
+                f"with no errors certify nothing (k1 = {k1}, n = {n}, delta = {delta!r}); the masks' balance, not "
+                f"their number, is the problem: balanced masks (antithetic: k2 / 2 = {k2 // 2} runs per U value) "
+                "would do") from None
     slack, floor = _pair_slack(n, k1, k2 // 2, float(delta), method)
     loss = (preds != labels[:, None]).astype(np.int64)                      # [k1, k2, n, 2]
     counts = loss_pair_counts(masks, loss)
