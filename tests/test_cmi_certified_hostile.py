@@ -1,7 +1,10 @@
 """Hostile review of the certified CMI bound (bounds/cmi_certified.py, estimators/supersample/certified.py).
 
-Checks that hold are plain tests; defects found are strict xfails (they fail today and say why). Every test
-builds its counts / run arrays by hand or with numpy: no training."""
+Checks that hold are plain tests, and so are the defects this review found that have since been fixed (edited
+records refused on read, unchecked deltas and counts refused, the types radius and the fast-rate grid at or above
+their exact values, the unbalanced-mask and pool_size refusals). The one open finding, about the synthetic data
+rather than the bound, is a strict xfail that says why. Every test builds its counts / run arrays by hand or
+with numpy: no training."""
 
 import copy
 import itertools
@@ -182,6 +185,7 @@ def _kl_mp(q, p):
 
 
 def test_types_box_upper_end_at_least_exact_at_large_m():
+    """The types box's upper end at m = 1e5, A = 4 is >= the exact method-of-types value (mpmath, 50 digits)."""
     mp.mp.dps = 50
     m, a, delta = 100_000, 4, 1e-7
     counts = np.array([[m // 2, m - m // 2, 0, 0]])
@@ -256,6 +260,7 @@ def test_fast_rate_certified_above_the_exact_infimum_over_all_constants():
 
 
 def test_fast_rate_certified_at_least_its_own_grid_in_exact_arithmetic():
+    """fast_rate_certified >= the exact minimum over its own grid's C2 near the optimum (exact C1 per C2)."""
     mp.mp.dps = 30
     got = C.fast_rate_certified(0.1, 1e-8)
     j = int(np.argmin(np.maximum(B._C1_BASE, 0) * 0.1 + 1e-8 / B._C2))
@@ -288,11 +293,13 @@ def test_mean_mi_upper_adds_the_pair_slack_and_covers_the_mean():
 
 
 def test_kl_chernoff_upper_refuses_delta_zero_naming_it():
+    """delta = 0 is one ValueError naming 'delta'."""
     with pytest.raises(ValueError, match="delta"):
         C.kl_chernoff_upper([0.1, 0.2], 0.0)
 
 
 def test_empirical_bernstein_upper_refuses_delta_above_one():
+    """delta > 1 is one ValueError naming 'delta', not a number."""
     with pytest.raises(ValueError, match="delta"):
         C.empirical_bernstein_upper([0.1, 0.2] * 10, 1.5)
 
@@ -317,6 +324,7 @@ def test_target_and_statement_everywhere(small_cert):
         assert cert.details["target"] == E.TARGET == "expected risk of the algorithm at n"
         assert "expected test error of the training algorithm" in cert.details["statement"]
         assert "not the risk of one trained network" in cert.details["statement"]
+        assert "provided the pool is an i.i.d. sample of it" in cert.details["statement"]
         assert cert.certifies.value == "algorithm"
     assert E.TARGET in str(res)
     assert res.to_dict()["target"] == E.TARGET
@@ -391,6 +399,7 @@ def test_very_unbalanced_pair_still_covers_the_true_risk():
 
 
 def test_unbalanced_refusal_names_the_real_design():
+    """A pair with a single U = 1 run of 400 masks is refused naming that pair and the real k2."""
     masks, preds, labels, idx = _unbalanced(1)
     with pytest.raises(ValueError, match="k2 = 400") as err:
         E.certify_runs(masks, preds, labels, idx, delta=0.05)
@@ -398,12 +407,14 @@ def test_unbalanced_refusal_names_the_real_design():
 
 
 def test_pool_size_without_pool_sampling_refused(small_cert):
+    """pool_size with sampling='fresh' is refused, not recorded."""
     (masks, preds, labels, idx), _ = small_cert
     with pytest.raises(ValueError, match="pool_size"):
         E.certify_runs(masks, preds, labels, idx, delta=0.05, pool_size=5)
 
 
 def test_pair_mi_upper_refuses_fractional_counts():
+    """Counts of 2.5 runs are refused as not whole, not rounded."""
     with pytest.raises(ValueError, match="'counts'.*whole"):
         C.pair_mi_upper(np.full((1, 2, 4), 2.5), 0.05)
 
@@ -427,6 +438,7 @@ def test_committed_record_reads_back():
 
 
 def test_edited_certified_value_refused_on_read():
+    """A certificate value edited below what its recorded mean bounds give (0.2811 -> 0.01) is refused."""
     data = _committed_record()
     data["results"][0]["certified"]["certificate"]["value"] = 0.01
     with pytest.raises(ValueError):
@@ -434,6 +446,7 @@ def test_edited_certified_value_refused_on_read():
 
 
 def test_edited_held_out_value_refused_on_read(small_cert):
+    """A held-out value edited to 0 (its recorded mean test error bound unchanged) is refused."""
     _, res = small_cert
     d = copy.deepcopy(res.to_dict())
     d["held_out"]["value"] = 0.0
@@ -443,6 +456,7 @@ def test_edited_held_out_value_refused_on_read(small_cert):
 
 
 def test_certified_entry_missing_key_is_a_value_error(small_cert):
+    """An entry without 'forms' is one ValueError naming it."""
     _, res = small_cert
     d = copy.deepcopy(res.to_dict())
     del d["forms"]
@@ -454,7 +468,10 @@ def test_certified_entry_missing_key_is_a_value_error(small_cert):
                    "make_classification's stratified sample, exactly 10,000 examples per class, so fresh supersamples "
                    "(blocks of one permutation of it) are not i.i.d. draws of a distribution, while the fresh "
                    "statement says 'the examples' distribution'; fix: draw the pool's labels i.i.d. (or a pool far "
-                   "larger than k1 * 2n with labels sampled), or state the target as the pool's stratified law")
+                   "larger than k1 * 2n with labels sampled). The fresh statement now names its premise (the pool is "
+                   "an i.i.d. sample of the data distribution) and docs/cmi-certificate.md says this pool does not "
+                   "meet it exactly; the data itself (estimators/data.py) and the committed synthetic "
+                   "records are unchanged")
 def test_synthetic_pool_is_an_iid_sample():
     pytest.importorskip("sklearn")
     y = binary_task("synthetic", None, None, seed=0, synthetic_features=5).y

@@ -59,8 +59,10 @@ class Sampling(StrEnum):
     """How the supersamples were drawn.
 
     * ``fresh``: 2n examples per supersample, no example in two supersamples (checked on the indices): the
-      examples are i.i.d. draws of the data distribution when the pool is, and the certificate bounds the
-      risk under it.
+      examples are i.i.d. draws of the data distribution when the pool is an i.i.d. sample of it (disjoint
+      blocks of a uniformly random permutation of an i.i.d. sample are i.i.d.), and the certificate bounds the
+      risk under it. A pool that is not an i.i.d. sample (a class-stratified one, say) breaks that premise,
+      which cannot be checked here.
     * ``pool``: each supersample drawn i.i.d. with replacement from a pool of ``pool_size`` examples (declared,
       not checkable): the certificate bounds the risk under the uniform distribution on the pool.
     """
@@ -70,7 +72,9 @@ class Sampling(StrEnum):
 
 
 def _statement(n: int, sampling: Sampling, pool_size: int | None) -> str:
-    data = ("the examples' distribution (each supersample 2n fresh examples)" if sampling is Sampling.FRESH else
+    data = ("the data distribution, provided the pool is an i.i.d. sample of it (each supersample 2n fresh "
+            "examples: disjoint blocks of a uniformly random permutation of the pool, so then i.i.d. draws of it)"
+            if sampling is Sampling.FRESH else
             f"the uniform distribution on the pool of {pool_size} examples (supersamples drawn with replacement)")
     return (f"expected test error of the training algorithm at sample size n = {n}: E over training sets of n "
             f"i.i.d. examples from {data} and over the training randomness; not the risk of one trained network")
