@@ -253,7 +253,8 @@ def bounds_stage(cfg: CMIConfig, u: np.ndarray, preds: np.ndarray, labels: np.nd
         return S.bounds_from_runs(u, preds, labels, miller_madow=cfg.miller_madow)
     _save_npz(out / f"runs_n{n}.npz", masks=u, predictions=preds, labels=labels, indices=indices)
     return S.bounds_from_runs(u, preds, labels, miller_madow=cfg.miller_madow, certify=True, delta=cfg.delta,
-                              indices=indices, sampling=cfg.sampling, pool_size=pool_size,
+                              indices=indices, sampling=cfg.sampling,
+                              pool_size=pool_size if cfg.sampling is Sampling.POOL else None,
                               details={"seed": cfg.seed, "epochs": cfg.epochs})
 
 
