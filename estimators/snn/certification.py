@@ -185,22 +185,22 @@ def _masked_sums(logits: jax.Array, y: jax.Array, valid: jax.Array, p_min: float
 
 
 @functools.partial(jax.jit, static_argnames=("net", "family", "size", "p_min", "sharding"))
-def _independent_pass(rep_key, post, reference, x, y, valid, *, net: Net, family: Family, size: int, p_min: float,
+def _independent_pass(rep_key, post, ref_wrong, x, y, valid, *, net: Net, family: Family, size: int, p_min: float,
                       sharding):
     """One repetition of method (b): (errors, bounded cross-entropy) of a fresh draw per example and, when
-    ``reference`` (a deterministic network's parameters) is given, also (plus, minus, reference errors): the draws
-    that err where the reference is right, that are right where it errs, and its own errors."""
+    ``ref_wrong`` (``[nb, size]``: where a deterministic reference network errs, :func:`_wrong_pass`) is given, also
+    (plus, minus, reference errors): the draws that err where the reference is right, that are right where it errs,
+    and its own errors."""
     apply = family.independent_logits
 
     def per_batch(i, xb, yb, vb):
         logits = apply(net, jax.random.fold_in(rep_key, i * size), post, xb)
         sums = _masked_sums(logits, yb, vb, p_min)
-        if reference is None:
+        if ref_wrong is None:
             return sums
-        wrong = zero_one(logits, yb) > 0.5
-        ref_wrong = zero_one(net.apply(reference, xb), yb) > 0.5
+        wrong, ref = zero_one(logits, yb) > 0.5, ref_wrong[i]
         count = functools.partial(jnp.sum, dtype=jnp.int32)
-        return (*sums, count(vb & wrong & ~ref_wrong), count(vb & ~wrong & ref_wrong), count(vb & ref_wrong))
+        return (*sums, count(vb & wrong & ~ref), count(vb & ~wrong & ref), count(vb & ref))
     return _sum_batches(per_batch, sharding, x, y, valid)
 
 
@@ -209,6 +209,18 @@ def _weights_pass(keys, post, x, y, valid, *, net: Net, family: Family, p_min: f
     def per_batch(i, xb, yb, vb):
         return jax.vmap(lambda k: _masked_sums(net.apply(family.sample(k, post), xb), yb, vb, p_min))(keys)
     return _sum_batches(per_batch, sharding, x, y, valid)
+
+
+@functools.partial(jax.jit, static_argnames=("net", "sharding"))
+def _wrong_pass(params, x, y, valid, *, net: Net, sharding):
+    """Where the deterministic network ``params`` errs, per batch: ``[nb, size]`` (computed once, read by every
+    repetition of :func:`_independent_pass`)."""
+    def per_batch(inp):
+        xb, yb, vb = inp
+        if sharding is not None:
+            xb, yb, vb = (jax.lax.with_sharding_constraint(a, sharding) for a in (xb, yb, vb))
+        return vb & (zero_one(net.apply(params, xb), yb) > 0.5)
+    return jax.lax.map(per_batch, (x, y, valid))
 
 
 @functools.partial(jax.jit, static_argnames=("net", "sharding"))
@@ -265,9 +277,10 @@ def independent_draws(net: Net, post: Posterior, family: Family | str, data: Dat
     t0 = time.perf_counter()
     b = _batches(data, min(batch_size, family.eval_batch), devices)
     post = replicated(b.mesh, post)
-    reference = None if reference is None else replicated(b.mesh, reference)
+    ref_wrong = None if reference is None else _wrong_pass(replicated(b.mesh, reference), b.x, b.y, b.valid, net=net,
+                                                           sharding=b.sharding)
     static = dict(net=net, family=family, size=b.size, p_min=p_min, sharding=b.sharding)
-    sums = _each_pass(lambda rep: _independent_pass(jax.random.fold_in(key, rep), post, reference, b.x, b.y, b.valid,
+    sums = _each_pass(lambda rep: _independent_pass(jax.random.fold_in(key, rep), post, ref_wrong, b.x, b.y, b.valid,
                                                     **static),
                       range(r), progress=progress, desc=desc, unit="repetition")
     errors = np.asarray([int(s[0]) for s in sums], dtype=np.float64)
