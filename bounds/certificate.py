@@ -52,7 +52,7 @@ from .excess import (
     unexpected_bernstein_excess,
 )
 
-__all__ = ["Certificate", "Certified", "HELDOUT", "heldout_certificate", "ExcessMethod", "EXCESS_BOUNDS",
+__all__ = ["Certificate", "Certified", "Selection", "HELDOUT", "heldout_certificate", "ExcessMethod", "EXCESS_BOUNDS",
            "excess_loss_certificate", "split_excess_delta",
            "PacBayesBound", "PAC_BAYES_BOUNDS", "pac_bayes_certificate", "round_up", "union_minimum",
            "pay_for_choice", "format_delta", "format_upper", "register_recomputation"]
@@ -95,6 +95,70 @@ class Certified(StrEnum):
 #: Bound names of certificates on a training algorithm's expected risk
 #: (:mod:`genbounds.estimators.supersample.certified`).
 ALGORITHM_BOUNDS = ("cmi_certified", "cmi_certified_interpolating", "held_out_mean")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A paid choice among ``k`` candidate statements (the union bound of :func:`union_minimum` and
+    :func:`pay_for_choice`): the typed view of what a certificate records in ``details["selection"]``.
+
+    Fields:
+        k: number of candidate statements paid for (every part of delta divided by k, rounded down).
+        labels: the names of the certificates given (one for :func:`pay_for_choice`).
+        chosen: the label of the one kept.
+        union_bound: the payment, in words.
+        candidates: how many candidates each given certificate stood for (None in records written before it was).
+        values_given: the values of the given certificates before the payment (records written before this
+            field call it ``values_at_full_delta``).
+        delta_parts_each: the per-candidate share of each delta part (None in records written before it was).
+        nested: the selections the given certificates already were, by label.
+        unrecorded_candidates: candidates looked at whose certificates were not kept (:func:`pay_for_choice`).
+        reason: what was chosen, in words (:func:`pay_for_choice`).
+    """
+
+    k: int
+    labels: tuple[str, ...]
+    chosen: str
+    union_bound: str = ""
+    candidates: tuple[int, ...] | None = None
+    values_given: tuple[float, ...] = ()
+    delta_parts_each: Mapping[str, float] | None = None
+    nested: Mapping[str, Selection] = field(default_factory=dict)
+    unrecorded_candidates: int | None = None
+    reason: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Selection:
+        """The selection a record holds (``details["selection"]``); a ValueError naming what is missing."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"details['selection'] must be a mapping, got {type(data).__name__}")
+        missing = [key for key in ("k", "labels", "chosen") if key not in data]
+        if missing:
+            raise ValueError(f"details['selection'] lacks {', '.join(missing)}")
+        check_count("details['selection']['k']", data["k"])
+        values = data.get("values_given", data.get("values_at_full_delta", ()))
+        each = data.get("delta_parts_each")
+        if each is not None and not isinstance(each, Mapping):
+            raise ValueError(f"argument 'details': selection['delta_parts_each'] must give a share of each delta "
+                             f"part, got {each!r}")
+        return cls(k=int(data["k"]), labels=tuple(data["labels"]), chosen=str(data["chosen"]),
+                   union_bound=str(data.get("union_bound", "")),
+                   candidates=None if data.get("candidates") is None else tuple(int(c) for c in data["candidates"]),
+                   values_given=tuple(float(v) for v in values),
+                   delta_parts_each=None if each is None else dict(each),
+                   nested={label: cls.from_dict(inner) for label, inner in data.get("nested", {}).items()},
+                   unrecorded_candidates=data.get("unrecorded_candidates"), reason=data.get("reason"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's form (``details["selection"]``): fields that are None or empty are left out."""
+        out: dict[str, Any] = {"k": self.k, "labels": list(self.labels), "candidates": self.candidates,
+                               "chosen": self.chosen, "union_bound": self.union_bound,
+                               "values_given": list(self.values_given), "delta_parts_each": self.delta_parts_each,
+                               "nested": {label: inner.to_dict() for label, inner in self.nested.items()},
+                               "unrecorded_candidates": self.unrecorded_candidates, "reason": self.reason}
+        if out["candidates"] is not None:
+            out["candidates"] = list(self.candidates)
+        return {key: value for key, value in out.items() if value not in (None, {}, "")}
 
 
 @dataclass(frozen=True)
@@ -155,8 +219,7 @@ class Certificate:
         if self.guess_risk is not None:
             check_probability("guess_risk", self.guess_risk)
         if "selection" in self.details:
-            check_count("details['selection']['k']", self.details["selection"].get("k", 0))
-            _check_shares_each(self.details["selection"], self.delta_parts)
+            _check_shares_each(Selection.from_dict(self.details["selection"]), self.delta_parts)
         if self.bound in _EXCESS_METHOD and self.details.get("certifies") not in tuple(Certified):
             raise ValueError(f"argument 'details' of a {self.bound!r} certificate must say which predictor it "
                              f"certifies (details['certifies'] one of {tuple(c.value for c in Certified)}), got "
@@ -168,8 +231,14 @@ class Certificate:
     def candidates(self) -> int:
         """How many candidate statements this certificate's union bound already pays for: K for a
         paid selection (:func:`union_minimum`, :func:`pay_for_choice`), 1 otherwise."""
-        selection = self.details.get("selection")
-        return 1 if selection is None else int(selection["k"])
+        selection = self.selection
+        return 1 if selection is None else selection.k
+
+    @property
+    def selection(self) -> Selection | None:
+        """The paid choice this certificate is the winner of (``details["selection"]``), or None."""
+        recorded = self.details.get("selection")
+        return None if recorded is None else Selection.from_dict(recorded)
 
     @property
     def certifies(self) -> Certified:
@@ -223,16 +292,16 @@ class Certificate:
         return cls.from_dict(json.loads(text))
 
 
-def _check_shares_each(selection: Mapping[str, Any], parts: Mapping[str, float]) -> None:
-    """A paid selection's per-candidate shares (``selection["delta_parts_each"]``, when recorded): one per delta
-    part, each in (0, 1), and K of them at most the part, exactly (K = ``selection["k"]``)."""
-    each = selection.get("delta_parts_each")
+def _check_shares_each(selection: Selection, parts: Mapping[str, float]) -> None:
+    """A paid selection's per-candidate shares (``delta_parts_each``, when recorded): one per delta
+    part, each in (0, 1), and K of them at most the part, exactly (K = ``selection.k``)."""
+    each = selection.delta_parts_each
     if each is None:
         return
-    if not isinstance(each, Mapping) or set(each) != set(parts):
+    if set(each) != set(parts):
         raise ValueError(f"argument 'details': selection['delta_parts_each'] must give a share of each delta part "
                          f"{sorted(parts)}, got {each!r}")
-    k = int(selection["k"])
+    k = selection.k
     for name, share in each.items():
         check_delta(f"details['selection']['delta_parts_each'][{name!r}]", share)
         if k * Fraction(share) > Fraction(parts[name]):
@@ -645,7 +714,7 @@ def _own_shares(cert: Certificate) -> dict[str, float]:
     k = cert.candidates
     if k == 1:
         return dict(cert.delta_parts)
-    each = cert.details["selection"].get("delta_parts_each")
+    each = cert.selection.delta_parts_each
     if each is None:
         return {name: part / k for name, part in cert.delta_parts.items()}
     return dict(each)

@@ -360,7 +360,7 @@ def run_compress(cfg: CompressConfig, out: str | os.PathLike, *, progress: bool 
         summary["heldout_baseline"] = {"certificate": held.value, "test_error": test0,
                                        "bound_error": k0 / len(bound), "beaten": beats}
         paid = union_minimum([best["certificate"], held], [results[0]["label"], results[-1]["label"]])
-        summary["best_paid"] = {"label": paid.details["selection"]["chosen"], "certificate": paid.value,
+        summary["best_paid"] = {"label": paid.selection.chosen, "certificate": paid.value,
                                 "candidates": 2, "delta": paid.delta}
         summary["prior_split"] = split_record(prior_idx, len(data.train))
     timings["total_s"] = time.perf_counter() - t_start

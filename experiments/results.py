@@ -207,14 +207,14 @@ class PacBayesResult:
             disagreement=None if disagreement is None else Disagreement.from_dict(disagreement))
 
 
-def certified_predictor(cert: Certificate, label: str) -> str:
-    """In words, the predictor a run's certificate ``cert`` (labelled ``label``, e.g. "quad (excess)") covers: the
-    stochastic posterior, or the prior's own deterministic network when a combined certificate found no certified
-    excess advantage for the posterior."""
-    objective = label.split(" (")[0]
+def certified_predictor(cert: Certificate) -> str:
+    """In words, the predictor a run's certificate ``cert`` covers: the stochastic posterior (trained with the
+    objective its details record), or the prior's own deterministic network when a combined certificate found no
+    certified excess advantage for the posterior."""
     if cert.certifies is Certified.REFERENCE:
         return "the prior's own network (deterministic)"
-    return f"the stochastic posterior trained with {objective}"
+    objective = cert.details.get("objective")
+    return "the stochastic posterior" + ("" if objective is None else f" trained with {objective}")
 
 
 def heldout_baseline(cert: Certificate, prior_heldout_error: float | None) -> Certificate | None:

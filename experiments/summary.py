@@ -76,7 +76,7 @@ def calculator_text(certs: Sequence[Certificate], fmt: str, digits: int) -> str:
         "Taking the smaller of",
         f"seeger and catoni is a choice after seeing them: with a union bound (each at delta/2) the "
         f"honest minimum is {format_number(best.value, digits, upper=True)} "
-        f"({best.details['selection']['chosen']}).",
+        f"({best.selection.chosen}).",
     ]
     return "\n".join(head + ["", table, "", *foot])
 
@@ -140,17 +140,17 @@ def pac_bayes_text(record: PacBayesRecord, cfg: PacBayesConfig, out: Path, fig: 
                         f"test error {m.test_error:.4f}, sparsity {m.sparsity:.3f}, "
                         f"KL {m.certificate.kl:.1f}")
     if record.best is not None:
-        sel = record.best.details["selection"]
+        sel = record.best.selection
         best = format_number(record.best.value, 4, upper=True)
-        among = (f"these {len(sel['labels'])} certificates" if sel["k"] == len(sel["labels"]) else
-                 f"these {len(sel['labels'])} certificates (standing for {sel['k']} candidates looked at)")
-        if len(sel["labels"]) > 1:
-            foot.append(f"keeping the smallest of {among} ({', '.join(sel['labels'])}) is a choice after seeing "
-                        f"them: paid with a union bound (each at delta/{sel['k']}) it is {best} ({sel['chosen']}).")
-        foot.append(f"best certified predictor: {certified_predictor(record.best, sel['chosen'])}, risk <= {best} "
-                    f"w.p. >= 1 - {format_delta(record.best.delta)} ({sel['chosen']}"
+        among = (f"these {len(sel.labels)} certificates" if sel.k == len(sel.labels) else
+                 f"these {len(sel.labels)} certificates (standing for {sel.k} candidates looked at)")
+        if len(sel.labels) > 1:
+            foot.append(f"keeping the smallest of {among} ({', '.join(sel.labels)}) is a choice after seeing "
+                        f"them: paid with a union bound (each at delta/{sel.k}) it is {best} ({sel.chosen}).")
+        foot.append(f"best certified predictor: {certified_predictor(record.best)}, risk <= {best} "
+                    f"w.p. >= 1 - {format_delta(record.best.delta)} ({sel.chosen}"
                     + ("; the combined certificate is the one quoted, a rule fixed before any certificate is seen"
-                       if sel["chosen"].endswith("(excess)") else "") + ").")
+                       if sel.chosen.endswith("(excess)") else "") + ").")
     if cfg.settings_looked_at > 1:
         foot.append(f"every certificate above pays for keeping these settings among {cfg.settings_looked_at} looked "
                     f"at on this bound set (each at delta/{cfg.settings_looked_at}).")

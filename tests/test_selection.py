@@ -157,3 +157,41 @@ def test_the_pbb_recipes_pay_for_the_settings_looked_at_on_their_bound_set():
         assert cert.candidates == 6 and record["config"]["settings_looked_at"] == 6, name
     fcn = json.loads((RESULTS / "reproduce" / "pbb-fashion-fcn.json").read_text())["results"][0]["certificate"]
     assert fcn["value"] == pytest.approx(0.150989, abs=1e-6)
+
+
+def test_selection_reads_back_typed_and_writes_the_record_unchanged() -> None:
+    """``Certificate.selection`` is the typed view of ``details["selection"]``: a nested selection reads back with
+    its K, labels, winner, per-candidate shares and inner selection, and writes the recorded dict unchanged."""
+    inner = pay_for_choice(_cert("seeger", 0.04, 30.0), 3, "lr 0.01", "learning rate")
+    outer = union_minimum([inner, _cert("catoni", 0.04, 30.0)], labels=["seeger", "catoni"])
+    sel = outer.selection
+    assert sel is not None and sel.k == 4 and sel.labels == ("seeger", "catoni") and sel.candidates == (3, 1)
+    assert sel.chosen in sel.labels and sel.nested["seeger"].k == 3 and sel.nested["seeger"].reason == "learning rate"
+    assert sum(sel.delta_parts_each.values()) * 4 <= outer.delta
+    assert sel.to_dict() == outer.details["selection"]
+    assert _cert("seeger", 0.04, 30.0).selection is None
+
+
+def test_selection_of_records_written_before_the_newer_fields() -> None:
+    """Stored records from before ``candidates``/``values_given`` still read: their values are the old
+    ``values_at_full_delta``, candidates unknown."""
+    seen = 0
+    for path in RESULTS.rglob("*.json"):
+        for cert in _certificates_in(json.loads(path.read_text())):
+            sel = cert.selection
+            if sel is not None:
+                seen += 1
+                assert sel.k >= len(sel.labels) >= 1 and sel.chosen in sel.labels + tuple(sel.nested)
+                assert len(sel.values_given) == len(sel.labels)
+    assert seen >= 10
+
+
+def _certificates_in(obj: object) -> list[Certificate]:
+    """Every certificate dict (by its schema tag) anywhere in a record, read back."""
+    if isinstance(obj, dict):
+        if obj.get("schema") == "genbounds.certificate/1":
+            return [Certificate.from_dict(obj)]
+        return [c for v in obj.values() for c in _certificates_in(v)]
+    if isinstance(obj, list):
+        return [c for v in obj for c in _certificates_in(v)]
+    return []
