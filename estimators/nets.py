@@ -251,7 +251,8 @@ def conv_train_draw(in_shape: Sequence[int], channels: Sequence[int], conv: str 
 
     i.e. when it draws at most 4 kernel numbers per output value; the constant 4 lies between the
     measured crossings. Forward + backward of one layer alone, time with flipout / time with the exact
-    draw, interleaved in one process (matmul form, 2-core CPU with AVX-512, shared machine), batch 64: ``c_in = 32 -> 64``: P = 16: 0.38, 36: 0.63, 64: 0.84, 100: 1.32, 196: 1.41, 576: 1.57;
+    draw, interleaved in one process (matmul form, 2-core CPU with AVX-512, shared machine), batch 64:
+    ``c_in = 32 -> 64``: P = 16: 0.38, 36: 0.63, 64: 0.84, 100: 1.32, 196: 1.41, 576: 1.57;
     ``c_in = 64 -> 64``: P = 64: 0.63, 196: 1.08; ``c_in = 1 -> 32``: P = 16 to 676: 1.35 to 2.56 (at
     batch 250: 1.05 at P = 100 and 1.80 at P = 576 for ``c_in = 32``, 1.82 at P = 36 for ``c_in = 1``).
 
