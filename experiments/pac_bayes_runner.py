@@ -452,15 +452,14 @@ def posterior_stage(setup: Setup, pr: PriorResult, objective: str, *, progress: 
         history.append(rec)
         _save_pickle(state_file, {"state": st, "epoch": epoch, "history": history})
 
+    step = S.posterior_step(
+        setup.net, pr.prior, optimizer=make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum, cfg.schedule, steps),
+        objective_name=objective, n_bound=len(setup.data.train) - pr.prior.n_data, delta=cfg.delta, p_min=cfg.p_min,
+        learn_prior_scale=cfg.learn_prior_scale, independent=not cfg.shared_sample)
     state, _ = S.train_posterior(
-        setup.net, _posterior_start(cfg, pr), pr.prior, setup.data.train,
-        key=jax.random.fold_in(setup.keys["post"], zlib.crc32(objective.encode())),
-        n_bound=len(setup.data.train) - pr.prior.n_data, objective_name=objective,
-        optimizer=make_optimizer(cfg.optimizer, cfg.lr, cfg.momentum, cfg.schedule, steps), delta=cfg.delta,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch, p_min=cfg.p_min, learn_prior_scale=cfg.learn_prior_scale,
-        independent=not cfg.shared_sample, progress=progress, state=state, start_epoch=start, on_epoch=on_epoch,
-        desc=objective)
+        step, _posterior_start(cfg, pr), setup.data.train,
+        key=jax.random.fold_in(setup.keys["post"], zlib.crc32(objective.encode())), epochs=cfg.epochs,
+        batch_size=cfg.batch, progress=progress, state=state, start_epoch=start, on_epoch=on_epoch, desc=objective)
     return state, history, time.perf_counter() - t0
 
 

@@ -120,7 +120,7 @@ def pac_bayes_text(record: PacBayesRecord, cfg: PacBayesConfig, out: Path, fig: 
                     f"it at {share['excess']}, {first_x.details['method'].replace('_', ' ')}), the Monte Carlo step "
                     f"at {share['monte_carlo']} on the same draws as (b):")
         for objective, cert, dis in excess:
-            who = certified_predictor(cert, objective)
+            who = certified_predictor(cert)
             foot.append(f"  {objective}: {format_number(cert.value, 4, upper=True)} certifies {who}; the posterior's "
                         f"draws disagree with the prior network on {dis.rate:.2%} (fix {dis.minus / dis.draws:.2%}, "
                         f"break {dis.plus / dis.draws:.2%}), certified excess "

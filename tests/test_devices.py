@@ -52,10 +52,10 @@ DATA_PARALLEL = textwrap.dedent("""
     prior = snn.Prior(means[0], 0.03, data_indices=prior_idx)
     out = []
     for d in (one, four):
-        state, hist = snn.train_posterior(net, snn.init_posterior(means[0], 0.03), prior, data,
-                                          key=jax.random.PRNGKey(2), n_bound=200, objective_name="quad",
-                                          optimizer=optax.sgd(0.01, momentum=0.9), epochs=5, batch_size=40,
-                                          progress=False, devices=d)
+        step = snn.posterior_step(net, prior, optimizer=optax.sgd(0.01, momentum=0.9), objective_name="quad",
+                                  n_bound=200)
+        state, hist = snn.train_posterior(step, snn.init_posterior(means[0], 0.03), data, key=jax.random.PRNGKey(2),
+                                          epochs=5, batch_size=40, progress=False, devices=d)
         out.append((state, hist))
     kl = [h[-1]["kl"] for _, h in out]
     assert abs(kl[0] - kl[1]) <= 1e-3 * max(kl), kl

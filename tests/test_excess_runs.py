@@ -115,9 +115,9 @@ def test_training_against_the_excess_objective_fixes_more_than_it_breaks(setting
     """Trained against the excess objective on all the data, the posterior stays close to the prior network
     (few disagreements) and the objective falls."""
     net, data, prior, post = setting
-    state, hist = snn.train_posterior(net, post, prior, data, key=jax.random.PRNGKey(3), n_bound=200,
-                                      objective_name="excess", epochs=4, batch_size=50,
-                                      optimizer=optax.adam(1e-3), progress=False)
+    step = snn.posterior_step(net, prior, optimizer=optax.adam(1e-3), objective_name="excess", n_bound=200)
+    state, hist = snn.train_posterior(step, post, data, key=jax.random.PRNGKey(3), epochs=4, batch_size=50,
+                                      progress=False)
     assert hist[-1]["objective"] < hist[0]["objective"]
     cert, counts = snn.certify_excess(net, state.posterior, prior, data, key=jax.random.PRNGKey(4), r=4)
     assert (counts.plus_draws + counts.minus_draws) / counts.draws < 0.2

@@ -128,9 +128,9 @@ def test_mask_training_moves_only_the_keep_logits():
     prior = snn.Prior(w, keep, "mask", np.arange(100))
     start = snn.get_family("mask").init(w, prior)
     assert snn.kl_float64(start, prior) < 1e-3
-    state, hist = snn.train_posterior(net, start, prior, data, key=jax.random.PRNGKey(1), n_bound=100,
-                                      objective_name="quad", optimizer=optax.adam(0.05), epochs=3,
-                                      batch_size=50, progress=False)
+    step = snn.posterior_step(net, prior, optimizer=optax.adam(0.05), objective_name="quad", n_bound=100)
+    state, hist = snn.train_posterior(step, start, data, key=jax.random.PRNGKey(1), epochs=3, batch_size=50,
+                                      progress=False)
     post = state.posterior
     for a, b in zip(jax.tree_util.tree_leaves(post.mean), jax.tree_util.tree_leaves(w)):
         assert np.array_equal(np.asarray(a), np.asarray(b))

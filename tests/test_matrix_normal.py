@@ -93,9 +93,11 @@ def test_matrix_normal_training_and_refusals():
     mean = net.init(jax.random.PRNGKey(0))
     prior = snn.Prior(mean, 0.1, "matrix_normal", np.arange(60))
     start = snn.get_family("matrix_normal").init(mean, prior)
-    state, hist = snn.train_posterior(net, start, prior, data, key=jax.random.PRNGKey(1), n_bound=60,
-                                      objective_name="quad", optimizer=optax.adam(0.01), epochs=3, batch_size=30,
-                                      progress=False, learn_prior_scale=True)
+    step = snn.posterior_step(net, prior, optimizer=optax.adam(0.01), objective_name="quad", n_bound=60,
+                              learn_prior_scale=True)
+    state, hist = snn.train_posterior(step, start, data, key=jax.random.PRNGKey(1), epochs=3, batch_size=30,
+                                      progress=False)
+    assert hist[-1]["prior_scale"] == state.prior_scale
     assert np.isfinite(hist[-1]["objective"]) and state.prior_scale != 0.1
     cert, _ = snn.certify(net, state.posterior, prior, data, key=jax.random.PRNGKey(2), estimate=snn.PerExampleDraws(2),
                           prior_scale=state.prior_scale, prior_grid=(100.0, 0.1))

@@ -158,8 +158,8 @@ def _setting():
 
 def test_training_in_a_log_file_writes_lines_not_a_bar(capsys):
     net, data, prior, post = _setting()
-    snn.train_posterior(net, post, prior, data, key=jax.random.PRNGKey(1), n_bound=60, objective_name="quad",
-                        optimizer=optax.adam(1e-3), epochs=3, batch_size=40, progress=True)
+    step = snn.posterior_step(net, prior, optimizer=optax.adam(1e-3), objective_name="quad", n_bound=60)
+    snn.train_posterior(step, post, data, key=jax.random.PRNGKey(1), epochs=3, batch_size=40, progress=True)
     err = capsys.readouterr().err
     assert "\r" not in err
     lines = err.splitlines()

@@ -231,9 +231,10 @@ def _certificate_for(prior_kind, data, key):
         prior = snn.Prior(init, 0.02)
         start = snn.train_deterministic(net, init, data, key=key, epochs=30, batch_size=50,
                                         optimizer=optax.sgd(0.05, momentum=0.9), progress=False)
-    state, hist = snn.train_posterior(net, snn.init_posterior(start, 0.02), prior, data, key=key,
-                                      n_bound=n - prior.n_data, objective_name="quad", epochs=20,
-                                      batch_size=50, optimizer=optax.sgd(0.01, momentum=0.95), progress=False)
+    step = snn.posterior_step(net, prior, optimizer=optax.sgd(0.01, momentum=0.95), objective_name="quad",
+                              n_bound=n - prior.n_data)
+    state, hist = snn.train_posterior(step, snn.init_posterior(start, 0.02), data, key=key, epochs=20,
+                                      batch_size=50, progress=False)
     assert all(h["objective"] >= h["emp_ce"] - 1e-6 and h["kl"] >= 0 for h in hist)
     post = state.posterior
     cert, _ = snn.certify(net, post, prior, data, key=key, estimate=snn.PerExampleDraws(20))

@@ -72,7 +72,7 @@ from ..steps import steps_per_epoch
 from .families import GAUSSIAN, Family, get_family
 from .objectives import Objective, ObjectiveName, bounded_cross_entropy, get_objective, zero_one
 from .posterior import Posterior, Prior, PriorKind, init_posterior, kl_float64
-from .train import train_posterior
+from .train import posterior_step, train_posterior
 
 __all__ = ["MCEstimate", "PerExampleDraws", "WeightDraws", "Estimate", "bound_set", "mc_weight_samples",
            "mc_independent", "error_rate", "certify", "certify_network", "CertifiedPredictor", "MIN_STEPS",
@@ -625,10 +625,10 @@ def certify_network(
     kl_start = kl_float64(start, prior)
     k_train, k_cert, k_test = jax.random.split(key, 3)
     opt = optimizer or optax.adam(1e-3)
-    state, history = train_posterior(net, start, prior, train, key=k_train, n_bound=n_bound,
-                                     objective_name=objective, delta=delta, epochs=epochs, batch_size=batch_size,
-                                     optimizer=opt if train_mean else _means_fixed(opt),
-                                     learn_prior_scale=learn_prior_scale, independent=False, progress=progress)
+    step = posterior_step(net, prior, optimizer=opt if train_mean else _means_fixed(opt), objective_name=objective,
+                          n_bound=n_bound, delta=delta, learn_prior_scale=learn_prior_scale, independent=False)
+    state, history = train_posterior(step, start, train, key=k_train, epochs=epochs, batch_size=batch_size,
+                                     progress=progress)
     post = state.posterior
     _check_finite("optimizer", post.rho, what="the trained posterior scale")
     training = {

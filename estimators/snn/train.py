@@ -163,23 +163,20 @@ def train_deterministic(
 
 
 def train_posterior(
-    net: Net, post: Posterior, prior: Prior, data: Dataset, *, key: jax.Array, n_bound: int,
-    objective_name: Objective | str, optimizer: optax.GradientTransformation, delta: float = 0.025, epochs: int = 10,
-    batch_size: int = 128, p_min: float = 1e-4, learn_prior_scale: bool = False, independent: bool = True,
+    train: Step, post: Posterior, data: Dataset, *, key: jax.Array, epochs: int = 10, batch_size: int = 128,
     progress: bool = True, state: PosteriorState | None = None, start_epoch: int = 0,
     on_epoch: Callable[[int, PosteriorState, dict], None] | None = None, desc: str = "posterior",
     devices: list | None = None,
 ) -> tuple[PosteriorState, list[dict]]:
-    """Optimise the posterior (and optionally the prior scale) with :func:`posterior_step`.
+    """Optimise the posterior (and the prior scale when the step learns it) with ``train``, a
+    :func:`posterior_step`: ``train_posterior(posterior_step(net, prior, ...), post, data, key=key)``.
 
-    The posterior may train on all of ``data``; the objective's ``n`` is ``n_bound``. Each epoch is
-    one compiled loop over device-resident data; with several ``devices`` (default: all local
-    devices) each minibatch is split over them. The host acts only between epochs: resumes from
+    The posterior may train on all of ``data``; the objective's ``n`` is the step's ``n_bound``. Each
+    epoch is one compiled loop over device-resident data; with several ``devices`` (default: all
+    local devices) each minibatch is split over them. The host acts only between epochs: resumes from
     ``state`` at ``start_epoch``, and ``on_epoch(epoch, state, record)`` runs after each epoch
-    (checkpoints). Returns the final state and per-epoch mean metrics.
+    (checkpoints). Returns the final state and per-epoch mean metrics (with ``prior_scale`` when learned).
     """
-    train = posterior_step(net, prior, optimizer=optimizer, objective_name=objective_name, n_bound=n_bound,
-                           delta=delta, p_min=p_min, learn_prior_scale=learn_prior_scale, independent=independent)
     mesh, sharding, x, y = _on_devices(data, batch_size, devices)
     epoch_fn = compile_epoch(train.step, m=len(data), batch_size=batch_size, sharding=sharding)
     state = replicated(mesh, train.init(post) if state is None else owned(state))
@@ -188,7 +185,7 @@ def train_posterior(
         for epoch in range(start_epoch, epochs):
             state, metrics = epoch_fn(state, jax.random.fold_in(key, epoch), x, y)
             record = {"epoch": epoch + 1, **{k: float(jnp.mean(v)) for k, v in metrics._asdict().items()}}
-            if learn_prior_scale:
+            if state.params.log_prior_scale is not None:
                 record["prior_scale"] = state.prior_scale
             history.append(record)
             bar.update(1, obj=f"{record['objective']:.4f}", kl=f"{record['kl']:.1f}")
