@@ -19,8 +19,6 @@ from .bounds import (
     CompressionBound,
     PacBayesBound,
     compression_certificate,
-    format_delta,
-    format_upper,
     pac_bayes_certificate,
 )
 from .estimators.devices import initialize_distributed, is_main_process
@@ -38,6 +36,7 @@ from .experiments.summary import (
     bound_cmi_text,
     calculator_text,
     cmi_text,
+    compression_calculator_text,
     langevin_text,
     pac_bayes_text,
     report_text,
@@ -99,18 +98,7 @@ COMPRESSION_METHODS = {"kl": CompressionBound.KL_INVERSE, "catoni": CompressionB
 def _run_bound_compression(args: argparse.Namespace) -> str:
     cert = compression_certificate(args.errors, args.n, CodeLength.declared(args.bits, searched=args.searched),
                                    args.delta, method=COMPRESSION_METHODS[args.method], n_prior=args.n_prior)
-    if args.format == "json":
-        return cert.to_json(indent=2)
-    code = cert.details["code"]
-    return (f"{cert.bound}: {format_upper(cert.value, args.digits)} (rounded up), a certificate on the risk of the "
-            f"quantised network, w.p. >= 1 - {format_delta(cert.delta)}\n"
-            f"errors {cert.details['errors']} / n {cert.n_bound}, description length {_charged(code['total_bits'])} "
-            f"bits (search {_charged(code['search_bits'])}), KL = {_charged(cert.kl)} nats")
-
-
-def _charged(x: float) -> str:
-    """Bits or nats charged to a bound, as text never below them: a whole number as an integer, else rounded up."""
-    return str(int(x)) if float(x).is_integer() else format_upper(x, 4)
+    return cert.to_json(indent=2) if args.format == "json" else compression_calculator_text(cert, args.digits)
 
 
 def _run_pac_bayes(args: argparse.Namespace) -> str:

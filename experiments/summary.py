@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..bounds import Certificate, format_delta, format_upper, union_minimum
+from ..bounds import Certificate, CodeLength, format_delta, format_upper, union_minimum
 from ..estimators.supersample import CMIResult
 from ..estimators.supersample.certified import TARGET as CERTIFIED_TARGET
 from .cmi_results import CMIRecord, LangevinRecord
@@ -32,8 +32,8 @@ from .report import (
 )
 from .results import PacBayesRecord, certified_predictor, heldout_baseline
 
-__all__ = ["calculator_text", "pac_bayes_text", "bound_cmi_text", "cmi_text", "langevin_text", "estimates_text",
-           "report_text", "reproduce_text"]
+__all__ = ["calculator_text", "compression_calculator_text", "pac_bayes_text", "bound_cmi_text", "cmi_text",
+           "langevin_text", "estimates_text", "report_text", "reproduce_text"]
 
 
 def _note(c: Certificate) -> str:
@@ -43,6 +43,20 @@ def _note(c: Certificate) -> str:
     if c.bound == "lambda":
         return f"lambda = {c.details['lambda']:.3g} (optimal; uniform in lambda)"
     return ""
+
+
+def compression_calculator_text(cert: Certificate, digits: int) -> str:
+    """``genbounds bound compression``: the certificate of a quantised network and what it was charged."""
+    code = CodeLength.from_dict(cert.details["code"])
+    return (f"{cert.bound}: {format_upper(cert.value, digits)} (rounded up), a certificate on the risk of the "
+            f"quantised network, w.p. >= 1 - {format_delta(cert.delta)}\n"
+            f"errors {cert.details['errors']} / n {cert.n_bound}, description length {_charged(code.total_bits)} "
+            f"bits (search {_charged(code.search_bits)}), KL = {_charged(cert.kl)} nats")
+
+
+def _charged(x: float) -> str:
+    """Bits or nats charged to a bound, as text never below them: a whole number as an integer, else rounded up."""
+    return str(int(x)) if float(x).is_integer() else format_upper(x, 4)
 
 
 def calculator_text(certs: Sequence[Certificate], fmt: str, digits: int) -> str:
