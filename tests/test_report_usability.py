@@ -157,7 +157,7 @@ HELD_OUT = "prior network, held-out (test-set bound)"
 
 def test_report_filters_are_anded_and_match_the_printed_cell(capsys):
     rows = _csv(capsys, str(COMMITTED), "--filter", "dataset=fashion-mnist", "--filter", f"bound={HELD_OUT}")
-    assert len(rows) == 15 and {(r["dataset"], r["bound"], r["n"]) for r in rows} == {("fashion-mnist", HELD_OUT,
+    assert len(rows) == 16 and {(r["dataset"], r["bound"], r["n"]) for r in rows} == {("fashion-mnist", HELD_OUT,
                                                                                          "30000")}
     assert sorted(r["certificate"] for r in rows)[:2] == ["0.0821", "0.0915"]        # rounded up
     every = _csv(capsys, str(COMMITTED))
@@ -203,7 +203,7 @@ def test_default_report_fits_160_columns_and_shows_the_heldout_row_unchanged(cap
     lines = out.splitlines()
     assert max(map(len, lines)) <= 160, max(lines, key=len)
     held = [line for line in lines if HELD_OUT in line]
-    assert len(held) == 24      # every data-dependent PAC-Bayes record's baseline, on one line each
+    assert len(held) == 25      # every data-dependent PAC-Bayes record's baseline, on one line each
     first = _csv(capsys, str(COMMITTED), "--filter", f"bound={HELD_OUT}",
                  "--filter", "source=pac-bayes-quickstart-digits.json")
     assert [(r["n"], r["certificate"], r["kind"]) for r in first] == [("719", "0.0349", "certificate")]
@@ -275,9 +275,9 @@ def test_training_curve_titles_name_dataset_model_prior_and_objectives(monkeypat
     from genbounds.paper_figures import fig_training_curves
     titles = []
     assert _drawn_figures(monkeypatch, fig_training_curves, lambda fig: titles.append(fig.get_suptitle()),
-                          layout=False) == 29
+                          layout=False) == 30
     assert "digits, mlp-256-256, prior data (alpha 0.5), objectives quad, seeger, classic" in titles
     assert "fashion-mnist, mlp-300, prior dp (epsilon 0.1, all data), objective quad" in titles
     assert any(t.startswith("fashion-mnist, mlp-300, prior data (alpha 0.5), Bernoulli masks (magnitude, sparsity 0.9,")
                for t in titles)
-    assert len(set(titles)) == 23             # was 7 distinct titles for these 29 figures
+    assert len(set(titles)) == 24             # was 7 distinct titles for these figures
