@@ -128,6 +128,7 @@ def test_outside_a_kernel_the_helper_says_so():
     assert not P.in_notebook()
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(importlib.util.find_spec("ipywidgets") is not None, reason="the warning needs ipywidgets absent")
 def test_importing_the_library_in_a_kernel_without_ipywidgets_gives_no_tqdm_warning():
     code = ("import sys, types, warnings\n"

@@ -347,6 +347,7 @@ def test_posterior_step_gradient_matches_finite_differences_of_the_objective(nam
         new, _ = train.step(state, key, xb, yb)
         grad_mean = jax.tree_util.tree_map(lambda a, b: a - b, state.params.mean, new.params.mean)
 
+        @jax.jit
         def written(mean):
             post = snn.Posterior(mean, start.rho)
             logits = net.apply_independent(key, mean, snn.posterior_scale(post), xb)
