@@ -14,6 +14,7 @@ upward so that float rounding can never make the printed bound too low.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -218,8 +219,8 @@ class Certificate:
             check_count("mc_samples", self.mc_samples)
         if self.guess_risk is not None:
             check_probability("guess_risk", self.guess_risk)
-        if "selection" in self.details:
-            _check_shares_each(Selection.from_dict(self.details["selection"]), self.delta_parts)
+        if self.selection is not None:
+            _check_shares_each(self.selection, self.delta_parts)
         if self.bound in _EXCESS_METHOD and self.details.get("certifies") not in tuple(Certified):
             raise ValueError(f"argument 'details' of a {self.bound!r} certificate must say which predictor it "
                              f"certifies (details['certifies'] one of {tuple(c.value for c in Certified)}), got "
@@ -234,9 +235,9 @@ class Certificate:
         selection = self.selection
         return 1 if selection is None else selection.k
 
-    @property
+    @functools.cached_property
     def selection(self) -> Selection | None:
-        """The paid choice this certificate is the winner of (``details["selection"]``), or None."""
+        """The paid choice this certificate is the winner of (``details["selection"]``, read once), or None."""
         recorded = self.details.get("selection")
         return None if recorded is None else Selection.from_dict(recorded)
 

@@ -35,13 +35,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["Net", "mlp", "cnn", "conv_for_backend", "conv_train_draw", "custom", "location_scale_draw",
+__all__ = ["Net", "mlp", "cnn", "conv_for_backend", "ConvTrainDraw", "conv_train_draw", "custom", "location_scale_draw",
            "per_example_apply", "predict", "standard_normal"]
 
 Params = Any
@@ -235,7 +236,14 @@ def _per_example_draw_cheaper(positions: int, fan_in: int) -> bool:
     return 4 * positions >= fan_in
 
 
-def conv_train_draw(in_shape: Sequence[int], channels: Sequence[int], conv: str = "matmul") -> str:
+class ConvTrainDraw(StrEnum):
+    """How Gaussian posterior training draws a built-in CNN's convolution kernels (:func:`conv_train_draw`)."""
+
+    FLIPOUT = "flipout"
+    PER_EXAMPLE = "per-example"
+
+
+def conv_train_draw(in_shape: Sequence[int], channels: Sequence[int], conv: str = "matmul") -> ConvTrainDraw:
     r"""How Gaussian posterior training of a built-in CNN draws its convolution kernels:
     ``"flipout"`` (:func:`_conv_flipout`, ``Net.apply_train``) or ``"per-example"`` (the exact
     independent draw of ``apply_independent``, which certificates always use). Both give every
@@ -265,14 +273,14 @@ def conv_train_draw(in_shape: Sequence[int], channels: Sequence[int], conv: str 
     (cuDNN off CPU, not measured) keeps flipout.
     """
     if conv != "matmul":
-        return "flipout"
+        return ConvTrainDraw.FLIPOUT
     h, w, c_in = (int(d) for d in in_shape)
     for c_out in channels:
         h, w = h - 2, w - 2
         if not _per_example_draw_cheaper(h * w, 9 * c_in):
-            return "flipout"
+            return ConvTrainDraw.FLIPOUT
         c_in = int(c_out)
-    return "per-example"
+    return ConvTrainDraw.PER_EXAMPLE
 
 
 def cnn(in_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32, 64),
@@ -357,7 +365,7 @@ def _cnn(in_shape: tuple[int, ...], num_classes: int, channels: tuple[int, ...],
 
     apply_independent = stochastic(_conv_per_example)
     # Training's law (conv_train_draw): flipout, or None for the exact draw (families fall back to apply_independent).
-    flipout = conv_train_draw(in_shape, channels, conv) == "flipout"
+    flipout = conv_train_draw(in_shape, channels, conv) is ConvTrainDraw.FLIPOUT
     apply_train = stochastic(lambda k, h, m, s: _conv_flipout(conv_fn, k, h, m, s)) if flipout else None
     name = "cnn-" + "-".join(str(c) for c in (*channels, *dense)) + ("" if conv == "xla" else f"-{conv}")
     return Net(name, init, apply, apply_independent, apply_dropout, apply_train)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..bounds import Certificate, CodeLength, format_delta, format_upper, union_minimum
+from ..bounds import EXCESS_BOUNDS, Certificate, CodeLength, format_delta, format_upper, union_minimum
 from ..estimators.supersample import CMIResult
 from ..estimators.supersample.certified import TARGET as CERTIFIED_TARGET
 from .cmi_results import CMIRecord, LangevinRecord
@@ -164,7 +164,7 @@ def pac_bayes_text(record: PacBayesRecord, cfg: PacBayesConfig, out: Path, fig: 
         foot.append(f"best certified predictor: {certified_predictor(record.best)}, risk <= {best} "
                     f"w.p. >= 1 - {format_delta(record.best.delta)} ({sel.chosen}"
                     + ("; the combined certificate is the one quoted, a rule fixed before any certificate is seen"
-                       if sel.chosen.endswith("(excess)") else "") + ").")
+                       if record.best.bound in EXCESS_BOUNDS.values() else "") + ").")
     if cfg.settings_looked_at > 1:
         foot.append(f"every certificate above pays for keeping these settings among {cfg.settings_looked_at} looked "
                     f"at on this bound set (each at delta/{cfg.settings_looked_at}).")

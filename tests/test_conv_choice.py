@@ -40,7 +40,7 @@ def test_gaussian_training_takes_the_chosen_law(channels):
     got = fam.train_logits(net, key, post, x)
     kernels = sum(9 * a * b for a, b in zip((1, *channels[:-1]), channels))
     drawn = _draws(lambda k: fam.train_logits(net, k, post, x), key)
-    if nets.conv_train_draw((6, 6, 1), channels) == "flipout":
+    if nets.conv_train_draw((6, 6, 1), channels) is nets.ConvTrainDraw.FLIPOUT:
         np.testing.assert_array_equal(got, net.apply_train(key, post.mean, snn.posterior_scale(post), x))
         assert drawn < 16 * kernels
     else:
