@@ -31,8 +31,9 @@ example gets its own draw of all weights, as certificate (b) requires. ``train_l
 the training objective differentiates:
 
 * Gaussian, matrix-normal: the local reparameterisation (exact, :mod:`genbounds.estimators.nets`); a
-  built-in CNN's Gaussian convolutions train with flipout (``Net.apply_train``: every example's kernel
-  exactly the posterior's, correlated across the minibatch; Wen et al. 2018);
+  built-in CNN's Gaussian convolutions train with flipout where :func:`genbounds.estimators.nets.conv_train_draw`
+  finds it cheaper (``Net.apply_train``: every example's kernel exactly the posterior's, correlated across the
+  minibatch; Wen et al. 2018), else with the exact per-example draw;
 * Laplace: one draw shared by the minibatch (reparameterised);
 * mask: the *moment-matched Gaussian* surrogate ("fast dropout", Wang & Manning 2013; the
   local reparameterisation of Kingma, Salimans & Welling 2015): the masked weight has mean
@@ -171,7 +172,7 @@ def _location_scale(name: FamilyName, noise: Callable, kl_fn: Callable, local: b
     def shared(net, key, post, x):
         return net.apply(sample(key, post), x)
 
-    def train(net, key, post, x):       # a built-in's cheaper per-example law (CNN: flipout), else the exact draw
+    def train(net, key, post, x):       # the net's training law (apply_train) if set, else the exact draw
         return (net.apply_train or net.apply_independent)(key, post.mean, posterior_scale(post), x)
 
     return Family(
