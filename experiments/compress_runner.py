@@ -54,8 +54,8 @@ from ..estimators.snn import train_deterministic
 from .config import Arch, RunConfig, Section, setting
 from .records import CertificateEntry, load_record, new_record, write_atomic, write_record
 
-__all__ = ["Theta0Source", "CompressConfig", "run_compress", "split_record", "prior_indices", "compress_text",
-           "COMPRESS_DIGITS"]
+__all__ = ["Theta0Source", "CompressConfig", "run_compress", "reinit_head", "split_record", "prior_indices",
+           "compress_text", "COMPRESS_DIGITS"]
 
 
 class Theta0Source(StrEnum):
@@ -95,6 +95,8 @@ class Theta0Section(Section):
     epochs: int = setting(10, "epochs of theta_0's training (transfer, data)", key="theta0_epochs")
     lr: float = setting(1e-3, "Adam learning rate of theta_0's training", key="theta0_lr")
     batch: int = setting(128, "minibatch of theta_0's training", key="theta0_batch")
+    reinit_head: bool = setting(False, "transfer, data: put the last layer of theta_0 back to its seeded "
+                                "initialisation after the training (keep only the features)", key="theta0_reinit_head")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", check_choice("theta0", self.kind, Theta0Source))
@@ -170,7 +172,14 @@ class CompressConfig(RunConfig):
             (self.batch >= 1 and self.theta0_batch >= 1, "batch", ">= 1"),
             (self.theta0 is not Theta0Source.TRANSFER or self.theta0_source != self.dataset, "theta0_source",
              "another data set than --dataset for transfer"),
+            (not self.theta0_reinit_head or self.theta0 is not Theta0Source.INIT, "theta0_reinit_head",
+             "used with --theta0 transfer or data (the seeded initialisation has no trained head)"),
         ])
+
+    def checkpoint_digest(self, fields: tuple[str, ...]) -> str:
+        """The digest naming a checkpoint that depends on ``fields`` (and on theta_0, so on ``theta0_reinit_head``
+        where it is set: checkpoints of runs without it keep their names)."""
+        return self.digest((*fields, "theta0_reinit_head") if self.theta0_reinit_head else fields)
 
     def search(self) -> dict[str, int]:
         """The declared grid: every knob and its number of values (their product is paid for in bits)."""
@@ -206,10 +215,18 @@ def _errors(net: nets.Net, params: Any, data: Dataset, batch: int = 2000) -> int
     return int(np.sum(pred != data.y))
 
 
+def reinit_head(params: Any, init: Any) -> Any:
+    """``params`` with its last layer (the built-in networks' last dense layer, ``params["dense"][-1]``) replaced by
+    ``init``'s: the trained features kept, the classifier back at its seeded initialisation."""
+    dense = list(params["dense"])
+    dense[-1] = init["dense"][-1]
+    return {**params, "dense": dense}
+
+
 def _theta0(cfg: CompressConfig, data: TrainTest, net: nets.Net, ckpt: Path, progress: bool,
             log: Callable[[str], None]) -> tuple[Any, np.ndarray, dict]:
     """theta_0's parameters, the prior split (training indices theta_0 saw; empty unless ``data``) and details."""
-    path = ckpt / f"theta0-{cfg.digest(cfg.THETA0_FIELDS)}.pkl"
+    path = ckpt / f"theta0-{cfg.checkpoint_digest(cfg.THETA0_FIELDS)}.pkl"
     saved = _load(path)
     if saved is not None:
         log("resumed: theta_0 from checkpoint")
@@ -235,14 +252,17 @@ def _theta0(cfg: CompressConfig, data: TrainTest, net: nets.Net, ckpt: Path, pro
         params = train_deterministic(net, init, train, key=jax.random.fold_in(key, 1), epochs=cfg.theta0_epochs,
                                      batch_size=cfg.theta0_batch, optimizer=optax.adam(cfg.theta0_lr),
                                      progress=progress, desc="theta_0")
-        details.update(epochs=cfg.theta0_epochs, lr=cfg.theta0_lr, seconds=time.perf_counter() - t0)
+        if cfg.theta0_reinit_head:
+            params = reinit_head(params, init)
+        details.update(epochs=cfg.theta0_epochs, lr=cfg.theta0_lr, reinit_head=cfg.theta0_reinit_head,
+                       seconds=time.perf_counter() - t0)
     _save(path, {"params": params, "prior_indices": idx, "details": details})
     return params, idx, details
 
 
 def _train_w(cfg: CompressConfig, sub: Subspace, train: Dataset, ckpt: Path, progress: bool,
              log: Callable[[str], None]) -> tuple[np.ndarray, float]:
-    path = ckpt / f"w-{cfg.digest(cfg.W_FIELDS)}-d{sub.d}.pkl"
+    path = ckpt / f"w-{cfg.checkpoint_digest(cfg.W_FIELDS)}-d{sub.d}.pkl"
     saved = _load(path)
     if saved is not None and saved["epoch"] >= cfg.epochs:
         return np.asarray(saved["state"].params["w"]), saved["seconds"]
@@ -318,7 +338,7 @@ def run_compress(cfg: CompressConfig, out: str | os.PathLike, *, progress: bool 
         with Progress(len(cfg.levels), f"quantise d={d}", unit="setting", enabled=progress) as bar:
             for L in cfg.levels:
                 t0 = time.perf_counter()
-                q_digest = cfg.digest((*cfg.W_FIELDS, "kmeans", "finetune_epochs", "finetune_lr"))
+                q_digest = cfg.checkpoint_digest((*cfg.W_FIELDS, "kmeans", "finetune_epochs", "finetune_lr"))
                 qpath = ckpt / f"q-{q_digest}-d{d}-L{L}.pkl"
                 saved = _load(qpath)
                 if saved is None:

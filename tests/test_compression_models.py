@@ -20,7 +20,13 @@ from genbounds.estimators.compression.subspace import (
 )
 from genbounds.estimators.data import Dataset
 from genbounds.experiments import recipes
-from genbounds.experiments.compress_runner import compress_text, prior_indices, split_record
+from genbounds.experiments.compress_runner import (
+    CompressConfig,
+    compress_text,
+    prior_indices,
+    reinit_head,
+    split_record,
+)
 
 
 @pytest.mark.parametrize("kind", list(ProjectionKind))
@@ -332,3 +338,24 @@ def test_the_prior_split_round_trips_through_the_record_and_refuses_edits():
     record["compression"]["prior_split"]["mask_hex"] = ("f" if hexed[0] != "f" else "0") + hexed[1:]
     with pytest.raises(ValueError, match="SHA-256"):
         prior_indices(record)
+
+
+def test_reinit_head_keeps_the_features_and_puts_the_classifier_back():
+    trained = {"conv": [{"w": jnp.ones((3, 3, 1, 2)), "b": jnp.ones(2)}],
+               "dense": [{"w": jnp.ones((8, 4)), "b": jnp.ones(4)}, {"w": jnp.ones((4, 3)), "b": jnp.ones(3)}]}
+    init = jax.tree_util.tree_map(jnp.zeros_like, trained)
+    out = reinit_head(trained, init)
+    assert float(out["dense"][-1]["w"].sum()) == 0.0 and float(out["dense"][-1]["b"].sum()) == 0.0
+    assert float(out["dense"][0]["w"].sum()) == 32.0 and float(out["conv"][0]["w"].sum()) == 18.0
+    assert float(trained["dense"][-1]["w"].sum()) == 12.0                 # the input is not modified
+
+
+def test_reinit_head_is_refused_without_a_trained_theta0_and_names_its_checkpoints():
+    with pytest.raises(ValueError, match="argument 'theta0_reinit_head' must be used with --theta0 transfer or data"):
+        CompressConfig.flat(theta0="init", theta0_reinit_head=True)
+    plain = CompressConfig.flat(theta0="data")
+    head = plain.replace(theta0_reinit_head=True)
+    # a run without the setting keeps its checkpoint names; one with it never resumes from theirs
+    assert plain.checkpoint_digest(plain.THETA0_FIELDS) == plain.digest(plain.THETA0_FIELDS)
+    assert head.checkpoint_digest(head.THETA0_FIELDS) != plain.checkpoint_digest(plain.THETA0_FIELDS)
+    assert head.checkpoint_digest(head.W_FIELDS) != plain.checkpoint_digest(plain.W_FIELDS)

@@ -1,13 +1,16 @@
 """End-to-end ``genbounds compress`` on the bundled digits at a small size (trains: integration lane)."""
 
 import json
+import pickle
 
+import jax
 import numpy as np
 import pytest
 
 from genbounds.bounds import Certificate
 from genbounds.bounds.compression import CodeLength, compression_certificate
 from genbounds.cli import main
+from genbounds.estimators import nets
 from genbounds.experiments.compress_runner import prior_indices
 from genbounds.experiments.records import load_record
 from genbounds.experiments.report import rows_from_record
@@ -60,6 +63,23 @@ def test_compress_cli_data_dependent_has_the_heldout_baseline(tmp_path, capsys):
     held = [r for r in record["results"] if r["certificate"]["bound"] == "test_set"]
     assert len(held) == 1 and held[0]["certificate"]["n_bound"] == cert.n_bound
     assert s["heldout_baseline"]["beaten"] == (s["best"]["certificate"] < s["heldout_baseline"]["certificate"])
+
+
+def test_compress_cli_reinit_head_keeps_theta0s_features_and_resets_its_classifier(tmp_path, capsys):
+    out = tmp_path / "head"
+    assert main(["compress", "--dataset", "digits", "--theta0", "data", "--alpha", "0.5", "--theta0-epochs", "2",
+                 "--theta0-reinit-head", "--d", "20", "--levels", "5", "--epochs", "1", "--no-progress",
+                 "--out", str(out), "--format", "json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["config"]["theta0_reinit_head"] is True
+    assert record["results"][0]["certificate"]["details"]["theta0"]["reinit_head"] is True
+    (path,) = (out / "checkpoints").glob("theta0-*.pkl")
+    with open(path, "rb") as f:
+        params = pickle.load(f)["params"]
+    init = nets.cnn((8, 8, 1), 10, channels=(8, 16), dense=(32,)).init(jax.random.fold_in(jax.random.key(0), 0))
+    for name in ("w", "b"):
+        np.testing.assert_array_equal(params["dense"][-1][name], init["dense"][-1][name])
+    assert not np.array_equal(params["dense"][0]["w"], init["dense"][0]["w"])     # the features were trained
 
 
 def test_compress_cli_refuses_bad_flags(capsys):
