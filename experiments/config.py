@@ -111,16 +111,25 @@ def make_optimizer(name: str, lr: float, momentum: float = 0.9, schedule: str = 
 
 def setting(default: Any, help: str, *, key: str | None = None, flag: str | None = None,
             choices: Sequence[str] | None = None, metavar: str | tuple[str, ...] | None = None,
-            nargs: int | None = None, default_text: str | None = None) -> Any:
+            nargs: int | None = None, default_text: str | None = None, parse: Callable[[str], Any] | None = None,
+            required: bool = False, switch: bool = False, positional: bool = False, append: bool = False) -> Any:
     """A config field with its command-line metadata (``dataclasses.field(default=..., metadata=...)``).
 
     ``key``: the setting's flat name when it differs from the field's (``PriorSection.epochs`` is
     ``prior_epochs``); ``flag``: the flag when it is not ``--`` + the flat name with dashes;
     ``nargs``: a fixed count for a tuple (default: one or more); ``default_text``: what the help
-    says of the default when the value alone would not say it (a default of None).
+    says of the default when the value alone would not say it (a default of None); ``parse``: the
+    flag's argparse type when the annotation alone is not enough (:func:`positive_int`);
+    ``required``: the flag must be given (its help names no default; the config's default, None,
+    stands for "not given"); ``switch``: a boolean as a bare ``--x`` (argparse's ``store_true``,
+    help without a default) instead of ``--x / --no-x``; ``positional``: a positional argument
+    named by the flat name (one value or none; a tuple: one or more), help without a default;
+    ``append``: a tuple whose flag is repeated for each value (``--x a --x b``).
     """
     meta = {"help": help, "key": key, "flag": flag, "choices": None if choices is None else tuple(choices),
-            "metavar": metavar, "nargs": nargs, "default_text": default_text}
+            "metavar": metavar, "nargs": nargs, "default_text": default_text, "parse": parse,
+            "required": required or None, "switch": switch or None, "positional": positional or None,
+            "append": append or None}
     return dataclasses.field(default=default, metadata={k: v for k, v in meta.items() if v is not None})
 
 
@@ -261,16 +270,22 @@ def _flag_options(s: Setting, default: Any) -> dict[str, Any]:
     if typing.get_origin(typ) in (typing.Union, types.UnionType):
         typ = next(t for t in typing.get_args(typ) if t is not type(None))
     shown = meta.get("default_text", "none" if default is None else _shown(default))
+    bare = meta.get("required") or meta.get("switch") or meta.get("positional")
     opts: dict[str, Any] = {"dest": s.key, "default": default,
-                            "help": f"{meta['help']} (default: {shown})".replace("%", "%%")}
+                            "help": (meta["help"] if bare else f"{meta['help']} (default: {shown})").replace("%", "%%")}
+    if meta.get("required"):
+        opts["required"] = True
     if typ is bool:
-        opts["action"] = argparse.BooleanOptionalAction
+        opts["action"] = "store_true" if meta.get("switch") else argparse.BooleanOptionalAction
     elif typing.get_origin(typ) is tuple:
-        opts["type"] = typing.get_args(typ)[0]
-        opts["nargs"] = meta.get("nargs", "+")
+        opts["type"] = meta.get("parse", typing.get_args(typ)[0])
+        if meta.get("append"):
+            opts["action"] = "append"
+        else:
+            opts["nargs"] = meta.get("nargs", "+")
         opts["default"] = None if default is None else list(default)
     else:
-        opts["type"] = typ if typ in (int, float) else str
+        opts["type"] = meta.get("parse", typ if typ in (int, float) else str)
     for k in ("choices", "metavar"):
         if k in meta:
             opts[k] = meta[k]
@@ -278,16 +293,27 @@ def _flag_options(s: Setting, default: Any) -> dict[str, Any]:
 
 
 def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, defaults: RunConfig,
-              keys: Iterable[str] | None = None) -> None:
+              keys: Iterable[str] | None = None, groups: Mapping[str, str] | None = None) -> None:
     """One flag per setting of ``defaults``' class (only ``keys`` when given), each with its help
-    and ``defaults``' value as its default."""
+    and ``defaults``' value as its default. ``groups``: a title per section; that section's flags go
+    into an argument group of this title (made at its first flag), every other flag onto ``parser``."""
     wanted = None if keys is None else set(keys)
     values = defaults.flag_defaults()
+    made: dict[str, argparse._ArgumentGroup] = {}
     for s in type(defaults).settings():
         if wanted is None or s.key in wanted:
             if "help" not in s.field.metadata:
                 raise TypeError(f"{type(defaults).__name__}.{s.key} has no help text (declare it with setting())")
-            parser.add_argument(s.flag, **_flag_options(s, values[s.key]))
+            target = parser
+            if groups is not None and s.section in groups:
+                if s.section not in made:
+                    made[s.section] = parser.add_argument_group(groups[s.section])
+                target = made[s.section]
+            opts = _flag_options(s, values[s.key])
+            if s.field.metadata.get("positional"):
+                target.add_argument(opts.pop("dest"), **{"nargs": "?", **opts})
+            else:
+                target.add_argument(s.flag, **opts)
 
 
 def from_args(base: RunConfig, args: argparse.Namespace) -> RunConfig:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from genbounds import bounds as B
-from genbounds import cli
 from genbounds.estimators import nets, snn
 from genbounds.estimators.data import Dataset
+from genbounds.experiments import commands
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A family (a variable or attribute so named) compared with a name: what per-family fields replace.
@@ -108,7 +108,7 @@ def test_certify_takes_the_monte_carlo_estimate_as_an_object_and_records_its_nam
 
 
 def test_the_pac_bayes_bounds_are_named_in_one_place():
-    assert cli.PAC_BAYES_ORDER == tuple(B.PacBayesBound)
+    assert commands.PAC_BAYES_ORDER == tuple(B.PacBayesBound)
     assert set(B.PAC_BAYES_BOUNDS) == set(B.PacBayesBound)
     for obj in snn.OBJECTIVE_REGISTRY.values():
         if obj.relative:        # trains against the combined certificate's excess bound
