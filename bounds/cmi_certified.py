@@ -24,6 +24,9 @@ named part of delta:
    vertices of {p in the simplex, lo <= p <= hi} have every coordinate but one at a bound
    (:func:`box_vertices`). Every vertex is enumerated, so the value is the maximum over the box,
    hence at least the maximum over the confidence set and at least the true MI on its event.
+   Alternatively (``jensen``, :func:`pair_mi_plugin`), no box: the plug-in JS of the frequencies, whose
+   expectation is at least the pair's MI (Jensen: JS jointly convex, frequencies unbiased), so step 2 bounds
+   the mean MI from it directly, without a pair slack (:func:`mean_mi_plugin_upper`).
 2. **Means over supersamples** (:func:`mean_mi_upper`, :func:`mean_upper`). The per-supersample
    means X'_j of the per-pair upper bounds are functions of supersample j's data and runs alone, so
    they are i.i.d. over the k1 independent supersamples, in [0, ln 2]; the minimum of the kl-Chernoff
@@ -59,7 +62,8 @@ from .excess import test_set_bound
 from .kl import kl_inv_lower, kl_inv_upper
 
 __all__ = ["ConfidenceSet", "STATISTICS", "cell_intervals", "box_vertices", "js_divergence", "max_js_box",
-           "pair_mi_upper", "kl_chernoff_upper", "kl_chernoff_from_mean", "empirical_bernstein_upper",
+           "pair_mi_upper", "pair_mi_plugin", "mean_mi_plugin_upper",
+           "kl_chernoff_upper", "kl_chernoff_from_mean", "empirical_bernstein_upper",
            "mean_upper", "mean_mi_upper",
            "MeanBound",
            "DeltaSplit", "split_delta", "fast_rate_certified", "binary_kl_certified", "interpolating_certified",
@@ -94,10 +98,16 @@ class ConfidenceSet(StrEnum):
       eps = (ln C(m + A - 1, A - 1) + ln(1/delta)) / m (Csiszar & Korner; the number of types is
       C(m + A - 1, A - 1) and each type T has P(p_hat = T) <= exp(-m KL(T || p))), relaxed to the box
       of its projections: kl(p_hat_f || p_f) <= KL(p_hat || p) <= eps (data processing to {f, not f}).
+
+    * ``jensen``: no per-pair set. Each pair's MI is estimated by the plug-in JS of its two conditionals'
+      frequencies (:func:`pair_mi_plugin`), whose *expectation* is at least the pair's MI (Jensen: JS is jointly
+      convex and the frequencies are unbiased); the concentration over the k1 supersamples
+      (:func:`mean_mi_plugin_upper`) then bounds the mean MI directly, with no box and no pair slack.
     """
 
     CELLS = "cells"
     TYPES = "types"
+    JENSEN = "jensen"
 
 
 def _side_delta(delta: float, cells: int) -> float:
@@ -115,6 +125,9 @@ def cell_intervals(counts, delta: float,
     lower bounds from them by symmetry, rounded down). Each slice needs m >= 1.
     """
     method = ConfidenceSet(method)
+    if method is ConfidenceSet.JENSEN:
+        raise ValueError("argument 'method': 'jensen' is not a confidence box (use pair_mi_plugin and "
+                         "mean_mi_plugin_upper); cell_intervals takes 'cells' or 'types'")
     counts = np.asarray(counts)
     if counts.ndim < 1 or counts.shape[-1] < 2:
         raise ValueError(f"argument 'counts' must have shape [..., A] with A >= 2 cells, got {counts.shape}")
@@ -240,6 +253,9 @@ def pair_mi_upper(counts, delta: float, method: ConfidenceSet | str = Confidence
         raise ValueError(f"argument 'counts' must have shape [..., n, 2, 4] (pair, U value, loss-pair cell), got "
                          f"{counts.shape}")
     check_delta("delta", delta)
+    if ConfidenceSet(method) is ConfidenceSet.JENSEN:
+        raise ValueError("argument 'method': 'jensen' has no per-pair confidence statement (use pair_mi_plugin "
+                         "and mean_mi_plugin_upper)")
     lead = counts.shape[:-2]
     n = counts.shape[-3]
     per = divide_down(delta, 2 * n)
@@ -253,6 +269,40 @@ def pair_mi_upper(counts, delta: float, method: ConfidenceSet | str = Confidence
         vals = np.concatenate([max_js_box(lo[s:s + chunk, 0], hi[s:s + chunk, 0], lo[s:s + chunk, 1],
                                           hi[s:s + chunk, 1]) for s in range(0, rows.shape[0], chunk)])
         out[name] = vals[inv.ravel()].reshape(lead)
+    return out
+
+
+def pair_mi_plugin(counts, statistics: Sequence[str] = tuple(STATISTICS)) -> dict[str, np.ndarray]:
+    r"""The plug-in per-pair MI of every statistic: JS of the two conditionals' frequencies,
+    :math:`\mathrm{JS}(\hat p_0, \hat p_1)` with :math:`\hat p_u` = counts / m_u (U's known uniform marginal).
+
+    Not an upper bound of each pair's MI, but an estimate biased upward: for every supersample,
+    :math:`\mathbb{E}[\mathrm{JS}(\hat p_0, \hat p_1) \mid z] \ge \mathrm{JS}(p_0, p_1)`. Proof: given z and the
+    masks' bits U_i of the runs (so m_0, m_1 >= 1), the runs with U_i = u are draws from p_u (their other bits
+    and seeds are independent of the runs' bits U_i), so :math:`\mathbb{E}\hat p_u = p_u`; JS is jointly convex
+    (an f-divergence), so by Jensen's inequality E JS(p_hat_0, p_hat_1) >= JS(E p_hat_0, E p_hat_1). No
+    independence between the two groups is needed. The pushforward of the frequencies by a statistic's map is
+    the frequency of the statistic, so the same holds for every statistic. Tested against the exact expectation
+    over every multinomial outcome.
+
+    Args:
+        counts: ``[..., n, 2, 4]`` as for :func:`pair_mi_upper` (every conditional needs m >= 1 runs).
+    Returns:
+        ``{statistic: [..., n]}`` in [0, ln 2].
+    """
+    counts = np.asarray(counts)
+    check_count("counts", counts, minimum=0)
+    if counts.ndim < 3 or counts.shape[-2:] != (2, 4):
+        raise ValueError(f"argument 'counts' must have shape [..., n, 2, 4] (pair, U value, loss-pair cell), got "
+                         f"{counts.shape}")
+    m = counts.sum(-1, keepdims=True)
+    if (m == 0).any():
+        raise ValueError("argument 'counts': a slice holds no draws (m = 0); every conditional needs m >= 1 runs")
+    freq = counts.astype(np.float64) / m
+    out = {}
+    for name in statistics:
+        own = _pushforward(freq, STATISTICS[name])
+        out[name] = np.minimum(js_divergence(own[..., 0, :], own[..., 1, :]), LN2_UP)
     return out
 
 
@@ -361,6 +411,19 @@ def mean_mi_upper(per_draw_upper, pair_slack: float, delta: float) -> MeanBound:
     b = mean_upper(per_draw_upper, delta, scale=LN2_UP)
     return MeanBound(value=round_up(b.value + LN2_UP * pair_slack), mean=b.mean, k=b.k, delta=b.delta,
                      scale=b.scale, kl_chernoff=b.kl_chernoff, bernstein=b.bernstein)
+
+
+def mean_mi_plugin_upper(per_draw_plugin, delta: float) -> MeanBound:
+    r"""Upper confidence bound on :math:`\bar I = \mathbb{E}_{\tilde Z} \frac1n \sum_i I^{\tilde Z}_i` from the
+    per-supersample means of the plug-in per-pair MIs ``per_draw_plugin: [k1]`` (:func:`pair_mi_plugin`).
+
+    Each :math:`\hat X_j` is a function of supersample j's data and runs only, so they are i.i.d. over the k1
+    independent supersamples, in [0, ln 2], and :func:`mean_upper` bounds :math:`\mathbb{E}\hat X` w.p. >= 1 -
+    ``delta``. By :func:`pair_mi_plugin`, :math:`\mathbb{E}[\hat X_j \mid \tilde Z] \ge \frac1n \sum_i
+    I^{\tilde Z}_i`, so :math:`\mathbb{E}\hat X \ge \bar I`: the same value bounds :math:`\bar I`. No per-pair
+    confidence box and no pair slack are needed; the plug-in's upward bias (about (A - 1) / (4 m) nats for A
+    cells and m runs per U value) only loosens the value."""
+    return mean_upper(per_draw_plugin, delta, scale=LN2_UP)
 
 
 # ---------------------------------------------------------------------------------------

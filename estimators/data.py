@@ -10,7 +10,10 @@ float32 in [0, 1]; labels ``y: [N]`` int32); ``Dataset(x, y)`` wraps your own ar
   defaults to Debian's ``dataset-fashion-mnist`` location.
 
 :func:`binary_task` is the two-class task of the CMI and Langevin experiments: every example of
-two classes (:data:`BINARY_CLASSES`), train and test splits pooled, labelled 0 / 1.
+two classes (:data:`BINARY_CLASSES`), train and test splits pooled, labelled 0 / 1; or one of two synthetic
+tasks: ``gaussian`` (:func:`gaussian_task`, an i.i.d. sample of a known distribution whose risk for a linear
+classifier is a closed form, :func:`gaussian_linear_risk`) and ``synthetic`` (scikit-learn's
+``make_classification``, a class-stratified pool: :data:`STRATIFIED_TASKS`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from scipy.special import ndtr
 
 from ..bounds._array import check_count
 
@@ -40,6 +44,12 @@ __all__ = [
     "relabel_binary",
     "BINARY_CLASSES",
     "binary_task",
+    "SYNTHETIC_TASKS",
+    "STRATIFIED_TASKS",
+    "GAUSSIAN_POOL",
+    "gaussian_task",
+    "gaussian_mean",
+    "gaussian_linear_risk",
     "FASHION_MNIST_DIR",
 ]
 
@@ -48,6 +58,14 @@ DATASETS = ("digits", "mnist-5k", "mnist", "fashion-mnist")
 #: The binary task of each dataset, (negative, positive) class: MNIST 4-vs-9 (Harutyunyan et al.
 #: 2021), Fashion-MNIST pullover (2) vs coat (4).
 BINARY_CLASSES = {"digits": (4, 9), "mnist-5k": (4, 9), "mnist": (4, 9), "fashion-mnist": (2, 4)}
+#: The synthetic binary tasks of :func:`binary_task`.
+SYNTHETIC_TASKS = ("gaussian", "synthetic")
+#: Tasks whose pool is *not* an i.i.d. sample of a distribution, and why: disjoint blocks of it are not i.i.d.
+#: draws of any distribution, so a certificate that assumes fresh i.i.d. examples must not use them.
+STRATIFIED_TASKS = {"synthetic": "scikit-learn's make_classification pool is class-stratified (exactly 10,000 "
+                                 "examples per class), not an i.i.d. sample of a distribution"}
+#: Examples in the ``gaussian`` task's pool.
+GAUSSIAN_POOL = 1_000_000
 
 
 def class_ids(what: str, ids: np.ndarray, dtype: type = np.int64, *, minimum: int = 0) -> np.ndarray:
@@ -273,19 +291,70 @@ def load(name: str, data_dir: str | None = None, *, binary: Sequence[int] | None
     return relabel_binary(data, binary) if binary is not None else data
 
 
+def gaussian_mean(features: int, margin: float) -> np.ndarray:
+    """The class-1 mean mu of the ``gaussian`` task (class 0 has -mu): ``margin / sqrt(features)`` in every
+    coordinate, so that ||mu|| = ``margin`` and the Bayes risk is Phi(-margin)."""
+    check_count("features", features)
+    if not (np.isfinite(margin) and margin > 0):
+        raise ValueError(f"argument 'margin' must be a positive number, got {margin!r}")
+    return np.full(int(features), float(margin) / np.sqrt(features))
+
+
+def gaussian_task(size: int = GAUSSIAN_POOL, features: int = 5, margin: float = 1.0, *, seed: int = 0) -> Dataset:
+    r"""An i.i.d. sample of ``size`` examples of a known distribution: labels i.i.d. Bernoulli(1/2), and
+    :math:`x \mid y \sim N((2y - 1)\,\mu, I_F)` with :math:`\mu` = :func:`gaussian_mean` (||mu|| = ``margin``,
+    Bayes risk Phi(-margin)), drawn with ``numpy.random.default_rng(seed)``; ``x`` as ``[N, F, 1, 1]``.
+
+    Every example is an independent draw, so disjoint blocks of the pool (or of any permutation of it chosen
+    independently of the data) are i.i.d. samples of the distribution: the premise of a certificate with fresh
+    supersamples. The number of label-1 examples is Binomial(size, 1/2), not size / 2."""
+    check_count("size", size)
+    mu = gaussian_mean(features, margin)
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=int(size))
+    x = rng.standard_normal((int(size), mu.size)) + (2.0 * y - 1.0)[:, None] * mu[None, :]
+    return Dataset(x.astype(np.float32).reshape(int(size), -1, 1, 1), y.astype(np.int32), 2, "gaussian")
+
+
+def gaussian_linear_risk(w, b, features: int, margin: float) -> np.ndarray:
+    r"""The exact 0-1 risk under the ``gaussian`` task's distribution of the linear classifier that predicts
+    class 1 where :math:`w \cdot x + b > 0`: with :math:`s = \|w\|`,
+
+    .. math::  \tfrac12 \Phi\big(-(w \cdot \mu + b)/s\big) + \tfrac12 \Phi\big(-(w \cdot \mu - b)/s\big)
+
+    (class 1: :math:`w \cdot x + b \sim N(w \cdot \mu + b, s^2)`, an error where it is <= 0; class 0 the mirror).
+    ``w: [..., F]``, ``b: [...]``; a classifier with w = 0 predicts one class everywhere (risk 1/2)."""
+    mu = gaussian_mean(features, margin)
+    w = np.asarray(w, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if w.shape[-1:] != mu.shape:
+        raise ValueError(f"argument 'w' must have {mu.size} features in its last axis, got shape {w.shape}")
+    s = np.linalg.norm(w, axis=-1)
+    wm = w @ mu
+    with np.errstate(divide="ignore", invalid="ignore"):
+        risk = 0.5 * ndtr(-(wm + b) / s) + 0.5 * ndtr(-(wm - b) / s)
+    return np.where(s > 0, risk, 0.5)
+
+
 def binary_task(dataset: str, data_dir: str | None = None, classes: Sequence[int] | None = None, *, seed: int = 0,
-                synthetic_features: int = 5) -> Dataset:
+                synthetic_features: int = 5, gaussian_margin: float = 1.0) -> Dataset:
     """Every example of a binary task, train and test splits pooled (a supersample's ghost halves
     are the test data), labelled 1 for the positive class and 0 for the negative one.
 
     Args:
-        dataset: ``"synthetic"`` or a dataset of :data:`BINARY_CLASSES` (loaded by :func:`load`).
+        dataset: ``"gaussian"``, ``"synthetic"`` or a dataset of :data:`BINARY_CLASSES` (loaded by :func:`load`).
         data_dir: where ``mnist`` / ``fashion-mnist`` files are (see :func:`load`).
         classes: (negative, positive) class ids; default :data:`BINARY_CLASSES` of ``dataset``.
-        seed, synthetic_features: the synthetic task only: scikit-learn's ``make_classification``,
-            20,000 points of ``synthetic_features`` informative features (one cluster per class,
-            class_sep 1, no label noise) drawn with ``random_state=seed``, as ``[N, F, 1, 1]``.
+        seed, synthetic_features: the synthetic tasks only: their seed and input dimension. ``gaussian``:
+            :func:`gaussian_task`, :data:`GAUSSIAN_POOL` i.i.d. examples. ``synthetic``: scikit-learn's
+            ``make_classification``, 20,000 points of ``synthetic_features`` informative features (one cluster
+            per class, class_sep 1, no label noise) drawn with ``random_state=seed``, as ``[N, F, 1, 1]``: a
+            class-stratified pool (exactly 10,000 per class), not an i.i.d. sample (:data:`STRATIFIED_TASKS`).
+        gaussian_margin: the ``gaussian`` task's ||mu|| (Bayes risk Phi(-margin)).
     """
+    if dataset == "gaussian":
+        check_count("synthetic_features", synthetic_features)
+        return gaussian_task(GAUSSIAN_POOL, synthetic_features, gaussian_margin, seed=seed)
     if dataset == "synthetic":
         check_count("synthetic_features", synthetic_features)
         from sklearn.datasets import make_classification  # noqa: PLC0415 (optional dependency: experiments extra)
@@ -295,7 +364,7 @@ def binary_task(dataset: str, data_dir: str | None = None, classes: Sequence[int
                                    random_state=seed)
         return Dataset(x.astype(np.float32).reshape(len(y), -1, 1, 1), y.astype(np.int32), 2, "synthetic")
     if dataset not in BINARY_CLASSES:
-        raise ValueError(f"argument 'dataset' must be 'synthetic' or one of {tuple(BINARY_CLASSES)}, got {dataset!r}")
+        raise ValueError(f"argument 'dataset' must be one of {(*SYNTHETIC_TASKS, *BINARY_CLASSES)}, got {dataset!r}")
     pair = tuple(classes) if classes is not None else BINARY_CLASSES[dataset]
     if len(pair) != 2 or pair[0] == pair[1]:
         raise ValueError(f"argument 'classes' must be two different class ids (negative, positive), got {pair!r}")

@@ -31,9 +31,10 @@ import jax
 import numpy as np
 
 from ..bounds._array import check_choice
+from ..bounds.cmi_certified import ConfidenceSet
 from ..estimators import nets
 from ..estimators import supersample as S
-from ..estimators.data import BINARY_CLASSES, Dataset, binary_task
+from ..estimators.data import BINARY_CLASSES, STRATIFIED_TASKS, SYNTHETIC_TASKS, Dataset, binary_task
 from ..estimators.devices import broadcast_from_main, is_main_process
 from ..estimators.progress import Progress
 from ..estimators.supersample import Sampling
@@ -44,14 +45,17 @@ from .report import format_number
 from .results import CMIRunResult
 
 __all__ = ["CMIConfig", "Design", "run_cmi", "environment", "design_stage", "train_stage", "bounds_stage",
-           "task_net", "bounds_from_npz", "certify_plan_lines", "check_fresh_capacity"]
+           "task_net", "bounds_from_npz", "certify_plan_lines", "check_fresh_capacity",
+           "check_fresh_sampling"]
 
 
 @dataclass(frozen=True)
 class CMIConfig(RunConfig):
     """Every setting of a supersample experiment (recorded verbatim)."""
 
-    dataset: str = setting("synthetic", "dataset: synthetic | " + " | ".join(BINARY_CLASSES) + " (a binary task)")
+    dataset: str = setting("synthetic", "dataset: " + " | ".join((*SYNTHETIC_TASKS, *BINARY_CLASSES)) + " (a binary "
+                           "task; gaussian: an i.i.d. sample of a known distribution, synthetic: a class-stratified "
+                           "pool)")
     data_dir: str | None = setting(None, "folder with IDX files, or a .npz (mnist, fashion-mnist)",
                                    default_text="none: the bundled or installed copy")
     classes: tuple[int, int] | None = setting(
@@ -69,7 +73,9 @@ class CMIConfig(RunConfig):
     batch: int = setting(128, "minibatch size of every run")
     lr: float = setting(1e-2, "learning rate of every run")
     optimizer: OptimizerName = setting(OptimizerName.ADAM, "optimiser of every run", choices=OPTIMIZERS)
-    synthetic_features: int = setting(5, "input dimension of the synthetic dataset")
+    synthetic_features: int = setting(5, "input dimension of the synthetic and gaussian datasets")
+    gaussian_margin: float = setting(1.0, "gaussian dataset: the class means' distance from 0, ||mu|| (Bayes risk "
+                                     "Phi(-margin))")
     seed: int = setting(0, "seed of the draws, the masks and the runs' initialisations")
     chunk: int = setting(0, "runs per saved chunk (0: all the runs of a draw)")
     miller_madow: bool = setting(False, "bias-correct the plug-in MIs (Miller-Madow)")
@@ -84,22 +90,29 @@ class CMIConfig(RunConfig):
                                  "under the pool's uniform distribution)", choices=[x.value for x in Sampling])
     target_width: float = setting(0.2, "with --certify: the best-case value (no errors, no information) the default "
                                   "design aims at, and the printed run count is for")
+    per_pair: ConfidenceSet = setting(ConfidenceSet.CELLS, "with --certify: the per-pair MI statement: 'cells' / "
+                                      "'types' = confidence boxes; 'jensen' = the plug-in JS, whose expectation is "
+                                      "at least the MI (no boxes: far tighter)",
+                                      choices=[x.value for x in ConfidenceSet])
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch", check_choice("arch", self.arch, CMIArch))
         object.__setattr__(self, "optimizer", check_choice("optimizer", self.optimizer, OptimizerName))
         object.__setattr__(self, "sampling", check_choice("sampling", self.sampling, Sampling))
+        object.__setattr__(self, "per_pair", check_choice("per_pair", self.per_pair, ConfidenceSet))
         if self.certify:
             self._validate([(0.0 < self.delta < 1.0, "delta", "in (0, 1)"),
                             (0.0 < self.target_width <= 1.0, "target_width", "in (0, 1]"),
                             (not self.loo, "loo", "off with --certify (the certificate uses supersample masks)")])
         if self.k1 is None or self.k2 is None:
-            plan = _certify_plan(max(self.n), self.delta, self.target_width) if self.certify and self.n else None
+            plan = _certify_plan(max(self.n), self.delta, self.target_width, self.per_pair) \
+                if self.certify and self.n else None
             object.__setattr__(self, "k1", self.k1 if self.k1 is not None else plan.k1 if plan else 5)
             object.__setattr__(self, "k2", self.k2 if self.k2 is not None else plan.k2 if plan else 30)
         checks = [
-            (self.dataset in ("synthetic", *BINARY_CLASSES), "dataset", "synthetic, digits, mnist-5k, mnist "
-             "or fashion-mnist"),
+            (self.dataset in (*SYNTHETIC_TASKS, *BINARY_CLASSES), "dataset", "gaussian, synthetic, digits, "
+             "mnist-5k, mnist or fashion-mnist"),
+            (bool(np.isfinite(self.gaussian_margin)) and self.gaussian_margin > 0, "gaussian_margin", "> 0"),
             (len(self.n) > 0 and all(v >= 2 for v in self.n), "n", "a list of sizes >= 2"),
             (self.k1 >= 1, "k1", ">= 1"),
             (self.k2 >= 2, "k2", ">= 2"),
@@ -119,18 +132,23 @@ class CMIConfig(RunConfig):
             for key in _CERTIFY_KEYS:
                 if items[key] == _CERTIFY_DEFAULTS[key]:
                     del items[key]
+        elif items["per_pair"] == _CERTIFY_DEFAULTS["per_pair"]:
+            del items["per_pair"]           # certified records written before the setting existed: the same bytes
+        if self.dataset != "gaussian" and items["gaussian_margin"] == 1.0:
+            del items["gaussian_margin"]
         return items
 
 
 #: The settings of --certify, and their defaults.
-_CERTIFY_KEYS = ("certify", "delta", "sampling", "target_width")
-_CERTIFY_DEFAULTS = {"certify": False, "delta": 0.05, "sampling": Sampling.FRESH, "target_width": 0.2}
+_CERTIFY_KEYS = ("certify", "delta", "sampling", "target_width", "per_pair")
+_CERTIFY_DEFAULTS = {"certify": False, "delta": 0.05, "sampling": Sampling.FRESH, "target_width": 0.2,
+                     "per_pair": ConfidenceSet.CELLS}
 
 
 @functools.lru_cache(maxsize=32)
-def _certify_plan(n: int, delta: float, target: float) -> S.RunsNeeded:
+def _certify_plan(n: int, delta: float, target: float, method: ConfidenceSet = ConfidenceSet.CELLS) -> S.RunsNeeded:
     """The default design of a certified experiment (:func:`genbounds.estimators.supersample.runs_needed`)."""
-    return S.runs_needed(n, delta, target)
+    return S.runs_needed(n, delta, target, method)
 
 
 def task_net(cfg: CMIConfig, pool):
@@ -196,12 +214,31 @@ def _certified_supersample(cfg: CMIConfig, pool: Dataset, n_max: int, draw: int)
     examples drawn with replacement, independently for every draw."""
     key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), draw), 3)
     if cfg.sampling is Sampling.FRESH:
-        check_fresh_capacity(cfg, len(pool))
-        perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(cfg.seed), len(pool)))
-        idx = perm[draw * 2 * n_max:(draw + 1) * 2 * n_max].reshape(n_max, 2)
+        check_fresh_sampling(cfg, len(pool))
+        idx = _permutation(cfg.seed, len(pool))[draw * 2 * n_max:(draw + 1) * 2 * n_max].reshape(n_max, 2)
     else:
         idx = np.asarray(jax.random.choice(key, len(pool), (2 * n_max,), replace=True)).reshape(n_max, 2)
     return S.Supersample(pool.x[idx], pool.y[idx], idx)
+
+
+@functools.lru_cache(maxsize=4)
+def _permutation(seed: int, size: int) -> np.ndarray:
+    """The seeded permutation of the pool whose disjoint blocks are the fresh supersamples (computed once)."""
+    perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(seed), size))
+    perm.setflags(write=False)
+    return perm
+
+
+def check_fresh_sampling(cfg: CMIConfig, pool_size: int) -> None:
+    """Refuse fresh supersamples of a pool that is not an i.i.d. sample of a distribution
+    (:data:`genbounds.estimators.data.STRATIFIED_TASKS`: the certificate's premise fails there by construction) or
+    that holds too few examples (:func:`check_fresh_capacity`)."""
+    if cfg.dataset in STRATIFIED_TASKS:
+        raise ValueError(f"argument 'dataset': {cfg.dataset!r} with --certify and fresh supersamples is refused: "
+                         f"{STRATIFIED_TASKS[cfg.dataset]}, so its supersamples are not i.i.d. draws of a data "
+                         "distribution; use --dataset gaussian (an i.i.d. sample of a known distribution), or "
+                         "--sampling pool (certifies the risk under the pool's uniform distribution)")
+    check_fresh_capacity(cfg, pool_size)
 
 
 def check_fresh_capacity(cfg: CMIConfig, pool_size: int) -> None:
@@ -253,7 +290,7 @@ def bounds_stage(cfg: CMIConfig, u: np.ndarray, preds: np.ndarray, labels: np.nd
         return S.bounds_from_runs(u, preds, labels, miller_madow=cfg.miller_madow)
     _save_npz(out / f"runs_n{n}.npz", masks=u, predictions=preds, labels=labels, indices=indices)
     return S.bounds_from_runs(u, preds, labels, miller_madow=cfg.miller_madow, certify=True, delta=cfg.delta,
-                              indices=indices, sampling=cfg.sampling,
+                              indices=indices, sampling=cfg.sampling, method=cfg.per_pair,
                               pool_size=pool_size if cfg.sampling is Sampling.POOL else None,
                               details={"seed": cfg.seed, "epochs": cfg.epochs})
 
@@ -267,7 +304,7 @@ def run_cmi(cfg: CMIConfig, out: str | os.PathLike, *, progress: bool = True,
         write_json_atomic(runs_dir / "config.json", cfg.to_dict())
     t_start = time.perf_counter()
     pool = binary_task(cfg.dataset, cfg.data_dir, cfg.classes, seed=cfg.seed,
-                       synthetic_features=cfg.synthetic_features)
+                       synthetic_features=cfg.synthetic_features, gaussian_margin=cfg.gaussian_margin)
     net = task_net(cfg, pool)
     train_cfg = S.TrainConfig(cfg.epochs, cfg.batch, make_optimizer(cfg.optimizer, cfg.lr), S.map_batch_for(cfg.arch))
     log(f"{pool.name}: {len(pool)} examples; {net.name}; n = {list(cfg.n)}; k1 = {cfg.k1}, "
@@ -321,13 +358,13 @@ def certify_plan_lines(cfg: CMIConfig, pool_size: int) -> list[str]:
     design whose best case reaches ``target_width``; refuses (ValueError) a design that is vacuous in any case or
     that needs more fresh examples than the pool has."""
     if cfg.sampling is Sampling.FRESH:
-        check_fresh_capacity(cfg, pool_size)
+        check_fresh_sampling(cfg, pool_size)
     lines = [f"certify: delta = {cfg.delta!r}; the certificate bounds the {CERTIFIED_TARGET} "
              f"({'fresh supersamples' if cfg.sampling is Sampling.FRESH else 'draws with replacement from the pool'}"
              f"); {cfg.k1} supersamples x {cfg.k2} masks = {cfg.k1 * cfg.k2} runs per n"]
     for n in cfg.n:
-        _, floor = S.require_nonvacuous_design(n, cfg.k1, cfg.k2, cfg.delta)
-        need = _certify_plan(n, cfg.delta, cfg.target_width)
+        _, floor = S.require_nonvacuous_design(n, cfg.k1, cfg.k2, cfg.delta, cfg.per_pair)
+        need = _certify_plan(n, cfg.delta, cfg.target_width, cfg.per_pair)
         lines.append(f"  n = {n}: best case of this design (no errors, no information) "
                      f"{format_number(floor, 4, upper=True)}; a best case <= {cfg.target_width:g} needs about "
                      f"k1 = {need.k1} x k2 = {need.k2} = {need.runs} runs")

@@ -2,8 +2,9 @@
 
 Checks that hold are plain tests, and so are the defects this review found that have since been fixed (edited
 records refused on read, unchecked deltas and counts refused, the types radius and the fast-rate grid at or above
-their exact values, the unbalanced-mask and pool_size refusals). The one open finding, about the synthetic data
-rather than the bound, is a strict xfail that says why. Every test builds its counts / run arrays by hand or
+their exact values, the unbalanced-mask and pool_size refusals), and so is the finding about the data rather than
+the bound: a fresh certificate uses a pool that is an i.i.d. sample (the gaussian task) and refuses the stratified
+one. Every test builds its counts / run arrays by hand or
 with numpy: no training."""
 
 import copy
@@ -22,9 +23,10 @@ from scipy.stats import multinomial
 from genbounds.bounds import cmi as B
 from genbounds.bounds import cmi_certified as C
 from genbounds.bounds._array import divide_down
-from genbounds.estimators.data import binary_task
+from genbounds.estimators.data import GAUSSIAN_POOL, binary_task
 from genbounds.estimators.supersample import certified as E
 from genbounds.experiments.cmi_results import CMIRecord
+from genbounds.experiments.cmi_runner import CMIConfig, certify_plan_lines, check_fresh_sampling
 
 RESULTS = Path(__file__).resolve().parents[1] / "paper_figures" / "results"
 
@@ -464,15 +466,26 @@ def test_certified_entry_missing_key_is_a_value_error(small_cert):
         E.CertifiedCMI.from_dict(d)
 
 
-@pytest.mark.xfail(strict=True, reason="doubtful statement (data, not the bound's math): the synthetic pool is "
-                   "make_classification's stratified sample, exactly 10,000 examples per class, so fresh supersamples "
-                   "(blocks of one permutation of it) are not i.i.d. draws of a distribution, while the fresh "
-                   "statement says 'the examples' distribution'; fix: draw the pool's labels i.i.d. (or a pool far "
-                   "larger than k1 * 2n with labels sampled). The fresh statement now names its premise (the pool is "
-                   "an i.i.d. sample of the data distribution) and docs/cmi-certificate.md says this pool does not "
-                   "meet it exactly; the data itself (estimators/data.py) and the committed synthetic "
-                   "records are unchanged")
-def test_synthetic_pool_is_an_iid_sample():
-    pytest.importorskip("sklearn")
-    y = binary_task("synthetic", None, None, seed=0, synthetic_features=5).y
-    assert int(y.sum()) != len(y) // 2
+def test_gaussian_pool_is_an_iid_sample():
+    """The pool of fresh certificates is an i.i.d. sample: the gaussian task's label count is Binomial (here not
+    exactly half of the pool, within 5 sd of it), where make_classification's pool is stratified (exactly half)."""
+    pool = binary_task("gaussian")
+    k, size = int(pool.y.sum()), len(pool)
+    assert k != size // 2 and abs(k - size / 2) < 5 * math.sqrt(size) / 2
+    assert int(binary_task("synthetic", None, None, seed=0, synthetic_features=5).y.sum()) == 10000
+
+
+def test_stratified_pool_refused_for_a_fresh_certificate():
+    """A fresh certificate on the stratified pool is refused in one line naming the argument and what to use
+    instead; the same pool with draws with replacement (its uniform distribution the target), and the gaussian
+    task with fresh supersamples, are accepted."""
+    cfg = CMIConfig(certify=True, dataset="synthetic", n=(4,), k1=100, k2=200)
+    with pytest.raises(ValueError) as err:
+        certify_plan_lines(cfg, 20000)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("argument 'dataset'") and "--dataset gaussian" in msg
+    assert "--sampling pool" in msg and "stratified" in msg
+    with pytest.raises(ValueError, match="argument 'dataset'"):
+        check_fresh_sampling(cfg, 20000)
+    assert certify_plan_lines(cfg.replace(sampling="pool"), 20000)
+    assert certify_plan_lines(cfg.replace(dataset="gaussian"), GAUSSIAN_POOL)

@@ -17,7 +17,7 @@ from genbounds.experiments.report import rows_from_record
 
 pytestmark = pytest.mark.integration
 
-SMALL = ["cmi", "--certify", "--delta", "0.05", "--dataset", "synthetic", "--arch", "linear", "--n", "4",
+SMALL = ["cmi", "--certify", "--delta", "0.05", "--dataset", "gaussian", "--arch", "linear", "--n", "4",
          "--k1", "100", "--k2", "200", "--epochs", "20", "--no-progress"]
 
 
@@ -72,6 +72,32 @@ def test_certify_refuses_more_fresh_supersamples_than_the_pool_holds(tmp_path, c
     assert err.startswith("genbounds: error:") and "fresh supersamples" in err and "--sampling pool" in err
 
 
+def test_certify_refuses_the_stratified_pool_with_fresh_supersamples(tmp_path, capsys):
+    assert main(["cmi", "--certify", "--dataset", "synthetic", "--arch", "linear", "--n", "4", "--k1", "100",
+                 "--k2", "200", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("genbounds: error: argument 'dataset'") and "--dataset gaussian" in err, err
+    assert "--sampling pool" in err and not (tmp_path / "x" / "record.json").exists()
+
+
+def test_certified_cmi_command_with_jensen_per_pair(tmp_path, capsys):
+    """--per-pair jensen: the record's certificate uses no boxes (pair slack 0), recomputes from the runs file, and
+    is at most the boxes' certificate of the same runs."""
+    out = tmp_path / "run"
+    assert main([*SMALL, "--per-pair", "jensen", "--out", str(out)]) == 0
+    record = json.loads((out / "record.json").read_text())
+    assert record["config"]["per_pair"] == "jensen" and record["config"]["dataset"] == "gaussian"
+    c = record["results"][0]["certified"]["certificate"]
+    assert c["details"]["confidence_set"] == "jensen" and c["details"]["pair_slack"] == 0.0
+    z = np.load(out / "runs_n4.npz")
+    again = E.certify_runs(z["masks"], z["predictions"], z["labels"], z["indices"], delta=0.05, method="jensen",
+                           details={"seed": 0, "epochs": 20})
+    assert again.certificate.value == c["value"]
+    boxes = E.certify_runs(z["masks"], z["predictions"], z["labels"], z["indices"], delta=0.05)
+    assert c["value"] <= boxes.certificate.value
+    assert CMIRecord.from_dict(record).results[0].to_dict() == record["results"][0]
+
+
 def test_certify_defaults_size_the_design():
     cfg = CMIConfig(certify=True, n=(20,))
     assert E.certified_floor(20, cfg.k1, cfg.k2, cfg.delta) <= cfg.target_width
@@ -81,3 +107,8 @@ def test_certify_defaults_size_the_design():
     assert (from_args(CMIConfig(), parser.parse_args(["cmi"])).k1, CMIConfig().k2) == (5, 30)
     assert (CMIConfig().k1, CMIConfig().k2) == (5, 30)
     assert "certify" not in CMIConfig().to_dict()            # uncertified records are the bytes they were
+    assert "per_pair" not in CMIConfig(certify=True, n=(20,)).to_dict()
+    assert "gaussian_margin" not in CMIConfig().to_dict()
+    assert "gaussian_margin" in CMIConfig(dataset="gaussian").to_dict()
+    jensen = CMIConfig(certify=True, n=(20,), per_pair="jensen")
+    assert jensen.k2 == E.JENSEN_K2 and E.certified_floor(20, jensen.k1, jensen.k2, 0.05, "jensen") <= 0.2

@@ -38,8 +38,8 @@ from .runs import CMIResult, check_supersample_runs
 from .runs import bounds_from_runs as plugin_bounds_from_runs
 
 __all__ = ["Sampling", "CertifiedCMI", "certify_runs", "bounds_from_runs", "certified_floor", "runs_needed",
-           "RunsNeeded", "require_nonvacuous_design", "loss_pair_counts", "CMI_BOUND", "HELD_OUT_MEAN", "TARGET",
-           "CMI_INTERPOLATING", "INTERPOLATING_KIND",
+           "RunsNeeded", "require_nonvacuous_design", "loss_pair_counts", "JENSEN_K2", "CMI_BOUND", "HELD_OUT_MEAN",
+           "TARGET", "CMI_INTERPOLATING", "INTERPOLATING_KIND",
            "PAIR_SLACKS"]
 
 #: The certificate ``bound`` names: the certified CMI bound, and the held-out baseline of the same target.
@@ -95,16 +95,24 @@ def loss_pair_counts(masks: np.ndarray, loss: np.ndarray) -> np.ndarray:
 
 def _floor_at(n: int, k1: int, m: int, delta: float, slack: float, method: C.ConfidenceSet) -> float:
     """The certificate of a design whose runs have no errors: every pair m runs per U value, all in cell 00."""
-    # Every pair's box is the same: bound one pair at the per-conditional level slack / (2n).
-    one = np.zeros((1, 1, 2, 4), np.int64)
-    one[..., 0] = m
-    up = C.pair_mi_upper(one, divide_down(slack, n), method)   # its 2 conditionals get slack / (2n) each
     split = C.split_delta(delta)
-    single = (up["loss_member0"] + up["loss_member1"]) / 2
-    mi = {"single_loss": C.mean_mi_upper(np.full(k1, single[0, 0]), slack, split.parts["mean_mi_single_loss"]).value,
-          "loss_pair": C.mean_mi_upper(np.full(k1, up["loss_pair"][0, 0]), slack,
-                                       split.parts["mean_mi_loss_pair"]).value,
-          "loss_difference": 0.0}
+    if method is C.ConfidenceSet.JENSEN:
+        # Every plug-in per-pair MI is 0: only the concentration over the k1 supersamples remains.
+        zero = np.zeros(k1)
+        mi = {"single_loss": C.mean_mi_plugin_upper(zero, split.parts["mean_mi_single_loss"]).value,
+              "loss_pair": C.mean_mi_plugin_upper(zero, split.parts["mean_mi_loss_pair"]).value,
+              "loss_difference": 0.0}
+    else:
+        # Every pair's box is the same: bound one pair at the per-conditional level slack / (2n).
+        one = np.zeros((1, 1, 2, 4), np.int64)
+        one[..., 0] = m
+        up = C.pair_mi_upper(one, divide_down(slack, n), method)   # its 2 conditionals get slack / (2n) each
+        single = (up["loss_member0"] + up["loss_member1"]) / 2
+        mi = {"single_loss": C.mean_mi_upper(np.full(k1, single[0, 0]), slack,
+                                             split.parts["mean_mi_single_loss"]).value,
+              "loss_pair": C.mean_mi_upper(np.full(k1, up["loss_pair"][0, 0]), slack,
+                                           split.parts["mean_mi_loss_pair"]).value,
+              "loss_difference": 0.0}
     train = C.mean_upper(np.zeros(k1), split.parts["mean_train_error"]).value
     forms = C.certified_forms(train, mi, interpolates=False)
     return min(forms.fast_rate, forms.binary_kl)
@@ -112,7 +120,9 @@ def _floor_at(n: int, k1: int, m: int, delta: float, slack: float, method: C.Con
 
 def _pair_slack(n: int, k1: int, m: int, delta: float, method: C.ConfidenceSet) -> tuple[float, float]:
     """The pair slack of :data:`PAIR_SLACKS` with the lowest floor for this design, and that floor (a function
-    of the design only: n, k1, m, delta)."""
+    of the design only: n, k1, m, delta); 0 for ``jensen`` (no per-pair boxes)."""
+    if method is C.ConfidenceSet.JENSEN:
+        return 0.0, _floor_at(n, k1, m, delta, 0.0, method)
     floors = {s: _floor_at(n, k1, m, delta, s, method) for s in PAIR_SLACKS}
     best = min(floors, key=floors.get)
     return best, floors[best]
@@ -163,17 +173,23 @@ class RunsNeeded(NamedTuple):
 
 _K1_GRID = (10, 20, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10000, 20000)
 _K2_GRID = (20, 50, 100, 200, 400, 600, 1000, 2000, 4000, 6000, 10000, 20000, 50000, 100000)
+#: With ``jensen`` the best case does not depend on k2 (every plug-in MI of error-free runs is 0); k2 sets the
+#: plug-in's upward bias instead, about (A - 1) / (2 k2) nats for A cells (1/400 for a single loss at k2 = 200),
+#: so its designs keep k2 at this value.
+JENSEN_K2 = 200
 
 
 def runs_needed(n: int, delta: float, target: float,
                 method: C.ConfidenceSet | str = C.ConfidenceSet.CELLS) -> RunsNeeded:
-    """The design of the grids k1 in 10..20000, k2 in 20..100000 with the fewest runs whose
-    :func:`certified_floor` is at most ``target`` (ties: the smaller k1). Raises ``ValueError`` when none is."""
+    """The design of the grids k1 in 10..20000, k2 in 20..100000 (``jensen``: k2 = :data:`JENSEN_K2`) with the fewest
+    runs whose :func:`certified_floor` is at most ``target`` (ties: the smaller k1). Raises ``ValueError`` when none
+    is."""
     if not 0.0 < target <= 1.0:
         raise ValueError(f"argument 'target' must be in (0, 1], got {target!r}")
     best: RunsNeeded | None = None
+    k2_grid = (JENSEN_K2,) if C.ConfidenceSet(method) is C.ConfidenceSet.JENSEN else _K2_GRID
     for k1 in _K1_GRID:
-        for k2 in _K2_GRID:
+        for k2 in k2_grid:
             if best is not None and k1 * k2 >= best.runs:
                 break
             f = certified_floor(n, k1, k2, delta, method)
@@ -293,6 +309,11 @@ def _recheck(cert: CertifiedCMI) -> None:
             raise ValueError(f"certified CMI entry 'certificate': details lack the key {key!r}")
     if "mean_test_error" not in h.details:
         raise ValueError("certified CMI entry 'held_out': details lack the key 'mean_test_error'")
+    jensen = c.details.get("confidence_set") == C.ConfidenceSet.JENSEN.value
+    if (c.details["pair_slack"] != 0.0) if jensen else (c.details["pair_slack"] not in PAIR_SLACKS):
+        raise ValueError(f"certified CMI entry 'certificate': pair_slack {c.details['pair_slack']!r} is not one its "
+                         f"confidence set {c.details.get('confidence_set')!r} uses "
+                         f"({'0 for jensen' if jensen else list(PAIR_SLACKS)})")
     _recheck_mean("train_error", cert.train)
     for k, v in cert.mean_mi.items():
         _recheck_mean(f"mean_mi.{k}", v, float(c.details["pair_slack"]))
@@ -389,7 +410,8 @@ def certify_runs(masks, predictions, labels, indices, *, delta: float, sampling:
     slack, floor = _pair_slack(n, k1, k2 // 2, float(delta), method)
     loss = (preds != labels[:, None]).astype(np.int64)                      # [k1, k2, n, 2]
     counts = loss_pair_counts(masks, loss)
-    up = C.pair_mi_upper(counts, slack, method)                             # {statistic: [k1, n]}
+    jensen = method is C.ConfidenceSet.JENSEN
+    up = C.pair_mi_plugin(counts) if jensen else C.pair_mi_upper(counts, slack, method)    # {statistic: [k1, n]}
     per_draw = {"loss_pair": up["loss_pair"].mean(-1), "loss_difference": up["loss_difference"].mean(-1),
                 "single_loss": ((up["loss_member0"] + up["loss_member1"]) / 2).mean(-1)}
     # Errors with U's uniform design weight (as in bounds_from_runs): per pair, each U value weighs 1/2.
@@ -402,7 +424,8 @@ def certify_runs(masks, predictions, labels, indices, *, delta: float, sampling:
 
     split = C.split_delta(delta)
     train = C.mean_upper(train_draw, split.parts["mean_train_error"])
-    mean_mi = {name: C.mean_mi_upper(per_draw[name], slack, split.parts[f"mean_mi_{name}"]) for name in per_draw}
+    mean_mi = {name: C.mean_mi_plugin_upper(per_draw[name], split.parts[f"mean_mi_{name}"]) if jensen else
+               C.mean_mi_upper(per_draw[name], slack, split.parts[f"mean_mi_{name}"]) for name in per_draw}
     interpolates = bool(train_loss.max() == 0)
     forms = C.certified_forms(train.value, {k: v.value for k, v in mean_mi.items()}, interpolates=interpolates)
     form, value = forms.best(with_interpolating=False)
@@ -414,8 +437,10 @@ def certify_runs(masks, predictions, labels, indices, *, delta: float, sampling:
         "kind": "certificate", "target": TARGET, "statement": statement, "form": form, "forms": forms.to_dict(),
         "interpolating_note": "valid only if the algorithm reaches training error 0 almost surely (finite runs "
                               "cannot certify that): reported, not part of the certificate",
-        "confidence_set": method.value, "pair_slack": slack, "pair_slack_grid": list(PAIR_SLACKS),
-        "pair_slack_rule": "the grid value with the lowest best-case value for this design (chosen before the runs)",
+        "confidence_set": method.value, "pair_slack": slack, "pair_slack_grid": [] if jensen else list(PAIR_SLACKS),
+        "pair_slack_rule": ("none: per pair the plug-in JS, whose expectation is at least the pair's MI (Jensen), "
+                            "concentrated over the supersamples" if jensen else
+                            "the grid value with the lowest best-case value for this design (chosen before the runs)"),
         "best_case": floor, "mean_mi": {k: v.to_dict() for k, v in mean_mi.items()}, "train_error": train.to_dict(),
         "kl_field": "n times the certified mean per-pair MI of the chosen form (nats)", **design}
     cert = Certificate(bound=CMI_BOUND, value=value, delta=float(delta), delta_parts=split.to_dict(),
