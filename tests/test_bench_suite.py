@@ -260,6 +260,7 @@ def test_per_step_cost_from_a_compiled_epoch():
     assert _per_step_cost({}, 3.4e6, 50) == {}
 
 
+@pytest.mark.integration          # two subprocesses run bench items
 def test_an_item_past_its_limit_is_stopped_and_a_failing_one_says_why(tmp_path, monkeypatch):
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     quick = next(i for i in ITEMS if i.name == "quickstart")
