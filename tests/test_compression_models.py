@@ -324,6 +324,8 @@ def test_lt22_recipes_declare_their_grids_and_theta0():
     assert runs["lt22-fashion"].search() == {"d": 2, "levels": 3, "settings_looked_at": 4}
     assert search_size(runs["lt22-fashion-dd"].search()) == 36
     assert runs["lt22-fashion-transfer"].theta0_source == "mnist-5k"
+    # every compression setting looked at on Fashion-MNIST's training set before the transfer recipe was fixed
+    assert runs["lt22-fashion-transfer"].search() == {"d": 1, "levels": 2, "settings_looked_at": 30}
     quick = recipes.scale_epochs(runs["lt22-fashion"], 0.1)
     assert (quick.epochs, quick.finetune_epochs) == (2, 1)
     assert recipes.scale_epochs(runs["lt22-digits"], 0.1).finetune_epochs == 0     # none stays none
