@@ -33,9 +33,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """``-n auto`` (pyproject.toml's addopts) runs a whole lane on every core, but one file or one test in this
-    process: a command line naming test files or node ids, or ``-s``, runs serially (``-n 2`` still distributes
-    it). ``None`` leaves the count to pytest-xdist (the cores, or PYTEST_XDIST_AUTO_NUM_WORKERS)."""
+    """``-n auto`` (the unit lane's command in pyproject.toml and the README) runs a lane on every core, but one file
+    or one test in this process: a command line naming test files or node ids, or ``-s``, runs serially (``-n 2``
+    still distributes it). ``None`` leaves the count to pytest-xdist (the cores, or PYTEST_XDIST_AUTO_NUM_WORKERS)."""
     named = any(".py" in arg for arg in config.args)
     return 0 if named or config.getoption("capture") == "no" else None
 
