@@ -426,7 +426,7 @@ def test_pair_mi_upper_refuses_fractional_counts():
 
 
 def _committed_record():
-    path = RESULTS / "cmi-certified-synthetic-n5.json"
+    path = RESULTS / "cmi-certified-gaussian-n5.json"
     if not path.exists():
         pytest.skip("no committed certified record")
     return json.loads(path.read_text())
@@ -440,7 +440,7 @@ def test_committed_record_reads_back():
 
 
 def test_edited_certified_value_refused_on_read():
-    """A certificate value edited below what its recorded mean bounds give (0.2811 -> 0.01) is refused."""
+    """A certificate value edited below what its recorded mean bounds give (0.4620 -> 0.01) is refused."""
     data = _committed_record()
     data["results"][0]["certified"]["certificate"]["value"] = 0.01
     with pytest.raises(ValueError):
