@@ -9,8 +9,8 @@
   whose losses depend on the other pairs' bits.
 * Coverage: simulated learners with a known expected risk and known mean MIs (exact enumeration), whole
   certificates at a large delta so that a failure would show.
-* Adversarial run sets: masks shared by every supersample break the i.i.d.-over-supersamples premise (xfail: not
-  refused); records edited consistently (xfail: accepted).
+* Adversarial run sets: masks shared by supersamples break the i.i.d.-over-supersamples premise (refused, and the
+  attack measured with the check off); records whose mean bounds are edited consistently are refused.
 * The CLI's refusals (one line, exit 2), and the gaussian task against 10^6 fresh Monte Carlo points.
 """
 
@@ -310,14 +310,6 @@ def test_neighbour_learner_is_covered_with_independent_masks():
         assert res.certificate.value >= 0.5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "certify_runs accepts one mask set shared by every supersample (e.g. draw_masks once, broadcast to [k1, k2, n]). "
-    "Then the per-supersample means are not i.i.d. (all depend on the same masks) and E[p_hat_u | masks] != p_u, so "
-    "neither the Jensen step nor the concentration holds: for the neighbour learner (risk 1/2) at k1 = 200, k2 = 2, "
-    "n = 2, delta = 0.2, the certificate falls below the risk in 21 of 40 trials (about 1/2, not <= 0.2); the "
-    "held-out baseline fails the same way. Fix: refuse masks identical across all k1 >= 2 supersamples when that "
-    "coincidence is negligible under independent fair masks (probability <= 2^-((k1 - 1) n floor(k2/2))), and say "
-    "in certify_runs' docstring that masks must be drawn independently for every supersample"))
 def test_masks_shared_by_every_supersample_are_refused():
     rng = np.random.default_rng(4)
     k1, k2, n = 200, 2, 2
@@ -329,9 +321,11 @@ def test_masks_shared_by_every_supersample_are_refused():
         E.certify_runs(masks, preds, labels, _ids(n, k1), delta=0.2, method="jensen")
 
 
-def test_shared_masks_attack_is_real():
-    """What the xfail above guards against, measured: with one random mask set shared by all supersamples, the
-    neighbour learner's certificate (delta = 0.2) is below its risk 1/2 in at least a quarter of 40 trials."""
+def test_shared_masks_attack_is_real(monkeypatch):
+    """What the refusal above guards against, measured with the check switched off: with one random mask set shared
+    by all supersamples, the neighbour learner's certificate (delta = 0.2) is below its risk 1/2 in at least a
+    quarter of 40 trials."""
+    monkeypatch.setattr(E, "_check_independent_masks", lambda masks: None)
     rng = np.random.default_rng(0)
     k1, k2, n = 200, 2, 2
     below = 0
@@ -430,13 +424,6 @@ def test_jensen_entry_reads_back_and_a_lowered_value_is_refused(jensen_result):
             E.CertifiedCMI.from_dict(e)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "CertifiedCMI.from_dict recomputes the kl-Chernoff bound only for [0, 1]-scale means: the MI entries (range "
-    "ln 2) are checked only for value == min(kl_chernoff, empirical_bernstein), so an entry whose three MI bounds are "
-    "edited to 0 (below their own recorded means, 0.075 and 0.140 nats) with the forms and the certificate recomputed "
-    "from them reads back, certifying 0.025 instead of 0.459. Fix: in _recheck_mean recompute the kl-Chernoff bound "
-    "for any range (kl_chernoff_from_mean(mean / range, k, delta / 2) * range, within a few ulps) and refuse a value "
-    "below its recorded mean"))
 def test_consistently_lowered_mi_bounds_are_refused(jensen_result):
     d = copy.deepcopy(jensen_result.to_dict())
     for name in d["mean_mi"]:

@@ -24,6 +24,7 @@ distribution), and populations too small for any nonvacuous value (the message g
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -33,7 +34,7 @@ import numpy as np
 
 from ...bounds import Certificate, format_upper
 from ...bounds import cmi_certified as C
-from ...bounds._array import check_count, check_delta, divide_down, round_up
+from ...bounds._array import check_count, check_delta, check_range, divide_down, round_up
 from .runs import CMIResult, check_supersample_runs
 from .runs import bounds_from_runs as plugin_bounds_from_runs
 
@@ -285,18 +286,31 @@ def _mean_from_dict(name: str, d: Any) -> C.MeanBound:
 
 
 def _recheck_mean(name: str, b: C.MeanBound, pair_slack: float = 0.0) -> None:
-    """A recorded mean bound is the smaller of its two bounds (plus ln 2 x ``pair_slack`` for the MIs); on the
-    [0, 1] scale its kl-Chernoff bound is recomputed from its mean, k and delta
-    (:func:`genbounds.bounds.cmi_certified.kl_chernoff_from_mean`)."""
+    """A recorded mean bound is the smaller of its two bounds (plus ln 2 x ``pair_slack`` for the MIs); its
+    kl-Chernoff bound is recomputed from its mean, k, delta and range
+    (:func:`genbounds.bounds.cmi_certified.kl_chernoff_from_mean`: exactly on the [0, 1] scale, within 1e-9 relative
+    on another range, where mean / range rounds), and its empirical Bernstein bound is at least what any sample
+    variance gives, ``mean + range * 7 ln(2 / delta') / (3 (k - 1))`` (the variance itself is not recorded)."""
     best = min(b.kl_chernoff, b.bernstein)
     want = best if pair_slack == 0.0 else round_up(best + C.LN2_UP * pair_slack)
     if b.value != want:
         raise ValueError(f"certified CMI entry {name!r}: value {b.value!r} is not what its bounds give ({want!r})")
+    check_range(f"certified CMI entry {name!r}: mean", b.mean, 0.0, b.scale)
+    half = divide_down(b.delta, 2)
     if b.scale == 1.0:
-        klc = round_up(C.kl_chernoff_from_mean(b.mean, b.k, divide_down(b.delta, 2)))
+        klc = round_up(C.kl_chernoff_from_mean(b.mean, b.k, half))
         if b.kl_chernoff != klc:
             raise ValueError(f"certified CMI entry {name!r}: kl_chernoff {b.kl_chernoff!r} does not recompute from "
                              f"its mean, k and delta ({klc!r})")
+    else:
+        klc = C.kl_chernoff_from_mean(min(1.0, b.mean / b.scale), b.k, half) * b.scale
+        if not b.kl_chernoff >= klc * (1.0 - 1e-9):
+            raise ValueError(f"certified CMI entry {name!r}: kl_chernoff {b.kl_chernoff!r} is below what its mean, k, "
+                             f"delta and range give ({klc!r})")
+    floor = b.scale if b.k < 2 else min(b.scale, b.mean + b.scale * 7.0 * math.log(2.0 / half) / (3.0 * (b.k - 1)))
+    if not b.bernstein >= floor * (1.0 - 1e-12):
+        raise ValueError(f"certified CMI entry {name!r}: empirical_bernstein {b.bernstein!r} is below what any sample "
+                         f"variance gives for its mean, k and delta ({floor!r})")
 
 
 def _recheck(cert: CertifiedCMI) -> None:
@@ -369,14 +383,49 @@ def _check_indices(indices, k1: int, n: int, sampling: Sampling, pool_size: int 
     return idx
 
 
+#: Supersamples sharing one mask set are refused when independent fair masks would give such a group with
+#: probability below 2^-SHARED_MASKS_BITS.
+SHARED_MASKS_BITS = 30
+
+
+def _check_independent_masks(masks: np.ndarray) -> None:
+    """Refuse supersamples that share their mask set ``[k2, n]`` more often than chance plausibly allows.
+
+    The concentration over supersamples needs their per-supersample values i.i.d., and the plug-in (``jensen``)
+    and box statements need each supersample's masks drawn independently of the others (one mask set broadcast
+    to every supersample breaks both). Under independent fair masks (antithetic or not) a given set of c
+    supersamples has one mask set with probability at most 2^-(b (c - 1)), b = floor(k2 / 2) n free bits, so the
+    largest group of c equal mask sets has probability at most C(k1, c) 2^-(b (c - 1)); a group is refused when
+    that is below 2^-:data:`SHARED_MASKS_BITS`. Correlated but different mask sets cannot be detected:
+    independence stays a premise of :func:`certify_runs`."""
+    k1, k2, n = masks.shape
+    if k1 < 2:
+        return
+    rows = np.ascontiguousarray(masks.reshape(k1, k2 * n).astype(np.uint8))
+    _, first, counts = np.unique(rows, axis=0, return_index=True, return_counts=True)
+    c = int(counts.max())
+    if c < 2:
+        return
+    log2_comb = (math.lgamma(k1 + 1) - math.lgamma(c + 1) - math.lgamma(k1 - c + 1)) / math.log(2.0)
+    if log2_comb - (k2 // 2) * n * (c - 1) >= -SHARED_MASKS_BITS:
+        return
+    row = rows[first[int(np.argmax(counts))]]
+    same = [int(j) for j in np.flatnonzero((rows == row).all(axis=1))[:3]]
+    raise ValueError(
+        f"array 'masks': {c} of the k1 = {k1} supersamples (e.g. {same}) have the same k2 x n = {k2} x {n} masks; "
+        "the certificate needs masks drawn independently for every supersample (independent fair masks give such a "
+        f"group with probability below 2^-{SHARED_MASKS_BITS})")
+
+
 def certify_runs(masks, predictions, labels, indices, *, delta: float, sampling: Sampling | str = Sampling.FRESH,
                  pool_size: int | None = None, method: C.ConfidenceSet | str = C.ConfidenceSet.CELLS,
                  details: Mapping[str, Any] | None = None) -> CertifiedCMI:
     """The certified CMI bound and its held-out baseline from supersample runs (see the module docstring).
 
     Args:
-        masks: ``[k1, k2, n]`` 0/1, the training member of each pair by run; U_i must be uniform by design and
-            every pair needs runs with both values (antithetic masks give k2/2 each).
+        masks: ``[k1, k2, n]`` 0/1, the training member of each pair by run; U_i must be uniform by design,
+            drawn independently for every supersample (a shared mask set is refused), and every pair needs runs
+            with both values (antithetic masks give k2/2 each).
         predictions: ``[k1, k2, n, 2]`` predicted classes on both members; labels: ``[k1, n, 2]``.
         indices: ``[k1, n, 2]`` example ids of the supersamples (checked for reuse with ``fresh`` sampling).
         delta: the CMI certificate's confidence budget (split by :func:`genbounds.bounds.cmi_certified.split_delta`);
@@ -391,6 +440,7 @@ def certify_runs(masks, predictions, labels, indices, *, delta: float, sampling:
     masks, preds, labels = check_supersample_runs(masks, predictions, labels)
     k1, k2, n = masks.shape
     _check_indices(indices, k1, n, sampling, pool_size)
+    _check_independent_masks(masks)
     ones = masks.sum(axis=1)                                                # [k1, n]
     m_min = int(min(ones.min(), (k2 - ones).min()))
     # The pair slack depends on the design's nominal size (n, k1, k2, delta) only, so that each X'_j is a function
