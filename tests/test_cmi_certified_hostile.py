@@ -18,6 +18,7 @@ from pathlib import Path
 import mpmath as mp
 import numpy as np
 import pytest
+from cmi_cases import bernoulli_learner_runs
 from scipy.stats import multinomial
 
 from genbounds.bounds import cmi as B
@@ -56,22 +57,9 @@ def _grid_simplex(lo, hi, step):
     return np.array(pts)
 
 
-def _runs(k1, k2, n, test_err, train_err, seed, antithetic=True):
-    """A fake learner: the training member wrong w.p. train_err, the held-out member w.p. test_err (exact risk)."""
-    rng = np.random.default_rng(seed)
-    half = rng.integers(0, 2, (k1, k2 // 2, n))
-    masks = np.concatenate([half, 1 - half], axis=1) if antithetic else rng.integers(0, 2, (k1, k2, n))
-    labels = rng.integers(0, 2, (k1, n, 2))
-    wrong_test = rng.random((k1, k2, n)) < test_err
-    wrong_train = rng.random((k1, k2, n)) < train_err
-    wrong = np.where(masks[..., None] == np.arange(2), wrong_train[..., None], wrong_test[..., None])
-    preds = np.where(wrong, 1 - labels[:, None], labels[:, None])
-    return masks, preds, labels, np.arange(k1 * n * 2).reshape(k1, n, 2)
-
-
 @pytest.fixture(scope="module")
 def small_cert():
-    masks, preds, labels, idx = _runs(40, 400, 5, 0.2, 0.0, seed=0)
+    masks, preds, labels, idx = bernoulli_learner_runs(40, 400, 5, 0.2, 0.0, seed=0)
     return (masks, preds, labels, idx), E.certify_runs(masks, preds, labels, idx, delta=0.05)
 
 
@@ -310,7 +298,7 @@ def test_certificate_never_below_the_true_risk_of_simulated_learners():
     """On learners with a known expected test error (memoriser: train 0, test 0.5; noisy: train 0.1, test 0.3), the
     certificate and the held-out baseline are >= the true risk; the design is fixed before the draws."""
     for k1, k2, n, a, b, seed in [(100, 400, 2, 0.5, 0.0, 5), (100, 400, 3, 0.3, 0.1, 6)]:
-        masks, preds, labels, idx = _runs(k1, k2, n, a, b, seed, antithetic=seed % 2 == 0)
+        masks, preds, labels, idx = bernoulli_learner_runs(k1, k2, n, a, b, seed, antithetic=seed % 2 == 0)
         res = E.certify_runs(masks, preds, labels, idx, delta=0.05)
         assert res.certificate.value >= a and res.held_out.value >= a
         assert res.train.value >= b
@@ -371,7 +359,7 @@ def test_certify_refuses_bad_designs_in_one_line(small_cert):
 
 def test_too_few_runs_message_gives_a_count_that_is_enough():
     """The refusal's advertised design really has a nonvacuous best case, and the refused one does not."""
-    masks, preds, labels, idx = _runs(5, 30, 4, 0.1, 0.0, seed=1)
+    masks, preds, labels, idx = bernoulli_learner_runs(5, 30, 4, 0.1, 0.0, seed=1)
     with pytest.raises(ValueError, match=r"k1 = (\d+) supersamples x k2 = (\d+) masks \((\d+) runs") as err:
         E.certify_runs(masks, preds, labels, idx, delta=0.05)
     k1, k2, runs = map(int, re.search(r"at least k1 = (\d+) supersamples x k2 = (\d+) masks \((\d+) runs",
@@ -382,7 +370,7 @@ def test_too_few_runs_message_gives_a_count_that_is_enough():
 
 def _unbalanced(m1: int):
     """Runs where pair 0 has U_0 = 1 in only m1 of 400 runs (a memoriser with test error 0.4)."""
-    masks, _, labels, idx = _runs(100, 400, 2, 0.4, 0.0, seed=7)
+    masks, _, labels, idx = bernoulli_learner_runs(100, 400, 2, 0.4, 0.0, seed=7)
     masks = masks.copy()
     masks[:, :, 0] = 0
     masks[:, :m1, 0] = 1

@@ -9,6 +9,7 @@ import itertools
 
 import numpy as np
 import pytest
+from cmi_cases import bernoulli_learner_runs
 from scipy.stats import multinomial
 
 from genbounds.bounds import cmi_certified as C
@@ -164,21 +165,9 @@ def test_certificate_from_jensen_runs_covers_the_true_risk():
 # Through certify_runs: design, record, refusals
 
 
-def _runs(k1, k2, n, test_err, train_err, seed):
-    rng = np.random.default_rng(seed)
-    half = rng.integers(0, 2, (k1, k2 // 2, n))
-    masks = np.concatenate([half, 1 - half], axis=1)
-    labels = rng.integers(0, 2, (k1, n, 2))
-    wrong_test = rng.random((k1, k2, n)) < test_err
-    wrong_train = rng.random((k1, k2, n)) < train_err
-    wrong = np.where(masks[..., None] == np.arange(2), wrong_train[..., None], wrong_test[..., None])
-    preds = np.where(wrong, 1 - labels[:, None], labels[:, None])
-    return masks, preds, labels, np.arange(k1 * n * 2).reshape(k1, n, 2)
-
-
 @pytest.fixture(scope="module")
 def jensen_cert():
-    masks, preds, labels, idx = _runs(200, 200, 5, 0.2, 0.0, seed=0)
+    masks, preds, labels, idx = bernoulli_learner_runs(200, 200, 5, 0.2, 0.0, seed=0)
     return (masks, preds, labels, idx), E.certify_runs(masks, preds, labels, idx, delta=0.05, method="jensen")
 
 
