@@ -1,5 +1,7 @@
 """Supersample run sets built by hand for the CMI tests, and the names of every CMI bound."""
 
+import itertools
+
 import numpy as np
 
 #: Every bound of a supersample run set, listed here (not read from the library) so that a
@@ -26,3 +28,12 @@ def bernoulli_learner_runs(k1: int, k2: int, n: int, test_err: float, train_err:
     wrong = np.where(masks[..., None] == np.arange(2), wrong_train[..., None], wrong_test[..., None])
     preds = np.where(wrong, 1 - labels[:, None], labels[:, None])
     return masks, preds, labels, np.arange(k1 * n * 2).reshape(k1, n, 2)
+
+
+def compositions(m: int, a: int) -> np.ndarray:
+    """Every count vector of m draws into a cells."""
+    out = []
+    for cut in itertools.combinations(range(m + a - 1), a - 1):
+        b = [-1, *cut, m + a - 1]
+        out.append([b[i + 1] - b[i] - 1 for i in range(a)])
+    return np.array(out)

@@ -18,7 +18,7 @@ from pathlib import Path
 import mpmath as mp
 import numpy as np
 import pytest
-from cmi_cases import bernoulli_learner_runs
+from cmi_cases import bernoulli_learner_runs, compositions
 from scipy.stats import multinomial
 
 from genbounds.bounds import cmi as B
@@ -34,15 +34,6 @@ RESULTS = Path(__file__).resolve().parents[1] / "paper_figures" / "results"
 
 # ---------------------------------------------------------------------------------------
 # Helpers
-
-
-def _compositions(m: int, a: int) -> np.ndarray:
-    """Every count vector of m draws into a cells."""
-    out = []
-    for cut in itertools.combinations(range(m + a - 1), a - 1):
-        b = [-1, *cut, m + a - 1]
-        out.append([b[i + 1] - b[i] - 1 for i in range(a)])
-    return np.array(out)
 
 
 def _grid_simplex(lo, hi, step):
@@ -130,7 +121,7 @@ def test_box_exact_coverage_at_small_m(method, a):
     rng = np.random.default_rng(a)
     delta = 0.1
     for m in (1, 2, 3, 5, 8):
-        outs = _compositions(m, a)
+        outs = compositions(m, a)
         lo, hi = C.cell_intervals(outs, delta, method)
         for _ in range(25):
             p = rng.dirichlet(np.full(a, rng.choice([0.2, 1.0, 5.0])))

@@ -9,19 +9,11 @@ import itertools
 
 import numpy as np
 import pytest
-from cmi_cases import bernoulli_learner_runs
+from cmi_cases import bernoulli_learner_runs, compositions
 from scipy.stats import multinomial
 
 from genbounds.bounds import cmi_certified as C
 from genbounds.estimators.supersample import certified as E
-
-
-def _compositions(m: int, a: int) -> np.ndarray:
-    out = []
-    for cut in itertools.combinations(range(m + a - 1), a - 1):
-        b = [-1, *cut, m + a - 1]
-        out.append([b[i + 1] - b[i] - 1 for i in range(a)])
-    return np.array(out)
 
 
 def _counts(c0, c1) -> np.ndarray:
@@ -40,7 +32,7 @@ def test_plugin_js_expectation_is_at_least_the_js_independent_groups(seed, m0, m
     every statistic; the enumeration is checked to give E p_hat_u = p_u and total probability 1."""
     rng = np.random.default_rng(seed)
     p0, p1 = rng.dirichlet(np.full(4, 0.5)), rng.dirichlet(np.full(4, 0.5))
-    t0, t1 = _compositions(m0, 4), _compositions(m1, 4)
+    t0, t1 = compositions(m0, 4), compositions(m1, 4)
     w0, w1 = multinomial.pmf(t0, m0, p0), multinomial.pmf(t1, m1, p1)
     assert w0.sum() == pytest.approx(1.0) and w1.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(w0 @ (t0 / m0), p0, atol=1e-12)
