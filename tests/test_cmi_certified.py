@@ -292,17 +292,18 @@ def test_bounds_from_runs_certify():
 
 @pytest.mark.parametrize("seed,antithetic,train_err", [(0, True, 0.0), (1, False, 0.0), (2, False, 0.05),
                                                       (3, True, 0.1)])
-def test_never_below_the_plugin_on_random_designs(seed, antithetic, train_err):
+@pytest.mark.parametrize("method", [C.ConfidenceSet.CELLS, C.ConfidenceSet.JENSEN])
+def test_never_below_the_plugin_on_random_designs(seed, antithetic, train_err, method):
     masks, preds, labels, idx = _sim_runs(k1=100, k2=400, n=3, test_err=0.3, train_err=train_err, seed=seed,
                                           antithetic=antithetic)
-    res = E.certify_runs(masks, preds, labels, idx, delta=0.1)
+    res = E.certify_runs(masks, preds, labels, idx, delta=0.1, method=method)
     plug = bounds_from_runs(masks, preds, labels)
     assert res.certificate.value >= min(plug["fast_rate"].value, plug["binary_kl"].value)
     for name in ("single_loss", "loss_pair", "loss_difference"):
         assert res.mean_mi[name].value >= plug.summary.mean_mi[name]
     assert res.train.value >= plug.summary.train_error
     assert res.held_out.value >= plug.summary.test_error
-    assert res.certificate.value >= res.certificate.details["best_case"] == E.certified_floor(3, 100, 400, 0.1)
+    assert res.certificate.value >= res.certificate.details["best_case"] == E.certified_floor(3, 100, 400, 0.1, method)
 
 
 def test_committed_certified_records_recompute_from_what_they_hold():
