@@ -352,11 +352,11 @@ def binary_task(dataset: str, data_dir: str | None = None, classes: Sequence[int
             class-stratified pool (exactly 10,000 per class), not an i.i.d. sample (:data:`STRATIFIED_TASKS`).
         gaussian_margin: the ``gaussian`` task's ||mu|| (Bayes risk Phi(-margin)).
     """
-    if dataset == "gaussian":
+    if dataset in SYNTHETIC_TASKS:
         check_count("synthetic_features", synthetic_features)
+    if dataset == "gaussian":
         return gaussian_task(GAUSSIAN_POOL, synthetic_features, gaussian_margin, seed=seed)
     if dataset == "synthetic":
-        check_count("synthetic_features", synthetic_features)
         from sklearn.datasets import make_classification  # noqa: PLC0415 (optional dependency: experiments extra)
         x, y = make_classification(n_samples=20000, n_features=synthetic_features,
                                    n_informative=synthetic_features, n_redundant=0, n_repeated=0,

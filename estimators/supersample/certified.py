@@ -94,26 +94,36 @@ def loss_pair_counts(masks: np.ndarray, loss: np.ndarray) -> np.ndarray:
 # Sizing a design before it runs
 
 
+def _pair_mi(counts: np.ndarray, slack: float, method: C.ConfidenceSet) -> dict[str, np.ndarray]:
+    """Per pair and statistic, what step 1 gives: the box upper bound at the supersample's ``slack``
+    (:func:`~genbounds.bounds.cmi_certified.pair_mi_upper`), or the plug-in JS for ``jensen``
+    (:func:`~genbounds.bounds.cmi_certified.pair_mi_plugin`, no slack)."""
+    if method is C.ConfidenceSet.JENSEN:
+        return C.pair_mi_plugin(counts)
+    return C.pair_mi_upper(counts, slack, method)
+
+
+def _mean_mi(per_draw: np.ndarray, slack: float, delta: float, method: C.ConfidenceSet) -> C.MeanBound:
+    """Step 2 for the per-supersample means of :func:`_pair_mi`'s values: with the pair slack's ln 2 x ``slack``
+    (:func:`~genbounds.bounds.cmi_certified.mean_mi_upper`), or without it for ``jensen``
+    (:func:`~genbounds.bounds.cmi_certified.mean_mi_plugin_upper`)."""
+    if method is C.ConfidenceSet.JENSEN:
+        return C.mean_mi_plugin_upper(per_draw, delta)
+    return C.mean_mi_upper(per_draw, slack, delta)
+
+
 def _floor_at(n: int, k1: int, m: int, delta: float, slack: float, method: C.ConfidenceSet) -> float:
     """The certificate of a design whose runs have no errors: every pair m runs per U value, all in cell 00."""
+    # Every pair's values are the same: compute one pair's at the per-conditional level slack / (2n).
+    one = np.zeros((1, 1, 2, 4), np.int64)
+    one[..., 0] = m
+    up = _pair_mi(one, divide_down(slack, n), method)          # its 2 conditionals get slack / (2n) each
     split = C.split_delta(delta)
-    if method is C.ConfidenceSet.JENSEN:
-        # Every plug-in per-pair MI is 0: only the concentration over the k1 supersamples remains.
-        zero = np.zeros(k1)
-        mi = {"single_loss": C.mean_mi_plugin_upper(zero, split.parts["mean_mi_single_loss"]).value,
-              "loss_pair": C.mean_mi_plugin_upper(zero, split.parts["mean_mi_loss_pair"]).value,
-              "loss_difference": 0.0}
-    else:
-        # Every pair's box is the same: bound one pair at the per-conditional level slack / (2n).
-        one = np.zeros((1, 1, 2, 4), np.int64)
-        one[..., 0] = m
-        up = C.pair_mi_upper(one, divide_down(slack, n), method)   # its 2 conditionals get slack / (2n) each
-        single = (up["loss_member0"] + up["loss_member1"]) / 2
-        mi = {"single_loss": C.mean_mi_upper(np.full(k1, single[0, 0]), slack,
-                                             split.parts["mean_mi_single_loss"]).value,
-              "loss_pair": C.mean_mi_upper(np.full(k1, up["loss_pair"][0, 0]), slack,
-                                           split.parts["mean_mi_loss_pair"]).value,
-              "loss_difference": 0.0}
+    single = (up["loss_member0"] + up["loss_member1"]) / 2
+    mi = {"single_loss": _mean_mi(np.full(k1, single[0, 0]), slack, split.parts["mean_mi_single_loss"], method).value,
+          "loss_pair": _mean_mi(np.full(k1, up["loss_pair"][0, 0]), slack, split.parts["mean_mi_loss_pair"],
+                                method).value,
+          "loss_difference": 0.0}
     train = C.mean_upper(np.zeros(k1), split.parts["mean_train_error"]).value
     forms = C.certified_forms(train, mi, interpolates=False)
     return min(forms.fast_rate, forms.binary_kl)
@@ -461,7 +471,7 @@ def certify_runs(masks, predictions, labels, indices, *, delta: float, sampling:
     loss = (preds != labels[:, None]).astype(np.int64)                      # [k1, k2, n, 2]
     counts = loss_pair_counts(masks, loss)
     jensen = method is C.ConfidenceSet.JENSEN
-    up = C.pair_mi_plugin(counts) if jensen else C.pair_mi_upper(counts, slack, method)    # {statistic: [k1, n]}
+    up = _pair_mi(counts, slack, method)                                    # {statistic: [k1, n]}
     per_draw = {"loss_pair": up["loss_pair"].mean(-1), "loss_difference": up["loss_difference"].mean(-1),
                 "single_loss": ((up["loss_member0"] + up["loss_member1"]) / 2).mean(-1)}
     # Errors with U's uniform design weight (as in bounds_from_runs): per pair, each U value weighs 1/2.
@@ -474,8 +484,7 @@ def certify_runs(masks, predictions, labels, indices, *, delta: float, sampling:
 
     split = C.split_delta(delta)
     train = C.mean_upper(train_draw, split.parts["mean_train_error"])
-    mean_mi = {name: C.mean_mi_plugin_upper(per_draw[name], split.parts[f"mean_mi_{name}"]) if jensen else
-               C.mean_mi_upper(per_draw[name], slack, split.parts[f"mean_mi_{name}"]) for name in per_draw}
+    mean_mi = {name: _mean_mi(per_draw[name], slack, split.parts[f"mean_mi_{name}"], method) for name in per_draw}
     interpolates = bool(train_loss.max() == 0)
     forms = C.certified_forms(train.value, {k: v.value for k, v in mean_mi.items()}, interpolates=interpolates)
     form, value = forms.best(with_interpolating=False)
