@@ -139,6 +139,19 @@ def round_up(x: float, ulps: int = 4) -> float:
     return min(up, 1.0) if x <= 1.0 else up
 
 
+#: How far a value recomputed from a record's inputs may differ from the recorded one (relative) and still be the
+#: same value: the last bits of NumPy's vectorised log and exp differ between CPUs' instruction sets (AVX2 against
+#: AVX-512), so a record written on one machine recomputes one or two units in the last place apart on another.
+RECOMPUTED_RTOL = 1e-12
+
+
+def recomputes_to(recorded: float, recomputed: float) -> bool:
+    """``recorded`` is ``recomputed`` up to :data:`RECOMPUTED_RTOL` (relative): the check that a record's number is
+    what its recorded inputs give, on any CPU. An edited number differs by far more."""
+    a, b = float(recorded), float(recomputed)
+    return a == b or abs(a - b) <= RECOMPUTED_RTOL * max(abs(a), abs(b))
+
+
 def float_at_most(q: Fraction) -> float:
     """The largest float64 at most the exact rational ``q`` (``q`` rounded toward -inf): a share of a confidence
     budget computed this way never spends more than the exact quotient it stands for. ``float(q)`` is correctly

@@ -39,6 +39,7 @@ from ._array import (
     divide_down,
     float_at_least,
     float_at_most,
+    recomputes_to,
     round_up,
 )
 from .excess import (
@@ -725,9 +726,9 @@ def _at_delta_share(cert: Certificate, k: int) -> Certificate:
     """``cert`` recomputed from its recorded inputs with every delta part divided by ``k`` (rounded down).
 
     Refused (one ValueError) unless those inputs reproduce the certificate itself: recomputed at its own shares
-    (:func:`_own_shares`) they must give exactly its recorded value, predictor, empirical risk and its bound, KL,
-    n and Monte Carlo count (:data:`_REPRODUCED`). A record whose counts, n, KL, bound name or value were edited
-    by hand would otherwise be paid for from the edited inputs (a lower value, or a value that never held)."""
+    (:func:`_own_shares`) they must give its recorded value (to its last bits), predictor, empirical risk and its
+    bound, KL, n and Monte Carlo count (:data:`_REPRODUCED`). A record whose counts, n, KL, bound name or value were
+    edited by hand would otherwise be paid for from the edited inputs (a lower value, or a value that never held)."""
     shares = _shares(cert.delta_parts, k)
     redone = _recomputed_at(cert, shares)
     _reproduced(cert, redone if _own_shares(cert) == shares else None)
@@ -741,14 +742,21 @@ def _reproduced(cert: Certificate, own: Certificate | None = None) -> None:
     if own is None:
         own = _recomputed_at(cert, own_shares)
     differ = [f"{name} {getattr(cert, name)!r} (recomputed {getattr(own, name)!r})" for name in _REPRODUCED
-              if getattr(own, name) != getattr(cert, name)]
+              if not _same(getattr(cert, name), getattr(own, name))]
     if differ:
         raise ValueError(f"certificate {cert.bound!r} does not reproduce itself from its recorded inputs at its delta "
                          f"shares {own_shares}: recorded {', '.join(differ)}; was the record edited?")
 
 
-#: What a certificate's recomputation at its own shares must give exactly as recorded (:func:`_at_delta_share`).
+#: What a certificate's recomputation at its own shares must give as recorded (:func:`_at_delta_share`): exactly,
+#: numbers to the last bits a CPU's log and exp may change (:func:`genbounds.bounds._array.recomputes_to`).
 _REPRODUCED = ("value", "certifies", "emp_risk", "emp_risk_bound", "kl", "n_bound", "n_prior", "mc_samples")
+
+
+def _same(recorded: Any, recomputed: Any) -> bool:
+    if isinstance(recorded, float) and isinstance(recomputed, float):
+        return recomputes_to(recorded, recomputed)
+    return recorded == recomputed
 
 
 def _recomputed_at(cert: Certificate, shares: Mapping[str, float]) -> Certificate:

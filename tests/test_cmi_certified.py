@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from genbounds.bounds import Certificate, Certified
 from genbounds.bounds import cmi as B
 from genbounds.bounds import cmi_certified as C
+from genbounds.bounds._array import recomputes_to
 from genbounds.estimators.supersample import bounds_from_runs
 from genbounds.estimators.supersample import certified as E
 
@@ -322,13 +323,13 @@ def test_committed_certified_records_recompute_from_what_they_hold():
             mi = {k: v.value for k, v in cert.mean_mi.items()}
             forms = C.certified_forms(cert.train.value, mi, interpolates=cert.interpolating is not None)
             # Records written before the fast-rate grid's C1 was raised by a relative 1e-10 hold a fast-rate form
-            # ~1e-11 below today's recomputation; every other form recomputes exactly.
+            # ~1e-11 below today's recomputation; every other form recomputes to its last bits (a CPU's log).
             for k, v in forms.to_dict().items():
                 assert (v is None) == (cert.forms[k] is None), path.name
                 if v is not None:
                     assert cert.forms[k] == pytest.approx(v, rel=1e-9, abs=0), (path.name, k)
                     if k != "fast_rate":
-                        assert cert.forms[k] == v, (path.name, k)
+                        assert recomputes_to(cert.forms[k], v), (path.name, k)
             assert c.value == min(cert.forms["fast_rate"], cert.forms["binary_kl"])
             assert c.value >= r["bounds"][c.details["form"]]["value"]
             assert cert.held_out.value >= r["summary"]["test_error"]

@@ -266,6 +266,22 @@ def test_every_kind_of_record_edited_by_hand_is_refused(make, top, details):
             pay(tampered)
 
 
+@pytest.mark.parametrize("make", [_pac_bayes, lambda: heldout_certificate(16, 719, 0.035, n_prior=719), _case_b])
+def test_a_record_from_another_cpu_reads_back_and_an_edit_does_not(make):
+    """A record written where NumPy's log and exp round their last bits differently (AVX-512 against AVX2)
+    recomputes a unit or two in the last place apart: it reads back and is paid for at this machine's own
+    recomputation; a value moved by 1e-9 (relative) is an edit."""
+    honest = make()
+    for ulps in (-2, 2):
+        near = honest.value + ulps * float(np.spacing(honest.value))
+        read = _edited(honest, {"value": near})
+        assert union_minimum([read]).value == honest.value
+        assert pay_for_choice(read, 3, "setting", "kept among 3").value == pay_for_choice(honest, 3, "setting",
+                                                                                          "kept among 3").value
+    with pytest.raises(ValueError, match="edited|reproduce"):
+        union_minimum([_edited(honest, {"value": honest.value * (1 - 1e-9)})])
+
+
 def test_a_paid_record_is_checked_at_the_shares_it_records():
     """K = 6 rounds 0.01 / 6 up to the nearest float: the paid record states its shares rounded down, six of them at
     most each part exactly, and is checked at those (nested: the winner of a later minimum at the outer K)."""

@@ -34,7 +34,7 @@ import numpy as np
 
 from ...bounds import Certificate, format_upper
 from ...bounds import cmi_certified as C
-from ...bounds._array import check_count, check_delta, check_range, divide_down, round_up
+from ...bounds._array import check_count, check_delta, check_range, divide_down, recomputes_to, round_up
 from .runs import CMIResult, check_supersample_runs
 from .runs import bounds_from_runs as plugin_bounds_from_runs
 
@@ -298,7 +298,8 @@ def _mean_from_dict(name: str, d: Any) -> C.MeanBound:
 def _recheck_mean(name: str, b: C.MeanBound, pair_slack: float = 0.0) -> None:
     """A recorded mean bound is the smaller of its two bounds (plus ln 2 x ``pair_slack`` for the MIs); its
     kl-Chernoff bound is recomputed from its mean, k, delta and range
-    (:func:`genbounds.bounds.cmi_certified.kl_chernoff_from_mean`: exactly on the [0, 1] scale, within 1e-9 relative
+    (:func:`genbounds.bounds.cmi_certified.kl_chernoff_from_mean`: to the last bits a CPU's log may change on the
+    [0, 1] scale, within 1e-9 relative
     on another range, where mean / range rounds), and its empirical Bernstein bound is at least what any sample
     variance gives, ``mean + range * 7 ln(2 / delta') / (3 (k - 1))`` (the variance itself is not recorded)."""
     best = min(b.kl_chernoff, b.bernstein)
@@ -309,7 +310,7 @@ def _recheck_mean(name: str, b: C.MeanBound, pair_slack: float = 0.0) -> None:
     half = divide_down(b.delta, 2)
     if b.scale == 1.0:
         klc = round_up(C.kl_chernoff_from_mean(b.mean, b.k, half))
-        if b.kl_chernoff != klc:
+        if not recomputes_to(b.kl_chernoff, klc):
             raise ValueError(f"certified CMI entry {name!r}: kl_chernoff {b.kl_chernoff!r} does not recompute from "
                              f"its mean, k and delta ({klc!r})")
     else:
