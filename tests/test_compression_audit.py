@@ -1,5 +1,6 @@
 """Audit of the compression bounds: attacks on soundness (data leaks into theta_0, unpaid choices, the code, the
-certificate) that the other compression tests do not already cover. Fast: no training beyond a few steps."""
+certificate) that the other compression tests do not already cover. The two that train (a few steps of a tiny MLP on
+synthetic images) are in the integration lane."""
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ def _images(rng, n, k=3):
     return Dataset(rng.random((n, 4, 4, 1), dtype=np.float32), rng.integers(0, k, n).astype(np.int32), k)
 
 
+@pytest.mark.integration
 def test_a_transfer_source_holding_a_bound_set_image_is_refused(tmp_path, monkeypatch):
     # whatever the data sets are called (--data-dir can point anywhere), theta_0 never trains on an image of the
     # bound set: one shared image among 200 is enough for a refusal, before any training
@@ -54,3 +56,39 @@ def test_a_prior_split_leaving_no_prior_or_no_bound_example_is_one_named_refusal
                                          "and one for the bound set"):
         compress_runner.run_compress(cfg, tmp_path, progress=False, log=lambda _: None)
     assert not list((tmp_path / "checkpoints").glob("theta0-*"))
+
+
+@pytest.mark.integration
+def test_the_runner_certifies_the_network_decoded_from_its_message(tmp_path, monkeypatch):
+    # the error count a record certifies is that of theta_0 + P c_s with s read back from the range code and the
+    # float16 codebook, evaluated from scratch here
+    import pickle
+
+    import jax
+    import jax.numpy as jnp
+
+    from genbounds.bounds import Certificate
+    from genbounds.bounds.compression import code_length_bits, range_decode, range_encode
+    from genbounds.estimators import nets
+    from genbounds.estimators.compression.subspace import subspace
+
+    rng = np.random.default_rng(1)
+    target = TrainTest(_images(rng, 150), _images(rng, 40))
+    monkeypatch.setattr(compress_runner, "load", lambda name, data_dir=None: target)
+    cfg = CompressConfig.flat(dataset="digits", arch="mlp", widths=(6,), d=(9,), levels=(3,), epochs=3, lr=0.3)
+    record = compress_runner.run_compress(cfg, tmp_path, progress=False, log=lambda _: None)
+    cert = Certificate.from_dict(record["results"][0]["certificate"])
+    (qpath,) = (tmp_path / "checkpoints").glob("q-*-d9-L3.pkl")
+    with open(qpath, "rb") as f:
+        saved = pickle.load(f)
+    used, ranks, counts = np.unique(saved["symbols"], return_inverse=True, return_counts=True)
+    message = range_encode(ranks.ravel(), counts)
+    assert code_length_bits(message) == cert.details["code"]["symbols_bits"]
+    symbols = used[range_decode(message, counts, 9)]
+    codebook = np.asarray(cert.details["codebook"], np.float32)
+    assert np.array_equal(codebook.astype(np.float16).astype(np.float32), codebook)      # float16-exact
+    net = nets.mlp((4, 4, 1), (6,), 3)
+    sub = subspace(net.apply, net.init(jax.random.fold_in(jax.random.key(0), 0)), 9, seed=0)
+    params = sub.params(jnp.asarray(codebook[symbols]))
+    errors = int(np.sum(np.asarray(nets.predict(net.apply(params, jnp.asarray(target.train.x)))) != target.train.y))
+    assert cert.details["errors"] == errors and cert.emp_risk == pytest.approx(errors / 150, abs=1e-15)
