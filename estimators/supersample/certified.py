@@ -24,6 +24,7 @@ distribution), and populations too small for any nonvacuous value (the message g
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -112,26 +113,37 @@ def _mean_mi(per_draw: np.ndarray, slack: float, delta: float, method: C.Confide
     return C.mean_mi_upper(per_draw, slack, delta)
 
 
+@functools.lru_cache(maxsize=4096)
+def _best_case_pair(m: int, level: float, method: C.ConfidenceSet) -> tuple[float, float]:
+    """Step 1 for one pair whose m runs per U value are all in cell 00, at the box level ``level`` (ignored by
+    ``jensen``): its single-loss MI (the mean of the two members') and its loss-pair MI. Memoised: it depends on
+    neither k1 nor delta, so a planner's designs share it."""
+    one = np.zeros((1, 1, 2, 4), np.int64)
+    one[..., 0] = m
+    up = _pair_mi(one, level, method)
+    single = (up["loss_member0"] + up["loss_member1"]) / 2
+    return float(single[0, 0]), float(up["loss_pair"][0, 0])
+
+
 def _floor_at(n: int, k1: int, m: int, delta: float, slack: float, method: C.ConfidenceSet) -> float:
     """The certificate of a design whose runs have no errors: every pair m runs per U value, all in cell 00."""
     # Every pair's values are the same: compute one pair's at the per-conditional level slack / (2n).
-    one = np.zeros((1, 1, 2, 4), np.int64)
-    one[..., 0] = m
-    up = _pair_mi(one, divide_down(slack, n), method)          # its 2 conditionals get slack / (2n) each
+    single, pair = _best_case_pair(m, divide_down(slack, n), method)     # its 2 conditionals get slack / (2n) each
     split = C.split_delta(delta)
-    single = (up["loss_member0"] + up["loss_member1"]) / 2
-    mi = {"single_loss": _mean_mi(np.full(k1, single[0, 0]), slack, split.parts["mean_mi_single_loss"], method).value,
-          "loss_pair": _mean_mi(np.full(k1, up["loss_pair"][0, 0]), slack, split.parts["mean_mi_loss_pair"],
-                                method).value,
+    mi = {"single_loss": _mean_mi(np.full(k1, single), slack, split.parts["mean_mi_single_loss"], method).value,
+          "loss_pair": _mean_mi(np.full(k1, pair), slack, split.parts["mean_mi_loss_pair"], method).value,
           "loss_difference": 0.0}
     train = C.mean_upper(np.zeros(k1), split.parts["mean_train_error"]).value
     forms = C.certified_forms(train, mi, interpolates=False)
     return min(forms.fast_rate, forms.binary_kl)
 
 
+@functools.lru_cache(maxsize=4096)
 def _pair_slack(n: int, k1: int, m: int, delta: float, method: C.ConfidenceSet) -> tuple[float, float]:
     """The pair slack of :data:`PAIR_SLACKS` with the lowest floor for this design, and that floor (a function
-    of the design only: n, k1, m, delta); 0 for ``jensen`` (no per-pair boxes)."""
+    of the design only: n, k1, m, delta); 0 for ``jensen`` (no per-pair boxes). Memoised: a pure function of its
+    arguments, evaluated for the same designs again and again by :func:`runs_needed`, the refusals and
+    :func:`certify_runs`."""
     if method is C.ConfidenceSet.JENSEN:
         return 0.0, _floor_at(n, k1, m, delta, 0.0, method)
     floors = {s: _floor_at(n, k1, m, delta, s, method) for s in PAIR_SLACKS}
