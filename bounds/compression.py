@@ -365,8 +365,7 @@ class CodeLength(NamedTuple):
         missing = set(cls._fields) - set(data)
         if missing:
             raise ValueError(f"argument 'code' lacks {sorted(missing)}")
-        code = cls(**{f: data[f] for f in cls._fields})
-        check_code_length(code)
+        code = check_code_length(cls(**{f: data[f] for f in cls._fields}))
         for key in ("total_bits", "kl_nats"):
             if key in data and data[key] != getattr(code, key):
                 raise ValueError(f"argument 'code': {key} {data[key]!r} is not what its parts give "
@@ -405,10 +404,10 @@ def check_code_length(code: Any) -> CodeLength:
         raise ValueError(f"argument 'code': search_bits {code.search_bits!r} is not log2(searched = "
                          f"{whole['searched']}) = {_search_bits(whole['searched'])!r}")
     bits = sum(whole[f] for f in ("symbols_bits", "codebook_bits", "counts_bits", "length_bits"))
-    if Fraction(bits) + Fraction(code.search_bits) > _FLOAT_MAX:
+    if Fraction(bits) + Fraction(float(code.search_bits)) > _FLOAT_MAX:
         raise ValueError(f"argument 'code': its bits (about 2^{bits.bit_length()}) are beyond the float64 range "
                          "(the KL must be a finite float64; the bound would be vacuous)")
-    code = code._replace(**whole)
+    code = code._replace(**whole, search_bits=float(code.search_bits))     # a float32 is no Fraction input
     if code.is_declared:
         if code.codebook_bits or code.counts_bits or code.length_bits:
             raise ValueError("argument 'code': a declared length (d = levels = 0) holds all its bits in symbols_bits "

@@ -92,3 +92,16 @@ def test_the_runner_certifies_the_network_decoded_from_its_message(tmp_path, mon
     params = sub.params(jnp.asarray(codebook[symbols]))
     errors = int(np.sum(np.asarray(nets.predict(net.apply(params, jnp.asarray(target.train.x)))) != target.train.y))
     assert cert.details["errors"] == errors and cert.emp_risk == pytest.approx(errors / 150, abs=1e-15)
+
+
+def test_a_code_length_with_numpy_float_search_bits_is_checked_not_a_type_error():
+    from genbounds.bounds.compression import CodeLength, compression_certificate, description_length
+
+    code = description_length(np.array([0, 1, 1, 2, 2, 2]), 3, searched=4)
+    plain = compression_certificate(3, 100, code, 0.05)
+    for bits in (np.float32(2.0), np.float16(2.0)):         # log2(4) exactly: the same certificate
+        again = compression_certificate(3, 100, code._replace(search_bits=bits), 0.05)
+        assert again.value == plain.value and type(again.details["code"]["search_bits"]) is float
+        assert CodeLength.from_dict({**code.to_dict(), "search_bits": bits}) == code
+    with pytest.raises(ValueError, match=r"argument 'code': search_bits .* is not log2\(searched = 4\)"):
+        compression_certificate(3, 100, code._replace(search_bits=np.float32(1.5)), 0.05)
