@@ -186,8 +186,9 @@ def box_vertices(lo, hi) -> tuple[np.ndarray, np.ndarray]:
 
 def _xlog_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a ln(a / b) with 0 ln(0 / b) = 0 (b >= a / 2 > 0 wherever a > 0 here)."""
+    pos = a > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(a > 0, a * np.log(np.where(a > 0, a, 1.0) / np.where(b > 0, b, 1.0)), 0.0)
+        return np.where(pos, a * np.log(np.where(pos, a, 1.0) / np.where(b > 0, b, 1.0)), 0.0)
 
 
 def js_divergence(p0, p1) -> np.ndarray:

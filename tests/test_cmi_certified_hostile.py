@@ -48,6 +48,14 @@ def _grid_simplex(lo, hi, step):
     return np.array(pts)
 
 
+def _brute_max_js(g0, g1, block=64):
+    """max over every pair (g0[i], g1[j]) of their JS: the same elementwise values as one [len(g0), len(g1)] array
+    (and so the same maximum), computed in blocks of g0's rows so that the temporaries stay in cache (twice as
+    fast on grids of ~1300 points)."""
+    return max(float(C.js_divergence(g0[s:s + block, None, :], g1[None, :, :]).max())
+               for s in range(0, len(g0), block))
+
+
 @pytest.fixture(scope="module")
 def small_cert():
     masks, preds, labels, idx = bernoulli_learner_runs(40, 400, 5, 0.2, 0.0, seed=0)
@@ -83,7 +91,7 @@ def test_max_js_box_at_least_brute_force_on_boundary_boxes(c0, c1, method):
     step = 0.02 if len(c0) == 3 else 0.05
     g0, g1 = _grid_simplex(lo[0], hi[0], step), _grid_simplex(lo[1], hi[1], step)
     assert len(g0) and len(g1)
-    brute = float(C.js_divergence(g0[:, None, :], g1[None, :, :]).max())
+    brute = _brute_max_js(g0, g1)
     assert got >= brute
     assert got <= C.LN2_UP
     # The plug-in frequencies lie in the box: the maximum is at least their JS.
@@ -106,7 +114,7 @@ def test_pair_mi_upper_at_least_brute_force_on_random_rows():
             for i in range(n):
                 lo, hi = C.cell_intervals(own[0, i], per)
                 g0, g1 = _grid_simplex(lo[0], hi[0], step), _grid_simplex(lo[1], hi[1], step)
-                brute = float(C.js_divergence(g0[:, None, :], g1[None, :, :]).max())
+                brute = _brute_max_js(g0, g1)
                 assert up[name][0, i] >= brute, (name, counts[0, i])
 
 
