@@ -231,7 +231,7 @@ def reinit_head(params: Any, init: Any) -> Any:
     return {**params, "dense": dense}
 
 
-def _refuse_shared_images(source: Dataset, train: Dataset, name: str) -> None:
+def _refuse_shared_images(source: Dataset, train: Dataset) -> None:
     """A ValueError when an image of ``source`` (theta_0's transfer data) is, bit for bit, one of ``train`` (the
     bound set is drawn from it): whatever the data sets are called, theta_0 never trains on a bound example."""
     def digests(x: np.ndarray) -> list[bytes]:
@@ -265,7 +265,7 @@ def _theta0(cfg: CompressConfig, data: TrainTest, net: nets.Net, ckpt: Path, pro
                 raise ValueError(f"argument 'theta0_source': {cfg.theta0_source} images {source.x.shape[1:]} with "
                                  f"{source.num_classes} classes do not fit {cfg.dataset}'s "
                                  f"{data.train.x.shape[1:]} with {data.train.num_classes}")
-            _refuse_shared_images(source, data.train, cfg.theta0_source)
+            _refuse_shared_images(source, data.train)
             train, details = source, {"source": f"transfer from {cfg.theta0_source}", "n_source": len(source)}
         else:
             perm = np.random.default_rng(cfg.seed).permutation(len(data.train))
