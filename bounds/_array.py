@@ -43,12 +43,26 @@ def as_float(xp, *xs: ArrayLike):
     return tuple(a.astype(dtype) for a in arrays)
 
 
+def _is_text(x: Any) -> bool:
+    """Whether ``x`` is a string, bytes, or an array (or nested sequence) of them."""
+    if isinstance(x, str | bytes):
+        return True
+    if isinstance(x, int | float | jax.Array):
+        return False
+    try:
+        return np.asarray(x).dtype.kind in "USV"
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def _concrete(x: ArrayLike, name: str | None = None) -> np.ndarray | None:
     if isinstance(x, jax.core.Tracer):
         return None
     what = "numbers" if name is None else f"argument {name!r} to hold numbers"
     if x is None:                           # NumPy would read it as NaN
         raise ValueError(f"expected {what}, got None")
+    if _is_text(x):                         # NumPy would parse '3' as 3.0
+        raise ValueError(f"expected {what}, got text {reprlib.repr(x)}")
     try:
         return np.asarray(x, dtype=np.float64)
     except OverflowError as err:            # a Python int beyond the float range

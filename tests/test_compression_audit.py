@@ -105,3 +105,49 @@ def test_a_code_length_with_numpy_float_search_bits_is_checked_not_a_type_error(
         assert CodeLength.from_dict({**code.to_dict(), "search_bits": bits}) == code
     with pytest.raises(ValueError, match=r"argument 'code': search_bits .* is not log2\(searched = 4\)"):
         compression_certificate(3, 100, code._replace(search_bits=np.float32(1.5)), 0.05)
+
+
+def test_a_later_run_into_the_same_folder_pays_for_every_setting_certified_there(tmp_path):
+    # the ledger grows with every run into a folder: narrowing the grid after seeing the certificates of a wider
+    # one (or changing any other setting) does not make the earlier candidates free
+    wide = CompressConfig.flat(d=(40, 80), levels=(5, 9))
+    ledger = compress_runner.looked_at(wide, tmp_path)
+    assert compress_runner.charged_search(wide, ledger) == {"d": 2, "levels": 2, "settings_looked_at": 1}
+    narrow = wide.replace(d=(40,), levels=(5,))
+    assert narrow.search() == {"d": 1, "levels": 1, "settings_looked_at": 1}
+    ledger = compress_runner.looked_at(narrow, tmp_path)
+    assert compress_runner.charged_search(narrow, ledger) == {"d": 2, "levels": 2, "settings_looked_at": 1}
+    other = narrow.replace(epochs=7, d=(160,), settings_looked_at=3)
+    ledger = compress_runner.looked_at(other, tmp_path)
+    assert compress_runner.charged_search(other, ledger) == {"d": 3, "levels": 2, "configurations_in_out": 2,
+                                                             "settings_looked_at": 3}
+    # the same command again adds nothing; where the data live is not a choice
+    again = compress_runner.looked_at(other.replace(data_dir="/elsewhere"), tmp_path)
+    assert compress_runner.charged_search(other, again) == compress_runner.charged_search(other, ledger)
+    assert (tmp_path / compress_runner.LEDGER).exists()
+
+
+def test_a_ledger_of_another_version_is_refused(tmp_path):
+    (tmp_path / compress_runner.LEDGER).write_text('{"version": 99}')
+    with pytest.raises(ValueError, match="looked_at.json: not a ledger this version reads; use another --out"):
+        compress_runner.looked_at(CompressConfig(), tmp_path)
+
+
+@pytest.mark.integration
+def test_rerunning_a_narrower_grid_into_the_folder_is_charged_for_the_wider_one(tmp_path, monkeypatch):
+    # a folder written before the ledger existed (only record.json) starts the ledger from that run's config
+    rng = np.random.default_rng(2)
+    target = TrainTest(_images(rng, 150), _images(rng, 40))
+    monkeypatch.setattr(compress_runner, "load", lambda name, data_dir=None: target)
+    wide = CompressConfig.flat(dataset="digits", arch="mlp", widths=(6,), d=(9, 12), levels=(3, 4), epochs=2)
+    first = compress_runner.run_compress(wide, tmp_path, progress=False, log=lambda _: None)
+    assert first["compression"]["searched"] == 4
+    (tmp_path / compress_runner.LEDGER).unlink()
+    narrow = wide.replace(d=(9,), levels=(3,))
+    second = compress_runner.run_compress(narrow, tmp_path, progress=False, log=lambda _: None)
+    s = second["compression"]
+    assert s["searched"] == 4 and s["grid_searched"] == 1 and s["looked_at"]["d"] == [9, 12]
+    before = {r["label"]: r["certificate"]["value"] for r in first["results"]}
+    assert second["results"][0]["certificate"]["value"] == before["compressed d=9 L=3"]     # same bits paid
+    text = compress_runner.compress_text(second, tmp_path)
+    assert "every setting of the grid of 4 paid for in bits, 3 of them for settings earlier runs certified" in text

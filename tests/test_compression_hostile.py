@@ -30,11 +30,15 @@ from genbounds.bounds import (
     compression_certificate,
     description_length,
     format_upper,
+    heldout_certificate,
+    kl_inv_upper,
     pay_for_choice,
     range_decode,
     range_encode,
+    seeger,
     union_minimum,
 )
+from genbounds.bounds import test_set_bound as clopper_pearson
 from genbounds.bounds.compression import (
     LOTFI_ALPHA,
     check_code_length,
@@ -432,6 +436,24 @@ def test_inputs_outside_the_theorem_are_one_value_error_naming_the_argument(kwar
     args = {"errors": 3, "n": 100, "code": CodeLength.declared(50), "delta": 0.05} | kwargs
     with pytest.raises(ValueError, match=f"'{name}'"):
         compression_certificate(args.pop("errors"), args.pop("n"), args.pop("code"), args.pop("delta"), **args)
+
+
+@pytest.mark.parametrize("text", ["3", b"3", np.array("3"), np.str_("3")])
+def test_an_error_count_given_as_text_is_refused_not_parsed(text):
+    with pytest.raises(ValueError, match="'errors' to hold numbers, got text"):
+        compression_certificate(text, 100, CodeLength.declared(50), 0.05)
+    assert compression_certificate(3, 100, CodeLength.declared(50), 0.05).value > 0.03   # the number is accepted
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda t: heldout_certificate(t, 100, 0.05), "k_errors"),
+    (lambda t: clopper_pearson(3, t, 0.05), "n"),
+    (lambda t: seeger(0.1, t, 100, 0.05), "kl"),
+    (lambda t: kl_inv_upper(t, 0.1), "q"),
+])
+def test_every_bound_refuses_numbers_given_as_text(call, name):
+    with pytest.raises(ValueError, match=f"'{name}' to hold numbers, got text"):
+        call("0.5" if name in ("q", "kl") else "30")
 
 
 @pytest.mark.parametrize("flags, name", [
