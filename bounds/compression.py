@@ -68,7 +68,8 @@ from .certificate import Certificate, _user_details, register_recomputation
 from .excess import MAX_N
 
 __all__ = ["range_encode", "range_decode", "code_length_bits", "elias_gamma_bits", "elias_delta_bits", "CodeLength",
-           "description_length", "CompressionBound", "compression_certificate", "lotfi_catoni", "LOTFI_ALPHA"]
+           "Message", "encode_message", "check_message", "message_length", "description_length", "CompressionBound",
+           "compression_certificate", "lotfi_catoni", "LOTFI_ALPHA"]
 
 #: Lotfi et al.'s grid step: lambda on the geometric grid (1 + a)^j.
 LOTFI_ALPHA = 1e-4
@@ -428,31 +429,57 @@ def check_code_length(code: Any) -> CodeLength:
     return code
 
 
-def description_length(symbols: np.ndarray, levels: int, *, codebook_bits_per_level: int = 16,
-                       searched: int = 1, verify: bool = True) -> CodeLength:
-    r"""The prefix-free description length of a quantised vector (the module's message), every part in bits.
+class Message(NamedTuple):
+    """The decodable parts of a quantised network's message: the static model (the counts of the used levels; the
+    other levels count 0) and the range code of the symbols under it (:func:`range_encode` over the used levels,
+    renumbered in order). With the codebook and the setting they give the network back, so a record that stores
+    its message proves its description length (:func:`check_message`).
 
-    .. math::  \ell' = \underbrace{k}_{\text{range code}} + \underbrace{L b}_{\text{codebook}}
-               + \underbrace{L\lceil\log_2(d+1)\rceil}_{\text{counts}}
-               + \underbrace{|\mathrm{delta}(k + 1)|}_{\text{length}} + \log_2|\mathcal G|.
-
-    Lotfi et al. (2022) charge the same parts but :math:`2\log_2 \ell` for the length (about a bit short of a
-    prefix-free integer code) and :math:`\lceil d H\rceil + 1` instead of the actual code above :math:`10^4`
-    symbols; here the range code is always computed, and (``verify``) decoded back.
-
-    Args:
-        symbols: [d] integers in [0, levels): the codebook index of each quantised coordinate, d >= 1.
-        levels: L >= 1 codebook levels (unused levels are still charged a count).
-        codebook_bits_per_level: bits of each level's value (16: fp16, the network must use the rounded values).
-        searched: number of settings in the declared search grid the kept one was chosen from (every knob chosen
-            after looking at the bound set: dimension, levels, k-means, fine-tuning, checkpoint), >= 1.
-        verify: decode the range code and check it gives ``symbols`` back.
+    Fields:
+        levels: L, the codebook's number of levels.
+        used: the levels with a positive count, increasing, in [0, L).
+        counts: [len(used)] their counts, each >= 1, summing to d.
+        code: the range code (:func:`code_length_bits` of it is the code length's ``symbols_bits``).
     """
+
+    levels: int
+    used: tuple[int, ...]
+    counts: tuple[int, ...]
+    code: bytes
+
+    @property
+    def d(self) -> int:
+        return sum(self.counts)
+
+    def symbols(self) -> np.ndarray:
+        """[d] the decoded symbols (int64, in [0, L)); a code that is not one of this model is refused."""
+        return np.asarray(self.used, np.int64)[range_decode(self.code, self.counts, self.d)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, the code as hex (JSON-ready)."""
+        return {"levels": int(self.levels), "used": [int(u) for u in self.used],
+                "counts": [int(c) for c in self.counts], "range_code_hex": bytes(self.code).hex()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        """Inverse of :meth:`to_dict`; one ValueError naming argument 'message' for anything else."""
+        try:
+            levels = _positive_int("levels", data["levels"])
+            used = tuple(int(u) for u in _whole_numbers("used", data["used"]).reshape(-1))
+            counts = tuple(int(c) for c in _whole_numbers("counts", data["counts"]).reshape(-1))
+            code = bytes.fromhex(data["range_code_hex"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"argument 'message' must hold 'levels', 'used', 'counts' (whole numbers) and "
+                             f"'range_code_hex': {err}") from None
+        return cls(levels, used, counts, code)
+
+
+def encode_message(symbols: np.ndarray, levels: int) -> Message:
+    """The :class:`Message` of ``symbols`` ([d] integers in [0, levels), d >= 1): the used levels, their counts and
+    the range code under them (dropping levels of count 0 leaves every used symbol's start and count, hence the
+    code, unchanged, and allocates nothing per level)."""
     check_scalar("levels", levels)
     check_count("levels", levels)
-    check_scalar("codebook_bits_per_level", codebook_bits_per_level)
-    check_count("codebook_bits_per_level", codebook_bits_per_level)
-    searched = _positive_int("searched", searched)
     levels = int(levels)
     syms = _whole_numbers("symbols", symbols)
     if syms.size == 0:
@@ -460,19 +487,82 @@ def description_length(symbols: np.ndarray, levels: int, *, codebook_bits_per_le
     lo, hi = int(syms.min()), int(syms.max())
     if lo < 0 or hi >= levels:
         raise ValueError(f"argument 'symbols' must be in [0, levels = {levels}), got {lo if lo < 0 else hi}")
-    # The used levels alone, renumbered in order: dropping levels of count 0 leaves every used symbol's start and
-    # count, hence the range code, unchanged, and allocates nothing per level.
     used, ranks, counts = np.unique(syms, return_inverse=True, return_counts=True)
-    ranks = ranks.reshape(-1).astype(np.int64)
-    code = range_encode(ranks, counts)
-    if verify and not np.array_equal(used[range_decode(code, counts, ranks.size)], syms):
-        raise RuntimeError("the range code does not decode to the symbols")
-    k = code_length_bits(code)
-    d = int(syms.size)
-    return check_code_length(CodeLength(
+    return Message(levels, tuple(int(u) for u in used), tuple(int(c) for c in counts),
+                   range_encode(ranks.reshape(-1).astype(np.int64), counts))
+
+
+def check_message(code: CodeLength, message: Any) -> Message:
+    """``message`` if it is the message ``code`` measures: L = ``code.levels``, used levels increasing in [0, L)
+    with counts >= 1 summing to d = ``code.d``, a range code of ``code.symbols_bits`` bits that decodes to d
+    symbols with exactly those counts; else one ValueError naming argument 'message'."""
+    code = check_code_length(code)
+    if not isinstance(message, Message):
+        raise ValueError(f"argument 'message' must be a Message (encode_message), got {type(message).__name__}")
+    if code.is_declared:
+        raise ValueError("argument 'message' goes with a computed code length (description_length), not a "
+                         "declared one")
+    used = np.asarray(message.used, np.int64)
+    if (len(message.used) != len(message.counts) or not message.used or min(message.counts) < 1
+            or np.any(np.diff(used) <= 0) or used[0] < 0 or used[-1] >= message.levels):
+        raise ValueError("argument 'message': 'used' must be increasing levels in [0, L) with one count >= 1 each")
+    if message.levels != code.levels or message.d != code.d:
+        raise ValueError(f"argument 'message': {message.levels} levels and counts summing to {message.d} do not "
+                         f"describe levels = {code.levels}, d = {code.d}")
+    bits = code_length_bits(message.code)
+    if bits != code.symbols_bits:
+        raise ValueError(f"argument 'message': its range code has {bits} bits, the code length charges "
+                         f"symbols_bits = {code.symbols_bits}")
+    try:
+        decoded = message.symbols()
+    except ValueError as err:
+        raise ValueError(f"argument 'message': {err}") from None
+    found, counts = np.unique(decoded, return_counts=True)
+    if not (np.array_equal(found, used) and np.array_equal(counts, np.asarray(message.counts))):
+        raise ValueError("argument 'message': its range code decodes to other counts than it states")
+    return message
+
+
+def message_length(message: Message, *, codebook_bits_per_level: int = 16, searched: int = 1) -> CodeLength:
+    r"""The prefix-free description length of ``message`` (the module's message), every part in bits.
+
+    .. math::  \ell' = \underbrace{k}_{\text{range code}} + \underbrace{L b}_{\text{codebook}}
+               + \underbrace{L\lceil\log_2(d+1)\rceil}_{\text{counts}}
+               + \underbrace{|\mathrm{delta}(k + 1)|}_{\text{length}} + \log_2|\mathcal G|.
+
+    Lotfi et al. (2022) charge the same parts but :math:`2\log_2 \ell` for the length (about a bit short of a
+    prefix-free integer code) and :math:`\lceil d H\rceil + 1` instead of the actual code above :math:`10^4`
+    symbols; here the range code is always computed, and decoded back (:func:`check_message`).
+
+    Args:
+        message: from :func:`encode_message`.
+        codebook_bits_per_level: bits of each level's value (16: fp16, the network must use the rounded values).
+        searched: number of settings in the declared search grid the kept one was chosen from (every knob chosen
+            after looking at the bound set: dimension, levels, k-means, fine-tuning, checkpoint), >= 1.
+    """
+    check_scalar("codebook_bits_per_level", codebook_bits_per_level)
+    check_count("codebook_bits_per_level", codebook_bits_per_level)
+    searched = _positive_int("searched", searched)
+    k = code_length_bits(message.code)
+    d, levels = message.d, int(message.levels)
+    code = check_code_length(CodeLength(
         symbols_bits=k, codebook_bits=levels * int(codebook_bits_per_level),
         counts_bits=levels * _count_width(d), length_bits=elias_delta_bits(k + 1),
         search_bits=_search_bits(searched), d=d, levels=levels, searched=searched))
+    check_message(code, message)
+    return code
+
+
+def description_length(symbols: np.ndarray, levels: int, *, codebook_bits_per_level: int = 16,
+                       searched: int = 1) -> CodeLength:
+    """The description length of ``symbols`` ([d] integers in [0, levels), d >= 1; ``levels`` >= 1 codebook
+    levels, unused ones still charged a count): :func:`message_length` of :func:`encode_message`, whose code is
+    decoded back and checked to give ``symbols``."""
+    message = encode_message(symbols, levels)
+    code = message_length(message, codebook_bits_per_level=codebook_bits_per_level, searched=searched)
+    if not np.array_equal(message.symbols(), _whole_numbers("symbols", symbols).reshape(-1)):
+        raise RuntimeError("the range code does not decode to the symbols")
+    return code
 
 
 # ------------------------------------------------------------------------------------------ the bound
@@ -550,7 +640,8 @@ def _error_count(errors: Any, n: Any) -> tuple[int, int]:
 def compression_certificate(errors: int, n: int, code: CodeLength, delta: float, *,
                             method: CompressionBound | str = CompressionBound.KL_INVERSE, n_prior: int = 0,
                             alpha: float = LOTFI_ALPHA, guess_risk: float | None = None,
-                            details: Mapping[str, Any] | None = None) -> Certificate:
+                            message: Message | None = None, details: Mapping[str, Any] | None = None
+                            ) -> Certificate:
     r"""The certificate of a quantised network: a point-mass posterior under the code prior
     :math:`P(h) = 2^{-\ell'(h)}` (module docstring), :math:`\mathrm{KL} = \ell' \ln 2` = ``code.kl_nats``.
 
@@ -571,6 +662,8 @@ def compression_certificate(errors: int, n: int, code: CodeLength, delta: float,
         n_prior: examples used to build the prior (initial point, recorded).
         alpha: the Catoni grid step a (recorded; fixed before the data).
         guess_risk: the most frequent class's error on the bound set, when known (:attr:`Certificate.vacuous`).
+        message: the message ``code`` measures (:func:`encode_message`), when known: checked against ``code``
+            (:func:`check_message`) and recorded, so the record proves its description length.
         details: extra entries to record (seeds, data split, ...).
 
     The certificate: ``bound`` = the method's value, one delta part ``pac_bayes``, ``emp_risk = emp_risk_bound``
@@ -588,6 +681,8 @@ def compression_certificate(errors: int, n: int, code: CodeLength, delta: float,
     check_count("n_prior", n_prior, minimum=0)
     code = check_code_length(code)
     info = _user_details(details)
+    if message is not None:
+        info["message"] = check_message(code, message).to_dict()
     emp = float_at_least(Fraction(k, n))
     kl = code.kl_nats
     info.update(code=code.to_dict(), errors=k, method=method.value, delta_effective=float(delta),
@@ -603,7 +698,8 @@ def compression_certificate(errors: int, n: int, code: CodeLength, delta: float,
 
 
 #: Detail entries :func:`compression_certificate` derives itself (recomputed, never copied).
-_DERIVED = ("code", "errors", "method", "delta_effective", "certified", "alpha", "log_gamma", "lambda", "selection")
+_DERIVED = ("code", "message", "errors", "method", "delta_effective", "certified", "alpha", "log_gamma", "lambda",
+            "selection")
 
 
 def _recompute(cert: Certificate, shares: Mapping[str, float]) -> Certificate:
@@ -618,6 +714,8 @@ def _recompute(cert: Certificate, shares: Mapping[str, float]) -> Certificate:
         if key not in d:
             raise ValueError(f"details[{key!r}] is missing (a {cert.bound!r} certificate records it)")
     extra = {} if method is CompressionBound.KL_INVERSE else {"alpha": d.get("alpha", LOTFI_ALPHA)}
+    if "message" in d:
+        extra["message"] = Message.from_dict(d["message"])
     return compression_certificate(d["errors"], cert.n_bound, CodeLength.from_dict(d["code"]), shares["pac_bayes"],
                                    method=method, n_prior=cert.n_prior, **extra,
                                    details={key: v for key, v in d.items() if key not in _DERIVED})

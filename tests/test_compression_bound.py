@@ -21,12 +21,15 @@ from genbounds.bounds import (
     Certified,
     CodeLength,
     CompressionBound,
+    Message,
     compression_certificate,
     description_length,
     elias_delta_bits,
     elias_gamma_bits,
+    encode_message,
     format_upper,
     heldout_certificate,
+    message_length,
     pac_bayes_certificate,
     pay_for_choice,
     range_decode,
@@ -516,3 +519,54 @@ def test_unused_levels_change_no_bit_of_the_symbols_code_and_cost_no_memory():
     huge = description_length(np.array([0, 7, 7, 10**12]), 10**15, searched=3)
     assert (huge.counts_bits, huge.codebook_bits) == (3 * 10**15, 16 * 10**15)
     assert huge.total_bits >= 19 * 10**15 and huge.d == 4
+
+
+def test_the_message_decodes_to_the_symbols_and_its_length_is_what_the_record_charges():
+    rng = np.random.default_rng(11)
+    symbols = rng.choice([0, 2, 3, 6], p=[0.5, 0.3, 0.15, 0.05], size=400)
+    message = encode_message(symbols, 7)
+    assert message.used == (0, 2, 3, 6) and message.d == 400 and message.levels == 7
+    assert sum(message.counts) == 400 and message.counts == tuple(np.bincount(symbols)[[0, 2, 3, 6]])
+    back = Message.from_dict(json.loads(json.dumps(message.to_dict())))
+    assert back == message and np.array_equal(back.symbols(), symbols)
+    code = message_length(message, searched=6)
+    assert code == description_length(symbols, 7, searched=6)
+    assert code.symbols_bits == code_length_bits(message.code)
+    ideal = -np.sum(np.log2(np.asarray(message.counts) / 400) * np.asarray(message.counts))
+    assert code.symbols_bits <= ideal + 2     # (a short code can fall below the ideal: the length field delimits it)
+    cert = compression_certificate(21, 900, code, 0.05, message=message)
+    assert Message.from_dict(cert.details["message"]) == message
+    assert Certificate.from_dict(cert.to_dict()).value == cert.value
+
+
+def _tampered(message: Message, **change) -> dict:
+    return {**message.to_dict(), **change}
+
+
+def test_a_record_whose_message_is_not_the_code_it_charges_is_refused():
+    # the record proves its description length: a message edited by hand (a byte of the code, a count, a level),
+    # or one of another length than symbols_bits, is refused when the certificate is read back
+    message = encode_message(np.random.default_rng(3).integers(0, 5, 300), 5)
+    code = message_length(message)
+    record = compression_certificate(30, 1000, code, 0.05, message=message).to_dict()
+    hexcode = message.code.hex()
+    flipped = hexcode[:20] + format(int(hexcode[20], 16) ^ 0x8, "x") + hexcode[21:]
+    edits = [_tampered(message, range_code_hex=flipped),
+             _tampered(message, counts=[message.counts[0] + 1, message.counts[1] - 1, *message.counts[2:]]),
+             _tampered(message, used=[0, 1, 2, 3, 5]),
+             _tampered(message, range_code_hex=hexcode + "01"),
+             _tampered(message, levels=6),
+             _tampered(message, range_code_hex="zz")]
+    for edit in edits:
+        bad = json.loads(json.dumps(record))
+        bad["details"]["message"] = edit
+        with pytest.raises(ValueError, match="'message'"):
+            Certificate.from_dict(bad)
+    other = encode_message(np.random.default_rng(4).integers(0, 5, 300), 5)
+    with pytest.raises(ValueError, match="argument 'message'"):
+        compression_certificate(30, 1000, code, 0.05, message=other)
+    with pytest.raises(ValueError, match="argument 'message' goes with a computed code length"):
+        compression_certificate(30, 1000, CodeLength.declared(500), 0.05, message=message)
+    old = json.loads(json.dumps(record))
+    del old["details"]["message"]                     # records written before messages were stored still load
+    assert Certificate.from_dict(old).value == record["value"]

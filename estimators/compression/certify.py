@@ -28,7 +28,7 @@ import optax
 
 from ...bounds import Certificate
 from ...bounds._array import check_choice, check_count, check_delta
-from ...bounds.compression import CodeLength, CompressionBound, compression_certificate, description_length
+from ...bounds.compression import CodeLength, CompressionBound, compression_certificate, encode_message, message_length
 from ..data import Dataset
 from ..models import as_model
 from ..nets import predict
@@ -197,8 +197,9 @@ def certify_quantized(sub: Subspace, symbols: np.ndarray, codebook: np.ndarray, 
         raise ValueError("argument 'codebook' is not float16-exact: the 16 bits a level would describe other "
                          "levels than those evaluated; pass quantize.as_stored(codebook) and symbols assigned to it")
     levels = len(stored)
-    code = description_length(symbols, levels, codebook_bits_per_level=16, searched=search_size(search))
-    syms = np.asarray(symbols).astype(np.int64)     # whole numbers in [0, levels): description_length checked
+    message = encode_message(symbols, levels)
+    code = message_length(message, codebook_bits_per_level=16, searched=search_size(search))
+    syms = message.symbols()        # decoded back from the message: the network certified is the one it describes
     if syms.size != sub.d:
         raise ValueError(f"argument 'symbols' must hold one symbol per subspace coordinate ({sub.d}), "
                          f"got {syms.size}")
@@ -207,7 +208,7 @@ def certify_quantized(sub: Subspace, symbols: np.ndarray, codebook: np.ndarray, 
             "codebook": [float(c) for c in stored], **dict(details or {})}
     guess = 1.0 - np.bincount(bound.y).max() / len(bound)
     cert = compression_certificate(k, len(bound), code, delta, method=method, n_prior=n_prior,
-                                   guess_risk=float(guess), details=info)
+                                   guess_risk=float(guess), message=message, details=info)
     return cert, code, k
 
 
