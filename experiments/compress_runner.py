@@ -370,19 +370,21 @@ def looked_at(cfg: CompressConfig, out: str | os.PathLike) -> dict:
 def _add(ledger: dict, cfg: CompressConfig) -> None:
     ledger["d"] = sorted({*ledger["d"], *map(int, cfg.d)})
     ledger["levels"] = sorted({*ledger["levels"], *map(int, cfg.levels)})
+    ledger["settings_looked_at"] = max(int(ledger.get("settings_looked_at", 1)), int(cfg.settings_looked_at))
     conf = _configuration(cfg)
     ledger["configurations"][_digest(conf)] = conf
 
 
 def charged_search(cfg: CompressConfig, ledger: dict) -> dict[str, int]:
     """The grid a run pays for in bits: every d and every number of levels in the ledger of its folder (a superset
-    of its own grid), the configurations certified there when more than one, and ``settings_looked_at``. Their
-    product is at least the number of distinct settings ever certified into the folder, so keeping the best of
-    all of them, in any later run, is paid for."""
+    of its own grid), the configurations certified there when more than one, and the largest
+    ``settings_looked_at`` any run into the folder declared (settings looked at elsewhere before it stay looked
+    at). Their product is at least the number of distinct settings ever certified into the folder, so keeping the
+    best of all of them, in any later run, is paid for."""
     search = {"d": len(ledger["d"]), "levels": len(ledger["levels"])}
     if len(ledger["configurations"]) > 1:
         search["configurations_in_out"] = len(ledger["configurations"])
-    return {**search, "settings_looked_at": int(cfg.settings_looked_at)}
+    return {**search, "settings_looked_at": max(int(ledger["settings_looked_at"]), int(cfg.settings_looked_at))}
 
 
 def run_compress(cfg: CompressConfig, out: str | os.PathLike, *, progress: bool = True,

@@ -121,9 +121,12 @@ def test_a_later_run_into_the_same_folder_pays_for_every_setting_certified_there
     ledger = compress_runner.looked_at(other, tmp_path)
     assert compress_runner.charged_search(other, ledger) == {"d": 3, "levels": 2, "configurations_in_out": 2,
                                                              "settings_looked_at": 3}
-    # the same command again adds nothing; where the data live is not a choice
+    # the same command again adds nothing; where the data live is not a choice; settings declared as looked at
+    # elsewhere by an earlier run stay looked at
     again = compress_runner.looked_at(other.replace(data_dir="/elsewhere"), tmp_path)
     assert compress_runner.charged_search(other, again) == compress_runner.charged_search(other, ledger)
+    fewer = other.replace(settings_looked_at=1)
+    assert compress_runner.charged_search(fewer, compress_runner.looked_at(fewer, tmp_path))["settings_looked_at"] == 3
     assert (tmp_path / compress_runner.LEDGER).exists()
 
 
