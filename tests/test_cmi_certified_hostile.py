@@ -8,7 +8,6 @@ one. Every test builds its counts / run arrays by hand or
 with numpy: no training."""
 
 import copy
-import itertools
 import json
 import math
 import re
@@ -19,6 +18,7 @@ import mpmath as mp
 import numpy as np
 import pytest
 from cmi_cases import bernoulli_learner_runs, compositions
+from scipy.special import entr
 from scipy.stats import multinomial
 
 from genbounds.bounds import cmi as B
@@ -40,20 +40,43 @@ def _grid_simplex(lo, hi, step):
     """Points of {p in the simplex, lo <= p <= hi} on a grid of the first A-1 coordinates (their bounds included)."""
     a = len(lo)
     ticks = [np.unique(np.concatenate([np.arange(lo[f], hi[f] + 1e-15, step), [lo[f], hi[f]]])) for f in range(a - 1)]
-    pts = []
-    for t in itertools.product(*ticks):
-        last = 1.0 - sum(t)
-        if lo[-1] - 1e-12 <= last <= hi[-1] + 1e-12:
-            pts.append([*t, max(last, 0.0)])
-    return np.array(pts)
+    t = np.stack([g.ravel() for g in np.meshgrid(*ticks, indexing="ij")], axis=-1)     # every tick combination
+    last = 1.0 - t.sum(-1)
+    keep = (lo[-1] - 1e-12 <= last) & (last <= hi[-1] + 1e-12)
+    return np.concatenate([t[keep], np.maximum(last[keep], 0.0)[:, None]], axis=-1)
 
 
-def _brute_max_js(g0, g1, block=64):
-    """max over every pair (g0[i], g1[j]) of their JS: the same elementwise values as one [len(g0), len(g1)] array
-    (and so the same maximum), computed in blocks of g0's rows so that the temporaries stay in cache (twice as
-    fast on grids of ~1300 points)."""
-    return max(float(C.js_divergence(g0[s:s + block, None, :], g1[None, :, :]).max())
-               for s in range(0, len(g0), block))
+def _brute_max_js(g0, g1, block=256):
+    """max over every pair (g0[i], g1[j]) of their JS, every pair evaluated (a [len(g0), len(g1)] array in blocks of
+    g0's rows). Written as JS = H((p0 + p1) / 2) - (H(p0) + H(p1)) / 2 with H summed cell by cell (scipy's entr,
+    0 ln 0 = 0): the same divergence as C.js_divergence, per pair within 5e-16 of it (float rounding; the bound's
+    JS_MARGIN is 1e-9), and four times as fast on grids of ~1800 points (one log per cell and pair instead of two,
+    and no reduction over a short last axis). Never below 0, as C.js_divergence."""
+    h0, h1 = entr(g0).sum(-1), entr(g1).sum(-1)
+    best = 0.0
+    for s in range(0, len(g0), block):
+        rows = g0[s:s + block]
+        total = -0.5 * h0[s:s + block, None] - 0.5 * h1[None, :]
+        for f in range(g0.shape[-1]):
+            total += entr((rows[:, f, None] + g1[None, :, f]) * 0.5)
+        best = max(best, float(total.max()))
+    return best
+
+
+def test_brute_max_js_is_the_js_of_every_pair():
+    """The brute force's formula agrees with C.js_divergence pair by pair (random points, zero cells included)."""
+    rng = np.random.default_rng(11)
+    for a in (3, 4):
+        g0 = rng.dirichlet(np.full(a, 0.3), 40)
+        g1 = rng.dirichlet(np.full(a, 0.3), 30)
+        g0[:5, 0], g1[:5, -1] = 0.0, 0.0
+        g0[:5] /= g0[:5].sum(-1, keepdims=True)
+        g1[:5] /= g1[:5].sum(-1, keepdims=True)
+        ref = C.js_divergence(g0[:, None, :], g1[None, :, :])
+        for i in range(len(g0)):
+            for j in range(0, len(g1), 7):
+                assert abs(_brute_max_js(g0[i:i + 1], g1[j:j + 1]) - ref[i, j]) <= 1e-15
+        assert abs(_brute_max_js(g0, g1) - ref.max()) <= 1e-15
 
 
 @pytest.fixture(scope="module")
@@ -203,11 +226,12 @@ def test_forms_monotone_on_a_grid():
         fr = np.array([C.fast_rate_certified(q, c) for q in qs])
         assert (np.diff(bk) >= 0).all() and (np.diff(fr) >= 0).all(), c
     cs = np.linspace(0.0, 0.7, 401)
+    it = np.array([C.interpolating_certified(c) for c in cs])          # a function of the MI alone: once, not per q
+    assert (np.diff(it) >= 0).all()
     for q in np.linspace(0.0, 1.0, 11):
         bk = np.array([C.binary_kl_certified(q, c) for c in cs])
         fr = np.array([C.fast_rate_certified(q, c) for c in cs])
-        it = np.array([C.interpolating_certified(c) for c in cs])
-        assert (np.diff(bk) >= 0).all() and (np.diff(fr) >= 0).all() and (np.diff(it) >= 0).all(), q
+        assert (np.diff(bk) >= 0).all() and (np.diff(fr) >= 0).all(), q
 
 
 def _bern(p):
