@@ -6,7 +6,6 @@ stratified pool)."""
 import numpy as np
 import pytest
 from scipy.special import ndtr
-from sklearn.datasets import load_digits
 
 from genbounds.estimators.data import (
     BINARY_CLASSES,
@@ -23,6 +22,8 @@ from genbounds.estimators.data import (
 def test_digits_task_pools_both_splits_of_the_two_classes():
     pool = binary_task("digits")
     assert isinstance(pool, Dataset) and pool.name == "digits-4v9" and pool.num_classes == 2
+    from sklearn.datasets import load_digits  # here, not at the top: 0.4 s of every worker's collection
+
     target = load_digits().target
     assert len(pool) == int(np.isin(target, (4, 9)).sum()) == 361
     assert int(pool.y.sum()) == int((target == 9).sum())              # label 1 is the second class
