@@ -40,9 +40,18 @@ LN2 = math.log(2.0)
 
 
 def _mi(name, mi):
-    mi = np.asarray(mi, dtype=np.float64)
-    check_nonnegative(name, mi)
-    return mi
+    check_nonnegative(name, mi)             # before the float conversion, which would parse text
+    return np.asarray(mi, dtype=np.float64)
+
+
+def _matching(name: str, x, other: str, shape: tuple[int, ...]) -> None:
+    """One ValueError naming both arguments unless ``x`` broadcasts to ``shape`` (``other``'s per-draw shape)."""
+    try:
+        if np.broadcast_shapes(np.shape(x), shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"argument {name!r} of shape {list(np.shape(x))} does not match argument {other!r} "
+                         f"(one value per draw: shape {list(shape)})") from None
 
 
 def sqrt_cmi(cmi: float, n: int) -> float:
@@ -88,6 +97,9 @@ def single_loss(mi_member0, mi_member1) -> np.ndarray:
     """
     a = _mi("mi_member0", mi_member0)
     b = _mi("mi_member1", mi_member1)
+    if a.shape != b.shape:
+        raise ValueError(f"argument 'mi_member1' must have the shape of 'mi_member0' {list(a.shape)} (the same "
+                         f"pairs of the same draws), got {list(b.shape)}")
     return (np.mean(2 * np.sqrt(2 * a), axis=-1) + np.mean(2 * np.sqrt(2 * b), axis=-1)) / 2
 
 
@@ -103,6 +115,7 @@ def binary_kl(train_risk, mi) -> np.ndarray:
     check_probability("train_risk", train_risk)
     mi = _mi("mi", mi)
     i_bar = np.mean(mi, axis=-1)
+    _matching("train_risk", train_risk, "mi", i_bar.shape)
     lhat = np.broadcast_to(np.asarray(train_risk, dtype=np.float64), i_bar.shape)
     # The midpoint (L_hat + L_D)/2 is at most kl_inv_upper(L_hat, I_bar).
     return np.minimum(1.0, 2.0 * np.asarray(kl_inv_upper(lhat, i_bar)) - lhat)
@@ -162,8 +175,10 @@ def fast_rate_variance(train_risk, i_bar, v) -> np.ndarray:
     check_probability("train_risk", train_risk)
     lhat = np.asarray(train_risk, dtype=np.float64)[..., None, None]
     i_bar = _mi("i_bar", i_bar)
-    v = np.asarray(v, dtype=np.float64)
+    _matching("train_risk", train_risk, "i_bar", i_bar.shape)
     check_range("v", v, 0.0, 1.0)
+    _matching("v", v, "i_bar", i_bar.shape)
+    v = np.asarray(v, dtype=np.float64)
     v = np.minimum(v, np.asarray(train_risk, dtype=np.float64))
     gammas = np.linspace(0.05, 1.0, 96)[:, None] if np.any(v > 0) else np.ones((1, 1))
     c1 = np.maximum(_C1_BASE[None, :] / gammas**2, 0.0)
@@ -178,6 +193,7 @@ def fast_rate_closed_form(train_risk, i_bar) -> np.ndarray:
     check_probability("train_risk", train_risk)
     lhat = np.asarray(train_risk, dtype=np.float64)
     i_bar = _mi("i_bar", i_bar)
+    _matching("train_risk", train_risk, "i_bar", i_bar.shape)
     return np.minimum(1.0, lhat + 4 * i_bar + 4 * np.sqrt(i_bar * lhat))
 
 

@@ -199,6 +199,11 @@ def iterative_bound(data: Mapping[str, Any]) -> IterativeBound | SGDBound:
 def checkpoint(data: Mapping[str, Any]) -> Checkpoint:
     """One checkpoint entry of a Langevin record (inverse of :meth:`Checkpoint.to_dict`)."""
     bounds = record_object(data["bounds"], "bounds")
+    loo = bounds.get("negrea_loo")
+    if isinstance(loo, Mapping) and not loo.get("pooled", False):
+        raise ValueError("this Langevin record's negrea_loo was computed per outer draw, which is biased low (the "
+                         "held-out point's law belongs inside the root): rerun the same `genbounds langevin` "
+                         "command into the same --out (finished draws resume) to rewrite it")
     return Checkpoint(step=data["step"], eta=data["eta"], beta=data.get("beta"), train_error=data["train_error"],
                       test_error=data["test_error"], gap=data["gap"], gap_interval=tuple(data["gap_interval"]),
                       bounds={name: iterative_bound(record_object(b, name)) for name, b in bounds.items()})

@@ -7,9 +7,11 @@ shared points plus one pair member, U_J alternating (antithetic), each run from 
 initialisation and noise. :func:`genbounds.estimators.iterative.bounds_from_trajectories` turns
 the draws' statistics into the record's rows: at every checkpoint ``negrea_loo`` (Negrea et al.
 2019, leave-one-out) and, full batch only, ``haghifam_ld`` (Haghifam et al. 2020, Bayes hypothesis
-test), bound *estimates* on E[test error - training error] (0-1 loss) with each draw's runs
-averaged inside the square root (the draw is the theorems' conditioning) and 95% bootstrap
-intervals over draws, and the measured training error, test error and gap.
+test), bound *estimates* on E[test error - training error] (0-1 loss) with 95% bootstrap intervals
+over draws, and the measured training error, test error and gap. ``haghifam_ld`` averages each
+draw's runs inside the square root (the draw is its conditioning); ``negrea_loo``, whose
+conditioning is the shared points alone (the held-out point's law belongs inside the root), pools
+every run of every draw before the root.
 
 With ``algorithm="sgd"`` the runs are plain SGD (``batch`` > 0, no noise) on n points (the shared
 ones plus the first pair member), and the record holds Neu et al. (2021)'s Theorem 1 at the last

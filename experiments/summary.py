@@ -236,9 +236,13 @@ def langevin_text(record: dict, k1: int, algorithm: str, out: Path, fmt: str) ->
     cols += [Column(b, b, upper=True) for b in shown]
     rows = [{"step": c.step, "beta": c.beta, "eta": c.eta, "train_error": c.train_error, "test_error": c.test_error,
              "gap": c.gap, **{b: c[b].value for b in shown}} for c in rec.checkpoints]
+    ways = {"haghifam_ld": "haghifam_ld averages each draw's runs inside its root (the draw is its conditioning)",
+            "negrea_loo": "negrea_loo pools every run of every draw before the root (its conditioning is the shared "
+                          "points alone)"}
+    how = (f"every run of the {k1} draws pooled before the square root" if algorithm != "langevin" else
+           f"{k1} draws: " + ", ".join(ways[b] for b in shown if b in ways))
     return estimates_text(render(cols, rows, fmt), fmt,
-                          "bounds on E[test error - training error] (0-1 loss), each expectation estimated "
-                          f"from {k1} draws (pooled before any square root)", out, rec.seconds)
+                          f"bounds on E[test error - training error] (0-1 loss) from {how}", out, rec.seconds)
 
 
 def report_text(rows: list[dict], group_by: Sequence[str] | None, fmt: str, digits: int,

@@ -7,8 +7,8 @@ theorem's E_{S_J} sqrt(E^{S_J} .), every supersample bound against the exact per
 enumerated masks, the plug-in MI and its Miller-Madow correction against closed forms, the binary-kl and
 fast-rate solvers against mpmath, the leave-one-out bounds on an enumerated memoriser.
 
-(b) Findings, each a strict xfail that fails today because of the defect (reference sheet
-iterative-algorithms.md, pitfall 4: only the conditioning goes outside the square root).
+(b) Findings (reference sheet iterative-algorithms.md, pitfall 4: only the conditioning goes outside the square
+root), each fixed; the tests failed before the fixes.
 """
 
 import itertools
@@ -231,15 +231,14 @@ def test_what_is_refused_by_name_today():
 
 
 # ---------------------------------------------------------------------------------------------------
-# (b) Findings (strict xfails)
+# (b) Findings, now fixed: each test failed before its fix
 # ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "estimators/iterative/trajectories.py:241,271 (design of experiments/langevin_runner.py and pair_population): "
-    "negrea_loo conditions on the outer draw = (n-1 shared points AND the pair), so the held-out point z_j takes "
-    "only the pair's two values inside the square root. Negrea et al. put only (J, S_J) outside; z_j ~ D must be "
-    "inside. Jensen: E_pair sqrt(mean over 2) < sqrt(E_{z_j}); T1 d = 1: 0.670 vs the theorem's 0.743 (0.902), "
-    "and more inner runs cannot remove it"))
+# Fixed (was: estimators/iterative/trajectories.py:241,271 (design of experiments/langevin_runner.py and
+# pair_population): negrea_loo conditions on the outer draw = (n-1 shared points AND the pair), so the held-
+# out point z_j takes only the pair's two values inside the square root. Negrea et al. put only (J, S_J)
+# outside; z_j ~ D must be inside. Jensen: E_pair sqrt(mean over 2) < sqrt(E_{z_j}); T1 d = 1: 0.670 vs the
+# theorem's 0.743 (0.902), and more inner runs cannot remove it)
 def test_negrea_loo_from_the_pair_design_reaches_the_theorem():
     rng = np.random.default_rng(0)
     k1, n, t_steps = 4000, 10, 20
@@ -252,20 +251,18 @@ def test_negrea_loo_from_the_pair_design_reaches_the_theorem():
     assert res[-1]["negrea_loo"].value >= 0.98 * theorem
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "estimators/iterative/trajectories.py:249-264: k2 = 1 run per outer draw is accepted; that run has one "
-    "value of U_J and the per-draw root of a single run is the Jensen-low estimator bounds/iterative.py:20 "
-    "itself disowns (0.879 vs 1.003 on T2); bounds_from_runs refuses k2 < 2"))
+# Fixed (was: estimators/iterative/trajectories.py:249-264: k2 = 1 run per outer draw is accepted; that run
+# has one value of U_J and the per-draw root of a single run is the Jensen-low estimator
+# bounds/iterative.py:20 itself disowns (0.879 vs 1.003 on T2); bounds_from_runs refuses k2 < 2)
 def test_one_run_per_outer_draw_is_refused():
     arrays = _pair_arrays(3, 1, 4, np.ones((3, 1, 4)))
     with pytest.raises(ValueError, match="k2"):
         bounds_from_trajectories(**arrays, n=10)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "estimators/iterative/trajectories.py:253-256,265: xi_sq, noise_dot, loo_sq, eta, beta are cast with "
-    ".astype(np.float64) before any check, so text arrays ('1.0') are parsed into numbers and give bounds "
-    "(train_error as text is refused)"))
+# Fixed (was: estimators/iterative/trajectories.py:253-256,265: xi_sq, noise_dot, loo_sq, eta, beta are cast
+# with .astype(np.float64) before any check, so text arrays ('1.0') are parsed into numbers and give bounds
+# (train_error as text is refused))
 @pytest.mark.parametrize("name", ["xi_sq", "noise_dot", "loo_sq", "eta", "beta"])
 def test_text_trajectory_statistics_are_refused(name):
     arrays = _pair_arrays(2, 2, 4, np.ones((2, 2, 4)))
@@ -274,10 +271,9 @@ def test_text_trajectory_statistics_are_refused(name):
         bounds_from_trajectories(**arrays, n=10)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bounds/cmi.py:43 (_mi) and :165 (v): np.asarray(x, dtype=float64) runs before the check, so MIs (and v) "
-    "given as text are parsed: samplewise_sqrt(['0.5', '0.1']) = 0.7236, loo_sqrt('0.5') = 1.0, "
-    "fast_rate(0.1, '0.05') = 0.4077; train_risk and cmi as text are refused"))
+# Fixed (was: bounds/cmi.py:43 (_mi) and :165 (v): np.asarray(x, dtype=float64) runs before the check, so MIs
+# (and v) given as text are parsed: samplewise_sqrt(['0.5', '0.1']) = 0.7236, loo_sqrt('0.5') = 1.0,
+# fast_rate(0.1, '0.05') = 0.4077; train_risk and cmi as text are refused)
 @pytest.mark.parametrize("call", [
     lambda: C.samplewise_sqrt(["0.5", "0.1"]),
     lambda: C.loo_sqrt("0.5"),
@@ -295,17 +291,16 @@ def test_mutual_informations_given_as_text_are_refused(call):
         call()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bounds/cmi.py:89-91: single_loss averages each member over its own last axis, so per-pair MIs of "
-    "different pair counts ([3, 5] and [3, 4]) or broadcastable leading shapes are combined without a word"))
+# Fixed (was: bounds/cmi.py:89-91: single_loss averages each member over its own last axis, so per-pair MIs of
+# different pair counts ([3, 5] and [3, 4]) or broadcastable leading shapes are combined without a word)
 def test_single_loss_refuses_members_of_different_shapes():
     with pytest.raises(ValueError, match="mi_member"):
         C.single_loss(np.full((3, 5), 0.1), np.full((3, 4), 0.1))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bounds/cmi.py:106,171: train_risk [3] against mi [4, n] (binary_kl) or i_bar [4] (fast_rate) fails inside "
-    "NumPy broadcasting ('operands could not be broadcast ...'), a ValueError that names no argument"))
+# Fixed (was: bounds/cmi.py:106,171: train_risk [3] against mi [4, n] (binary_kl) or i_bar [4] (fast_rate)
+# fails inside NumPy broadcasting ('operands could not be broadcast ...'), a ValueError that names no
+# argument)
 @pytest.mark.parametrize("call", [lambda: C.binary_kl(np.full(3, 0.1), np.full((4, 5), 0.1)),
                                   lambda: C.fast_rate(np.full(3, 0.1), np.full(4, 0.1))],
                          ids=["binary_kl", "fast_rate"])
@@ -314,9 +309,9 @@ def test_mismatched_train_risk_and_mi_shapes_name_the_argument(call):
         call()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "estimators/iterative/trajectories.py:267,271: a NaN or negative xi_sq / loo_sq is refused as argument "
-    "'xi_other_true' / 'forecast_error_sq' (names of the inner bounds functions), not the caller's argument"))
+# Fixed (was: estimators/iterative/trajectories.py:267,271: a NaN or negative xi_sq / loo_sq is refused as
+# argument 'xi_other_true' / 'forecast_error_sq' (names of the inner bounds functions), not the caller's
+# argument)
 @pytest.mark.parametrize("name", ["xi_sq", "loo_sq"])
 def test_bad_statistics_are_refused_under_the_callers_name(name):
     arrays = _pair_arrays(2, 2, 4, np.ones((2, 2, 4)))
@@ -327,9 +322,8 @@ def test_bad_statistics_are_refused_under_the_callers_name(name):
         bounds_from_trajectories(**arrays, n=10)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "estimators/iterative/trajectories.py:249-266: T = 0 steps raises IndexError (eta[s - 1]), k1 = 0 draws "
-    "returns NaN values for every bound and error, and batch = 50 > n = 10 is accepted"))
+# Fixed (was: estimators/iterative/trajectories.py:249-266: T = 0 steps raises IndexError (eta[s - 1]), k1 = 0
+# draws returns NaN values for every bound and error, and batch = 50 > n = 10 is accepted)
 @pytest.mark.parametrize("case", ["no_steps", "no_draws", "batch_above_n"])
 def test_empty_or_impossible_populations_are_refused(case):
     if case == "no_steps":

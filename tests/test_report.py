@@ -163,8 +163,8 @@ def test_certify_your_model_notebook(tmp_path):
 
 
 def _langevin_record(train_error=0.6, gap=0.5):
-    bound = {"value": gap, "interval": [gap, gap], "per_draw": [gap], "target": "gap", "kind": "estimate",
-             "vacuous": gap >= 1}
+    bound = {"value": gap, "interval": [gap, gap], "per_draw": [], "target": "gap", "kind": "estimate",
+             "vacuous": gap >= 1, "pooled": True}
     return new_record("langevin", {"dataset": "mnist-5k", "n": 400}, 0,
                       [{"step": 50, "eta": 0.05, "beta": 1000.0, "train_error": train_error, "test_error": 0.3,
                         "gap": 0.2, "gap_interval": [0.1, 0.3], "bounds": {"negrea_loo": bound}}])

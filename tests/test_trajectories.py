@@ -17,6 +17,7 @@ from genbounds.estimators.iterative import (
     sgd_bounds_from_trajectories,
 )
 from genbounds.estimators.supersample import bootstrap_interval
+from genbounds.experiments.cmi_results import checkpoint
 
 K1, K2, T, C, N = 3, 4, 6, 2, 50
 
@@ -44,15 +45,23 @@ def test_langevin_bounds_are_the_theorems_at_each_checkpoint():
         s = (c + 1) * (T // C)
         assert isinstance(cp, Checkpoint) and cp.step == s
         assert cp.eta == pytest.approx(0.05) and cp.beta == float(beta[s - 1])
-        negrea = B.negrea_bound(eta[:s] * beta[:s], st["loo_sq"][..., :s].astype(np.float64), n_heldout=1)
+        loo = st["loo_sq"][..., :s].astype(np.float64)
+        per_draw_negrea = B.negrea_bound(eta[:s] * beta[:s], loo, n_heldout=1)
+        pooled = B.negrea_bound(eta[:s] * beta[:s], loo.reshape(1, K1 * K2, s), n_heldout=1)[0]
         haghifam = B.haghifam_ld_bound(eta[:s] * beta[:s], theta[..., :s], xi[..., :s], N)
-        assert list(cp.bounds) == ["negrea_loo", "haghifam_ld"]
-        for name, per_draw in (("negrea_loo", negrea), ("haghifam_ld", haghifam)):
-            b = cp[name]
-            assert isinstance(b, IterativeBound) and b.kind == "estimate" and b.target == "gap"
-            assert b.per_draw == tuple(per_draw)                 # E_C sqrt(E^C[...]): one root per draw
-            assert b.value == per_draw.mean() and b.interval == bootstrap_interval(per_draw)
-            assert b.vacuous == (b.value >= 1.0)
+        assert list(cp.bounds) == ["haghifam_ld", "negrea_loo"]
+        b = cp["haghifam_ld"]
+        assert isinstance(b, IterativeBound) and b.kind == "estimate" and b.target == "gap" and not b.pooled
+        assert b.per_draw == tuple(haghifam)                     # E_C sqrt(E^C[...]): one root per draw
+        assert b.value == haghifam.mean() and b.interval == bootstrap_interval(haghifam)
+        assert b.vacuous == (b.value >= 1.0)
+        # Negrea's conditioning is the shared points alone: every run of every draw pooled inside the root,
+        # never below the mean of per-draw roots (Jensen)
+        b = cp["negrea_loo"]
+        assert isinstance(b, IterativeBound) and b.kind == "estimate" and b.target == "gap" and b.pooled
+        assert b.per_draw == () and b.value == pytest.approx(pooled, rel=1e-15)
+        assert b.value >= per_draw_negrea.mean() and b.interval[0] <= b.value <= b.interval[1]
+        assert b.vacuous == (b.value >= 1.0)
         train = st["train_error"][:, :, c].mean(axis=1)
         test = st["test_error"][:, :, c].mean(axis=1)
         assert cp.train_error == pytest.approx(train.mean()) and cp.gap == pytest.approx((test - train).mean())
@@ -62,7 +71,8 @@ def test_langevin_bounds_are_the_theorems_at_each_checkpoint():
     # The record's fields, in the record's order.
     d = res[0].to_dict()
     assert list(d) == ["step", "eta", "beta", "train_error", "test_error", "gap", "gap_interval", "bounds"]
-    assert list(d["bounds"]["negrea_loo"]) == ["value", "interval", "per_draw", "target", "kind", "vacuous"]
+    assert list(d["bounds"]["negrea_loo"]) == ["value", "interval", "per_draw", "target", "kind", "vacuous",
+                                               "pooled"]
     assert isinstance(d["gap_interval"], list) and isinstance(d["bounds"]["haghifam_ld"]["per_draw"], list)
     assert res.to_dict()["checkpoints"][1] == res[1].to_dict()
 
@@ -86,7 +96,7 @@ def test_sgld_leaves_out_the_full_batch_bound():
     ("train_error", np.full((K1, K2, C), 1.5), "'train_error'"),
     ("test_error", np.zeros((K1, K2, 3)), "'test_error'"),
     ("test_error", np.full((K1, K2, C), np.nan), "'test_error'"),
-    ("loo_sq", np.full((K1, K2, T), -1.0), "'forecast_error_sq'"),
+    ("loo_sq", np.full((K1, K2, T), -1.0), "'loo_sq'"),            # the caller's name, not the inner bound's
 ])
 def test_langevin_arrays_of_the_wrong_shape_or_range_are_refused_by_name(name, value, match):
     with pytest.raises(ValueError, match=match):
@@ -142,3 +152,14 @@ def test_sgd_arrays_of_the_wrong_shape_are_refused_by_name():
             sgd_bounds_from_trajectories(**dict(good, **{name: value}), eta=eta, sigmas=(0.1,), n=40)
     with pytest.raises(ValueError, match="'eta'"):
         sgd_bounds_from_trajectories(**good, eta=eta[:-1], sigmas=(0.1,), n=40)
+
+
+def test_a_record_whose_negrea_bound_was_a_mean_of_per_draw_roots_is_refused_with_the_way_out():
+    # records written before the pooling hold a biased-low negrea_loo: reading one back says how to rewrite it
+    cp = bounds_from_trajectories(**_pair_stats(), n=N)[0].to_dict()
+    assert checkpoint(cp).bounds["negrea_loo"].pooled
+    old = dict(cp, bounds={**cp["bounds"], "negrea_loo": {k: v for k, v in cp["bounds"]["negrea_loo"].items()
+                                                          if k != "pooled"}})
+    with pytest.raises(ValueError, match="negrea_loo was computed per outer draw, which is biased low.*rerun the "
+                                         "same `genbounds langevin` command into the same --out"):
+        checkpoint(old)
