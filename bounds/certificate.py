@@ -143,6 +143,11 @@ class Selection:
         if each is not None and not isinstance(each, Mapping):
             raise ValueError(f"argument 'details': selection['delta_parts_each'] must give a share of each delta "
                              f"part, got {each!r}")
+        counts = data.get("candidates")
+        if counts is not None:
+            if len(counts) != len(data["labels"]) or sum(int(c) for c in counts) != data["k"]:
+                raise ValueError(f"details['selection']: k = {data['k']!r} is not the sum of the candidates "
+                                 f"{list(counts)!r} of its {len(data['labels'])} labels: the record was edited")
         return cls(k=int(data["k"]), labels=tuple(data["labels"]), chosen=str(data["chosen"]),
                    union_bound=str(data.get("union_bound", "")),
                    candidates=None if data.get("candidates") is None else tuple(int(c) for c in data["candidates"]),
@@ -377,8 +382,22 @@ def pac_bayes_certificate(
     The total delta is ``delta + mc_delta``; both parts are recorded in ``delta_parts``.
     """
     bound = check_choice("bound", bound, PacBayesBound)
+    for name, x in (("emp_risk", emp_risk), ("kl", kl), ("n_bound", n_bound), ("delta", delta), ("n_prior", n_prior),
+                    ("n_priors", n_priors)):
+        check_scalar(name, x)
     check_delta("delta", delta)
+    check_nonnegative("kl", kl)
     check_count("n_prior", n_prior, minimum=0)
+    check_count("n_priors", n_priors)
+    if prior_grid_j is not None:
+        check_scalar("prior_grid_j", prior_grid_j)
+        check_count("prior_grid_j", prior_grid_j, minimum=0)
+        if np.shape(prior_grid) != (2,):
+            raise ValueError(f"argument 'prior_grid' must be (b, c), got {prior_grid!r}")
+        check_range("prior_grid", prior_grid, 0.0, math.inf, lo_open=True, hi_open=True)
+    if dp_epsilon is not None:
+        check_scalar("dp_epsilon", dp_epsilon)
+        check_nonnegative("dp_epsilon", dp_epsilon)
     if (mc_samples is None) != (mc_delta is None):
         raise ValueError("arguments 'mc_samples' and 'mc_delta' must be given together")
     if mc_delta is not None:

@@ -18,6 +18,7 @@ follow the papers cited in each function (and PBB's code, Pérez-Ortiz et al. 20
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from ._array import (
     check_nonnegative,
     check_probability,
     check_range,
+    check_scalar,
+    divide_down,
+    float_at_most,
     namespace,
 )
 from .kl import kl_inv_upper
@@ -191,15 +195,18 @@ def catoni_grid(
     seeing the data (default :data:`DEFAULT_CATONI_GRID`).
     """
     xp = namespace(emp_risk, kl, n, delta, grid)
+    check_range("grid", grid, 0.0, math.inf, lo_open=True, hi_open=True)      # before as_float, which parses text
     (grid_arr,) = as_float(xp, grid)
     if grid_arr.ndim != 1 or grid_arr.shape[0] < 1:
         raise ValueError("argument 'grid' must be a non-empty 1-d sequence of C values")
     check_delta("delta", delta)
+    g = grid_arr.shape[0]
+    share = divide_down(float(delta), g) if xp is np and np.ndim(delta) == 0 else xp.asarray(delta) / g
     values = catoni(
         xp.expand_dims(xp.asarray(emp_risk), -1),
         xp.expand_dims(xp.asarray(kl), -1),
         xp.expand_dims(xp.asarray(n), -1),
-        xp.asarray(delta) / grid_arr.shape[0],
+        share,
         grid_arr,
     )
     return xp.min(values, axis=-1)[()]
@@ -254,6 +261,11 @@ def prior_grid_scale(j: ArrayLike, b: float = 100.0, c: float = 0.1) -> ArrayLik
     return (c * xp.exp(-j / b))[()]
 
 
+#: pi^2 rounded up at 34 digits (9.86960440108935861883449099987615113531...): the grid's shares, rounded down from
+#: delta 6 / (pi^2 (j+1)^2) with it, sum to at most delta over all j.
+_PI2_UP = Fraction("9.869604401089358618834490999876152")
+
+
 def prior_grid_delta(delta: float, j: int) -> float:
     r"""Share of ``delta`` given to grid point ``j >= 0``: :math:`\delta \cdot 6 / (\pi^2 (j+1)^2)`.
 
@@ -265,17 +277,17 @@ def prior_grid_delta(delta: float, j: int) -> float:
     (pacbayes-opt issues #3, #5). Indexing from 0 with (j+1) keeps every grid point valid.
     """
     check_delta("delta", delta)
-    if int(j) != j or j < 0:
-        raise ValueError(f"argument 'j' must be an integer >= 0, got {j!r}")
-    return float(delta) * 6.0 / (math.pi**2 * (int(j) + 1) ** 2)
+    check_scalar("j", j)
+    check_count("j", j, minimum=0)
+    return float_at_most(Fraction(float(delta)) * 6 / (_PI2_UP * (int(j) + 1) ** 2))
 
 
 def union_delta(delta: float, k: int) -> float:
-    """Share of ``delta`` for each of ``k`` priors fixed in advance: ``delta / k`` (cost ln k)."""
+    """Share of ``delta`` for each of ``k`` priors fixed in advance: ``delta / k`` rounded down (cost ln k)."""
     check_delta("delta", delta)
-    if int(k) != k or k < 1:
-        raise ValueError(f"argument 'k' must be an integer >= 1, got {k!r}")
-    return float(delta) / int(k)
+    check_scalar("k", k)
+    check_count("k", k)
+    return divide_down(float(delta), int(k))
 
 
 def dp_max_information(epsilon: float, n: int, beta: float) -> float:
@@ -286,12 +298,12 @@ def dp_max_information(epsilon: float, n: int, beta: float) -> float:
     .. math::  k(\varepsilon, n, \beta) = \frac{n\varepsilon^2}{2}
                + \varepsilon\sqrt{\frac{n\ln(2/\beta)}{2}}.
     """
-    if not (epsilon >= 0 and math.isfinite(epsilon)):
-        raise ValueError(f"argument 'epsilon' must be a finite number >= 0, got {epsilon!r}")
-    if not (isinstance(n, (int, np.integer)) and n >= 1):
+    check_scalar("epsilon", epsilon)
+    check_nonnegative("epsilon", epsilon)
+    if not (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1):
         raise ValueError(f"argument 'n' must be an integer >= 1, got {n!r}")
-    if not (0 < beta < 1):
-        raise ValueError(f"argument 'beta' must be in (0, 1), got {beta!r}")
+    check_scalar("beta", beta)
+    check_delta("beta", beta)
     return n * epsilon**2 / 2 + epsilon * math.sqrt(n * math.log(2 / beta) / 2)
 
 
@@ -312,4 +324,6 @@ def dp_prior_kl_adjustment(epsilon: float, n: int, delta: float) -> float:
     At epsilon = 0 the bound is still ln 2 / n looser than the plain one (the delta/2 spent on the
     transfer). The mechanism must be exactly epsilon-DP (pure DP).
     """
+    check_scalar("delta", delta)
+    check_delta("delta", delta)
     return math.log(2.0) + dp_max_information(epsilon, n, delta / 2)

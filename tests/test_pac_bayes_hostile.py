@@ -2,8 +2,8 @@
 bounds/certificate.py (PAC-Bayes parts, union_minimum / pay_for_choice) and estimators/snn/certification.py.
 
 Every number is checked against an mpmath evaluation of the cited formula (tests/reference.py for the kl
-inverses). Tests that pass assert what held; each ``xfail(strict=True)`` test records a finding and fails today
-because of it (its reason gives the input and the numbers measured).
+inverses). Most tests assert what held; those preceded by a "Fixed (was: ...)" comment record a finding (the
+input and the numbers measured before the fix) and failed before it was fixed.
 """
 
 import math
@@ -178,13 +178,12 @@ def _mn_nearly_prior(n, p, e, s):
     return got, exact
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bounds/weight_kl.py:205 kl_matrix_normal computes 0.5 (t_u t_v + mahal - n p + logdets) in plain float64: the "
-    "terms of size n p cancel, the result is off by ~u n p absolute and not rounded up, and pac_bayes_certificate "
-    "(bounds/certificate.py, value = bound(emp, kl_used, ...) then round_up by 4 ulps) does not pad the KL. "
-    "n = p = 1000, A = 0.05 (1 + 1e-5) I: KL 9.999928442994133e-05 vs exact 9.9999666669e-05 (rel -3.8e-6); "
-    "seeger(0, KL, n_bound=10, 0.025) = 0.4249750903803902 < exact 0.42497509040236894 (-2.2e-11); quad "
-    "-7.6e-11, mcallester -1.8e-11 below their exact values"))
+# Fixed (was: bounds/weight_kl.py:205 kl_matrix_normal computes 0.5 (t_u t_v + mahal - n p + logdets) in plain
+# float64: the terms of size n p cancel, the result is off by ~u n p absolute and not rounded up, and
+# pac_bayes_certificate (bounds/certificate.py, value = bound(emp, kl_used, ...) then round_up by 4 ulps) does
+# not pad the KL. n = p = 1000, A = 0.05 (1 + 1e-5) I: KL 9.999928442994133e-05 vs exact 9.9999666669e-05 (rel
+# -3.8e-6); seeger(0, KL, n_bound=10, 0.025) = 0.4249750903803902 < exact 0.42497509040236894 (-2.2e-11); quad
+# -7.6e-11, mcallester -1.8e-11 below their exact values)
 def test_matrix_normal_kl_rounding_never_makes_a_certificate_too_low():
     got, exact = _mn_nearly_prior(1000, 1000, 1e-5, 0.05)
     for q, n_bound, delta in [(0.0, 10, 0.025), (0.3, 10, 0.025), (0.0, 1000, 0.025)]:
@@ -192,11 +191,11 @@ def test_matrix_normal_kl_rounding_never_makes_a_certificate_too_low():
         assert mp.mpf(cert.value) >= ref.kl_inv_upper(q, _c_maurer(exact, n_bound, delta)), (q, n_bound)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bounds/weight_kl.py:205: at the matrix-normal family's own starting point (estimators/snn/families.py "
-    "_mn_init: A = B = sqrt(s) I, sqrt(s) rounded to float32, prior N(M0, s^2 I)) a 600 x 600 layer with s = 0.05 "
-    "gets KL -8.731149137020111e-11 (exact +2.06e-10; s = 0.1: -1.16e-10, exact +6.5e-11): a negative KL, which "
-    "pac_bayes_certificate then refuses as \"argument 'kl' must be in [0, inf)\" for a valid posterior"))
+# Fixed (was: bounds/weight_kl.py:205: at the matrix-normal family's own starting point
+# (estimators/snn/families.py _mn_init: A = B = sqrt(s) I, sqrt(s) rounded to float32, prior N(M0, s^2 I)) a
+# 600 x 600 layer with s = 0.05 gets KL -8.731149137020111e-11 (exact +2.06e-10; s = 0.1: -1.16e-10, exact
+# +6.5e-11): a negative KL, which pac_bayes_certificate then refuses as "argument 'kl' must be in [0, inf)"
+# for a valid posterior)
 def test_matrix_normal_kl_at_the_family_init_is_not_negative():
     for s in (0.05, 0.1):
         r = float(np.float32(math.sqrt(s)))
@@ -216,11 +215,10 @@ def test_matrix_normal_kl_closed_form_matches_mpmath_up_to_rounding():
     assert abs(mp.mpf(got) - exact) <= 1e-7 * exact
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bounds/certificate.py Selection.from_dict / _check_shares_each: a union_minimum record of K = 3 candidates "
-    "(candidates [1, 1, 1], labels 3) edited to k = 2 is read back (its delta_parts_each still satisfy 2 * share <= "
-    "part) and a later union_minimum([edited, d]) pays K = 3 instead of 4: value 0.11418432317631808 instead of "
-    "the honest 0.115003978367602 (k is never checked against sum(candidates) or len(labels))"))
+# Fixed (was: bounds/certificate.py Selection.from_dict / _check_shares_each: a union_minimum record of K = 3
+# candidates (candidates [1, 1, 1], labels 3) edited to k = 2 is read back (its delta_parts_each still satisfy
+# 2 * share <= part) and a later union_minimum([edited, d]) pays K = 3 instead of 4: value 0.11418432317631808
+# instead of the honest 0.115003978367602 (k is never checked against sum(candidates) or len(labels)))
 def test_an_edited_selection_size_is_refused():
     a, b, c, d = _four()
     rec = union_minimum([a, b, c]).to_dict()
@@ -230,22 +228,21 @@ def test_an_edited_selection_size_is_refused():
         union_minimum([edited, d])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bounds/pac_bayes.py union_delta (used by pac_bayes_certificate for n_priors) returns float(delta) / k rounded "
-    "to nearest: delta = 0.035, k = 5 gives 0.007000000000000001 and 5 of them sum above 0.035 exactly (also "
-    "0.025/7, 0.01/3); catoni_grid divides by the grid size the same way. The library's own divide_down exists "
-    "for exactly this. Effect on the value ~1e-17 relative (inside round_up), but the delta split overspends"))
+# Fixed (was: bounds/pac_bayes.py union_delta (used by pac_bayes_certificate for n_priors) returns
+# float(delta) / k rounded to nearest: delta = 0.035, k = 5 gives 0.007000000000000001 and 5 of them sum above
+# 0.035 exactly (also 0.025/7, 0.01/3); catoni_grid divides by the grid size the same way. The library's own
+# divide_down exists for exactly this. Effect on the value ~1e-17 relative (inside round_up), but the delta
+# split overspends)
 def test_union_delta_shares_never_sum_above_delta():
     for delta, k in [(0.035, 5), (0.025, 7), (0.01, 3)]:
         cert = pac_bayes_certificate("seeger", 0.05, 10.0, 1000, delta, n_priors=k)
         assert k * Fraction(cert.details["delta_effective"]) <= Fraction(delta), (delta, k)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bounds/pac_bayes.py prior_grid_delta uses delta * 6 / (math.pi**2 (j+1)^2); fl(math.pi**2) is 6.3e-16 below "
-    "pi^2, so every share is too large (j = 0: +3.2e-18 at delta = 0.025) and the shares over all j sum to at least "
-    "delta + 4.84e-18 (exact head j < 2000 plus a rounding-safe tail bound): the DR17 grid's union bound spends "
-    "more than delta (value effect far inside round_up)"))
+# Fixed (was: bounds/pac_bayes.py prior_grid_delta uses delta * 6 / (math.pi**2 (j+1)^2); fl(math.pi**2) is
+# 6.3e-16 below pi^2, so every share is too large (j = 0: +3.2e-18 at delta = 0.025) and the shares over all j
+# sum to at least delta + 4.84e-18 (exact head j < 2000 plus a rounding-safe tail bound): the DR17 grid's
+# union bound spends more than delta (value effect far inside round_up))
 def test_prior_grid_shares_sum_to_at_most_delta_over_all_j():
     d, J, shift = 0.025, 2000, 1200
     head = 0
@@ -256,11 +253,11 @@ def test_prior_grid_shares_sum_to_at_most_delta_over_all_j():
     assert mp.mpf(head) / 2**shift + tail_low <= d
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bounds/certificate.py pac_bayes_certificate: kl_used = float(kl) and float(dp_epsilon) run before any check, so "
-    "kl='5' (or b'5') is parsed as 5.0 and certified (value 0.30055011044493835), dp_epsilon='0.1' likewise; "
-    "bounds/pac_bayes.py catoni_grid(grid=['1.0']) parses text through as_float. The library refuses numbers given "
-    "as text everywhere else (emp_risk='0.1', n_bound='100', mc_samples='1000' are refused)"))
+# Fixed (was: bounds/certificate.py pac_bayes_certificate: kl_used = float(kl) and float(dp_epsilon) run
+# before any check, so kl='5' (or b'5') is parsed as 5.0 and certified (value 0.30055011044493835),
+# dp_epsilon='0.1' likewise; bounds/pac_bayes.py catoni_grid(grid=['1.0']) parses text through as_float. The
+# library refuses numbers given as text everywhere else (emp_risk='0.1', n_bound='100', mc_samples='1000' are
+# refused))
 @pytest.mark.parametrize("call", ["kl_text", "kl_bytes", "dp_text", "catoni_grid_text"])
 def test_numbers_given_as_text_are_refused(call):
     calls = {"kl_text": lambda: pac_bayes_certificate("seeger", 0.1, "5", 100, 0.025),
@@ -294,14 +291,13 @@ BAD_CALLS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "inputs outside the assumptions not refused with one ValueError naming the argument: "
-    "pac_bayes_certificate kl=None / kl=[5.0] / emp_risk=array(2) -> TypeError (float() before the checks); "
-    "n_priors=nan -> 'cannot convert float NaN to integer', n_priors=0 -> names 'k' (bounds/pac_bayes.py "
-    "union_delta); prior_grid_j=inf -> OverflowError, nan -> unnamed; prior_grid=(0, 0.1) accepted and records "
-    "details['prior_grid']['value'] = nan, (100, -1) records a prior scale -0.9704; certify(prior_grid=(0, 0.1)) "
-    "-> ZeroDivisionError, (100, 0) -> 'math domain error' (estimators/snn/certification.py _scale_candidates); "
-    "dp_prior_kl_adjustment(delta=1.5) returns 1.8934 nats; dp_max_information('0.1') -> TypeError"))
+# Fixed (was: inputs outside the assumptions not refused with one ValueError naming the argument:
+# pac_bayes_certificate kl=None / kl=[5.0] / emp_risk=array(2) -> TypeError (float() before the checks);
+# n_priors=nan -> 'cannot convert float NaN to integer', n_priors=0 -> names 'k' (bounds/pac_bayes.py
+# union_delta); prior_grid_j=inf -> OverflowError, nan -> unnamed; prior_grid=(0, 0.1) accepted and records
+# details['prior_grid']['value'] = nan, (100, -1) records a prior scale -0.9704; certify(prior_grid=(0, 0.1))
+# -> ZeroDivisionError, (100, 0) -> 'math domain error' (estimators/snn/certification.py _scale_candidates);
+# dp_prior_kl_adjustment(delta=1.5) returns 1.8934 nats; dp_max_information('0.1') -> TypeError)
 @pytest.mark.parametrize("case", sorted(BAD_CALLS))
 def test_bad_inputs_are_refused_naming_the_argument(case):
     call, name = BAD_CALLS[case]
@@ -309,11 +305,10 @@ def test_bad_inputs_are_refused_naming_the_argument(case):
         call()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "estimators/snn/posterior.py Prior.__post_init__ converts data_indices with np.asarray(..., dtype=int64): "
-    "[0.5, 1.9, 2.99999] becomes [0, 1, 2] silently (so bound_set keeps example 3 although the caller named "
-    "2.99999, e.g. an index computed in floating point), and text ['1', '2'] is parsed: prior data can enter "
-    "the bound set instead of the input being refused"))
+# Fixed (was: estimators/snn/posterior.py Prior.__post_init__ converts data_indices with np.asarray(...,
+# dtype=int64): [0.5, 1.9, 2.99999] becomes [0, 1, 2] silently (so bound_set keeps example 3 although the
+# caller named 2.99999, e.g. an index computed in floating point), and text ['1', '2'] is parsed: prior data
+# can enter the bound set instead of the input being refused)
 @pytest.mark.parametrize("idx", [np.array([0.5, 1.9, 2.99999]), ["1", "2"]], ids=["fractional", "text"])
 def test_prior_data_indices_must_be_integers(idx):
     with pytest.raises(ValueError, match="data_indices"):

@@ -82,7 +82,12 @@ class Prior:
         family = get_family(self.family)
         object.__setattr__(self, "family", family)
         family.check_prior_scale(self.scale, self.mean)
-        idx = np.asarray(self.data_indices, dtype=np.int64)
+        raw = np.asarray(self.data_indices)
+        if raw.size and (raw.dtype.kind not in "iu" or raw.min() < 0):
+            raise ValueError("argument 'data_indices' must hold integer indices >= 0 into the training set, got "
+                             f"{raw.dtype} values (a cast would truncate or wrap them, and the bound set would keep "
+                             "examples the prior saw)")
+        idx = raw.astype(np.int64)
         if idx.ndim != 1 or len(np.unique(idx)) != len(idx):
             raise ValueError("argument 'data_indices' must be a 1-d array of distinct indices")
         object.__setattr__(self, "data_indices", idx)
