@@ -309,7 +309,8 @@ def test_bad_inputs_are_refused_naming_the_argument(case):
 # dtype=int64): [0.5, 1.9, 2.99999] becomes [0, 1, 2] silently (so bound_set keeps example 3 although the
 # caller named 2.99999, e.g. an index computed in floating point), and text ['1', '2'] is parsed: prior data
 # can enter the bound set instead of the input being refused)
-@pytest.mark.parametrize("idx", [np.array([0.5, 1.9, 2.99999]), ["1", "2"]], ids=["fractional", "text"])
+@pytest.mark.parametrize("idx", [np.array([0.5, 1.9, 2.99999]), ["1", "2"], np.array([-1, 2]), [True, False]],
+                         ids=["fractional", "text", "negative", "bool"])
 def test_prior_data_indices_must_be_integers(idx):
     with pytest.raises(ValueError, match="data_indices"):
         Prior({"w": np.zeros(3)}, 0.1, GAUSSIAN, idx)
