@@ -3,7 +3,6 @@ whole by certify_network, around the user's own weights, with fixed state (Batch
 from the prior model and refused, by leaf, when the user's differs."""
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -14,24 +13,9 @@ import pytest
 from genbounds.estimators import Dataset, snn
 from genbounds.estimators.snn import certification
 
-
-class _Optional:
-    """An optional framework, imported (or the test skipped, as pytest.importorskip does) on first use rather than
-    when the module is collected: Flax NNX and Equinox cost every pytest-xdist worker 0.5 s of collection, and only
-    the worker that runs these tests needs them."""
-
-    def __init__(self, name: str):
-        self._name = name
-
-    def __getattr__(self, attr: str):
-        if attr.startswith("_"):           # what collection asks of every module attribute: not the framework's
-            raise AttributeError(attr)
-        return getattr(pytest.importorskip(self._name), attr)
-
-
-eqx = _Optional("equinox")
-nn = _Optional("flax.linen")
-nnx = _Optional("flax.nnx")
+eqx = pytest.importorskip("equinox")
+nn = pytest.importorskip("flax.linen")
+nnx = pytest.importorskip("flax.nnx")
 
 AROUND = "stochastic posterior around your weights"
 # Around weights trained past the prior the certificates say little (KL/n near 1 on 200 examples): warned.
@@ -134,17 +118,10 @@ def test_as_model_linen_params_trainable_batch_stats_fixed_train_flag_off(digits
     np.testing.assert_array_equal(m.apply(m.params, x), dropout.apply(variables, x, deterministic=True))
 
 
-@functools.cache
-def _linen_dropout_class():
-    class _LinenDropout(nn.Module):
-        @nn.compact
-        def __call__(self, x, deterministic: bool):
-            return nn.Dense(10)(nn.Dropout(0.5, deterministic=deterministic)(x))
-    return _LinenDropout
-
-
-def _LinenDropout():
-    return _linen_dropout_class()()
+class _LinenDropout(nn.Module):
+    @nn.compact
+    def __call__(self, x, deterministic: bool):
+        return nn.Dense(10)(nn.Dropout(0.5, deterministic=deterministic)(x))
 
 
 def test_as_model_reads_the_state_of_a_plain_nnx_split(digits):
@@ -206,17 +183,10 @@ def test_as_model_refuses_what_it_cannot_read():
 # --- the four kinds, certified without glue ---------------------------------------------------------
 
 
-@functools.cache
-def _linen_mlp_class():
-    class _LinenMLP(nn.Module):
-        @nn.compact
-        def __call__(self, x):
-            return nn.Dense(10)(nn.relu(nn.Dense(32)(x)))
-    return _LinenMLP
-
-
-def _LinenMLP():
-    return _linen_mlp_class()()
+class _LinenMLP(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(10)(nn.relu(nn.Dense(32)(x)))
 
 
 @pytest.mark.integration
@@ -232,22 +202,15 @@ def test_flax_linen_module_and_variables(digits):
     assert jax.tree_util.tree_structure(post.mean) == jax.tree_util.tree_structure(mine)
 
 
-@functools.cache
-def _nnx_net_class():
-    class _NNXNet(nnx.Module):
-        def __init__(self, rngs):
-            self.l1 = nnx.Linear(64, 32, rngs=rngs)
-            self.bn = nnx.BatchNorm(32, rngs=rngs)
-            self.drop = nnx.Dropout(0.2, rngs=rngs)
-            self.l2 = nnx.Linear(32, 10, rngs=rngs)
+class _NNXNet(nnx.Module):
+    def __init__(self, rngs):
+        self.l1 = nnx.Linear(64, 32, rngs=rngs)
+        self.bn = nnx.BatchNorm(32, rngs=rngs)
+        self.drop = nnx.Dropout(0.2, rngs=rngs)
+        self.l2 = nnx.Linear(32, 10, rngs=rngs)
 
-        def __call__(self, x):
-            return self.l2(self.drop(nnx.relu(self.bn(self.l1(x)))))
-    return _NNXNet
-
-
-def _NNXNet(rngs):
-    return _nnx_net_class()(rngs)
+    def __call__(self, x):
+        return self.l2(self.drop(nnx.relu(self.bn(self.l1(x)))))
 
 
 def _nnx_models(digits, bound_set_statistics: bool, steps: tuple[int, int] = (100, 20)):
@@ -337,18 +300,11 @@ def test_plain_apply_and_pytree_with_an_integer_leaf(digits):
 # --- batch norm: the prior's statistics, or a refusal ----------------------------------------------
 
 
-@functools.cache
-def _linen_bn_class():
-    class _LinenBN(nn.Module):
-        @nn.compact
-        def __call__(self, x, train: bool = False):
-            h = nn.BatchNorm(use_running_average=not train)(nn.Dense(32)(x))
-            return nn.Dense(10)(nn.relu(h))
-    return _LinenBN
-
-
-def _LinenBN():
-    return _linen_bn_class()()
+class _LinenBN(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        h = nn.BatchNorm(use_running_average=not train)(nn.Dense(32)(x))
+        return nn.Dense(10)(nn.relu(h))
 
 
 def _linen_bn(digits, steps: tuple[int, int] = (100, 20)):
