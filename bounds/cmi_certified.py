@@ -58,7 +58,7 @@ import numpy as np
 
 from . import cmi as B
 from ._array import check_count, check_delta, check_range, divide_down, float_at_least, round_up
-from .excess import test_set_bound
+from .excess import _test_set_bounds
 from .kl import kl_inv_lower, kl_inv_upper
 
 __all__ = ["ConfidenceSet", "STATISTICS", "cell_intervals", "box_vertices", "js_divergence", "max_js_box",
@@ -142,8 +142,11 @@ def cell_intervals(counts, delta: float,
         # Two cells: p_1 = 1 - p_0, so one two-sided interval covers both (each side at delta / 2).
         side = divide_down(delta, 2) if A == 2 else _side_delta(delta, A)
         keys, inv = np.unique(np.stack([counts.ravel(), m.ravel()]), axis=1, return_inverse=True)
-        up = np.array([test_set_bound(int(c), int(mm), side) for c, mm in keys.T])
-        dn = np.array([1.0 - test_set_bound(int(mm - c), int(mm), side) for c, mm in keys.T])
+        # Every distinct (count, m) once, both sides in one call: the upper bound at k = count, the lower one as
+        # 1 - the upper bound at k = m - count (elementwise the same operations as test_set_bound).
+        c, mm = keys
+        both = _test_set_bounds(np.concatenate([c, mm - c]), np.concatenate([mm, mm]), side)
+        up, dn = both[:c.size], 1.0 - both[c.size:]
         hi = up[inv.ravel()].reshape(counts.shape)
         lo = np.nextafter(dn[inv.ravel()], -np.inf).reshape(counts.shape)
     else:

@@ -140,31 +140,73 @@ def test_set_bound(k_errors: int, n: int, delta: float) -> float:
     for name, x in (("k_errors", k_errors), ("n", n), ("delta", delta)):
         check_scalar(name, x)
     k, n, delta = int(k_errors), int(n), float(delta)
-    if n > MAX_N:
-        raise ValueError(f"argument 'n' must be at most 2**53 = {MAX_N} (float64 counts every example exactly up to "
-                         f"there), got {n}")
-    if k == n:
-        return 1.0
-    kl_form = _kl_test_set_bound(k, n, delta)
-    if delta < QUANTILE_MIN_DELTA:
-        return kl_form
-    q = float(special.betainccinv(k + 1, n - k, delta))
-    for widen in (1, 16, 256):           # SciPy's cdf can sit a few 1e-14 above delta at the first raised value
-        p = round_up(q * (1.0 + widen * QUANTILE_N_EPS * n * _EPS), widen * QUANTILE_ULPS)
-        if math.isfinite(p) and 0.0 < p <= 1.0 and special.bdtr(k, n, p) <= delta:
-            return min(p, kl_form)
-    return kl_form
+    _check_max_n(n)
+    return float(_test_set_bounds(np.array([k], np.int64), np.array([n], np.int64), delta)[0])
 
 
 # A library function whose name starts with "test": tell pytest not to collect it where it is imported.
 test_set_bound.__test__ = False  # type: ignore[attr-defined]
 
 
-def _kl_test_set_bound(k: int, n: int, delta: float) -> float:
-    """kl^-1,+(k/n, ln(1/delta)/n) with k/n and the right-hand side rounded up (the upper inverse increases in
-    both), so that it is never below the exact kl form, which is never below the binomial bound."""
-    q = float(np.nextafter(k / n, 1.0)) if 0 < k < n else k / n
-    return float(kl_inv_upper(q, round_up(-math.log(delta) / n)))
+def _check_max_n(n: int) -> None:
+    if n > MAX_N:
+        raise ValueError(f"argument 'n' must be at most 2**53 = {MAX_N} (float64 counts every example exactly up to "
+                         f"there), got {n}")
+
+
+def _round_up(x: np.ndarray, ulps: int) -> np.ndarray:
+    """:func:`round_up` elementwise, with the same float operations: finite entries moved up by ``ulps`` ulps,
+    those at most 1 not pushed above 1; non-finite entries unchanged."""
+    up = x + ulps * np.spacing(np.abs(x))
+    return np.where(np.isfinite(x), np.where(x <= 1.0, np.minimum(up, 1.0), up), x)
+
+
+def _test_set_bounds(k: np.ndarray, n: np.ndarray, delta: float) -> np.ndarray:
+    """:func:`test_set_bound` elementwise over integer arrays ``k`` (errors) and ``n`` (sizes) of one shape, at one
+    ``delta`` (checked here, unless the arrays are empty: in (0, 1); and every ``n`` at most :data:`MAX_N`, the first
+    above it refused by name);
+    ``0 <= k <= n`` and ``n >= 1`` are the caller's to ensure. The same float operations as the scalar bound, entry by
+    entry: SciPy's quantile raised by the margins, its binomial cdf checked at up to three widenings (each entry
+    takes the first that passes), the min with the kl form; ``k == n`` gives 1."""
+    k, n = np.asarray(k, np.int64), np.asarray(n, np.int64)
+    if k.size == 0:                      # nothing to bound (as a loop of test_set_bound calls: nothing checked)
+        return np.ones(k.shape, np.float64)
+    delta = float(delta)
+    if not 0.0 < delta < 1.0:
+        check_delta("delta", delta)
+    if n.max() > MAX_N:
+        _check_max_n(int(n[n > MAX_N].flat[0]))
+    todo = k != n
+    if not todo.all():                   # k == n gives 1; the rest as below
+        out = np.ones(k.shape, np.float64)
+        if todo.any():
+            out[todo] = _test_set_bounds(k[todo], n[todo], delta)
+        return out
+    kl_form = _kl_test_set_bounds(k, n, delta)
+    if delta < QUANTILE_MIN_DELTA:
+        return kl_form
+    kf, nf = k.astype(np.float64), n.astype(np.float64)
+    q = special.betainccinv(kf + 1.0, nf - kf, delta)
+    res = kl_form
+    left = np.ones(k.shape, bool)        # entries whose cdf check has not passed yet
+    for widen in (1, 16, 256):           # SciPy's cdf can sit a few 1e-14 above delta at the first raised value
+        p = _round_up(q * (1.0 + widen * QUANTILE_N_EPS * nf * _EPS), widen * QUANTILE_ULPS)
+        ok = left & np.isfinite(p) & (0.0 < p) & (p <= 1.0)
+        ok[ok] = special.bdtr(k[ok], n[ok], p[ok]) <= delta
+        res = np.where(ok, np.where(kl_form < p, kl_form, p), res)      # min(p, kl_form), p first
+        left &= ~ok
+        if not left.any():
+            break
+    return res
+
+
+def _kl_test_set_bounds(k: np.ndarray, n: np.ndarray, delta: float) -> np.ndarray:
+    """kl^-1,+(k/n, ln(1/delta)/n) elementwise with k/n and the right-hand side rounded up (the upper inverse
+    increases in both), so that it is never below the exact kl form, which is never below the binomial bound."""
+    kf, nf = k.astype(np.float64), n.astype(np.float64)
+    ratio = kf / nf
+    q = np.where((0 < k) & (k < n), np.nextafter(ratio, 1.0), ratio)
+    return np.asarray(kl_inv_upper(q, _round_up(-math.log(delta) / nf, 4)), np.float64)
 
 
 # ---------------------------------------------------------------------------------------------- split-kl

@@ -125,6 +125,13 @@ def _best_case_pair(m: int, level: float, method: C.ConfidenceSet) -> tuple[floa
     return float(single[0, 0]), float(up["loss_pair"][0, 0])
 
 
+@functools.lru_cache(maxsize=4096)
+def _train_floor(k1: int, delta: float) -> float:
+    """Step 2 for the training errors of error-free runs (k1 zeros) at their share of ``delta``: it depends on
+    neither the pair slack nor n, so :func:`_pair_slack`'s grid and a planner's designs share it. Memoised."""
+    return C.mean_upper(np.zeros(k1), C.split_delta(delta).parts["mean_train_error"]).value
+
+
 def _floor_at(n: int, k1: int, m: int, delta: float, slack: float, method: C.ConfidenceSet) -> float:
     """The certificate of a design whose runs have no errors: every pair m runs per U value, all in cell 00."""
     # Every pair's values are the same: compute one pair's at the per-conditional level slack / (2n).
@@ -133,7 +140,7 @@ def _floor_at(n: int, k1: int, m: int, delta: float, slack: float, method: C.Con
     mi = {"single_loss": _mean_mi(np.full(k1, single), slack, split.parts["mean_mi_single_loss"], method).value,
           "loss_pair": _mean_mi(np.full(k1, pair), slack, split.parts["mean_mi_loss_pair"], method).value,
           "loss_difference": 0.0}
-    train = C.mean_upper(np.zeros(k1), split.parts["mean_train_error"]).value
+    train = _train_floor(k1, delta)
     forms = C.certified_forms(train, mi, interpolates=False)
     return min(forms.fast_rate, forms.binary_kl)
 
