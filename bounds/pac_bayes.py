@@ -261,9 +261,10 @@ def prior_grid_scale(j: ArrayLike, b: float = 100.0, c: float = 0.1) -> ArrayLik
     return (c * xp.exp(-j / b))[()]
 
 
-#: pi^2 rounded up at 34 digits (9.86960440108935861883449099987615113531...): the grid's shares, rounded down from
-#: delta 6 / (pi^2 (j+1)^2) with it, sum to at most delta over all j.
-_PI2_UP = Fraction("9.869604401089358618834490999876152")
+#: A float64 above pi^2 (9.86960440108935861883449099987615113531...; fl(pi^2) is below it): the grid's shares,
+#: rounded down from delta 6 / (pi^2 (j+1)^2) with it, sum to at most delta over all j.
+_PI2_UP = math.nextafter(math.pi**2, math.inf)
+assert Fraction(_PI2_UP) > Fraction("9.869604401089358618834490999876152")      # pi^2 rounded up at 34 digits
 
 
 def prior_grid_delta(delta: float, j: int) -> float:
@@ -276,10 +277,17 @@ def prior_grid_delta(delta: float, j: int) -> float:
     :math:`2\ln j`; their released code breaks (NaN) when the rounded index is <= 0
     (pacbayes-opt issues #3, #5). Indexing from 0 with (j+1) keeps every grid point valid.
     """
-    check_delta("delta", delta)
-    check_scalar("j", j)
-    check_count("j", j, minimum=0)
-    return float_at_most(Fraction(float(delta)) * 6 / (_PI2_UP * (int(j) + 1) ** 2))
+    if not (type(j) is int and j >= 0 and type(delta) is float and 0.0 < delta < 1.0):     # else: the full checks
+        check_delta("delta", delta)
+        check_scalar("j", j)
+        check_count("j", j, minimum=0)
+    m = (int(j) + 1) ** 2
+    if m > 2**53:                                       # beyond float64's exact integers: exact arithmetic
+        return float_at_most(Fraction(float(delta)) * 6 / (Fraction(_PI2_UP) * m))
+    share = float(delta) * 6.0 / (_PI2_UP * m)         # three roundings, each within half an ulp: 4 ulps down
+    for _ in range(4):
+        share = math.nextafter(share, 0.0)
+    return share
 
 
 def union_delta(delta: float, k: int) -> float:
