@@ -141,16 +141,16 @@ def errstate():
     return np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")
 
 
-def round_up(x: float, ulps: int = 4) -> float:
-    """``x`` moved up by ``ulps`` units in the last place (covers float64 rounding).
+def round_up(x: ArrayLike, ulps: int = 4) -> Any:
+    """``x`` moved up by ``ulps`` units in the last place (covers float64 rounding), elementwise: a float for a
+    number, a float64 array for an array; non-finite entries unchanged.
 
     A value below 1 is never pushed above 1: for a [0, 1] loss, 1 is always a valid bound.
     """
-    x = float(x)
-    if not math.isfinite(x):
-        return x
-    up = float(x + ulps * np.spacing(abs(x)))
-    return min(up, 1.0) if x <= 1.0 else up
+    a = np.asarray(x, np.float64)
+    up = a + ulps * np.spacing(np.abs(a))
+    out = np.where(np.isfinite(a), np.where(a <= 1.0, np.minimum(up, 1.0), up), a)
+    return float(out) if out.ndim == 0 else out
 
 
 #: How far a value recomputed from a record's inputs may differ from the recorded one (relative) and still be the

@@ -154,13 +154,6 @@ def _check_max_n(n: int) -> None:
                          f"there), got {n}")
 
 
-def _round_up(x: np.ndarray, ulps: int) -> np.ndarray:
-    """:func:`round_up` elementwise, with the same float operations: finite entries moved up by ``ulps`` ulps,
-    those at most 1 not pushed above 1; non-finite entries unchanged."""
-    up = x + ulps * np.spacing(np.abs(x))
-    return np.where(np.isfinite(x), np.where(x <= 1.0, np.minimum(up, 1.0), up), x)
-
-
 def _test_set_bounds(k: np.ndarray, n: np.ndarray, delta: float) -> np.ndarray:
     """:func:`test_set_bound` elementwise over integer arrays ``k`` (errors) and ``n`` (sizes) of one shape, at one
     ``delta`` (checked here, unless the arrays are empty: in (0, 1); and every ``n`` at most :data:`MAX_N`, the first
@@ -190,7 +183,7 @@ def _test_set_bounds(k: np.ndarray, n: np.ndarray, delta: float) -> np.ndarray:
     res = kl_form
     left = np.ones(k.shape, bool)        # entries whose cdf check has not passed yet
     for widen in (1, 16, 256):           # SciPy's cdf can sit a few 1e-14 above delta at the first raised value
-        p = _round_up(q * (1.0 + widen * QUANTILE_N_EPS * nf * _EPS), widen * QUANTILE_ULPS)
+        p = round_up(q * (1.0 + widen * QUANTILE_N_EPS * nf * _EPS), widen * QUANTILE_ULPS)
         ok = left & np.isfinite(p) & (0.0 < p) & (p <= 1.0)
         ok[ok] = special.bdtr(k[ok], n[ok], p[ok]) <= delta
         res = np.where(ok, np.where(kl_form < p, kl_form, p), res)      # min(p, kl_form), p first
@@ -206,7 +199,7 @@ def _kl_test_set_bounds(k: np.ndarray, n: np.ndarray, delta: float) -> np.ndarra
     kf, nf = k.astype(np.float64), n.astype(np.float64)
     ratio = kf / nf
     q = np.where((0 < k) & (k < n), np.nextafter(ratio, 1.0), ratio)
-    return np.asarray(kl_inv_upper(q, _round_up(-math.log(delta) / nf, 4)), np.float64)
+    return np.asarray(kl_inv_upper(q, round_up(-math.log(delta) / nf, 4)), np.float64)
 
 
 # ---------------------------------------------------------------------------------------------- split-kl
