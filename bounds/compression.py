@@ -477,7 +477,7 @@ class Message(NamedTuple):
 def encode_message(symbols: np.ndarray, levels: int) -> Message:
     """The :class:`Message` of ``symbols`` ([d] integers in [0, levels), d >= 1): the used levels, their counts and
     the range code under them (dropping levels of count 0 leaves every used symbol's start and count, hence the
-    code, unchanged, and allocates nothing per level)."""
+    code, unchanged, and allocates nothing per level), decoded back and checked to give ``symbols``."""
     check_scalar("levels", levels)
     check_count("levels", levels)
     levels = int(levels)
@@ -488,8 +488,11 @@ def encode_message(symbols: np.ndarray, levels: int) -> Message:
     if lo < 0 or hi >= levels:
         raise ValueError(f"argument 'symbols' must be in [0, levels = {levels}), got {lo if lo < 0 else hi}")
     used, ranks, counts = np.unique(syms, return_inverse=True, return_counts=True)
-    return Message(levels, tuple(int(u) for u in used), tuple(int(c) for c in counts),
-                   range_encode(ranks.reshape(-1).astype(np.int64), counts))
+    message = Message(levels, tuple(int(u) for u in used), tuple(int(c) for c in counts),
+                      range_encode(ranks.reshape(-1).astype(np.int64), counts))
+    if not np.array_equal(message.symbols(), syms.reshape(-1)):
+        raise RuntimeError("the range code does not decode to the symbols")
+    return message
 
 
 def check_message(code: CodeLength, message: Any) -> Message:
@@ -532,10 +535,11 @@ def message_length(message: Message, *, codebook_bits_per_level: int = 16, searc
 
     Lotfi et al. (2022) charge the same parts but :math:`2\log_2 \ell` for the length (about a bit short of a
     prefix-free integer code) and :math:`\lceil d H\rceil + 1` instead of the actual code above :math:`10^4`
-    symbols; here the range code is always computed, and decoded back (:func:`check_message`).
+    symbols; here the range code is always computed, and decoded back (:func:`encode_message`).
 
     Args:
-        message: from :func:`encode_message`.
+        message: from :func:`encode_message` (any other message is checked against its length where it is
+            recorded: ``compression_certificate(..., message=)``, :func:`check_message`).
         codebook_bits_per_level: bits of each level's value (16: fp16, the network must use the rounded values).
         searched: number of settings in the declared search grid the kept one was chosen from (every knob chosen
             after looking at the bound set: dimension, levels, k-means, fine-tuning, checkpoint), >= 1.
@@ -545,24 +549,18 @@ def message_length(message: Message, *, codebook_bits_per_level: int = 16, searc
     searched = _positive_int("searched", searched)
     k = code_length_bits(message.code)
     d, levels = message.d, int(message.levels)
-    code = check_code_length(CodeLength(
+    return check_code_length(CodeLength(
         symbols_bits=k, codebook_bits=levels * int(codebook_bits_per_level),
         counts_bits=levels * _count_width(d), length_bits=elias_delta_bits(k + 1),
         search_bits=_search_bits(searched), d=d, levels=levels, searched=searched))
-    check_message(code, message)
-    return code
 
 
 def description_length(symbols: np.ndarray, levels: int, *, codebook_bits_per_level: int = 16,
                        searched: int = 1) -> CodeLength:
     """The description length of ``symbols`` ([d] integers in [0, levels), d >= 1; ``levels`` >= 1 codebook
-    levels, unused ones still charged a count): :func:`message_length` of :func:`encode_message`, whose code is
-    decoded back and checked to give ``symbols``."""
-    message = encode_message(symbols, levels)
-    code = message_length(message, codebook_bits_per_level=codebook_bits_per_level, searched=searched)
-    if not np.array_equal(message.symbols(), _whole_numbers("symbols", symbols).reshape(-1)):
-        raise RuntimeError("the range code does not decode to the symbols")
-    return code
+    levels, unused ones still charged a count): :func:`message_length` of :func:`encode_message`."""
+    return message_length(encode_message(symbols, levels), codebook_bits_per_level=codebook_bits_per_level,
+                          searched=searched)
 
 
 # ------------------------------------------------------------------------------------------ the bound

@@ -199,7 +199,7 @@ def certify_quantized(sub: Subspace, symbols: np.ndarray, codebook: np.ndarray, 
     levels = len(stored)
     message = encode_message(symbols, levels)
     code = message_length(message, codebook_bits_per_level=16, searched=search_size(search))
-    syms = message.symbols()        # decoded back from the message: the network certified is the one it describes
+    syms = np.asarray(symbols, np.int64).reshape(-1)    # what the message decodes to (encode_message checked)
     if syms.size != sub.d:
         raise ValueError(f"argument 'symbols' must hold one symbol per subspace coordinate ({sub.d}), "
                          f"got {syms.size}")
