@@ -335,13 +335,9 @@ LEDGER = "looked_at.json"
 UNCHARGED = ("data_dir", "settings_looked_at")
 
 
-def _configuration(cfg: CompressConfig) -> dict:
-    """The settings other than the grid's d and levels, as they name one configuration in the ledger."""
-    return {k: v for k, v in cfg.to_dict().items() if k not in (*UNCHARGED, "d", "levels")}
-
-
-def _digest(values: dict) -> str:
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+def _configuration(cfg: CompressConfig) -> tuple[str, ...]:
+    """The settings other than the grid's d and levels: together they name one configuration in the ledger."""
+    return tuple(k for k in cfg.to_dict() if k not in (*UNCHARGED, "d", "levels"))
 
 
 def looked_at(cfg: CompressConfig, out: str | os.PathLike) -> dict:
@@ -371,8 +367,8 @@ def _add(ledger: dict, cfg: CompressConfig) -> None:
     ledger["d"] = sorted({*ledger["d"], *map(int, cfg.d)})
     ledger["levels"] = sorted({*ledger["levels"], *map(int, cfg.levels)})
     ledger["settings_looked_at"] = max(int(ledger.get("settings_looked_at", 1)), int(cfg.settings_looked_at))
-    conf = _configuration(cfg)
-    ledger["configurations"][_digest(conf)] = conf
+    fields = _configuration(cfg)
+    ledger["configurations"][cfg.digest(fields)] = {k: v for k, v in cfg.to_dict().items() if k in fields}
 
 
 def charged_search(cfg: CompressConfig, ledger: dict) -> dict[str, int]:
