@@ -392,9 +392,7 @@ def pac_bayes_certificate(
     if prior_grid_j is not None:
         check_scalar("prior_grid_j", prior_grid_j)
         check_count("prior_grid_j", prior_grid_j, minimum=0)
-        if np.shape(prior_grid) != (2,):
-            raise ValueError(f"argument 'prior_grid' must be (b, c), got {prior_grid!r}")
-        check_range("prior_grid", prior_grid, 0.0, math.inf, lo_open=True, hi_open=True)
+        pb.prior_grid_parameters(prior_grid)
     if dp_epsilon is not None:
         check_scalar("dp_epsilon", dp_epsilon)
         check_nonnegative("dp_epsilon", dp_epsilon)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,7 @@ __all__ = [
     "lambda_bound_opt",
     "sample_convergence",
     "prior_grid_index",
+    "prior_grid_parameters",
     "prior_grid_scale",
     "prior_grid_delta",
     "union_delta",
@@ -236,6 +238,16 @@ def sample_convergence(mc_risk: ArrayLike, m: ArrayLike, delta: ArrayLike) -> Ar
 
 # ---------------------------------------------------------------------------------------
 # Union bounds over priors.
+
+
+def prior_grid_parameters(prior_grid: Any) -> tuple[float, float]:
+    r"""``(b, c)`` of a Dziugaite & Roy grid :math:`c\, e^{-j/b}`, both finite and > 0, else one ValueError naming
+    argument 'prior_grid'."""
+    if np.shape(prior_grid) != (2,):
+        raise ValueError(f"argument 'prior_grid' must be (b, c), got {prior_grid!r}")
+    check_range("prior_grid", prior_grid, 0.0, math.inf, lo_open=True, hi_open=True)
+    b, c = prior_grid
+    return float(b), float(c)
 
 
 def prior_grid_index(scale: ArrayLike, b: float = 100.0, c: float = 0.1) -> ArrayLike:

@@ -59,9 +59,10 @@ from ...bounds import (
     heldout_certificate,
     pac_bayes_certificate,
     prior_grid_index,
+    prior_grid_parameters,
     split_excess_delta,
 )
-from ...bounds._array import check_choice, check_count, check_range
+from ...bounds._array import check_choice, check_count
 from ...bounds.certificate import EXCESS_SHARE, REFERENCE_SHARE
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
@@ -423,10 +424,7 @@ def _scale_candidates(prior: Prior, prior_scale: float | None,
     if prior_grid is None:
         return [(scale, None)]
     # As in DR17 the grid c exp(-j/b) is over the prior *variance* (scale^2).
-    if np.shape(prior_grid) != (2,):
-        raise ValueError(f"argument 'prior_grid' must be (b, c), got {prior_grid!r}")
-    check_range("prior_grid", prior_grid, 0.0, math.inf, lo_open=True, hi_open=True)
-    b, c = prior_grid
+    b, c = prior_grid_parameters(prior_grid)
     j_real = float(prior_grid_index(scale**2, b, c))
     js = sorted({max(0, math.floor(j_real)), max(0, math.ceil(j_real))})
     return [(math.sqrt(c * math.exp(-j / b)), j) for j in js]
