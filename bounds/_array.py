@@ -81,6 +81,13 @@ def check_range(
     hi_open: bool = False,
 ) -> None:
     """Raise ``ValueError`` naming ``name`` unless every entry of ``x`` lies in the range."""
+    if type(x) is float or type(x) is int:    # a Python number in range: the same comparisons without NumPy
+        try:
+            v = float(x)
+        except OverflowError:
+            v = math.nan
+        if (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi):
+            return
     arr = _concrete(x, name)
     if arr is None:
         return
@@ -113,6 +120,8 @@ def check_nonnegative(name: str, x: ArrayLike, *, allow_inf: bool = False) -> No
 def check_count(name: str, x: ArrayLike, minimum: int = 1) -> None:
     """A sample size: a whole number, finite, >= ``minimum``."""
     check_range(name, x, float(minimum), math.inf, hi_open=True)
+    if type(x) is int:                         # in range (checked), and whole
+        return
     arr = _concrete(x)
     if arr is not None and (arr != np.floor(arr)).any():
         bad = float(arr[arr != np.floor(arr)].flat[0])

@@ -289,10 +289,9 @@ def prior_grid_delta(delta: float, j: int) -> float:
     :math:`2\ln j`; their released code breaks (NaN) when the rounded index is <= 0
     (pacbayes-opt issues #3, #5). Indexing from 0 with (j+1) keeps every grid point valid.
     """
-    if not (type(j) is int and j >= 0 and type(delta) is float and 0.0 < delta < 1.0):     # else: the full checks
-        check_delta("delta", delta)
-        check_scalar("j", j)
-        check_count("j", j, minimum=0)
+    check_delta("delta", delta)
+    check_scalar("j", j)
+    check_count("j", j, minimum=0)
     m = (int(j) + 1) ** 2
     if m > 2**53:                                       # beyond float64's exact integers: exact arithmetic
         return float_at_most(Fraction(float(delta)) * 6 / (Fraction(_PI2_UP) * m))
