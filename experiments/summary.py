@@ -14,6 +14,7 @@ from ..bounds import EXCESS_BOUNDS, Certificate, CodeLength, format_delta, forma
 from ..estimators.supersample import CMIResult
 from ..estimators.supersample.certified import TARGET as CERTIFIED_TARGET
 from .cmi_results import CMIRecord, LangevinRecord
+from .config import LangevinAlgorithm
 from .pac_bayes_runner import PacBayesConfig
 from .recipes import recipe_table
 from .report import (
@@ -226,9 +227,10 @@ CMI_CERTIFIED_NOTE = (f"CERTIFICATES of the {CERTIFIED_TARGET} (each w.p. >= 1 -
                       "column holds only if the algorithm always reaches training error 0")
 
 
-def langevin_text(record: dict, k1: int, algorithm: str, out: Path, fmt: str) -> str:
+def langevin_text(record: dict, k1: int, algorithm: LangevinAlgorithm, out: Path, fmt: str) -> str:
     """``genbounds langevin``: one row per checkpoint, the measured errors and every bound estimate."""
-    cols = [Column("step", "step"), Column("beta", "beta", digits=0) if algorithm == "langevin" else
+    algorithm = LangevinAlgorithm(algorithm)
+    cols = [Column("step", "step"), Column("beta", "beta", digits=0) if algorithm is LangevinAlgorithm.LANGEVIN else
             Column("eta", "eta"), Column("train_error", "train err"),
             Column("test_error", "test err"), Column("gap", "gap")]
     rec = LangevinRecord.from_dict(record)
@@ -239,7 +241,7 @@ def langevin_text(record: dict, k1: int, algorithm: str, out: Path, fmt: str) ->
     ways = {"haghifam_ld": "haghifam_ld averages each draw's runs inside its root (the draw is its conditioning)",
             "negrea_loo": "negrea_loo pools every run of every draw before the root (its conditioning is the shared "
                           "points alone)"}
-    how = (f"every run of the {k1} draws pooled before the square root" if algorithm != "langevin" else
+    how = (f"every run of the {k1} draws pooled before the square root" if algorithm is LangevinAlgorithm.SGD else
            f"{k1} draws: " + ", ".join(ways[b] for b in shown if b in ways))
     return estimates_text(render(cols, rows, fmt), fmt,
                           f"bounds on E[test error - training error] (0-1 loss) from {how}", out, rec.seconds)
