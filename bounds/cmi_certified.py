@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from . import cmi as B
-from ._array import check_count, check_delta, check_range, divide_down, float_at_least, round_up
+from ._array import ArrayLike, check_count, check_delta, check_range, divide_down, float_at_least, round_up
 from .excess import _test_set_bounds
 from .kl import kl_inv_lower, kl_inv_upper
 
@@ -466,21 +466,35 @@ def split_delta(delta: float) -> DeltaSplit:
 # Forms linear in the MI, fed with upper bounds
 
 
-def fast_rate_certified(train_upper: float, mi_single_upper: float) -> float:
+def _broadcast(**arrays: ArrayLike) -> list[np.ndarray]:
+    """The arguments as arrays of one shape (not yet converted to float, so that the bounds' checks still see
+    text; numbers are passed as they are); a ValueError naming them when their shapes do not broadcast."""
+    if all(np.ndim(a) == 0 for a in arrays.values()):
+        return list(arrays.values())
+    try:
+        return np.broadcast_arrays(*map(np.asarray, arrays.values()))
+    except ValueError:
+        shapes = ", ".join(f"{name!r} of shape {list(np.shape(a))}" for name, a in arrays.items())
+        raise ValueError(f"arguments {shapes} do not broadcast to one shape") from None
+
+
+def fast_rate_certified(train_upper: ArrayLike, mi_single_upper: ArrayLike) -> Any:
     r""":func:`genbounds.bounds.cmi.fast_rate` at the upper bounds: on the event that
     :math:`\mathbb{E}\hat L \le` ``train_upper`` and :math:`\bar I \le` ``mi_single_upper``, every grid
     point :math:`C_1 \mathbb{E}\hat L + \bar I / C_2` (C1 >= 0, C2 > 0) is at most its value at the upper
     bounds, and so is the minimum over the grid; the risk bound :math:`\hat L + \mathrm{gap}` is increasing
     in :math:`\hat L` too. The grid of C2 (with the smallest feasible C1) is fixed in advance; every grid
-    point is a valid bound on the same event, so the minimum needs no union bound. Rounded up."""
-    return round_up(float(B.fast_rate(train_upper, mi_single_upper)), 16)
+    point is a valid bound on the same event, so the minimum needs no union bound. Rounded up; elementwise
+    (a float for numbers)."""
+    train, mi = _broadcast(train_upper=train_upper, mi_single_upper=mi_single_upper)
+    return round_up(B.fast_rate(train, mi), 16)
 
 
 #: Past this kl inverse, 2 kl^{-1}(q, c) - q may decrease in q (:func:`binary_kl_certified`).
 _BINARY_KL_MONOTONE = (1.0 + math.sqrt(0.5)) / 2.0
 
 
-def binary_kl_certified(train_upper: float, mi_pair_upper: float) -> float:
+def binary_kl_certified(train_upper: ArrayLike, mi_pair_upper: ArrayLike) -> Any:
     r"""Binary-kl bound (Hellstrom & Durisi 2022) at the upper bounds:
     :math:`L_D \le 2 p(\hat L, \bar I) - \hat L`, :math:`p = \mathrm{kl}^{-1}_\uparrow`.
 
@@ -489,18 +503,19 @@ def binary_kl_certified(train_upper: float, mi_pair_upper: float) -> float:
     \ge p(1-p) / \max_{x \in [q, p]} x(1-x)`, which is >= 1 if p <= 1/2 and >= 4p(1-p) >= 1/2 if
     p <= (1 + 1/sqrt 2)/2 ~ 0.854. So while p(``train_upper``) <= 0.854, 2p(q) - q is non-decreasing on
     [0, ``train_upper``] and its value there bounds the true one. Beyond, ``2 p`` alone (dropping -q >= -1)
-    is used. Capped at 1, rounded up."""
-    p = float(kl_inv_upper(train_upper, mi_pair_upper))
-    if p <= _BINARY_KL_MONOTONE:
-        return min(1.0, round_up(float(B.binary_kl(train_upper, np.array([mi_pair_upper]))), 16))
-    return min(1.0, round_up(2.0 * p, 16))
+    is used. Capped at 1, rounded up; elementwise (a float for numbers)."""
+    p = np.asarray(kl_inv_upper(train_upper, mi_pair_upper))
+    train, mi = _broadcast(train_upper=train_upper, mi_pair_upper=mi_pair_upper)
+    monotone = p <= _BINARY_KL_MONOTONE
+    form = B.binary_kl(train, np.where(monotone, np.asarray(mi, dtype=np.float64), 0.0)[..., None])
+    return round_up(np.minimum(1.0, np.where(monotone, form, 2.0 * p)), 16)
 
 
-def interpolating_certified(mi_ld_upper: float) -> float:
+def interpolating_certified(mi_ld_upper: ArrayLike) -> Any:
     r"""Interpolating bound (Wang & Mao 2023, Thm 4.2) at the upper bound: :math:`\bar I_{\Delta L}^+ / \ln 2`
     (increasing). Valid only for an algorithm whose training error is 0 almost surely; finite runs cannot
-    certify that, so a certificate using it says so. Capped at 1, rounded up."""
-    return min(1.0, round_up(float(B.interpolating(np.array([mi_ld_upper]), 0.0)), 16))
+    certify that, so a certificate using it says so. Capped at 1, rounded up; elementwise (a float for numbers)."""
+    return round_up(B.interpolating(np.asarray(mi_ld_upper, dtype=np.float64)[..., None], 0.0), 16)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ A module may import its own layer or a lower one.
 from __future__ import annotations
 
 import ast
+import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -82,7 +84,9 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom | ast.Import, m
     return sorted(set(targets))
 
 
-def import_edges() -> list[Edge]:
+@functools.cache
+def import_edges() -> tuple[Edge, ...]:
+    """Every import of the package's modules (parsed once per test session: the files do not change under it)."""
     modules = module_files()
     edges = []
     for module, path in modules.items():
@@ -99,7 +103,7 @@ def import_edges() -> list[Edge]:
                 assert target in modules, f"{path}:{node.lineno} imports {target}, which is not a module of the package"
                 edges.append(Edge(module, target, str(path.relative_to(ROOT)), node.lineno, node.lineno in local,
                                   NOQA in lines[node.lineno - 1]))
-    return edges
+    return tuple(edges)
 
 
 def layer(module: str) -> int:
@@ -107,7 +111,7 @@ def layer(module: str) -> int:
     return LAYERS[parts[1] if len(parts) > 1 else ""]
 
 
-def cycles(edges: list[Edge]) -> list[list[str]]:
+def cycles(edges: Sequence[Edge]) -> list[list[str]]:
     """The strongly connected components with more than one module (Tarjan's algorithm)."""
     graph: dict[str, set[str]] = {}
     for e in edges:
