@@ -204,3 +204,64 @@ def test_from_dict_refuses_an_edited_snn_record():
         assert c.emp_risk > 0.0
         with pytest.raises(ValueError):
             Certificate.from_dict(_edited(c, 0.0))     # 0 < emp_risk: accepted today
+
+
+# ------------------------------------------------------------------ the record: what the library derives
+
+
+@pytest.mark.xfail(strict=True, reason="certify's details= and Prior.details override the provenance the library "
+                                       "derives (details['mc_method'], ['split'], ['prior']['kind'], the combined "
+                                       "certificate's ['shares'] and ['mc_method_param']): the record can say "
+                                       "'weights', n_prior 0, kind 'init', r 1000 for a per-example r = 2 run on a "
+                                       "data prior of 20 examples")
+def test_user_details_do_not_override_the_derived_provenance():
+    data, net, params = _tiny()
+    prior = snn.Prior(params, 0.1, data_indices=np.arange(20), details={"kind": "init"})
+    post = snn.init_posterior(params, 0.05)
+    lie = {"mc_method": "weights", "split": {"n_train": 60, "n_prior": 0, "n_bound": 60}}
+    try:
+        cert, _ = snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), estimate=snn.PerExampleDraws(2),
+                              details=lie)
+    except ValueError:
+        cert = None                                     # refusing the derived keys is a fix too
+    if cert is not None:
+        assert cert.details["mc_method"] == "independent"
+        assert cert.details["split"] == {"n_train": 60, "n_prior": 20, "n_bound": 40}
+        assert cert.details["prior"]["kind"] == "data"
+    try:
+        _, (combined, _) = certification.certify_with_excess(
+            net, post, snn.Prior(params, 0.1, data_indices=np.arange(20)), data, key=jax.random.PRNGKey(0), r=2,
+            details={"shares": {"reference": 0.5, "excess": 0.4}, "mc_method_param": {"r": 1000}})
+    except ValueError:
+        return
+    assert combined.details["shares"] == {"reference": 0.9, "excess": 0.07}
+    assert combined.details["mc_method_param"] == {"r": 2}
+
+
+# ------------------------------------------------------------------ certify(prior_scale=...) with a grid
+
+
+@pytest.mark.xfail(strict=True, reason="with prior_grid, prior_scale -1.0 and '0.1' are certified (rounded to a grid "
+                                       "point), 1e300 raises OverflowError (scale**2), an array TypeError, 1e-200 is "
+                                       "refused as argument 'scale' ... got 0")
+@pytest.mark.parametrize("scale", [-1.0, "0.1", 1e300, np.array([0.1, 0.2]), 1e-200],
+                         ids=["negative", "text", "huge", "array", "tiny"])
+def test_certify_refuses_a_bad_prior_scale_by_name(scale):
+    data, net, params = _tiny()
+    prior, post = snn.Prior(params, 0.1), snn.init_posterior(params, 0.05)
+    with pytest.raises(ValueError, match="'prior_scale'"):
+        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), estimate=snn.PerExampleDraws(1),
+                    prior_scale=scale, prior_grid=(100.0, 0.1))
+
+
+# ------------------------------------------------------------------ differentially private priors
+
+
+@pytest.mark.xfail(strict=True, reason="gibbs_tau(epsilon, n) does not check n: n = 0 gives tau 0 (the SGLD "
+                                       "potential then divides by it), n = -5 gives tau -2.5")
+@pytest.mark.parametrize("n", [0, -5, 2.5])
+def test_gibbs_tau_refuses_a_bad_sample_size(n):
+    import importlib
+    dp = importlib.import_module("genbounds.estimators.snn.dp_prior")
+    with pytest.raises(ValueError, match="'n'"):
+        dp.gibbs_tau(1.0, n)
