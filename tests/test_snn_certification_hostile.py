@@ -12,7 +12,6 @@ models, and the bounds they call). Each test is a problem found, marked strict x
   own empirical risk).
 """
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -92,8 +91,6 @@ def _tiny(n: int = 60):
     return Dataset(x, y, 2, "tiny"), net, net.init(jax.random.PRNGKey(0))
 
 
-@pytest.mark.xfail(strict=True, reason="PerExampleDraws(2.0) / WeightDraws(3.0) pass check_count, then range() "
-                                       "raises TypeError inside the Monte Carlo pass")
 @pytest.mark.parametrize("estimate", [snn.PerExampleDraws(2.0), snn.WeightDraws(3.0)], ids=["r=2.0", "m=3.0"])
 def test_a_whole_float_monte_carlo_size_is_refused_or_used(estimate):
     data, net, params = _tiny()
@@ -104,6 +101,14 @@ def test_a_whole_float_monte_carlo_size_is_refused_or_used(estimate):
         assert "'r'" in str(err) or "'m'" in str(err)
     else:
         assert cert.mc_samples == len(data) * 2 or cert.mc_samples == 3
+        assert type(cert.details["mc_method_param"][next(iter(cert.details["mc_method_param"]))]) is int
+
+
+@pytest.mark.parametrize("size", [[2], np.array([2, 3]), 2.5, True])
+def test_a_monte_carlo_size_that_is_not_one_whole_number_is_refused_by_name(size):
+    for estimate, name in ((snn.PerExampleDraws, "'r'"), (snn.WeightDraws, "'m'")):
+        with pytest.raises(ValueError, match=name):
+            estimate(size)
 
 
 @pytest.mark.xfail(strict=True, reason="certify(train=(x, y)) fails with AttributeError 'tuple' has no 'take' (or, "
@@ -146,8 +151,6 @@ def no_training(monkeypatch):
     monkeypatch.setattr(certification, "train_posterior", refuse)
 
 
-@pytest.mark.xfail(strict=True, reason="check_count('r', 2.0) passes; certify_with_excess then calls range(2.0): "
-                                       "TypeError after training")
 def test_certify_network_r_as_a_whole_float():
     try:
         cert, _ = _network(r=2.0)

@@ -62,7 +62,7 @@ from ...bounds import (
     prior_grid_parameters,
     split_excess_delta,
 )
-from ...bounds._array import check_choice, check_count
+from ...bounds._array import check_choice, check_count, check_scalar
 from ...bounds.certificate import EXCESS_SHARE, REFERENCE_SHARE
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
@@ -122,6 +122,14 @@ class TernaryDraws(NamedTuple):
 
     def to_dict(self) -> dict:
         return self._asdict()
+
+
+def _count(name: str, x: Any) -> int:
+    """A Monte Carlo size or another count: one whole number >= 1 (:func:`~genbounds.bounds._array.check_count`,
+    which accepts a whole float such as 2.0), as a Python int (``range`` and ``jax.random.split`` need one)."""
+    check_scalar(name, x)
+    check_count(name, x)
+    return int(x)
 
 
 def bound_set(train: Dataset, prior: Prior) -> tuple[Dataset, np.ndarray]:
@@ -273,7 +281,7 @@ def independent_draws(net: Net, post: Posterior, family: Family | str, data: Dat
     parameters), in the same pass, where each draw and the reference disagree (:func:`ternary_draws`): one set of
     n r draws serves certificate (b) and the combined certificate, and the posterior's error count is
     ``r k + plus - minus`` exactly. Returns the estimate and the counts (None without ``reference``)."""
-    check_count("r", r)
+    r = _count("r", r)
     family = get_family(family)
     t0 = time.perf_counter()
     b = _batches(data, min(batch_size, family.eval_batch), devices)
@@ -304,6 +312,7 @@ def mc_weight_samples(net: Net, post: Posterior, family: Family | str, data: Dat
     draws, one compiled pass over the device-resident data per chunk). Returns the mean 0-1 loss
     and bounded CE over draws, and the per-draw risks (``per_group: [m]``). With ``progress`` the
     draws show their progress as ``desc`` when they run longer than a few seconds."""
+    m = _count("m", m)
     family = get_family(family)
     b = _batches(data, batch_size, devices)
     post = replicated(b.mesh, post)
@@ -328,7 +337,7 @@ class PerExampleDraws:
     record_name: ClassVar[str] = "independent"
 
     def __post_init__(self) -> None:
-        check_count("r", self.r)
+        object.__setattr__(self, "r", _count("r", self.r))      # a whole float (2.0) is the int 2
 
     @property
     def param(self) -> dict:
@@ -352,7 +361,7 @@ class WeightDraws:
     record_name: ClassVar[str] = "weights"
 
     def __post_init__(self) -> None:
-        check_count("m", self.m)
+        object.__setattr__(self, "m", _count("m", self.m))      # a whole float (3.0) is the int 3
 
     @property
     def param(self) -> dict:
@@ -605,7 +614,7 @@ def certify_network(
         raise ValueError(
             "arguments 'prior_indices' and 'data_free': say where prior_mean came from, either "
             "prior_indices=<the training examples it was trained on> or data_free=True (not both)")
-    check_count("r", r)
+    r = _count("r", r)
     objective = get_objective(objective)
     if test_set is not None and not isinstance(test_set, Dataset):
         raise ValueError(f"argument 'test_set' must be a Dataset, got {type(test_set).__name__}")
@@ -865,6 +874,7 @@ def certify_excess(
     so runs that learn it do not ask for this certificate. Refused for a differentially private prior (its mean was
     drawn using every training example, the bound set included).
     """
+    r = _count("r", r)
     shares = _excess_shares(prior, method, delta, reference_share, excess_share)   # checked before the draws
     data, keep = bound_set(train, prior)
     counts = ternary_draws(net, post, prior.family, data, prior.mean, r=r, key=key, progress=progress)
@@ -882,6 +892,7 @@ def certify_with_excess(
     with the same ``key``, at the cost of one. The prior's scale is its own (a learned scale is not paid for by
     the combined certificate). Returns ``((certificate (b), estimate), (combined certificate, counts))``."""
     estimate = PerExampleDraws(r)
+    r = estimate.r
     candidates = _scale_candidates(prior, None, None)
     _excess_shares(prior, method, delta + mc_delta, REFERENCE_SHARE, EXCESS_SHARE)   # checked before the draws
     data, keep = bound_set(train, prior)
