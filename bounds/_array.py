@@ -118,10 +118,12 @@ def check_nonnegative(name: str, x: ArrayLike, *, allow_inf: bool = False) -> No
 
 
 def check_count(name: str, x: ArrayLike, minimum: int = 1) -> None:
-    """A sample size: a whole number, finite, >= ``minimum``."""
+    """A sample size: a whole number, finite, >= ``minimum``; never a boolean (JSON's ``true`` is not a count)."""
     check_range(name, x, float(minimum), math.inf, hi_open=True)
     if type(x) is int:                         # in range (checked), and whole
         return
+    if isinstance(x, bool | np.bool_) or (isinstance(x, np.ndarray | list | tuple) and np.asarray(x).dtype == bool):
+        raise ValueError(f"argument {name!r} must be a whole number, got a boolean {reprlib.repr(x)}")
     arr = _concrete(x)
     if arr is not None and (arr != np.floor(arr)).any():
         bad = float(arr[arr != np.floor(arr)].flat[0])

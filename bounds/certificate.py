@@ -204,8 +204,13 @@ class Certificate:
     guess_risk: float | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.value, (int, float)) or math.isnan(self.value):
+        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)) or math.isnan(self.value):
             raise ValueError(f"argument 'value' must be a number, got {self.value!r}")
+        if self.value < 0:
+            raise ValueError(f"argument 'value' must be >= 0 (a bound on a [0, 1] loss), got {self.value!r}")
+        if not isinstance(self.details, Mapping):
+            raise ValueError(f"argument 'details' must be a mapping of names to values, got "
+                             f"{type(self.details).__name__}")
         check_delta("delta", self.delta)
         if not self.delta_parts:
             raise ValueError("argument 'delta_parts' must name at least one part")
@@ -276,9 +281,10 @@ class Certificate:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Certificate:
-        """Inverse of :meth:`to_dict`; re-validates every field. A certificate of a registered kind
-        (:func:`register_recomputation`: the compression certificates, exact and cheap to recompute) must also
-        reproduce itself from its recorded inputs (:func:`_reproduced`), so an edited record is refused when read."""
+        """Inverse of :meth:`to_dict`; re-validates every field. A certificate of a kind this module can recompute
+        (the PAC-Bayes bounds, the held-out and combined certificates, and the registered kinds,
+        :func:`register_recomputation`: the compression certificates) must also reproduce itself from its recorded
+        inputs (:func:`_reproduced`), so an edited record is refused when read."""
         data = dict(data)
         schema = data.pop("schema", SCHEMA)
         if schema != SCHEMA:
@@ -287,7 +293,7 @@ class Certificate:
         cert = cls(**data)
         if vacuous is not None and bool(vacuous) != cert.vacuous:
             raise ValueError("field 'vacuous' contradicts 'value'")
-        if cert.bound in _RECOMPUTE:
+        if _recomputable(cert.bound):
             _reproduced(cert)
         return cert
 
@@ -301,7 +307,8 @@ class Certificate:
 
 def _check_shares_each(selection: Selection, parts: Mapping[str, float]) -> None:
     """A paid selection's per-candidate shares (``delta_parts_each``, when recorded): one per delta
-    part, each in (0, 1), and K of them at most the part, exactly (K = ``selection.k``)."""
+    part, each the part / K rounded down (K = ``selection.k``), as :func:`union_minimum` and :func:`pay_for_choice`
+    record them. A share merely below part / K would let an edited K pay for fewer candidates than were looked at."""
     each = selection.delta_parts_each
     if each is None:
         return
@@ -311,9 +318,10 @@ def _check_shares_each(selection: Selection, parts: Mapping[str, float]) -> None
     k = selection.k
     for name, share in each.items():
         check_delta(f"details['selection']['delta_parts_each'][{name!r}]", share)
-        if k * Fraction(share) > Fraction(parts[name]):
-            raise ValueError(f"argument 'details': selection['delta_parts_each'][{name!r}] = {share!r} times "
-                             f"K = {k} is above the delta part {parts[name]!r}")
+        if share != divide_down(parts[name], k):
+            raise ValueError(f"argument 'details': selection['delta_parts_each'][{name!r}] = {share!r} is not the "
+                             f"delta part {parts[name]!r} / K = {k}, rounded down ({divide_down(parts[name], k)!r}): "
+                             "the record was edited")
 
 
 def _user_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -804,9 +812,19 @@ def register_recomputation(bound: str, recompute: Callable[[Certificate, Mapping
     old = _RECOMPUTE.get(bound)
     if old is not None and (old.__module__, old.__qualname__) != (recompute.__module__, recompute.__qualname__):
         raise ValueError(f"argument 'bound': {bound!r} already has a recomputation")
-    if bound in PAC_BAYES_BOUNDS or bound == HELDOUT or bound in _EXCESS_METHOD:
+    if _recomputed_here(bound):
         raise ValueError(f"argument 'bound': {bound!r} is a kind this module recomputes itself")
     _RECOMPUTE[bound] = recompute
+
+
+def _recomputed_here(bound: str) -> bool:
+    """``bound`` is a kind :func:`_recomputed` rebuilds itself: a PAC-Bayes bound, held-out or combined."""
+    return bound in PAC_BAYES_BOUNDS or bound == HELDOUT or bound in _EXCESS_METHOD
+
+
+def _recomputable(bound: str) -> bool:
+    """Certificates named ``bound`` can be recomputed from their records (here or by a registered function)."""
+    return _recomputed_here(bound) or bound in _RECOMPUTE
 
 
 def _recomputed(cert: Certificate, shares: Mapping[str, float]) -> Certificate:

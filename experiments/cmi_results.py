@@ -141,7 +141,11 @@ class PacBayesSettings:
 
 
 def cmi_bound(data: Mapping[str, Any]) -> CMIBound:
-    """One CMI bound entry (inverse of :meth:`CMIBound.to_dict`); ``value`` is None when it does not apply."""
+    """One CMI bound entry (inverse of :meth:`CMIBound.to_dict`); ``value`` is None when it does not apply. Its kind
+    is always "estimate": an entry that says otherwise was edited and is refused."""
+    if data.get("kind", CMIBound.kind) != CMIBound.kind:
+        raise ValueError(f"a CMI bound entry of kind {data['kind']!r}: these bounds are estimates (kind "
+                         f"{CMIBound.kind!r}), never certificates; was the record edited?")
     applicable = data.get("applicable", data["value"] is not None)
     kw = _fields(CMIBound, data)
     return CMIBound(**{**kw, "value": kw.get("value") if applicable else None})

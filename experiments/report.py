@@ -24,6 +24,7 @@ from typing import Any
 
 from ..bounds import Certificate, Certified, format_upper, round_up
 from ..estimators.iterative.trajectories import Checkpoint
+from ..estimators.supersample.certified import KINDS
 from ..estimators.supersample.runs import SupersampleSummary
 from .cmi_results import (
     MALFORMED,
@@ -294,9 +295,21 @@ def _certificate_cells(c: Certificate) -> dict:
 
 
 def _certificate_kind(c: Certificate) -> str:
-    """'certificate', or the conditional kind when the DP prior's privacy is only approximate."""
-    approximate = str(_dp_prior(c).get("privacy", "")).startswith("approximate")
-    return "certificate if SGLD's privacy approximation holds" if approximate else "certificate"
+    """'certificate', or the conditional kind of a DP-prior certificate: plain only when its recorded privacy is
+    exactly "exact" and its mechanism was not SGLD (whose privacy is an approximation,
+    :mod:`genbounds.estimators.snn.dp_prior`); a record claiming exact privacy for an SGLD draw was edited."""
+    dp = _dp_prior(c)
+    if not dp:
+        return "certificate"
+    privacy, mechanism = str(dp.get("privacy", "")), str(dp.get("mechanism", ""))
+    if privacy == "exact" and "SGLD" not in mechanism:
+        return "certificate"
+    if privacy == "exact":
+        raise ValueError(f"details['dp_prior'] claims exact privacy for a prior sampled by SGLD ({mechanism!r}), "
+                         "whose privacy is an approximation; was the record edited?")
+    if privacy.startswith("approximate") and "SGLD" in privacy + mechanism:
+        return "certificate if SGLD's privacy approximation holds"
+    return f"certificate if the DP prior's privacy holds ({privacy or 'not recorded'})"
 
 
 def _pac_bayes_rows(s: PacBayesSettings, r: PacBayesResult) -> list[dict]:
@@ -359,7 +372,7 @@ def _cmi_rows(rec: CMIRecord, r: CMIRunResult) -> list[dict]:
                          "n": _count(r.n, "n"), "emp_risk": _num(s.train_error, "train_error"),
                          "test_error": _num(s.test_error, "test_error"), "complexity": c.kl / c.n_bound,
                          "certificate": c.value, "vacuous": c.vacuous,
-                         "kind": c.details.get("kind", _certificate_kind(c))})
+                         "kind": KINDS[c.bound]})
     return rows
 
 

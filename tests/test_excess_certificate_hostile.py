@@ -9,6 +9,7 @@ that honest payment never lowers a value, and where the runner applies it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -50,7 +51,13 @@ def _case_b(**kw) -> Certificate:
 
 
 def _edited(cert: Certificate, top: dict | None = None, details: dict | None = None) -> Certificate:
-    """``cert`` written out, edited by hand, read back (the record route)."""
+    """``cert`` with fields edited in Python (the object route: union_minimum and pay_for_choice must refuse it
+    themselves, as :func:`_read_back` refuses the same edit in a record)."""
+    return dataclasses.replace(cert, **(top or {}), details={**cert.details, **(details or {})})
+
+
+def _read_back(cert: Certificate, top: dict | None = None, details: dict | None = None) -> Certificate:
+    """``cert`` written out, edited by hand, read back (the record route: from_dict recomputes it)."""
     data = cert.to_dict()
     data.update(top or {})
     data["details"] = {**data["details"], **(details or {})}
@@ -67,6 +74,8 @@ def _edited(cert: Certificate, top: dict | None = None, details: dict | None = N
 ])
 def test_a_record_edited_by_hand_cannot_lower_the_paid_value(top, details):
     honest = _case_b()
+    with pytest.raises(ValueError, match="reproduce"):
+        _read_back(honest, top, details)
     tampered = _edited(honest, top, details)
     honest_paid = pay_for_choice(honest, 6, "setting", "kept among 6")
     try:
@@ -80,6 +89,8 @@ def test_a_record_edited_by_hand_cannot_lower_the_paid_value(top, details):
 
 def test_renaming_the_bound_of_a_record_does_not_switch_the_method():
     split = _case_b(method="split_kl")
+    with pytest.raises(ValueError, match="disagree"):
+        _read_back(split, {"bound": "excess_unexpected_bernstein"})
     renamed = _edited(split, {"bound": "excess_unexpected_bernstein"})    # details["method"] still 'split_kl'
     try:
         paid = pay_for_choice(renamed, 2, "setting", "kept among 2")
@@ -96,6 +107,8 @@ def test_a_fractional_error_count_is_refused():
 
 
 def test_a_fractional_error_count_in_a_record_is_refused():
+    with pytest.raises(ValueError, match="k_errors"):
+        _read_back(_case_b(), details={"k_errors": K + 0.7})
     tampered = _edited(_case_b(), details={"k_errors": K + 0.7})
     with pytest.raises(ValueError, match="k_errors"):
         pay_for_choice(tampered, 2, "setting", "kept among 2")
@@ -175,7 +188,9 @@ def test_plus_draws_beyond_the_references_right_examples_are_refused():
 def test_a_record_missing_a_count_is_a_value_error():
     data = _case_b().to_dict()
     del data["details"]["k_errors"]
-    cert = Certificate.from_dict(data)
+    with pytest.raises(ValueError, match="k_errors"):
+        Certificate.from_dict(data)
+    cert = dataclasses.replace(_case_b(), details={k: v for k, v in _case_b().details.items() if k != "k_errors"})
     with pytest.raises(ValueError, match="k_errors"):
         pay_for_choice(cert, 2, "setting", "kept among 2")
 
@@ -260,6 +275,8 @@ def _pac_bayes() -> Certificate:
 def test_every_kind_of_record_edited_by_hand_is_refused(make, top, details):
     honest = make()
     assert union_minimum([honest]).value == honest.value
+    with pytest.raises(ValueError, match="edited|reproduce"):
+        _read_back(honest, top, details)
     tampered = _edited(honest, top, details)
     for pay in (lambda c: union_minimum([c]), lambda c: pay_for_choice(c, 3, "setting", "kept among 3")):
         with pytest.raises(ValueError, match="edited|reproduce"):
@@ -274,7 +291,7 @@ def test_a_record_from_another_cpu_reads_back_and_an_edit_does_not(make):
     honest = make()
     for ulps in (-2, 2):
         near = honest.value + ulps * float(np.spacing(honest.value))
-        read = _edited(honest, {"value": near})
+        read = _read_back(honest, {"value": near})
         assert union_minimum([read]).value == honest.value
         assert pay_for_choice(read, 3, "setting", "kept among 3").value == pay_for_choice(honest, 3, "setting",
                                                                                           "kept among 3").value

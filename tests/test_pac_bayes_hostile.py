@@ -6,6 +6,7 @@ inverses). Most tests assert what held; those preceded by a "Fixed (was: ...)" c
 input and the numbers measured before the fix) and failed before it was fixed.
 """
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -131,11 +132,13 @@ def _four():
 @pytest.mark.parametrize("field, new", [("value", 0.01), ("kl", 1.0), ("n_bound", 5000), ("mc_samples", 10**6),
                                         ("emp_risk", 0.01), ("emp_risk_bound", 0.051)])
 def test_union_minimum_refuses_an_edited_pac_bayes_record(field, new):
-    """from_dict reads a PAC-Bayes record without recomputing it (documented: only registered kinds are), but
-    union_minimum and pay_for_choice refuse it once an input or the value was edited."""
+    """An edited PAC-Bayes record is refused when read (from_dict recomputes it), and the same edit made in Python
+    is refused by union_minimum and pay_for_choice."""
     rec = _four()[0].to_dict()
     rec[field] = new
-    cert = Certificate.from_dict(rec)
+    with pytest.raises(ValueError, match="reproduce"):
+        Certificate.from_dict(rec)
+    cert = dataclasses.replace(_four()[0], **{field: new})
     with pytest.raises(ValueError, match="reproduce"):
         union_minimum([cert])
     with pytest.raises(ValueError, match="reproduce"):

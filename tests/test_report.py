@@ -20,16 +20,29 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "paper_figures" / "results"
 
 
-def _pb_record(values=(0.123401, 1.5), alpha=0.5):
+#: (empirical risk, KL) of the two objectives' certificates in :func:`_pb_record`: 0.0742305... (printed 0.0743
+#: rounded up, where rounding to nearest would give 0.0742) and 1.0 (vacuous); the second pair, 0.2087 and 0.2643.
+FIRST, SECOND = ((0.04, 1.0), (0.9, 1e5)), ((0.15, 2.0), (0.2, 2.0))
+
+
+def _seeger(emp_risk: float, kl: float) -> dict:
+    """A real certificate (records are recomputed when read): n 1000, delta 0.025 + 0.01 Monte Carlo."""
+    return pac_bayes_certificate("seeger", emp_risk, kl, 1000, 0.025, mc_samples=100000, mc_delta=0.01, n_prior=1000,
+                                 details={"arch": "mlp-8"}).to_dict()
+
+
+def _pb_record(inputs=FIRST, alpha=0.5):
     results = []
-    for obj, v in zip(("quad", "classic"), values):
+    for obj, (emp_risk, kl) in zip(("quad", "classic"), inputs):
         results.append({"objective": obj, "test_error_stochastic": 0.05, "kl_over_n": 0.001, "history": [],
                         "mc": {"zero_one": 0.04, "cross_entropy": 0.1, "n_samples": 1000}, "test_error_mean": 0.05,
                         "prior_test_error": 0.06, "train_seconds": 0.0, "certify_seconds": 0.0,
-                        "certificate": {"bound": "seeger", "value": v, "vacuous": v >= 1, "emp_risk": 0.04, "kl": 1.0,
-                                        "delta": 0.035, "delta_parts": {"pac_bayes": 0.025, "monte_carlo": 0.01},
-                                        "n_bound": 1000, "n_prior": 1000, "details": {"arch": "mlp-8"}}})
+                        "certificate": _seeger(emp_risk, kl)})
     return new_record("pac-bayes", {"dataset": "digits", "arch": "mlp", "prior": "data", "alpha": alpha}, 0, results)
+
+
+def _value(inputs=FIRST, i=0) -> float:
+    return _seeger(*inputs[i])["value"]
 
 
 def test_format_number_rounds_bounds_up():
@@ -47,18 +60,18 @@ def test_cmi_bound_text_rounds_the_bound_up():
 
 
 @pytest.mark.parametrize("fmt,needles", [
-    ("markdown", ["| digits", "0.1235", " yes |"]),
-    ("latex", [r"\toprule", r"\bottomrule", "0.1235", "mlp-8"]),
-    ("csv", ["dataset,model,prior,bound,n", "0.1235", "yes"]),
-    ("table", ["0.1235", "1.5000"]),
+    ("markdown", ["| digits", "0.0743", " yes |"]),
+    ("latex", [r"\toprule", r"\bottomrule", "0.0743", "mlp-8"]),
+    ("csv", ["dataset,model,prior,bound,n", "0.0743", "yes"]),
+    ("table", ["0.0743", "1.0000"]),
 ])
 def test_tables_from_records(fmt, needles):
     rows = rows_from_record(_pb_record())
-    assert rows[0]["certificate"] == 0.123401 and rows[1]["vacuous"] is True
+    assert 0.07423 < rows[0]["certificate"] == _value() < 0.07425 and rows[1]["vacuous"] is True
     text = render(REPORT_COLUMNS, rows, fmt)
     for needle in needles:
         assert needle in text, (fmt, needle)
-    assert "0.1234 " not in text       # never rounded down
+    assert "0.0742" not in text       # never rounded down
 
 
 def test_report_has_a_kind_column():
@@ -77,12 +90,12 @@ def test_report_has_a_kind_column():
 
 
 def test_json_keeps_full_precision_and_grouping_averages():
-    rows = rows_from_record(_pb_record()) + rows_from_record(_pb_record(values=(0.2, 0.3)))
+    rows = rows_from_record(_pb_record()) + rows_from_record(_pb_record(SECOND))
     data = json.loads(render(REPORT_COLUMNS, rows, "json"))
-    assert data[0]["certificate"] == 0.123401
+    assert data[0]["certificate"] == _value()
     g = group_rows(rows, ["bound"])
     quad = next(r for r in g if r["bound"] == "quad")
-    assert quad["runs"] == 2 and quad["certificate"] == pytest.approx((0.123401 + 0.2) / 2)
+    assert quad["runs"] == 2 and quad["certificate"] == pytest.approx((_value() + _value(SECOND)) / 2)
     classic = next(r for r in g if r["bound"] == "classic")
     assert classic["vacuous"] is True
 
@@ -93,7 +106,7 @@ def test_cli_report_skips_malformed_with_one_line_each(tmp_path, capsys):
     (tmp_path / "c.json").write_text(json.dumps({"schema": "genbounds.record/1", "kind": "pac-bayes"}))
     assert main(["report", str(tmp_path), "--format", "csv"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.count("\n") == 3 and "0.1235" in captured.out   # header + 2 rows
+    assert captured.out.count("\n") == 3 and "0.0743" in captured.out   # header + 2 rows
     err = [line for line in captured.err.splitlines() if line]
     assert len(err) == 2 and all(line.startswith("genbounds: skipped") for line in err)
     assert main(["report", str(tmp_path / "b.json")]) == 2
@@ -171,12 +184,12 @@ def _langevin_record(train_error=0.6, gap=0.5):
 
 
 def test_grouped_rows_say_they_are_means_never_certificates(tmp_path, capsys):
-    rows = rows_from_record(_pb_record()) + rows_from_record(_pb_record(values=(0.2, 0.3)))
+    rows = rows_from_record(_pb_record()) + rows_from_record(_pb_record(SECOND))
     g = group_rows(rows, ["bound"])
     assert [r["kind"] for r in g] == ["mean of 2 certificates", "mean of 2 certificates"]
     assert group_rows(rows[:1], ["bound"])[0]["kind"] == "mean of 1 certificate"
     write_record(tmp_path / "a.json", _pb_record())
-    write_record(tmp_path / "b.json", _pb_record(values=(0.2, 0.3)))
+    write_record(tmp_path / "b.json", _pb_record(SECOND))
     assert main(["report", str(tmp_path), "--group-by", "bound", "--format", "csv"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3 and all(",mean of 2 certificates," in line for line in out[1:]), out
@@ -197,8 +210,10 @@ def test_groups_mixing_bounds_are_refused(tmp_path, capsys):
 def test_groups_mixing_kinds_say_so():
     dp = _pb_record()
     dp["config"].update(prior="dp", dp_epsilon=1.0)
-    for r in dp["results"]:
-        r["certificate"]["details"]["dp_prior"] = {"privacy": "approximate: SGLD", "adjustment_nats": 0.0}
+    for r, (emp_risk, kl) in zip(dp["results"], FIRST, strict=True):
+        r["certificate"] = pac_bayes_certificate(
+            "seeger", emp_risk, kl, 1000, 0.025, mc_samples=100000, mc_delta=0.01, dp_epsilon=1.0,
+            dp_mechanism={"mechanism": "Gibbs distribution sampled by SGLD", "privacy": "approximate: SGLD"}).to_dict()
     rows = rows_from_record(_pb_record()) + rows_from_record(dp)
     quad = next(r for r in group_rows(rows, ["bound"]) if r["bound"] == "quad")
     assert quad["kind"] == ("mean of 2 rows of different kinds (certificate, "
@@ -278,7 +293,7 @@ def test_report_names_each_malformed_record_and_reports_the_rest(tmp_path, capsy
     write_record(tmp_path / f"{name}.json", _broken(make, path, value))
     assert main(["report", str(tmp_path), "--format", "csv"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.count("\n") == 3 and "0.1235" in captured.out     # header + the good record's 2 rows
+    assert captured.out.count("\n") == 3 and "0.0743" in captured.out     # header + the good record's 2 rows
     err = [line for line in captured.err.splitlines() if line]
     assert len(err) == 1, err
     assert err[0].startswith("genbounds: skipped") and f"{name}.json" in err[0] and needle in err[0], err[0]
@@ -299,4 +314,4 @@ def test_report_digits_out_of_range_is_one_line_exit_2(tmp_path, capsys, digits)
     err = capsys.readouterr().err.strip()
     assert "--digits" in err and "\n" not in err and "Traceback" not in err
     assert main(["report", str(tmp_path), "--digits", "12", "--format", "csv"]) == 0
-    assert "0.123401000000" in capsys.readouterr().out
+    assert f"{_value():.12f}"[:-1] in capsys.readouterr().out          # 12 digits, the last rounded up

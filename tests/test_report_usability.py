@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from genbounds.bounds import Certificate, pac_bayes_certificate
 from genbounds.cli import main
 from genbounds.estimators.iterative.trajectories import Checkpoint, IterativeBound
 from genbounds.estimators.snn import FamilyName, PriorKind
@@ -188,10 +189,21 @@ def test_every_report_row_names_its_record_file(tmp_path, capsys):
     assert [r["source"] for r in one] == ["pac-bayes-digits-dp-eps1.0.json"]
 
 
+def _at_n(recorded: dict, n: int) -> dict:
+    """A record's DP-prior certificate recomputed at another bound-set size (a record whose n alone was edited is
+    refused when read)."""
+    c = Certificate.from_dict(recorded)
+    dp = c.details["dp_prior"]
+    return pac_bayes_certificate(c.bound, c.emp_risk, c.kl, n, c.delta_parts["pac_bayes"], mc_samples=c.mc_samples,
+                                 mc_delta=c.delta_parts["monte_carlo"], dp_epsilon=dp["epsilon"], dp_mechanism=dp,
+                                 details={k: v for k, v in c.details.items()
+                                          if k not in ("dp_prior", "delta_effective")}).to_dict()
+
+
 def test_grouping_never_averages_rows_of_different_n(tmp_path, capsys):
     for name, n in (("a", 1000), ("b", 2000), ("c", 2000)):
         record = _load("pac-bayes-digits-dp-eps1.0.json")
-        record["results"][0]["certificate"]["n_bound"] = n
+        record["results"][0]["certificate"] = _at_n(record["results"][0]["certificate"], n)
         write_record(tmp_path / f"{name}.json", record)
     rows = _csv(capsys, str(tmp_path), "--group-by", "bound")
     assert [(r["n"], r["runs"]) for r in rows] == [("1000", "1"), ("2000", "2")]      # was one row, n 1666.6667

@@ -50,6 +50,8 @@ HELD_OUT_MEAN = "held_out_mean"
 #: The interpolating form's certificate, conditional on an assumption (:data:`INTERPOLATING_KIND`).
 CMI_INTERPOLATING = "cmi_certified_interpolating"
 INTERPOLATING_KIND = "certificate if the algorithm always reaches training error 0"
+#: What each certificate of a certified CMI entry is, by its bound (the report's kind column shows it).
+KINDS = {CMI_BOUND: "certificate", HELD_OUT_MEAN: "certificate", CMI_INTERPOLATING: INTERPOLATING_KIND}
 #: What both certificates bound.
 TARGET = "expected risk of the algorithm at n"
 #: The per-supersample failure levels of the pair boxes the design may use (chosen from the design alone,
@@ -348,6 +350,12 @@ def _recheck(cert: CertifiedCMI) -> None:
     from the mean bounds and the training error, the certificate as their smaller unconditional form, the
     held-out value as its recorded mean test error bound."""
     c, h = cert.certificate, cert.held_out
+    for role, entry, bound in (("certificate", c, CMI_BOUND), ("held_out", h, HELD_OUT_MEAN),
+                               ("interpolating", cert.interpolating, CMI_INTERPOLATING)):
+        if entry is not None and (entry.bound != bound or entry.details.get("kind") != KINDS[bound]):
+            raise ValueError(f"certified CMI entry {role!r}: bound {entry.bound!r} of kind "
+                             f"{entry.details.get('kind')!r}, where this entry holds {bound!r} of kind "
+                             f"{KINDS[bound]!r}; was the record edited?")
     for key in ("pair_slack", "form"):
         if key not in c.details:
             raise ValueError(f"certified CMI entry 'certificate': details lack the key {key!r}")

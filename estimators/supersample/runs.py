@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -103,7 +103,7 @@ class CMIBound:
         per_draw: ``[k1]`` the bound for each supersample draw.
         interval: 95% percentile-bootstrap interval of the mean over draws.
         reason: why the bound does not apply (when ``value`` is None).
-        kind: always "estimate".
+        kind: always "estimate" (a class constant: no record or caller sets it).
     """
 
     mi: str
@@ -113,7 +113,7 @@ class CMIBound:
     per_draw: tuple[float, ...] = ()
     interval: tuple[float, float] | None = None
     reason: str | None = None
-    kind: str = "estimate"
+    kind: ClassVar[str] = "estimate"
 
     @property
     def applicable(self) -> bool:
