@@ -12,6 +12,8 @@ models, and the bounds they call). Each test is a problem found, marked strict x
   own empirical risk).
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -160,8 +162,6 @@ def test_certify_network_r_as_a_whole_float():
         assert cert.mc_samples == 2 * cert.n_bound
 
 
-@pytest.mark.xfail(strict=True, reason="refused only after training (and for delta 0.99 the message says "
-                                       "\"argument 'delta' ... got 1\", the sum delta + mc_delta)")
 @pytest.mark.parametrize("kwargs", [dict(delta=0.99), dict(mc_delta=0.0), dict(prior_indices=np.arange(50, 70)),
                                     dict(prior_indices=np.arange(60))],
                          ids=["delta+mc_delta=1", "mc_delta=0", "prior_indices_out_of_range", "prior_used_all"])
@@ -172,21 +172,17 @@ def test_certify_network_refuses_bad_input_before_training(no_training, kwargs):
     assert f"'{name}'" in str(err.value) or (name == "prior_indices" and "prior" in str(err.value))
 
 
-@pytest.mark.xfail(strict=True, reason="batch_size=0: ZeroDivisionError in steps_per_epoch")
 def test_certify_network_refuses_batch_size_zero(no_training):
     with pytest.raises(ValueError, match="'batch_size'"):
         _network(batch_size=0)
 
 
-@pytest.mark.xfail(strict=True, reason="epochs=-1 accepted: no training, details['training']['steps'] = -1")
 def test_certify_network_refuses_negative_epochs(no_training):
     with pytest.raises(ValueError, match="'epochs'"):
         _network(epochs=-1)
 
 
-@pytest.mark.xfail(strict=True, reason="a NaN input trains to a NaN posterior, refused as \"argument 'optimizer': "
-                                       "the trained posterior scale ['b'] is not finite\": the wrong argument")
-def test_certify_network_names_train_for_nan_inputs():
+def test_certify_network_names_train_for_nan_inputs(no_training):
     data, _, _ = _user()
     x = data.x.copy()
     x[5, 0] = np.nan
@@ -194,10 +190,41 @@ def test_certify_network_names_train_for_nan_inputs():
         _network(train=Dataset(x, data.y, 2))
 
 
-@pytest.mark.xfail(strict=True, reason="a model whose logits are NaN is refused as argument 'optimizer'")
-def test_certify_network_names_model_for_nan_logits():
+def test_certify_network_names_model_for_nan_logits(no_training):
     with pytest.raises(ValueError, match="'model'"):
         _network(model=lambda p, x: _apply(p, x) * jnp.nan)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(delta=0.5, mc_delta=0.5), "'mc_delta'"), (dict(delta=np.array([0.01, 0.02])), "'delta'"),
+    (dict(mc_delta="0.01"), "'mc_delta'"), (dict(epochs=2.5), "'epochs'"), (dict(batch_size=1.5), "'batch_size'"),
+    (dict(prior_scale=-1.0), "'prior_scale'"), (dict(prior_scale=math.inf), "'prior_scale'"),
+    (dict(prior_indices=np.array([1, 1, 2])), "'prior_indices'"),
+    (dict(prior_indices=np.array([0.0, 1.0])), "'prior_indices'"),
+    (dict(test_set=Dataset(np.full((4, 3), np.nan, np.float32), np.zeros(4, np.int32), 2)), "'test_set'"),
+], ids=["delta_sum", "delta_array", "mc_delta_text", "epochs_fraction", "batch_fraction", "scale_negative",
+        "scale_inf", "prior_indices_twice", "prior_indices_float", "test_set_nan"])
+def test_certify_network_names_each_bad_argument_before_training(no_training, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        _network(**kwargs)
+
+
+def test_certify_network_takes_whole_float_batch_and_epochs():
+    cert, _ = _network(batch_size=20.0, epochs=2.0)
+    assert cert.details["training"]["steps"] == 2 * 3 and cert.details["training"]["batch_size"] == 20
+
+
+def test_certify_refuses_a_bad_delta_before_the_draws(monkeypatch):
+    data, net, params = _tiny()
+    prior, post = snn.Prior(params, 0.1, data_indices=np.arange(20)), snn.init_posterior(params, 0.05)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("drew before checking delta")
+    monkeypatch.setattr(certification, "independent_draws", refuse)
+    with pytest.raises(ValueError, match="'mc_delta'"):
+        snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), estimate=snn.PerExampleDraws(1), delta=0.99)
+    with pytest.raises(ValueError, match="'mc_delta'"):
+        certification.certify_with_excess(net, post, prior, data, key=jax.random.PRNGKey(0), r=1, mc_delta=0.99)
 
 
 # ------------------------------------------------------------------ records edited by hand

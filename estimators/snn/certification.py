@@ -44,6 +44,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -62,7 +63,7 @@ from ...bounds import (
     prior_grid_parameters,
     split_excess_delta,
 )
-from ...bounds._array import check_choice, check_count, check_scalar
+from ...bounds._array import check_choice, check_count, check_delta, check_range, check_scalar, float_at_least
 from ...bounds.certificate import EXCESS_SHARE, REFERENCE_SHARE
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
@@ -130,6 +131,18 @@ def _count(name: str, x: Any) -> int:
     check_scalar(name, x)
     check_count(name, x)
     return int(x)
+
+
+def _check_deltas(delta: Any, mc_delta: Any) -> None:
+    """The PAC-Bayes and Monte Carlo parts of the confidence budget: each one number in (0, 1), their exact
+    sum (rounded up) below 1; refused naming the argument, before any draw or training."""
+    for name, x in (("delta", delta), ("mc_delta", mc_delta)):
+        check_scalar(name, x)
+        check_delta(name, x)
+    total = float_at_least(Fraction(float(delta)) + Fraction(float(mc_delta)))
+    if total >= 1.0:
+        raise ValueError(f"arguments 'delta' ({delta!r}) + 'mc_delta' ({mc_delta!r}) sum to {total!r}: the total "
+                         "confidence budget must be below 1")
 
 
 def bound_set(train: Dataset, prior: Prior) -> tuple[Dataset, np.ndarray]:
@@ -404,6 +417,7 @@ def certify(
     """
     if not isinstance(estimate, PerExampleDraws | WeightDraws):
         raise ValueError(f"argument 'estimate' must be PerExampleDraws(r) or WeightDraws(m), got {estimate!r}")
+    _check_deltas(delta, mc_delta)
     candidates = _scale_candidates(prior, prior_scale, prior_grid)      # every argument checked before the draws
     data, keep = bound_set(train, prior)
     t0 = time.perf_counter()
@@ -609,15 +623,27 @@ def certify_network(
             certification passes' and the test evaluation's: a bar on a terminal, a line every 10 % or
             10 s in a log file (:mod:`genbounds.estimators.progress`); False shows nothing.
     """
+    # every argument is checked before any work (training, draws): tests/test_certify_inputs.py
     params, train = _params_and_train(params, train)
     if (prior_indices is None) == (not data_free):
         raise ValueError(
             "arguments 'prior_indices' and 'data_free': say where prior_mean came from, either "
             "prior_indices=<the training examples it was trained on> or data_free=True (not both)")
+    idx = np.zeros(0, dtype=np.int64) if prior_indices is None else _check_prior_indices(prior_indices, len(train))
     r = _count("r", r)
+    batch_size = _count("batch_size", batch_size)
+    if epochs is not None:
+        check_scalar("epochs", epochs)
+        check_count("epochs", epochs, minimum=0)
+        epochs = int(epochs)
+    _check_deltas(delta, mc_delta)
+    _check_positive_number("prior_scale", prior_scale)
     objective = get_objective(objective)
     if test_set is not None and not isinstance(test_set, Dataset):
         raise ValueError(f"argument 'test_set' must be a Dataset, got {type(test_set).__name__}")
+    _check_finite_inputs("train", train)
+    if test_set is not None:
+        _check_finite_inputs("test_set", test_set)
     yours, prior_model = _user_and_prior_models(model, params, prior_mean)
     _check_like_params("prior_mean", prior_model.params, yours.params)
     check_same_state("model", yours, prior_model)
@@ -626,11 +652,13 @@ def certify_network(
     net = _posterior_net(model, prior_model)
     your_net = model if isinstance(model, Net) else custom("your network", None, yours.apply)
     _check_labels_fit_logits(net, yours.params, train)
-    idx = np.zeros(0, dtype=np.int64) if prior_indices is None else np.asarray(prior_indices)
+    _check_finite_logits(net, yours.params, train)
     prior = Prior(prior_model.params, prior_scale, GAUSSIAN, idx)
+    if prior.n_data > 0 and not learn_prior_scale:       # the combined certificate's split of delta + mc_delta
+        _excess_shares(prior, ExcessMethod.UNEXPECTED_BERNSTEIN, delta + mc_delta, REFERENCE_SHARE, EXCESS_SHARE)
     n_bound = len(train) - prior.n_data
     per_epoch = steps_per_epoch(len(train), batch_size)
-    epochs = max(10, -(-MIN_STEPS // per_epoch)) if epochs is None else int(epochs)
+    epochs = max(10, -(-MIN_STEPS // per_epoch)) if epochs is None else epochs
     start = init_posterior(yours.params, prior_scale)
     kl_start = kl_float64(start, prior)
     k_train, k_cert, k_test = jax.random.split(key, 3)
@@ -705,12 +733,59 @@ def _beside_the_prior_network(cert: Certificate, combined: Certificate | None, n
     return dataclasses.replace(cert, details={**cert.details, **extra})
 
 
+def _check_prior_indices(prior_indices: Any, n_train: int) -> np.ndarray:
+    """``prior_indices`` as int64 indices into a training set of ``n_train`` examples: a 1-d array of distinct
+    whole numbers in [0, n_train), leaving at least one example for the bound; refused naming the argument."""
+    raw = np.asarray(prior_indices)
+    if raw.ndim != 1 or (raw.size and raw.dtype.kind not in "iu"):
+        raise ValueError(f"argument 'prior_indices' must be a 1-d array of integer indices into 'train', got "
+                         f"shape {raw.shape} of {raw.dtype}")
+    if raw.size and (raw.min() < 0 or raw.max() >= n_train):
+        bad = raw[(raw < 0) | (raw >= n_train)][0]
+        raise ValueError(f"argument 'prior_indices' holds index {bad}, outside the {n_train} examples of 'train'")
+    idx = raw.astype(np.int64)
+    if len(np.unique(idx)) != idx.size:
+        raise ValueError("argument 'prior_indices' holds an index twice: give each prior example once")
+    if idx.size == n_train:
+        raise ValueError(f"argument 'prior_indices' covers all {n_train} examples of 'train': no data is left for "
+                         "the bound (hold some out of the prior's training)")
+    return idx
+
+
+def _check_positive_number(name: str, x: Any) -> None:
+    """One finite number > 0 (a std), refused naming ``name``."""
+    check_scalar(name, x)
+    check_range(name, x, 0.0, math.inf, lo_open=True, hi_open=True)
+
+
+def _check_finite_inputs(name: str, data: Dataset) -> None:
+    """Refuse a dataset with a NaN or infinite input, naming argument ``name`` and the first such example (it
+    would train the posterior to NaN)."""
+    bad = ~np.isfinite(data.x.reshape(len(data), -1)).all(axis=1)
+    if bad.any():
+        raise ValueError(f"argument {name!r} holds a non-finite input (NaN or inf) in example "
+                         f"{int(np.argmax(bad))} ({int(bad.sum())} examples in all)")
+
+
+def _check_finite_logits(net: Net, params: Any, train: Dataset, batch_size: int = 2000) -> None:
+    """Refuse a model whose logits at your weights are not finite on a training example (its posterior would
+    train to NaN), naming argument 'model': one deterministic pass over ``train``."""
+    fn = jax.jit(lambda p, x: jnp.isfinite(net.apply(p, x)).all(axis=-1))
+    for s in range(0, len(train), batch_size):
+        ok = np.asarray(fn(params, train.x[s:s + batch_size]))
+        if not ok.all():
+            raise ValueError(f"argument 'model' returns non-finite logits (NaN or inf) at your weights on "
+                             f"training example {s + int(np.argmin(ok))}: fix the model before certifying it")
+
+
 def _params_and_train(params: Any, train: Dataset | None) -> tuple[Any, Dataset]:
     """``certify_network(module, train)`` puts the training set second: read it as ``train``."""
     if train is None and isinstance(params, Dataset):
         params, train = None, params
     if not isinstance(train, Dataset):
         raise ValueError(f"argument 'train' must be a Dataset, got {type(train).__name__}")
+    if len(train) == 0:
+        raise ValueError("argument 'train' holds no examples")
     return params, train
 
 
@@ -893,6 +968,7 @@ def certify_with_excess(
     the combined certificate). Returns ``((certificate (b), estimate), (combined certificate, counts))``."""
     estimate = PerExampleDraws(r)
     r = estimate.r
+    _check_deltas(delta, mc_delta)
     candidates = _scale_candidates(prior, None, None)
     _excess_shares(prior, method, delta + mc_delta, REFERENCE_SHARE, EXCESS_SHARE)   # checked before the draws
     data, keep = bound_set(train, prior)
