@@ -113,13 +113,17 @@ def test_a_monte_carlo_size_that_is_not_one_whole_number_is_refused_by_name(size
             estimate(size)
 
 
-@pytest.mark.xfail(strict=True, reason="certify(train=(x, y)) fails with AttributeError 'tuple' has no 'take' (or, "
-                                       "with a data prior, says the prior's indices do not index it)")
 def test_certify_names_a_train_that_is_not_a_dataset():
     data, net, params = _tiny()
     prior, post = snn.Prior(params, 0.1), snn.init_posterior(params, 0.05)
     with pytest.raises(ValueError, match="argument 'train'"):
         snn.certify(net, post, prior, (data.x, data.y), key=jax.random.PRNGKey(0), estimate=snn.PerExampleDraws(1))
+    data_prior = snn.Prior(params, 0.1, data_indices=np.arange(20))
+    for fn in (certification.certify_excess, certification.certify_with_excess):
+        with pytest.raises(ValueError, match="argument 'train'"):
+            fn(net, post, data_prior, (data.x, data.y), key=jax.random.PRNGKey(0), r=1)
+    with pytest.raises(ValueError, match="argument 'prior'"):
+        snn.certify(net, post, params, data, key=jax.random.PRNGKey(0), estimate=snn.PerExampleDraws(1))
 
 
 # ------------------------------------------------------------------ certify_network: bad input

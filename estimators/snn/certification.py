@@ -145,8 +145,19 @@ def _check_deltas(delta: Any, mc_delta: Any) -> None:
                          "confidence budget must be below 1")
 
 
+def _check_train_and_prior(train: Any, prior: Any) -> None:
+    """Refuse a ``train`` that is not a :class:`~genbounds.estimators.data.Dataset` or a ``prior`` that is not a
+    :class:`Prior`, naming the argument (before any draw)."""
+    if not isinstance(prior, Prior):
+        raise ValueError(f"argument 'prior' must be a genbounds.estimators.snn.Prior, got {type(prior).__name__}")
+    if not isinstance(train, Dataset):
+        raise ValueError(f"argument 'train' must be a genbounds.estimators.Dataset (Dataset(x, y, num_classes) "
+                         f"wraps arrays), got {type(train).__name__}")
+
+
 def bound_set(train: Dataset, prior: Prior) -> tuple[Dataset, np.ndarray]:
     """The training examples not used by the prior, and their indices."""
+    _check_train_and_prior(train, prior)
     idx = prior.data_indices
     if idx.size and (idx.min() < 0 or idx.max() >= len(train)):
         raise ValueError("the prior's data_indices do not index this training set")
@@ -417,6 +428,7 @@ def certify(
     """
     if not isinstance(estimate, PerExampleDraws | WeightDraws):
         raise ValueError(f"argument 'estimate' must be PerExampleDraws(r) or WeightDraws(m), got {estimate!r}")
+    _check_train_and_prior(train, prior)
     _check_deltas(delta, mc_delta)
     candidates = _scale_candidates(prior, prior_scale, prior_grid)      # every argument checked before the draws
     data, keep = bound_set(train, prior)
@@ -950,6 +962,7 @@ def certify_excess(
     drawn using every training example, the bound set included).
     """
     r = _count("r", r)
+    _check_train_and_prior(train, prior)
     shares = _excess_shares(prior, method, delta, reference_share, excess_share)   # checked before the draws
     data, keep = bound_set(train, prior)
     counts = ternary_draws(net, post, prior.family, data, prior.mean, r=r, key=key, progress=progress)
@@ -968,6 +981,7 @@ def certify_with_excess(
     the combined certificate). Returns ``((certificate (b), estimate), (combined certificate, counts))``."""
     estimate = PerExampleDraws(r)
     r = estimate.r
+    _check_train_and_prior(train, prior)
     _check_deltas(delta, mc_delta)
     candidates = _scale_candidates(prior, None, None)
     _excess_shares(prior, method, delta + mc_delta, REFERENCE_SHARE, EXCESS_SHARE)   # checked before the draws
