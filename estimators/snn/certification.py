@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -447,6 +448,8 @@ def _scale_candidates(prior: Prior, prior_scale: float | None,
     if not fam.learns_prior_scale and (prior_scale is not None or prior_grid is not None):
         raise ValueError(f"arguments 'prior_scale' and 'prior_grid' do not apply to a {fam.name.value} prior (its "
                          f"{fam.scale_means} are fixed with the prior)")
+    if prior_scale is not None:                  # one finite number > 0 (text, arrays, -1.0 refused by name)
+        _check_positive_number("prior_scale", prior_scale)
     scale = prior.scale if prior_scale is None else float(prior_scale)
     if prior_grid is None and fam.learns_prior_scale and scale != prior.scale:
         raise ValueError(
@@ -460,7 +463,13 @@ def _scale_candidates(prior: Prior, prior_scale: float | None,
         return [(scale, None)]
     # As in DR17 the grid c exp(-j/b) is over the prior *variance* (scale^2).
     b, c = prior_grid_parameters(prior_grid)
-    j_real = float(prior_grid_index(scale**2, b, c))
+    variance = scale * scale
+    if not (math.isfinite(variance) and variance >= sys.float_info.min):
+        who = "argument 'prior_scale'" if prior_scale is not None else "argument 'prior': its scale"
+        raise ValueError(f"{who} {scale!r} has variance {variance!r}, outside the normal float64 range "
+                         f"[{sys.float_info.min:g}, {sys.float_info.max:g}]: the Dziugaite & Roy grid c exp(-j/b) is "
+                         "over the variance, so it has no index for this scale")
+    j_real = float(prior_grid_index(variance, b, c))
     js = sorted({max(0, math.floor(j_real)), max(0, math.ceil(j_real))})
     return [(math.sqrt(c * math.exp(-j / b)), j) for j in js]
 
