@@ -39,7 +39,7 @@ from ..estimators.devices import broadcast_from_main, is_main_process
 from ..estimators.progress import Progress
 from ..estimators.supersample import Sampling
 from ..estimators.supersample.certified import TARGET as CERTIFIED_TARGET
-from .config import OPTIMIZERS, CMIArch, OptimizerName, RunConfig, make_optimizer, setting
+from .config import OPTIMIZERS, POSITIVE, SEED, Check, CMIArch, OptimizerName, RunConfig, make_optimizer, setting, whole
 from .records import new_record, write_atomic, write_json_atomic, write_record
 from .report import format_number
 from .results import CMIRunResult
@@ -63,21 +63,21 @@ class CMIConfig(RunConfig):
         default_text="4 9; fashion-mnist 2 4: pullover vs coat")
     arch: CMIArch = setting(CMIArch.LINEAR, "network: a linear model, an MLP or a CNN",
                             choices=[a.value for a in CMIArch])
-    widths: tuple[int, ...] = setting((128,), "MLP hidden widths")
+    widths: tuple[int, ...] = setting((128,), "MLP hidden widths", check=whole(1))
     n: tuple[int, ...] = setting((5, 10, 20, 30, 40, 50), "training-set sizes n (one experiment each)")
     k1: int | None = setting(None, "supersample draws per n", default_text="5; with --certify the smallest design "
                              "whose best case reaches --target-width")
     k2: int | None = setting(None, "masks per supersample draw (not used with --loo)",
                              default_text="30; with --certify as for --k1")
     epochs: int = setting(200, "training epochs of every run")
-    batch: int = setting(128, "minibatch size of every run")
-    lr: float = setting(1e-2, "learning rate of every run")
+    batch: int = setting(128, "minibatch size of every run", check=whole(1))
+    lr: float = setting(1e-2, "learning rate of every run", check=POSITIVE)
     optimizer: OptimizerName = setting(OptimizerName.ADAM, "optimiser of every run", choices=OPTIMIZERS)
-    synthetic_features: int = setting(5, "input dimension of the synthetic and gaussian datasets")
+    synthetic_features: int = setting(5, "input dimension of the synthetic and gaussian datasets", check=whole(1))
     gaussian_margin: float = setting(1.0, "gaussian dataset: the class means' distance from 0, ||mu|| (Bayes risk "
-                                     "Phi(-margin))")
-    seed: int = setting(0, "seed of the draws, the masks and the runs' initialisations")
-    chunk: int = setting(0, "runs per saved chunk (0: all the runs of a draw)")
+                                     "Phi(-margin))", check=Check(POSITIVE.ok, "> 0"))
+    seed: int = setting(0, "seed of the draws, the masks and the runs' initialisations", check=SEED)
+    chunk: int = setting(0, "runs per saved chunk (0: all the runs of a draw)", check=whole(0))
     miller_madow: bool = setting(False, "bias-correct the plug-in MIs (Miller-Madow)")
     loo: bool = setting(False, "leave-one-out CMI: n+1 points per draw, all n+1 held-out runs trained (k2 is not "
                         "used)")
@@ -112,7 +112,6 @@ class CMIConfig(RunConfig):
         checks = [
             (self.dataset in (*SYNTHETIC_TASKS, *BINARY_CLASSES), "dataset", "gaussian, synthetic, digits, "
              "mnist-5k, mnist or fashion-mnist"),
-            (bool(np.isfinite(self.gaussian_margin)) and self.gaussian_margin > 0, "gaussian_margin", "> 0"),
             (len(self.n) > 0 and all(v >= 2 for v in self.n), "n", "a list of sizes >= 2"),
             (self.k1 >= 1, "k1", ">= 1"),
             (self.k2 >= 2, "k2", ">= 2"),

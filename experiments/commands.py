@@ -28,9 +28,9 @@ from ..bounds import (
 from ..bounds._array import check_choice
 from ..estimators.devices import initialize_distributed
 from .benchmarks.suite import run_bench
-from .config import RunConfig, nonneg_int, positive_int, setting
+from .config import Check, RunConfig, nonneg_int, positive_int, setting
 from .recipes import RECIPES, recipe_list, run_recipe
-from .records import load_records, new_record, write_record
+from .records import load_records, new_record, record_path, write_record
 from .report import REPORT_FIELDS, RowFilter, report_rows, row_filter
 from .summary import report_text, reproduce_text
 
@@ -81,15 +81,20 @@ def run_pac_bayes_calculator(cfg: PacBayesCalculatorConfig, save: str | os.PathL
                              ) -> list[Certificate]:
     """Every PAC-Bayes bound for ``cfg``'s numbers, in :data:`PAC_BAYES_ORDER` (the Monte Carlo step
     at :data:`MC_DELTA` when ``cfg`` has samples and no ``mc_delta``); with ``save``, also a
-    ``calculator`` record there, its config the settings as given."""
+    ``calculator`` record there, its config the settings as given (``save`` is checked first:
+    :func:`~genbounds.experiments.records.record_path`, so a record of another kind is never replaced)."""
     _require(cfg, "emp_risk", "kl", "n")
+    path = None if save is None else record_path(save, "calculator", "--save")
     mc_delta = MC_DELTA if cfg.mc_samples is not None and cfg.mc_delta is None else cfg.mc_delta
     certs = [pac_bayes_certificate(name, cfg.emp_risk, cfg.kl, cfg.n, cfg.delta, mc_samples=cfg.mc_samples,
                                    mc_delta=mc_delta, n_prior=cfg.n_prior, n_priors=cfg.n_priors,
                                    prior_grid_j=cfg.prior_grid_j) for name in PAC_BAYES_ORDER]
-    if save:
+    if path is not None:
         config = {"command": "bound", "kind": "pac-bayes", **cfg.to_dict()}
-        write_record(save, new_record("calculator", config, None, [c.to_dict() for c in certs]))
+        try:
+            write_record(path, new_record("calculator", config, None, [c.to_dict() for c in certs]))
+        except OSError as err:
+            raise ValueError(f"argument --save: cannot write {path} ({err.strerror or err})") from None
     return certs
 
 
@@ -182,10 +187,26 @@ class BenchConfig(RunConfig):
             raise ValueError(f"argument '--budget-s' must be > 0, got {self.budget_s!r}")
 
 
+def _output_folder(out: str | os.PathLike, name: str = "--out") -> Path:
+    """``out``, made and writable, or a ValueError naming ``name``: checked before a command runs anything."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"argument {name}: {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"argument {name}: cannot make the folder {path} ({err.strerror or err})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"argument {name}: the folder {path} is not writable")
+    return path
+
+
 def bench(cfg: BenchConfig, out: str | os.PathLike | None, *, progress: bool = True,
           log: Callable[[str], None] = print) -> str:
-    """The speed suite into ``out`` (default ``results/bench``); returns bench.md's text."""
-    return run_bench(out or "results/bench", smoke=cfg.smoke, budget_s=cfg.budget_s, force=cfg.force,
+    """The speed suite into ``out`` (default ``results/bench``, checked first: no item runs into a folder
+    that cannot be written); returns bench.md's text."""
+    folder = _output_folder(out or "results/bench")
+    return run_bench(folder, smoke=cfg.smoke, budget_s=cfg.budget_s, force=cfg.force,
                      data_dir=cfg.data_dir, progress=progress, log=log)
 
 
@@ -216,7 +237,8 @@ def start_processes(cfg: ProcessesConfig) -> None:
 class ReportConfig(RunConfig):
     """``genbounds report``: which records, which of their rows, grouped how."""
 
-    results: tuple[str, ...] | None = setting(None, "folders or record files", positional=True)
+    results: tuple[str, ...] | None = setting(None, "folders or record files", positional=True, check=Check(
+        lambda p: isinstance(p, str) and bool(p.strip()), "a folder or record file, not an empty path"))
     filters: tuple[RowFilter, ...] = setting(
         (), f"keep only the rows whose FIELD ({' '.join(REPORT_FIELDS)}) prints as PATTERN, shell wildcards allowed "
         "(e.g. dataset=fashion-mnist, source='masks/*'); repeat to keep rows matching all", key="filter",
@@ -237,4 +259,8 @@ def report(cfg: ReportConfig, fmt: str, digits: int, *, log: Callable[[str], Non
         log(f"skipped {e}")
     if len(malformed) == len(good):
         raise ValueError(f"no readable records under {' '.join(cfg.results)}")
+    if not rows:
+        kinds = sorted({str(record.get("kind")) for _, record in good})
+        raise ValueError(f"no rows to report under {' '.join(cfg.results)}: no record there holds a bound (kinds "
+                         f"read: {', '.join(kinds)}; a search record ranks settings, it certifies nothing)")
     return report_text(rows, cfg.group_by, fmt, digits, cfg.filters)

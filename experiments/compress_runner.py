@@ -54,7 +54,7 @@ from ..estimators.compression.train import subspace_forward, train_tree
 from ..estimators.data import DATASETS, Dataset, TrainTest, load
 from ..estimators.progress import Progress
 from ..estimators.snn import train_deterministic
-from .config import Arch, RunConfig, Section, setting
+from .config import POSITIVE, SEED, Arch, RunConfig, Section, setting, whole
 from .pac_bayes_runner import prior_split_size
 from .records import CertificateEntry, load_record, new_record, write_atomic, write_record
 
@@ -85,9 +85,9 @@ class CompressDataSection(Section):
 class CompressModelSection(Section):
     arch: Arch = setting(Arch.CNN, "network: mlp or cnn (3x3 convolutions, one 2x2 max-pool, dense layers)",
                          choices=tuple(a.value for a in Arch))
-    widths: tuple[int, ...] = setting((64,), "MLP hidden widths")
-    channels: tuple[int, ...] = setting((8, 16), "CNN convolution channels")
-    dense: tuple[int, ...] = setting((32,), "CNN dense hidden widths")
+    widths: tuple[int, ...] = setting((64,), "MLP hidden widths", check=whole(1))
+    channels: tuple[int, ...] = setting((8, 16), "CNN convolution channels", check=whole(1))
+    dense: tuple[int, ...] = setting((32,), "CNN dense hidden widths", check=whole(1))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch", check_choice("arch", self.arch, Arch))
@@ -101,9 +101,9 @@ class Theta0Section(Section):
     source: str = setting("mnist-5k", "transfer: the data set theta_0 is trained on", key="theta0_source",
                           choices=DATASETS)
     alpha: float = setting(0.5, "data: fraction of the training set theta_0 is trained on (left out of the bound set)")
-    epochs: int = setting(10, "epochs of theta_0's training (transfer, data)", key="theta0_epochs")
-    lr: float = setting(1e-3, "Adam learning rate of theta_0's training", key="theta0_lr")
-    batch: int = setting(128, "minibatch of theta_0's training", key="theta0_batch")
+    epochs: int = setting(10, "epochs of theta_0's training (transfer, data)", key="theta0_epochs", check=whole(0))
+    lr: float = setting(1e-3, "Adam learning rate of theta_0's training", key="theta0_lr", check=POSITIVE)
+    batch: int = setting(128, "minibatch of theta_0's training", key="theta0_batch", check=whole(1))
     reinit_head: bool = setting(False, "transfer, data: put the last layer of theta_0 back to its seeded "
                                 "initialisation after the training (keep only the features)", key="theta0_reinit_head")
 
@@ -118,8 +118,8 @@ class SubspaceSection(Section):
                                          choices=tuple(k.value for k in ProjectionKind))
     orthogonal: bool = setting(False, "orthonormalise the Kronecker factors (QR)")
     epochs: int = setting(30, "epochs of the subspace coordinates' training")
-    lr: float = setting(1e-2, "Adam learning rate of the subspace coordinates")
-    batch: int = setting(128, "minibatch of the subspace training")
+    lr: float = setting(1e-2, "Adam learning rate of the subspace coordinates", check=POSITIVE)
+    batch: int = setting(128, "minibatch of the subspace training", check=whole(1))
     train_on: str = setting("all", "data the subspace coordinates train on: all (the training set) or bound "
                             "(the bound set only)", choices=("all", "bound"))
 
@@ -132,8 +132,8 @@ class QuantizeSection(Section):
     levels: tuple[int, ...] = setting((7, 11, 15), "numbers of quantisation levels tried (each certificate pays "
                                       "for all)")
     kmeans: bool = setting(True, "start the codebook by k-means (else uniform over [min w, max w])")
-    finetune_epochs: int = setting(0, "epochs of quantisation-aware fine-tuning (straight-through)")
-    finetune_lr: float = setting(1e-3, "Adam learning rate of the fine-tuning")
+    finetune_epochs: int = setting(0, "epochs of quantisation-aware fine-tuning (straight-through)", check=whole(0))
+    finetune_lr: float = setting(1e-3, "Adam learning rate of the fine-tuning", check=POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class CompressConfig(RunConfig):
     subspace: SubspaceSection = field(default_factory=SubspaceSection)
     quantize: QuantizeSection = field(default_factory=QuantizeSection)
     certificate: CompressCertificateSection = field(default_factory=CompressCertificateSection)
-    seed: int = setting(0, "seed of the split, theta_0, the projection and training")
+    seed: int = setting(0, "seed of the split, theta_0, the projection and training", check=SEED)
 
     THETA0_FIELDS = ("dataset", "data_dir", "arch", "widths", "channels", "dense", "theta0", "theta0_source",
                      "alpha", "theta0_epochs", "theta0_lr", "theta0_batch", "seed")
@@ -178,8 +178,6 @@ class CompressConfig(RunConfig):
             (isinstance(self.settings_looked_at, int) and self.settings_looked_at >= 1, "settings_looked_at",
              "a whole number >= 1"),
             (self.epochs >= 1, "epochs", ">= 1"),
-            (self.finetune_epochs >= 0 and self.theta0_epochs >= 0, "finetune_epochs", ">= 0"),
-            (self.batch >= 1 and self.theta0_batch >= 1, "batch", ">= 1"),
             (self.theta0 is not Theta0Source.TRANSFER or (self.theta0_source != self.dataset and frozenset(
                 {self.theta0_source, self.dataset}) not in SHARED_EXAMPLES), "theta0_source",
              "another data set than --dataset for transfer, one that shares no example with it (mnist-5k is part "

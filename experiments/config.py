@@ -5,9 +5,12 @@ too, :class:`Section`). Every setting is declared with :func:`setting`: its defa
 text, and what the command line needs (choices, metavar, a flag name other than the setting's).
 A setting has one *flat name*, unique in its config (``prior_epochs``, ``batch``): the name of
 its key in the record's ``config`` object, of its flag (``--prior-epochs``) and of the argument
-that a validation message names. :func:`add_flags` turns a config into argparse flags and
-:func:`from_args` turns the parsed arguments back into a config, so a command's flags are never
-written twice.
+that a validation message names. A setting may carry its own :class:`Check` (a finite number > 0,
+a whole number in a range; a float setting without one must be finite), which every config tests
+before its checks across settings. :func:`add_flags` turns a config into argparse flags and
+:func:`from_args` turns the parsed arguments back into a config, checked, a refusal naming the
+flag as typed (``argument --mc-delta: 'mc_delta' must be in (0, 1), got 1.0``), so a command's
+flags and their validation are never written twice.
 
 Library functions take ``optax`` transformations; strings such as ``--optimizer sgd`` exist only
 here, where command-line flags and recorded configs are turned into objects.
@@ -20,6 +23,8 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
+import numbers
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,7 +35,8 @@ import optax
 
 from ..bounds._array import check_choice
 
-__all__ = ["RunConfig", "Section", "Setting", "setting", "add_flags", "from_args", "int_at_least", "positive_int",
+__all__ = ["RunConfig", "Section", "Setting", "setting", "Check", "SettingError", "FINITE", "POSITIVE", "NONNEGATIVE",
+           "between", "whole", "SEED", "add_flags", "from_args", "int_at_least", "positive_int",
            "nonneg_int", "digits", "OPTIMIZERS", "SCHEDULES", "make_optimizer", "Arch", "OptimizerName",
            "ScheduleName", "MaskPrior", "CMIArch", "LangevinAlgorithm", "AugmentName"]
 
@@ -109,10 +115,71 @@ def make_optimizer(name: str, lr: float, momentum: float = 0.9, schedule: str = 
     return optax.adam(rate)
 
 
+class Check(NamedTuple):
+    """What one setting's value must be, on its own: ``ok(value)``, and ``what`` a refusal says
+    (``argument 'lr' must be <what>, got -1.0``). A tuple setting's check holds for every value (a
+    refusal shows the first bad one)."""
+
+    ok: Callable[[Any], bool]
+    what: str
+
+
+def _finite(v: Any) -> bool:
+    """A real number (not a bool, not text) that is finite."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(v: Any) -> bool:
+    """An integer (not a bool)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+#: Every float setting without a check of its own must be finite (a record cannot hold NaN or inf).
+FINITE = Check(_finite, "a finite number")
+#: A finite number > 0 (learning rates, scales).
+POSITIVE = Check(lambda v: _finite(v) and v > 0, "a finite number > 0")
+#: A finite number >= 0 (decay rates).
+NONNEGATIVE = Check(lambda v: _finite(v) and v >= 0, "a finite number >= 0")
+
+
+def between(low: float, high: float, *, low_in: bool = False, high_in: bool = False) -> Check:
+    """A finite number in the interval from ``low`` to ``high``, open unless ``low_in`` / ``high_in``."""
+    def ok(v: Any) -> bool:
+        return _finite(v) and (low <= v if low_in else low < v) and (v <= high if high_in else v < high)
+    return Check(ok, f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}")
+
+
+def whole(minimum: int, below: int | None = None, what: str | None = None) -> Check:
+    """A whole number (an int, not a bool) >= ``minimum`` (and < ``below``)."""
+    def ok(v: Any) -> bool:
+        return _whole(v) and v >= minimum and (below is None or v < below)
+    text = f"a whole number >= {minimum}" if below is None else f"a whole number in [{minimum}, {below})"
+    return Check(ok, what or text)
+
+
+#: Seeds: JAX's PRNGKey keeps 32 bits of a seed (seeds 2**32 apart would be the same run), so 0 to 2**32 - 1.
+SEED = whole(0, 2**32, "a whole number in [0, 2**32)")
+
+
+class SettingError(ValueError):
+    """A setting refused by name: ``argument 'key' must be <what>, got <value>``. :func:`from_args`
+    names the flag instead, as the user typed it."""
+
+    def __init__(self, key: str, what: str, value: Any) -> None:
+        self.key, self.what = key, what
+        self.shown = value.value if isinstance(value, StrEnum) else value
+        super().__init__(f"argument {key!r} must be {what}, got {self.shown!r}")
+
+    def on_command_line(self, flag: str) -> ValueError:
+        """The same refusal naming ``flag`` (``--mc-delta``) and the setting (the record's name)."""
+        return ValueError(f"argument {flag}: {self.key!r} must be {self.what}, got {self.shown!r}")
+
+
 def setting(default: Any, help: str, *, key: str | None = None, flag: str | None = None,
             choices: Sequence[str] | None = None, metavar: str | tuple[str, ...] | None = None,
             nargs: int | None = None, default_text: str | None = None, parse: Callable[[str], Any] | None = None,
-            required: bool = False, switch: bool = False, positional: bool = False, append: bool = False) -> Any:
+            required: bool = False, switch: bool = False, positional: bool = False, append: bool = False,
+            check: Check | None = None) -> Any:
     """A config field with its command-line metadata (``dataclasses.field(default=..., metadata=...)``).
 
     ``key``: the setting's flat name when it differs from the field's (``PriorSection.epochs`` is
@@ -124,12 +191,15 @@ def setting(default: Any, help: str, *, key: str | None = None, flag: str | None
     stands for "not given"); ``switch``: a boolean as a bare ``--x`` (argparse's ``store_true``,
     help without a default) instead of ``--x / --no-x``; ``positional``: a positional argument
     named by the flat name (one value or none; a tuple: one or more), help without a default;
-    ``append``: a tuple whose flag is repeated for each value (``--x a --x b``).
+    ``append``: a tuple whose flag is repeated for each value (``--x a --x b``); ``check``: what the
+    value must be on its own (:class:`Check`: :data:`POSITIVE`, :func:`between`, :func:`whole`; of
+    each value for a tuple; a float setting without one must be :data:`FINITE`), tested by
+    :meth:`RunConfig._validate` (before the config's own checks; None, "not given", passes).
     """
     meta = {"help": help, "key": key, "flag": flag, "choices": None if choices is None else tuple(choices),
             "metavar": metavar, "nargs": nargs, "default_text": default_text, "parse": parse,
             "required": required or None, "switch": switch or None, "positional": positional or None,
-            "append": append or None}
+            "append": append or None, "check": check}
     return dataclasses.field(default=default, metadata={k: v for k, v in meta.items() if v is not None})
 
 
@@ -145,6 +215,28 @@ class Setting(NamedTuple):
     @property
     def flag(self) -> str:
         return self.field.metadata.get("flag", "--" + self.key.replace("_", "-"))
+
+    def check(self) -> Check | None:
+        """The setting's own :class:`Check`, or :data:`FINITE` for a float setting declared without one."""
+        declared = self.field.metadata.get("check")
+        if declared is not None:
+            return declared
+        typ = self.type
+        if typing.get_origin(typ) in (typing.Union, types.UnionType):
+            typ = next(t for t in typing.get_args(typ) if t is not type(None))
+        if typing.get_origin(typ) is tuple:
+            typ = typing.get_args(typ)[0]
+        return FINITE if typ is float else None
+
+    def refusal(self, value: Any) -> SettingError | None:
+        """The :class:`SettingError` of ``value`` against :meth:`check` (None when it passes or is None)."""
+        check = self.check()
+        if check is None or value is None:
+            return None
+        if isinstance(value, tuple | list):
+            bad = [v for v in value if not check.ok(v)]
+            return SettingError(self.key, f"{check.what} (every value)", bad[0]) if bad else None
+        return None if check.ok(value) else SettingError(self.key, check.what, value)
 
 
 class Section:
@@ -228,14 +320,28 @@ class RunConfig:
         """This config with the settings ``values`` (flat names) changed."""
         return type(self).from_dict({**self.flat_items(), **values})
 
-    def _validate(self, checks) -> None:
-        """``checks``: (ok, flat name, requirement) triples; the first failure raises (a name from a
-        closed set shown as the user wrote it, ``'init'``)."""
+    def _validate(self, checks=()) -> None:
+        """Refuse the first bad setting (:class:`SettingError`): first each setting's own
+        :class:`Check` (declared with :func:`setting`), then ``checks``, the config's own (ok, flat
+        name, requirement) triples across settings, then :data:`FINITE` for the float settings
+        declared without a check (a name from a closed set shown as the user wrote it, ``'init'``)."""
+        values = RunConfig.flat_items(self)      # every setting (a config may leave some out of its own)
+        settings = type(self).settings()
+        declared = [s for s in settings if "check" in s.field.metadata]
+        undeclared = [s for s in settings if "check" not in s.field.metadata]
+        for s in declared:
+            if (err := s.refusal(values[s.key])) is not None:
+                raise err
         for ok, name, what in checks:
             if not ok:
-                value = self.flat_items()[name]
-                shown = value.value if isinstance(value, StrEnum) else value
-                raise ValueError(f"argument {name!r} must be {what}, got {shown!r}")
+                raise SettingError(name, what, values[name])
+        for s in undeclared:
+            if (err := s.refusal(values[s.key])) is not None:
+                raise err
+
+    def check_settings(self) -> None:
+        """Every setting's own :class:`Check` (what :meth:`_validate` tests before a config's own checks)."""
+        self._validate()
 
     def to_dict(self) -> dict:
         """The flat JSON form (the record's ``config``)."""
@@ -317,9 +423,20 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default
 
 
 def from_args(base: RunConfig, args: argparse.Namespace) -> RunConfig:
-    """``base`` with every setting that the parsed ``args`` hold (:func:`add_flags`' flags)."""
+    """``base`` with every setting that the parsed ``args`` hold (:func:`add_flags`' flags), each
+    setting checked (:meth:`RunConfig.check_settings`) before anything runs; a refused setting that
+    is a flag of this command is named by its flag (``argument --mc-delta: 'mc_delta' must be ...``)."""
     given = vars(args)
-    return base.replace(**{s.key: given[s.key] for s in type(base).settings() if s.key in given})
+    by_key = type(base)._by_key()
+    try:
+        cfg = base.replace(**{k: given[k] for k in by_key if k in given})
+        cfg.check_settings()
+    except SettingError as err:
+        s = by_key.get(err.key)
+        if s is None or err.key not in given or s.field.metadata.get("positional"):
+            raise
+        raise err.on_command_line(s.flag) from None
+    return cfg
 
 
 # ---------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from ..estimators.iterative import (
 )
 from ..estimators.progress import track
 from ..estimators.steps import Schedule, staircase_schedule
-from .config import LangevinAlgorithm, RunConfig, setting
+from .config import NONNEGATIVE, POSITIVE, SEED, LangevinAlgorithm, RunConfig, between, setting, whole
 from .records import new_record, write_atomic, write_json_atomic, write_record
 
 __all__ = ["LangevinConfig", "run_langevin_experiment", "LANGEVIN_BOUNDS"]
@@ -72,47 +72,44 @@ class LangevinConfig(RunConfig):
     classes: tuple[int, int] | None = setting(
         None, "the binary task's negative and positive class", nargs=2, metavar=("NEG", "POS"),
         default_text="4 9; fashion-mnist 2 4: pullover vs coat")
-    widths: tuple[int, ...] = setting((100,), "MLP hidden widths")
+    widths: tuple[int, ...] = setting((100,), "MLP hidden widths", check=whole(1))
     n: int = setting(400, "training-set size n (n - 1 shared points and one of the pair)")
-    n_test: int = setting(500, "test points per outer draw")
+    n_test: int = setting(500, "test points per outer draw", check=whole(1))
     steps: int = setting(300, "training steps")
-    every: int = setting(50, "steps between checkpoints (bounds and errors are evaluated at each)")
-    k1: int = setting(5, "outer draws (shared points and pair)")
+    every: int = setting(50, "steps between checkpoints (bounds and errors are evaluated at each)", check=whole(1))
+    k1: int = setting(5, "outer draws (shared points and pair)", check=whole(1))
     k2: int = setting(8, "runs per outer draw (even: both values of U_J, antithetic)")
-    eta0: float = setting(0.05, "step size eta_t = eta0 decay^floor(t / every_eta): eta0")
-    decay: float = setting(0.95, "step-size decay per every_eta steps")
-    every_eta: int = setting(50, "steps between step-size decays")
-    v0: float = setting(1e-4, "noise variance v_t = v_inf + (v0 - v_inf) exp(-rate floor(t / every_v)): v0")
-    v_inf: float = setting(1e-6, "noise variance's limit v_inf")
-    rate: float = setting(0.5, "noise variance's decay rate")
-    every_v: int = setting(50, "steps between noise-variance decays")
+    eta0: float = setting(0.05, "step size eta_t = eta0 decay^floor(t / every_eta): eta0", check=POSITIVE)
+    decay: float = setting(0.95, "step-size decay per every_eta steps", check=between(0, 1, high_in=True))
+    every_eta: int = setting(50, "steps between step-size decays", check=whole(1))
+    v0: float = setting(1e-4, "noise variance v_t = v_inf + (v0 - v_inf) exp(-rate floor(t / every_v)): v0",
+                        check=POSITIVE)
+    v_inf: float = setting(1e-6, "noise variance's limit v_inf", check=POSITIVE)
+    rate: float = setting(0.5, "noise variance's decay rate", check=NONNEGATIVE)
+    every_v: int = setting(50, "steps between noise-variance decays", check=whole(1))
     batch: int = setting(0, "0: full-batch Langevin dynamics; b > 0: SGLD (or, with --algorithm sgd, SGD) on "
-                         "batches of b")
+                         "batches of b", check=whole(0))
     algorithm: LangevinAlgorithm = setting(LangevinAlgorithm.LANGEVIN, "sgd: plain minibatch SGD (--batch > 0) with "
                                            "Neu et al. 2021's bound per --sigmas",
                                            choices=[a.value for a in LangevinAlgorithm])
     sigmas: tuple[float, ...] = setting((1e-3, 3e-3, 1e-2, 3e-2), "sgd: perturbation scales, a grid fixed before "
-                                        "the runs")
-    n_heldout: int = setting(200, "sgd: points for the population gradient")
-    mc: int = setting(4, "sgd: Gaussian draws per expectation over the perturbation")
-    seed: int = setting(0, "seed of the draws, initialisations and noise")
+                                        "the runs", check=POSITIVE)
+    n_heldout: int = setting(200, "sgd: points for the population gradient", check=whole(1))
+    mc: int = setting(4, "sgd: Gaussian draws per expectation over the perturbation", check=whole(1))
+    seed: int = setting(0, "seed of the draws, initialisations and noise", check=SEED)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "algorithm", check_choice("algorithm", self.algorithm, LangevinAlgorithm))
         checks = [
             (self.dataset in BINARY_CLASSES, "dataset", f"one of {tuple(BINARY_CLASSES)}"),
-            (self.n >= 3 and self.n_test >= 1, "n", ">= 3 (and n_test >= 1)"),
-            (self.every >= 1 and self.steps >= self.every and self.steps % self.every == 0, "steps",
+            (self.n >= 3, "n", ">= 3"),
+            (self.every < 1 or (self.steps >= self.every and self.steps % self.every == 0), "steps",
              f"a positive multiple of every = {self.every}"),
-            (self.k1 >= 1, "k1", ">= 1"),
             (self.k2 >= 2 and self.k2 % 2 == 0, "k2", "an even number >= 2 (both values of U_J, antithetic)"),
-            (self.eta0 > 0 and 0 < self.decay <= 1 and self.every_eta >= 1, "eta0", "> 0 (decay in (0, 1])"),
-            (self.v0 > 0 and self.v_inf > 0 and self.rate >= 0 and self.every_v >= 1, "v0", "> 0 (and v_inf > 0)"),
-            (0 <= self.batch <= self.n, "batch", f"in [0, n = {self.n}] (0: full batch)"),
+            (self.batch <= self.n, "batch", f"in [0, n = {self.n}] (0: full batch)"),
             (self.algorithm is not LangevinAlgorithm.SGD or self.batch > 0, "batch",
              "> 0 with algorithm='sgd' (minibatch SGD)"),
-            (len(self.sigmas) > 0 and all(s > 0 for s in self.sigmas) and self.mc >= 1 and self.n_heldout >= 1,
-             "sigmas", "positive numbers (and mc, n_heldout >= 1)"),
+            (len(self.sigmas) > 0, "sigmas", "one or more scales"),
         ]
         self._validate(checks)
 

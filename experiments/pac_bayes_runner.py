@@ -44,7 +44,9 @@ from ..estimators.snn import FAMILIES, OBJECTIVES, FamilyName, PriorKind
 from ..estimators.steps import steps_per_epoch
 from .config import (
     OPTIMIZERS,
+    POSITIVE,
     SCHEDULES,
+    SEED,
     Arch,
     AugmentName,
     MaskPrior,
@@ -52,8 +54,10 @@ from .config import (
     RunConfig,
     ScheduleName,
     Section,
+    between,
     make_optimizer,
     setting,
+    whole,
 )
 from .records import write_atomic, write_json_atomic, write_record
 from .report import format_number
@@ -62,6 +66,14 @@ from .results import Disagreement, MaskComparison, MaskPredictor, MonteCarloRisk
 __all__ = ["PacBayesConfig", "QUICKSTART", "MLP_DIGITS", "Setup", "PriorResult", "run_pac_bayes", "prepare",
            "prior_stage", "posterior_stage", "certify_stage", "mask_comparison", "record_stage",
            "prior_split_size", "phase_keys", "phase_table"]
+
+
+#: Classes of every dataset of :data:`~genbounds.estimators.data.DATASETS` (labels 0-9).
+DATASET_CLASSES = 10
+#: A probability-like rate in [0, 1): momentum, dropout.
+_RATE = between(0, 1, low_in=True)
+#: A class label of those datasets.
+_CLASS = whole(0, DATASET_CLASSES)
 
 
 def _whole_positive(x: Any) -> bool:
@@ -90,7 +102,7 @@ class ModelSection(Section):
 
     arch: Arch = setting(Arch.CNN, "network: an MLP, or PBB's CNN (two 3x3 convolutions, max-pool, dense 128)",
                          choices=[a.value for a in Arch])
-    widths: tuple[int, ...] = setting((256, 256), "MLP hidden widths")
+    widths: tuple[int, ...] = setting((256, 256), "MLP hidden widths", check=whole(1))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch", check_choice("arch", self.arch, Arch))
@@ -115,29 +127,30 @@ class PriorSection(Section):
                                     "magnitudes, or uniform (data-free) keep probability 1 - sparsity",
                                     choices=[m.value for m in MaskPrior])
     scale: float = setting(0.02, "prior standard deviation (fixed), or the initial value with --learn-prior-scale",
-                           key="prior_scale")
+                           key="prior_scale", check=POSITIVE)
     learn_scale: bool = setting(False, "learn the prior scale, then round it to the DR17 grid (union bound paid)",
                                 key="learn_prior_scale")
-    grid_b: float = setting(100.0, "DR17 grid of prior variances c exp(-j/b): b")
-    grid_c: float = setting(0.1, "DR17 grid of prior variances c exp(-j/b): c")
-    epochs: int = setting(100, "epochs of deterministic training (prior mean; DR17's SGD stage)", key="prior_epochs")
-    lr: float = setting(0.05, "learning rate of the prior's training", key="prior_lr")
+    grid_b: float = setting(100.0, "DR17 grid of prior variances c exp(-j/b): b", check=POSITIVE)
+    grid_c: float = setting(0.1, "DR17 grid of prior variances c exp(-j/b): c", check=POSITIVE)
+    epochs: int = setting(100, "epochs of deterministic training (prior mean; DR17's SGD stage)", key="prior_epochs",
+                          check=whole(0))
+    lr: float = setting(0.05, "learning rate of the prior's training", key="prior_lr", check=POSITIVE)
     batch: int = setting(64, "minibatch size of the prior's training (and of the DP prior's SGLD)", key="prior_batch")
     optimizer: OptimizerName = setting(OptimizerName.SGD, "optimiser of the prior's training", key="prior_optimizer",
                                        choices=OPTIMIZERS)
-    momentum: float = setting(0.9, "SGD momentum of the prior (0: plain SGD)", key="prior_momentum")
+    momentum: float = setting(0.9, "SGD momentum of the prior (0: plain SGD)", key="prior_momentum", check=_RATE)
     dropout: float = setting(0.2, "dropout rate on hidden activations while training the prior (PBB: 0.2)",
-                             key="prior_dropout")
+                             key="prior_dropout", check=_RATE)
     schedule: ScheduleName = setting(ScheduleName.CONSTANT, "learning-rate schedule of the prior: constant or cosine "
                                      "decay to 0", key="prior_schedule", choices=SCHEDULES)
     augment: AugmentName = setting(AugmentName.NONE, "augment the prior's training images: random 2-pixel shifts "
                                    "(shift), and mirror images (shift-flip); the bound set is never augmented",
                                    key="prior_augment", choices=tuple(sorted(AUGMENTATIONS)))
-    dp_epsilon: float = setting(0.1, "dp prior: epsilon of the Gibbs mechanism (tau = epsilon n / 2)")
+    dp_epsilon: float = setting(0.1, "dp prior: epsilon of the Gibbs mechanism (tau = epsilon n / 2)", check=POSITIVE)
     dp_base_scale: float = setting(0.1, "dp prior: std of the data-free Gaussian base measure around the "
-                                   "initialisation")
-    dp_lr: float = setting(0.05, "dp prior: SGLD step size")
-    dp_epochs: int = setting(10, "dp prior: SGLD epochs")
+                                   "initialisation", check=POSITIVE)
+    dp_lr: float = setting(0.05, "dp prior: SGLD step size", check=POSITIVE)
+    dp_epochs: int = setting(10, "dp prior: SGLD epochs", check=whole(1))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", check_choice("prior", self.kind, PriorKind))
@@ -163,11 +176,11 @@ class PosteriorSection(Section):
     family: FamilyName = setting(FamilyName.GAUSSIAN, "posterior family: factorised Gaussian or Laplace weights, "
                                  "Bernoulli masks over the prior's weights, or matrix-normal (Kronecker-factored) "
                                  "dense layers", choices=FAMILIES)
-    epochs: int = setting(50, "posterior epochs")
-    lr: float = setting(0.01, "learning rate of the posterior's training")
+    epochs: int = setting(50, "posterior epochs", check=whole(0))
+    lr: float = setting(0.01, "learning rate of the posterior's training", check=POSITIVE)
     batch: int = setting(64, "minibatch size of the posterior's training")
     optimizer: OptimizerName = setting(OptimizerName.SGD, "optimiser of the posterior's training", choices=OPTIMIZERS)
-    momentum: float = setting(0.95, "SGD momentum of the posterior (0: plain SGD)")
+    momentum: float = setting(0.95, "SGD momentum of the posterior (0: plain SGD)", check=_RATE)
     schedule: ScheduleName = setting(ScheduleName.CONSTANT, "posterior learning-rate schedule", choices=SCHEDULES)
     shared_sample: bool = setting(False, "train with one weight draw per minibatch instead of one per example "
                                   "(faster CNN training)")
@@ -184,10 +197,10 @@ class PosteriorSection(Section):
 class CertificateSection(Section):
     """The certificates: confidence, Monte Carlo estimates, and the settings paid for."""
 
-    delta: float = setting(0.025, "PAC-Bayes confidence part")
-    mc_delta: float = setting(0.01, "confidence part of the Monte Carlo step")
-    mc_r: int = setting(100, "per-example draws per example, certificate (b)")
-    mc_m: int = setting(1000, "weight draws for certificate (a); 0 skips it")
+    delta: float = setting(0.025, "PAC-Bayes confidence part", check=between(0, 1))
+    mc_delta: float = setting(0.01, "confidence part of the Monte Carlo step", check=between(0, 1))
+    mc_r: int = setting(100, "per-example draws per example, certificate (b)", check=whole(1))
+    mc_m: int = setting(1000, "weight draws for certificate (a); 0 skips it", check=whole(0))
     settings_looked_at: int = setting(
         1, "settings whose certificates you already looked at on this bound set, this one included: every "
         "certificate pays for the choice (delta / this number)")
@@ -203,7 +216,7 @@ class PacBayesConfig(RunConfig):
     prior: PriorSection = field(default_factory=PriorSection)
     posterior: PosteriorSection = field(default_factory=PosteriorSection)
     certificate: CertificateSection = field(default_factory=CertificateSection)
-    seed: int = setting(0, "seed of the split, the initialisation, training and the Monte Carlo draws")
+    seed: int = setting(0, "seed of the split, the initialisation, training and the Monte Carlo draws", check=SEED)
 
     #: Settings the prior depends on: runs that share them share one trained prior.
     PRIOR_FIELDS = ("dataset", "data_dir", "binary", "arch", "widths", "prior", "alpha", "standardize", "prior_epochs",
@@ -219,11 +232,11 @@ class PacBayesConfig(RunConfig):
                                dataclasses.replace(self.data, standardize=self.prior.kind is PriorKind.DATA))
         checks = [
             (self.dataset in DATASETS, "dataset", f"one of {DATASETS}"),
-            (self.prior.kind is not PriorKind.DP or (self.dp_epsilon > 0 and self.dp_base_scale > 0 and self.dp_lr > 0
-                                    and self.dp_epochs >= 1), "dp_epsilon",
-             "> 0 with dp_base_scale > 0, dp_lr > 0 and dp_epochs >= 1 for a dp prior"),
-            (0.0 <= self.momentum < 1.0 and 0.0 <= self.prior_momentum < 1.0, "momentum", "in [0, 1)"),
-            (0.0 <= self.prior_dropout < 1.0, "prior_dropout", "in [0, 1)"),
+            # --binary 99 on 10 classes would relabel every example 0: a "2 classes" task of one class.
+            (self.binary is None or (0 < len(self.binary) < DATASET_CLASSES
+                                     and len(set(self.binary)) == len(self.binary)
+                                     and all(_CLASS.ok(c) for c in self.binary)),
+             "binary", f"1 to {DATASET_CLASSES - 1} distinct classes in [0, {DATASET_CLASSES})"),
             (self.prior_augment is AugmentName.NONE or self.prior.kind is PriorKind.DATA, "prior_augment",
              "'none' unless the prior is 'data' (only a prior trained on its own data may be augmented)"),
             (not self.standardize or self.prior.kind is PriorKind.DATA, "standardize",
@@ -240,13 +253,9 @@ class PacBayesConfig(RunConfig):
              "False with family 'mask' (a mask prior has keep probabilities, not a scale)"),
             (0.0 < self.sparsity < 1.0, "sparsity", "in (0, 1)"),
             (0.0 < self.mask_flip < 0.5, "mask_flip", "in (0, 0.5)"),
-            (self.prior_scale > 0, "prior_scale", "> 0"),
-            (0 < self.delta < 1 and 0 < self.mc_delta < 1, "delta", "in (0, 1)"),
             (self.delta + self.mc_delta < 1, "mc_delta", f"such that delta + mc_delta < 1 (delta = {self.delta})"),
-            (self.mc_r >= 1 and self.mc_m >= 0, "mc_r", ">= 1 (and mc_m >= 0)"),
             (isinstance(self.settings_looked_at, int) and self.settings_looked_at >= 1, "settings_looked_at",
              "a whole number >= 1"),
-            (self.epochs >= 0 and self.prior_epochs >= 0, "epochs", ">= 0"),
             (_whole_positive(self.batch), "batch", "a whole number >= 1"),
             (_whole_positive(self.prior_batch), "prior_batch", "a whole number >= 1"),
             # The bounded log-loss -ln(max(p, p_min)) / ln(1/p_min) lies in [0, 1] only for 0 < p_min < 1.

@@ -41,8 +41,8 @@ from ..bounds import Certificate
 from ..bounds._array import check_probability, check_scalar
 
 __all__ = ["SCHEMA", "KINDS", "new_record", "write_atomic", "write_json_atomic", "write_record",
-           "load_record", "load_records", "versions", "CertificateEntry", "CERTIFICATE_FIELDS", "certificate_config",
-           "save_certificate"]
+           "load_record", "load_records", "record_path", "versions", "CertificateEntry", "CERTIFICATE_FIELDS",
+           "certificate_config", "save_certificate"]
 
 SCHEMA = "genbounds.record/2"
 #: Older schemas still read, per record kind.
@@ -143,6 +143,32 @@ def load_record(path: str | os.PathLike) -> dict:
     except OSError as err:
         raise ValueError(f"{path}: cannot be read ({err.strerror})") from err
     return _validate(data, str(path))
+
+
+def record_path(path: str | os.PathLike, kind: str, name: str = "--save") -> Path:
+    """Where a record of ``kind`` may be written, checked before anything is computed (a ValueError
+    naming the argument ``name``): not an empty path (``Path('')`` is the current folder), not a
+    folder, not under a file, and never over a file that is not already a record of ``kind`` (re-running
+    the same command replaces its own record; an experiment's record or any other file is kept)."""
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"argument {name}: must be a file path, got {text!r}")
+    p = Path(text)
+    if p.is_dir():
+        raise ValueError(f"argument {name}: {p} is a folder, not a file (e.g. {p / 'record.json'})")
+    parent = next((q for q in p.parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"argument {name}: {parent} is a file, not a folder, so {p} cannot be written")
+    if p.exists():
+        try:
+            held = load_record(p)["kind"]
+        except ValueError:
+            held = None
+        if held != kind:
+            what = "a file that is not a genbounds record" if held is None else f"a {held!r} record"
+            raise ValueError(f"argument {name}: {p} holds {what}; it is not replaced by a {kind!r} record "
+                             "(give another file)")
+    return p
 
 
 def load_records(paths: Iterable[str | os.PathLike]) -> tuple[list[tuple[Path, dict]], list[str]]:
