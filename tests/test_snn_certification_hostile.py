@@ -259,14 +259,14 @@ def test_from_dict_refuses_an_edited_snn_record():
 # ------------------------------------------------------------------ the record: what the library derives
 
 
-@pytest.mark.xfail(strict=True, reason="certify's details= and Prior.details override the provenance the library "
-                                       "derives (details['mc_method'], ['split'], ['prior']['kind'], the combined "
-                                       "certificate's ['shares'] and ['mc_method_param']): the record can say "
-                                       "'weights', n_prior 0, kind 'init', r 1000 for a per-example r = 2 run on a "
-                                       "data prior of 20 examples")
 def test_user_details_do_not_override_the_derived_provenance():
     data, net, params = _tiny()
-    prior = snn.Prior(params, 0.1, data_indices=np.arange(20), details={"kind": "init"})
+    with pytest.raises(ValueError, match="argument 'details' must not hold 'kind'"):
+        snn.Prior(params, 0.1, data_indices=np.arange(20), details={"kind": "init"})
+    with pytest.raises(ValueError, match="argument 'details' must not hold 'family'"):
+        snn.Prior(params, 0.1, details={"family": "laplace"})
+    prior = snn.Prior(params, 0.1, data_indices=np.arange(20), details={"seed": 3})
+    prior.details["kind"] = "init"                      # edited after construction: the derived kind still wins
     post = snn.init_posterior(params, 0.05)
     lie = {"mc_method": "weights", "split": {"n_train": 60, "n_prior": 0, "n_bound": 60}}
     try:
@@ -278,6 +278,18 @@ def test_user_details_do_not_override_the_derived_provenance():
         assert cert.details["mc_method"] == "independent"
         assert cert.details["split"] == {"n_train": 60, "n_prior": 20, "n_bound": 40}
         assert cert.details["prior"]["kind"] == "data"
+    cert, _ = snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), estimate=snn.PerExampleDraws(2),
+                          details={"note": "mine"})
+    assert cert.details["prior"] == {"kind": "data", "family": "gaussian", "seed": 3}
+    assert cert.details["note"] == "mine" and cert.details["mc_method_param"] == {"r": 2}
+    for key in ("mc_method", "mc_method_param", "split", "prior", "prior_scale", "delta_effective"):
+        with pytest.raises(ValueError, match=f"argument 'details' must not hold '{key}'"):
+            snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), estimate=snn.PerExampleDraws(1),
+                        details={key: 0})
+    for key in ("shares", "reference", "k_errors", "mc_method_param"):
+        for fn in (certification.certify_excess, certification.certify_with_excess):
+            with pytest.raises(ValueError, match=f"argument 'details' must not hold '{key}'"):
+                fn(net, post, prior, data, key=jax.random.PRNGKey(0), r=1, details={key: 0})
     try:
         _, (combined, _) = certification.certify_with_excess(
             net, post, snn.Prior(params, 0.1, data_indices=np.arange(20)), data, key=jax.random.PRNGKey(0), r=2,

@@ -43,7 +43,7 @@ import math
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar, NamedTuple
@@ -144,6 +144,30 @@ def _check_deltas(delta: Any, mc_delta: Any) -> None:
     if total >= 1.0:
         raise ValueError(f"arguments 'delta' ({delta!r}) + 'mc_delta' ({mc_delta!r}) sum to {total!r}: the total "
                          "confidence budget must be below 1")
+
+
+#: ``details`` entries a certificate (b)/(a) derives (here and in :func:`genbounds.bounds.pac_bayes_certificate`).
+_SEEGER_DERIVED = ("mc_method", "mc_method_param", "split", "prior", "prior_scale", "n_priors", "prior_grid",
+                   "delta_effective", "dp_prior", "lambda", "C", "C_grid")
+#: ``details`` entries the combined certificate derives (here and in :func:`genbounds.bounds.excess_loss_certificate`).
+_EXCESS_DERIVED = ("mc_method", "mc_method_param", "split", "prior", "reference", "shares", "k_errors", "plus_draws",
+                   "minus_draws", "draws", "method", "reference_bound", "excess_bound", "d_plus_upper",
+                   "d_minus_lower", "delta_effective", "eta")
+
+
+def _user_details(details: Any, derived: tuple[str, ...]) -> dict:
+    """The caller's ``details`` as a dict, refused (one ValueError naming the key) when not a mapping or when it
+    holds an entry the library derives (the Monte Carlo method and size, the data split, the prior's provenance,
+    the delta shares, ...): a record must say what was run, not what the caller wrote over it."""
+    if details is None:
+        return {}
+    if not isinstance(details, Mapping):
+        raise ValueError(f"argument 'details' must be a mapping of names to values, got {type(details).__name__}")
+    for key in derived:
+        if key in details:
+            raise ValueError(f"argument 'details' must not hold {key!r}: the certificate derives it from the run "
+                             "(choose another name for your entry)")
+    return dict(details)
 
 
 def _check_train_and_prior(train: Any, prior: Any) -> None:
@@ -431,6 +455,7 @@ def certify(
         raise ValueError(f"argument 'estimate' must be PerExampleDraws(r) or WeightDraws(m), got {estimate!r}")
     _check_train_and_prior(train, prior)
     _check_deltas(delta, mc_delta)
+    details = _user_details(details, _SEEGER_DERIVED)
     candidates = _scale_candidates(prior, prior_scale, prior_grid)      # every argument checked before the draws
     data, keep = bound_set(train, prior)
     t0 = time.perf_counter()
@@ -480,9 +505,9 @@ def _seeger_certificate(mc: MCEstimate, estimate: Estimate, post: Posterior, pri
     """The Seeger certificate of ``mc`` (the estimate made on the bound set ``bound = bound_set(train, prior)``),
     the best over the scale ``candidates`` (all paid by the grid's union bound)."""
     data, keep = bound
-    info = {"mc_method": estimate.record_name, **_provenance(train, prior, keep)}
-    info.update(details or {})
-    info["mc_method_param"] = estimate.param
+    # the caller's entries never override the derived ones (_user_details refuses the names)
+    info = {"mc_method": estimate.record_name, **_provenance(train, prior, keep),
+            **_user_details(details, _SEEGER_DERIVED), "mc_method_param": estimate.param}
     best = None
     for s, j in candidates:
         kl = kl_float64(post, prior, s)
@@ -501,8 +526,11 @@ def _seeger_certificate(mc: MCEstimate, estimate: Estimate, post: Posterior, pri
 
 def _provenance(train: Dataset, prior: Prior, keep: np.ndarray) -> dict:
     """What every certificate of a posterior records of its data split and its prior."""
+    derived = {"kind": prior.kind.value, "family": prior.family.name.value}
+    described = {**derived, **prior.details}
+    described.update(derived)               # Prior refuses these keys in its details; the derived ones win regardless
     return {"split": {"n_train": len(train), "n_prior": prior.n_data, "n_bound": int(keep.size)},
-            "prior": {"kind": prior.kind.value, "family": prior.family.name.value, **prior.details}}
+            "prior": described}
 
 
 def guess_risk(data: Dataset) -> float:
@@ -972,6 +1000,7 @@ def certify_excess(
     """
     r = _count("r", r)
     _check_train_and_prior(train, prior)
+    details = _user_details(details, _EXCESS_DERIVED)
     shares = _excess_shares(prior, method, delta, reference_share, excess_share)   # checked before the draws
     data, keep = bound_set(train, prior)
     counts = ternary_draws(net, post, prior.family, data, prior.mean, r=r, key=key, progress=progress)
@@ -992,6 +1021,7 @@ def certify_with_excess(
     r = estimate.r
     _check_train_and_prior(train, prior)
     _check_deltas(delta, mc_delta)
+    details = _user_details(details, tuple(dict.fromkeys(_SEEGER_DERIVED + _EXCESS_DERIVED)))
     candidates = _scale_candidates(prior, None, None)
     _excess_shares(prior, method, delta + mc_delta, REFERENCE_SHARE, EXCESS_SHARE)   # checked before the draws
     data, keep = bound_set(train, prior)
@@ -1035,7 +1065,8 @@ def _excess_certificate(counts: TernaryDraws, post: Posterior, prior: Prior, tra
     info = {"mc_method": PerExampleDraws.record_name, "mc_method_param": {"r": counts.draws // len(data)},
             **_provenance(train, prior, keep),
             "reference": "the prior's own network (deterministic, at the prior mean)",
-            "shares": {"reference": shares.reference, "excess": shares.excess}, **(details or {})}
+            "shares": {"reference": shares.reference, "excess": shares.excess},
+            **_user_details(details, _EXCESS_DERIVED)}      # refused when it names a derived entry
     cert = excess_loss_certificate(
         counts.reference_errors, counts.plus_draws, counts.minus_draws, counts.draws, kl_float64(post, prior),
         int(keep.size), delta_reference=d_ref, delta_excess=d_ex, delta_monte_carlo=d_mc, method=shares.method,

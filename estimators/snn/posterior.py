@@ -17,6 +17,7 @@ for users who want them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -91,6 +92,13 @@ class Prior:
         if idx.ndim != 1 or len(np.unique(idx)) != len(idx):
             raise ValueError("argument 'data_indices' must be a 1-d array of distinct indices")
         object.__setattr__(self, "data_indices", idx)
+        if not isinstance(self.details, Mapping):
+            raise ValueError(f"argument 'details' must be a mapping of names to values, got "
+                             f"{type(self.details).__name__}")
+        for key, why in (("kind", "data_indices and dp decide it"), ("family", "argument 'family' gives it")):
+            if key in self.details:
+                raise ValueError(f"argument 'details' must not hold {key!r}: the prior's {key} is derived ({why}), "
+                                 "and certificates record the derived one")
         if self.dp is not None:
             if idx.size:
                 raise ValueError("arguments 'dp' and 'data_indices': a differentially private prior is paid for "
