@@ -328,14 +328,26 @@ def test_certify_on_the_grid_names_a_prior_whose_variance_has_no_grid_index():
 # ------------------------------------------------------------------ differentially private priors
 
 
-@pytest.mark.xfail(strict=True, reason="gibbs_tau(epsilon, n) does not check n: n = 0 gives tau 0 (the SGLD "
-                                       "potential then divides by it), n = -5 gives tau -2.5")
-@pytest.mark.parametrize("n", [0, -5, 2.5])
+@pytest.mark.parametrize("n", [0, -5, 2.5, "10", [10], True, math.inf])
 def test_gibbs_tau_refuses_a_bad_sample_size(n):
     import importlib
     dp = importlib.import_module("genbounds.estimators.snn.dp_prior")
     with pytest.raises(ValueError, match="'n'"):
         dp.gibbs_tau(1.0, n)
+    with pytest.raises(ValueError, match="'n'"):
+        dp.gibbs_epsilon(1.0, n)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.inf, math.nan, "1"], ids=["zero", "neg", "inf", "nan", "text"])
+def test_gibbs_tau_and_epsilon_name_a_bad_parameter(bad):
+    import importlib
+    dp = importlib.import_module("genbounds.estimators.snn.dp_prior")   # snn.dp_prior is the function
+    for fn, name in ((dp.gibbs_tau, "'epsilon'"), (dp.gibbs_epsilon, "'tau'")):
+        with pytest.raises(ValueError, match=name):
+            fn(bad, 100)
+        with pytest.raises(ValueError, match="'loss_range'"):
+            fn(1.0, 100, bad)
+    assert dp.gibbs_tau(1.0, 10.0) == 5.0 and dp.gibbs_epsilon(5.0, 10.0) == 1.0
 
 
 @pytest.mark.parametrize("scale", ["0.1", math.inf, math.nan, True, -1.0], ids=["text", "inf", "nan", "bool", "neg"])

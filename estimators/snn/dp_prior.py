@@ -30,6 +30,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from ...bounds._array import check_count, check_range, check_scalar
 from ..data import Dataset
 from ..nets import Net
 from ..progress import Progress
@@ -44,19 +45,32 @@ APPROXIMATE = ("approximate: SGLD is assumed to sample the Gibbs distribution ex
                "approximation' of Dziugaite & Roy 2018); the certificate is conditional on it")
 
 
+def _check_positive(name: str, x: Any) -> None:
+    """One finite number > 0, else one ValueError naming ``name``."""
+    check_scalar(name, x)
+    check_range(name, x, 0.0, math.inf, lo_open=True, hi_open=True)
+
+
+def _check_mechanism(name: str, x: Any, n: Any, loss_range: Any) -> None:
+    """The exponential mechanism's arguments: ``name`` (tau or epsilon) and ``loss_range`` finite > 0, ``n`` a
+    whole number >= 1 (a sample size: n = 0 gave tau 0, n = -5 a negative tau)."""
+    _check_positive(name, x)
+    check_scalar("n", n)
+    check_count("n", n)
+    _check_positive("loss_range", loss_range)
+
+
 def gibbs_epsilon(tau: float, n: int, loss_range: float = 1.0) -> float:
     """Epsilon of an exact draw from the Gibbs distribution exp(-tau R_S) on n examples with a loss of
     range ``loss_range``: 2 tau loss_range / n (exponential mechanism)."""
-    if not (tau > 0 and n >= 1 and loss_range > 0):
-        raise ValueError("arguments 'tau', 'n', 'loss_range' must be positive")
-    return 2.0 * tau * loss_range / n
+    _check_mechanism("tau", tau, n, loss_range)
+    return 2.0 * float(tau) * float(loss_range) / int(n)
 
 
 def gibbs_tau(epsilon: float, n: int, loss_range: float = 1.0) -> float:
     """The inverse temperature whose exact Gibbs draw is ``epsilon``-DP: epsilon n / (2 loss_range)."""
-    if not (epsilon > 0 and math.isfinite(epsilon)):
-        raise ValueError(f"argument 'epsilon' must be a finite number > 0, got {epsilon!r}")
-    return epsilon * n / (2.0 * loss_range)
+    _check_mechanism("epsilon", epsilon, n, loss_range)
+    return float(epsilon) * int(n) / (2.0 * float(loss_range))
 
 
 def sgld_gibbs_sample(net: Net, w0: Any, data: Dataset, *, key: jax.Array, tau: float, base_scale: float,
