@@ -161,7 +161,7 @@ def _check_positive_scale(scale: Any, prior_mean: Params) -> None:
     """A location-scale prior's scale: one finite number > 0 (not text, not a boolean)."""
     if (not np.isscalar(scale) or isinstance(scale, str | bytes | bool | np.bool_)
             or not np.isreal(scale) or not (math.isfinite(scale) and scale > 0)):
-        raise ValueError(f"argument 'scale' must be a finite number > 0, got {scale!r}")
+        raise ValueError(f"argument 'scale' must be a number > 0 (finite, not text), got {scale!r}")
 
 
 def _location_scale(name: FamilyName, noise: Callable, kl_fn: Callable, local: bool, distribution: type,
