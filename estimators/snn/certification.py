@@ -449,7 +449,9 @@ def certify(
     kept (every grid point is covered by the union bound, paid through
     :func:`genbounds.bounds.prior_grid_delta`). Returns the certificate and the Monte Carlo
     estimate (with its timing). With ``progress`` the Monte Carlo pass shows its progress when it runs
-    longer than a few seconds.
+    longer than a few seconds. ``details`` are extra entries for the record; an entry the certificate derives
+    (``mc_method``, ``split``, ``prior``, ...) is refused rather than written over. Every argument is checked
+    before the draws.
     """
     if not isinstance(estimate, PerExampleDraws | WeightDraws):
         raise ValueError(f"argument 'estimate' must be PerExampleDraws(r) or WeightDraws(m), got {estimate!r}")
