@@ -812,7 +812,7 @@ def _check_positive_number(name: str, x: Any) -> None:
 def _check_finite_inputs(name: str, data: Dataset) -> None:
     """Refuse a dataset with a NaN or infinite input, naming argument ``name`` and the first such example (it
     would train the posterior to NaN)."""
-    bad = ~np.isfinite(data.x.reshape(len(data), -1)).all(axis=1)
+    bad = ~np.isfinite(data.x).all(axis=tuple(range(1, data.x.ndim)))
     if bad.any():
         raise ValueError(f"argument {name!r} holds a non-finite input (NaN or inf) in example "
                          f"{int(np.argmax(bad))} ({int(bad.sum())} examples in all)")
