@@ -206,8 +206,9 @@ def test_certify_network_names_model_for_nan_logits(no_training):
     (dict(prior_indices=np.array([1, 1, 2])), "'prior_indices'"),
     (dict(prior_indices=np.array([0.0, 1.0])), "'prior_indices'"),
     (dict(test_set=Dataset(np.full((4, 3), np.nan, np.float32), np.zeros(4, np.int32), 2)), "'test_set'"),
+    (dict(test_set=Dataset(np.zeros((0, 3), np.float32), np.zeros(0, np.int32), 2)), "'test_set'"),
 ], ids=["delta_sum", "delta_array", "mc_delta_text", "epochs_fraction", "batch_fraction", "scale_negative",
-        "scale_inf", "prior_indices_twice", "prior_indices_float", "test_set_nan"])
+        "scale_inf", "prior_indices_twice", "prior_indices_float", "test_set_nan", "test_set_empty"])
 def test_certify_network_names_each_bad_argument_before_training(no_training, kwargs, name):
     with pytest.raises(ValueError, match=name):
         _network(**kwargs)

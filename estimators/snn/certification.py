@@ -694,6 +694,8 @@ def certify_network(
         raise ValueError(f"argument 'test_set' must be a Dataset, got {type(test_set).__name__}")
     _check_finite_inputs("train", train)
     if test_set is not None:
+        if len(test_set) == 0:
+            raise ValueError("argument 'test_set' holds no examples (pass None for no test errors)")
         _check_finite_inputs("test_set", test_set)
     yours, prior_model = _user_and_prior_models(model, params, prior_mean)
     _check_like_params("prior_mean", prior_model.params, yours.params)
