@@ -1,7 +1,7 @@
 """Hostile review of the record and command-line boundary: ``genbounds`` subcommands given bad flags, and
 committed records (paper_figures/results) edited by hand and read back by ``genbounds report``.
 
-Each test is a problem found, marked strict xfail until it is fixed. Everything runs in-process through
+Each test is a problem the review found, now fixed. Everything runs in-process through
 :func:`genbounds.cli.main` (no training: where a bad flag is not refused, the first training stage is replaced by
 a sentinel that stops the run, so the test fails fast instead of training).
 """

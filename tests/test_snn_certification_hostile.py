@@ -1,5 +1,5 @@
 """Hostile review of the stochastic-network certification path (estimators/snn/certification.py, families,
-models, and the bounds they call). Each test is a problem found, marked strict xfail until it is fixed.
+models, and the bounds they call). Each test is a problem the review found, now fixed:
 
 * A posterior over half-precision weights is sampled from a discrete, truncated law (the noise is drawn in the
   weights' dtype: bfloat16's normal takes 128 values in [-2.89, 2.52]), while the certificate charges the KL of
@@ -242,8 +242,6 @@ def _edited(cert: Certificate, value: float) -> dict:
     return d
 
 
-@pytest.mark.xfail(strict=True, reason="Certificate.from_dict recomputes only registered (compression) kinds: an "
-                                       "edited seeger / test_set / excess record reads back with its edited value")
 def test_from_dict_refuses_an_edited_snn_record():
     data, net, params = _tiny(200)
     prior = snn.Prior(params, 0.1, data_indices=np.arange(50))
