@@ -17,6 +17,7 @@ import reference as ref
 
 from genbounds import bounds as B
 from genbounds.bounds import Certificate, pac_bayes_certificate, pay_for_choice, union_minimum
+from genbounds.estimators import Dataset
 from genbounds.estimators.snn.certification import certify
 from genbounds.estimators.snn.families import GAUSSIAN
 from genbounds.estimators.snn.posterior import Prior
@@ -271,6 +272,9 @@ def test_numbers_given_as_text_are_refused(call):
         calls[call]()
 
 
+#: A training set for the certify calls below, whose refusals must come from their own arguments.
+_TINY = Dataset(np.zeros((4, 3), np.float32), np.zeros(4, np.int32), 2)
+
 BAD_CALLS = {
     "kl_none": (lambda: pac_bayes_certificate("seeger", 0.1, None, 100, 0.025), "'kl'"),            # TypeError
     "kl_list": (lambda: pac_bayes_certificate("seeger", 0.1, [5.0], 100, 0.025), "'kl'"),           # TypeError
@@ -285,9 +289,9 @@ BAD_CALLS = {
                                                   prior_grid=(0.0, 0.1)), "prior_grid"),            # records NaN
     "grid_c_negative": (lambda: pac_bayes_certificate("seeger", 0.1, 5.0, 100, 0.025, prior_grid_j=3,
                                                       prior_grid=(100.0, -1.0)), "prior_grid"),     # scale -0.97
-    "certify_grid_b_zero": (lambda: certify(None, None, Prior({"w": np.zeros(3)}, 0.1, GAUSSIAN), None, key=None,
+    "certify_grid_b_zero": (lambda: certify(None, None, Prior({"w": np.zeros(3)}, 0.1, GAUSSIAN), _TINY, key=None,
                                             prior_scale=0.1, prior_grid=(0.0, 0.1)), "prior_grid"),  # ZeroDivision
-    "certify_grid_c_zero": (lambda: certify(None, None, Prior({"w": np.zeros(3)}, 0.1, GAUSSIAN), None, key=None,
+    "certify_grid_c_zero": (lambda: certify(None, None, Prior({"w": np.zeros(3)}, 0.1, GAUSSIAN), _TINY, key=None,
                                             prior_scale=0.1, prior_grid=(100.0, 0.0)), "prior_grid"),  # math domain
     "dp_adjustment_delta": (lambda: B.dp_prior_kl_adjustment(0.1, 100, 1.5), "delta"),              # 1.8934 nats
     "dp_max_text": (lambda: B.dp_max_information("0.1", 100, 0.01), "epsilon"),                    # TypeError
