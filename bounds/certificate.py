@@ -436,12 +436,16 @@ def pac_bayes_certificate(
         kl_used += adjustment
 
     parts = {"pac_bayes": float(delta)}
+    # Python numbers from here on: a JAX input (a float32 mean) would put the inversions in float32, and the
+    # record, read back in float64, would not reproduce its value.
+    check_probability("emp_risk", emp_risk)
+    check_count("n", n_bound)               # the name the bounds give it
+    emp, n_bound = float(emp_risk), int(n_bound)
     if mc_samples is not None:
-        emp_bound = float(pb.sample_convergence(emp_risk, mc_samples, mc_delta))
+        emp_bound = float(pb.sample_convergence(emp, int(mc_samples), float(mc_delta)))
         parts["monte_carlo"] = float(mc_delta)
     else:
-        check_probability("emp_risk", emp_risk)
-        emp_bound = float(emp_risk)
+        emp_bound = emp
     value = float(PAC_BAYES_BOUNDS[bound](emp_bound, kl_used, n_bound, delta_eff))
     if bound is PacBayesBound.LAMBDA:
         info["lambda"] = float(pb.lambda_opt(emp_bound, kl_used, n_bound, delta_eff))
@@ -455,9 +459,9 @@ def pac_bayes_certificate(
         value=round_up(value),
         delta=float_at_least(sum(map(Fraction, parts.values()))),
         delta_parts=parts,
-        emp_risk=float(emp_risk),
+        emp_risk=emp,
         kl=float(kl),
-        n_bound=int(n_bound),
+        n_bound=n_bound,
         n_prior=int(n_prior),
         emp_risk_bound=emp_bound,
         mc_samples=None if mc_samples is None else int(mc_samples),

@@ -515,7 +515,7 @@ def interpolating_certified(mi_ld_upper: ArrayLike) -> Any:
     r"""Interpolating bound (Wang & Mao 2023, Thm 4.2) at the upper bound: :math:`\bar I_{\Delta L}^+ / \ln 2`
     (increasing). Valid only for an algorithm whose training error is 0 almost surely; finite runs cannot
     certify that, so a certificate using it says so. Capped at 1, rounded up; elementwise (a float for numbers)."""
-    return round_up(B.interpolating(np.asarray(mi_ld_upper, dtype=np.float64)[..., None], 0.0), 16)
+    return round_up(B.interpolating(np.asarray(mi_ld_upper)[..., None], 0.0), 16)   # text stays text: refused there
 
 
 @dataclass(frozen=True)

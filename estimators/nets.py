@@ -168,7 +168,9 @@ def _conv_flipout(conv_fn: Callable, key: jax.Array, h: jax.Array, m: Params, s:
     wide = noise_dtype(h.dtype, m["w"].dtype)      # at least float32, as every posterior draw (noise_dtype)
     delta = s["w"] * standard_normal(k_delta, m["w"].shape, wide)
     bias = s["b"] * standard_normal(k_bias, (n, 1, 1, c_out), wide)
-    return conv_fn(h, m) + sign_out * conv_fn(h * sign_in, {"w": delta, "b": 0.0}) + bias
+    # the noise term computed in ``wide`` and added in the activations' dtype (a deterministic rounding of a sample)
+    noisy = sign_out * conv_fn((h * sign_in).astype(wide), {"w": delta, "b": 0.0}) + bias
+    return conv_fn(h, m) + noisy.astype(h.dtype)
 
 
 def _flatten(x):

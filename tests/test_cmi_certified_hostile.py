@@ -236,6 +236,13 @@ def test_forms_monotone_on_a_grid():
         assert (np.diff(grid, axis=1) >= 0).all(), form.__name__
 
 
+@pytest.mark.parametrize("form, args", [(C.interpolating_certified, ("0.5",)), (C.fast_rate_certified, (0.1, "0.5")),
+                                         (C.binary_kl_certified, ("0.1", 0.5))])
+def test_forms_refuse_text(form, args):
+    with pytest.raises(ValueError, match="text"):
+        form(*args)
+
+
 def _bern(p):
     return np.array([1.0 - p, p])
 

@@ -10,6 +10,7 @@ import dataclasses
 import math
 from fractions import Fraction
 
+import jax.numpy as jnp
 import mpmath as mp
 import numpy as np
 import pytest
@@ -310,6 +311,16 @@ def test_bad_inputs_are_refused_naming_the_argument(case):
     call, name = BAD_CALLS[case]
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_a_certificate_from_a_jax_mean_is_the_float64_one_and_reads_back():
+    """A JAX float32 empirical risk (a mean of losses) is certified in float64, as its record is recomputed when read:
+    the Monte Carlo inversion had run in float32 (0.34122745 recorded against 0.34122720), and the record was
+    refused as edited."""
+    jax_mean = jnp.mean(jnp.asarray([0.0, 1.0, 0.0, 0.0]))
+    cert = pac_bayes_certificate("seeger", jax_mean, 3.0, 1000, 0.025, mc_samples=4000, mc_delta=0.01)
+    assert cert == pac_bayes_certificate("seeger", 0.25, 3.0, 1000, 0.025, mc_samples=4000, mc_delta=0.01)
+    assert Certificate.from_dict(cert.to_dict()) == cert
 
 
 # Fixed (was: estimators/snn/posterior.py Prior.__post_init__ converts data_indices with np.asarray(...,

@@ -248,6 +248,15 @@ def test_langevin_every_zero_names_every(capsys, tmp_path):
 # Certificate vs estimate in machine-readable reports
 
 
+@pytest.mark.xfail(strict=True, reason="report --format csv/json puts plug-in CMI estimates (kind 'estimate') in a "
+                                       "column named 'certificate' (each row's kind column says which it is)")
+def test_csv_report_does_not_title_estimates_certificate(capsys):
+    rc, out, _ = _cli(capsys, "report", RESULTS / "cmi-synthetic.json", "--format", "csv")
+    assert rc == 0
+    header = out.splitlines()[0].split(",")
+    assert "certificate" not in header
+
+
 def test_from_dict_details_not_a_mapping_is_value_error():
     data = pac_bayes_certificate("seeger", 0.1, 5.0, 1000, 0.05).to_dict()
     data = copy.deepcopy(data)

@@ -85,6 +85,21 @@ def test_half_precision_draws_are_the_float32_draws(dtype):
 # ------------------------------------------------------------------ Monte Carlo sizes check_count accepts
 
 
+@pytest.mark.parametrize("conv", ["xla", "matmul"])
+def test_a_bfloat16_cnn_trains_with_flipout_on_either_convolution(conv):
+    """Flipout's noise kernel is drawn in float32 and its term added in the activations' dtype, so a bf16 CNN
+    still runs on the XLA convolution (which needs one dtype for input and kernel); float32 is unchanged."""
+    net = nets.cnn((4, 4, 1), 2, channels=(32, 64), dense=(8,), conv=conv)
+    mean = jax.tree_util.tree_map(lambda a: a.astype(jnp.bfloat16), net.init(jax.random.PRNGKey(0)))
+    scale = jax.tree_util.tree_map(lambda a: jnp.full_like(a, 0.05), mean)
+    x = jax.random.normal(jax.random.PRNGKey(2), (3, 4, 4, 1))
+    out = net.apply_train(jax.random.PRNGKey(1), mean, scale, x.astype(jnp.bfloat16))
+    assert out.shape == (3, 2) and bool(jnp.isfinite(out).all())
+    mean32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), mean)
+    scale32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), scale)
+    assert net.apply_train(jax.random.PRNGKey(1), mean32, scale32, x).dtype == jnp.float32
+
+
 def _tiny(n: int = 60):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, 3, 1, 1)).astype(np.float32)
