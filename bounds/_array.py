@@ -130,6 +130,32 @@ def check_count(name: str, x: ArrayLike, minimum: int = 1) -> None:
         raise ValueError(f"argument {name!r} must be a whole number, got {bad:g}")
 
 
+def check_positive(name: str, x: ArrayLike) -> None:
+    """One finite number > 0 (a scale, a temperature, a loss range), else one ValueError naming ``name``."""
+    check_scalar(name, x)
+    check_range(name, x, 0.0, math.inf, lo_open=True, hi_open=True)
+
+
+def whole_count(name: str, x: ArrayLike, minimum: int = 1) -> int:
+    """One whole number >= ``minimum`` (:func:`check_count`, which accepts a whole float such as 2.0) as a Python
+    int, for ``range``, ``jax.random.split`` and records."""
+    check_scalar(name, x)
+    check_count(name, x, minimum)
+    return int(x)
+
+
+def check_budget(delta: ArrayLike, mc_delta: ArrayLike) -> None:
+    """A certificate's two confidence parts, the PAC-Bayes ``delta`` and the Monte Carlo ``mc_delta``: each one number
+    in (0, 1), and their exact sum (rounded up) below 1; one ValueError naming the argument otherwise."""
+    for name, x in (("delta", delta), ("mc_delta", mc_delta)):
+        check_scalar(name, x)
+        check_delta(name, x)
+    total = float_at_least(Fraction(float(delta)) + Fraction(float(mc_delta)))
+    if total >= 1.0:
+        raise ValueError(f"arguments 'delta' + 'mc_delta' sum to {total!r}: the total confidence budget must be "
+                         "below 1")
+
+
 def check_scalar(name: str, x: ArrayLike) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``x`` is a single number (not a sequence or an array with
     entries)."""

@@ -17,7 +17,7 @@ import dataclasses
 import functools
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
@@ -28,6 +28,7 @@ import numpy as np
 
 from . import pac_bayes as pb
 from ._array import (
+    check_budget,
     check_choice,
     check_count,
     check_delta,
@@ -324,10 +325,12 @@ def _check_shares_each(selection: Selection, parts: Mapping[str, float]) -> None
                              "the record was edited")
 
 
-def _user_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The caller's ``details`` as a dict; refused when not a mapping, or holding an entry only the library
-    derives: ``selection`` (:func:`union_minimum`, :func:`pay_for_choice`) or ``certifies`` (the kind of bound
-    decides it, :attr:`Certificate.certifies`)."""
+def user_details(details: Mapping[str, Any] | None, derived: Iterable[str] = ()) -> dict[str, Any]:
+    """The caller's ``details`` as a dict; refused (one ValueError naming the key) when not a mapping, or holding
+    an entry only the library derives: ``selection`` (:func:`union_minimum`, :func:`pay_for_choice`), ``certifies``
+    (the kind of bound decides it, :attr:`Certificate.certifies`), or one of ``derived`` (what the caller's own
+    certificate derives from the run: its Monte Carlo method, data split, prior, delta shares, ...). A record must
+    say what was run, not what the caller wrote over it."""
     if details is None:
         return {}
     if not isinstance(details, Mapping):
@@ -336,6 +339,10 @@ def _user_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
                      ("certifies", "the kind of bound decides which predictor a certificate certifies")):
         if key in details:
             raise ValueError(f"argument 'details' must not hold {key!r}: {who}")
+    for key in derived:
+        if key in details:
+            raise ValueError(f"argument 'details' must not hold {key!r}: the certificate derives it from the run "
+                             "(choose another name for your entry)")
     return dict(details)
 
 
@@ -407,12 +414,8 @@ def pac_bayes_certificate(
     if (mc_samples is None) != (mc_delta is None):
         raise ValueError("arguments 'mc_samples' and 'mc_delta' must be given together")
     if mc_delta is not None:
-        check_delta("mc_delta", mc_delta)
-        total = float_at_least(Fraction(float(delta)) + Fraction(float(mc_delta)))
-        if total >= 1.0:
-            raise ValueError(f"arguments 'delta' + 'mc_delta' sum to {total!r}: the total confidence budget must be "
-                             "below 1")
-    info = _user_details(details)
+        check_budget(delta, mc_delta)
+    info = user_details(details)
     delta_eff = float(delta)
     if n_priors != 1:
         delta_eff = pb.union_delta(delta_eff, n_priors)
@@ -494,7 +497,7 @@ def heldout_certificate(k_errors: int, n_bound: int, delta: float, *, n_prior: i
     The certificate records ``k_errors`` and ``delta_effective`` (the test-set bound's delta) in ``details``,
     ``kl = 0`` and one delta part, ``"test_set"``.
     """
-    info = _user_details(details)
+    info = user_details(details)
     for name, x in (("k_errors", k_errors), ("n_bound", n_bound), ("n_prior", n_prior)):
         check_scalar(name, x)
     _check_bound_size(n_bound)
@@ -584,7 +587,7 @@ def excess_loss_certificate(
     below 1 (and to at most ``delta``, exactly, when given).
     """
     method = ExcessMethod(check_choice("method", method, ExcessMethod))
-    info = _user_details(details)
+    info = user_details(details)
     shares = {"delta_reference": delta_reference, "delta_excess": delta_excess,
               "delta_monte_carlo": delta_monte_carlo}
     counts = {"k_errors": k_errors, "plus_draws": plus_draws, "minus_draws": minus_draws, "n_prior": n_prior}

@@ -64,7 +64,7 @@ import numpy as np
 
 from . import pac_bayes as pb
 from ._array import check_choice, check_count, check_delta, check_range, check_scalar, float_at_least, round_up
-from .certificate import Certificate, _user_details, register_recomputation
+from .certificate import Certificate, register_recomputation, user_details
 from .excess import MAX_N
 
 __all__ = ["range_encode", "range_decode", "code_length_bits", "elias_gamma_bits", "elias_delta_bits", "CodeLength",
@@ -678,7 +678,7 @@ def compression_certificate(errors: int, n: int, code: CodeLength, delta: float,
     check_scalar("n_prior", n_prior)
     check_count("n_prior", n_prior, minimum=0)
     code = check_code_length(code)
-    info = _user_details(details)
+    info = user_details(details)
     if message is not None:
         info["message"] = check_message(code, message).to_dict()
     emp = float_at_least(Fraction(k, n))

@@ -85,4 +85,4 @@ def test_compress_cli_reinit_head_keeps_theta0s_features_and_resets_its_classifi
 def test_compress_cli_refuses_bad_flags(capsys):
     assert main(["compress", "--dataset", "digits", "--levels", "1"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "argument 'levels' must be one or more numbers >= 2" in err
+    assert err.count("\n") == 1 and "argument --levels: 'levels' must be one or more numbers >= 2" in err

@@ -43,9 +43,8 @@ import math
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -64,8 +63,13 @@ from ...bounds import (
     prior_grid_parameters,
     split_excess_delta,
 )
-from ...bounds._array import check_choice, check_count, check_delta, check_range, check_scalar, float_at_least
-from ...bounds.certificate import EXCESS_SHARE, REFERENCE_SHARE
+from ...bounds._array import (
+    check_budget,
+    check_choice,
+    check_positive,
+    whole_count,
+)
+from ...bounds.certificate import EXCESS_SHARE, REFERENCE_SHARE, user_details
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
 from ..models import Model, as_model, check_same_state, is_module, model_kind
@@ -126,26 +130,6 @@ class TernaryDraws(NamedTuple):
         return self._asdict()
 
 
-def _count(name: str, x: Any) -> int:
-    """A Monte Carlo size or another count: one whole number >= 1 (:func:`~genbounds.bounds._array.check_count`,
-    which accepts a whole float such as 2.0), as a Python int (``range`` and ``jax.random.split`` need one)."""
-    check_scalar(name, x)
-    check_count(name, x)
-    return int(x)
-
-
-def _check_deltas(delta: Any, mc_delta: Any) -> None:
-    """The PAC-Bayes and Monte Carlo parts of the confidence budget: each one number in (0, 1), their exact
-    sum (rounded up) below 1; refused naming the argument, before any draw or training."""
-    for name, x in (("delta", delta), ("mc_delta", mc_delta)):
-        check_scalar(name, x)
-        check_delta(name, x)
-    total = float_at_least(Fraction(float(delta)) + Fraction(float(mc_delta)))
-    if total >= 1.0:
-        raise ValueError(f"arguments 'delta' ({delta!r}) + 'mc_delta' ({mc_delta!r}) sum to {total!r}: the total "
-                         "confidence budget must be below 1")
-
-
 #: ``details`` entries a certificate (b)/(a) derives (here and in :func:`genbounds.bounds.pac_bayes_certificate`).
 _SEEGER_DERIVED = ("mc_method", "mc_method_param", "split", "prior", "prior_scale", "n_priors", "prior_grid",
                    "delta_effective", "dp_prior", "lambda", "C", "C_grid")
@@ -153,21 +137,6 @@ _SEEGER_DERIVED = ("mc_method", "mc_method_param", "split", "prior", "prior_scal
 _EXCESS_DERIVED = ("mc_method", "mc_method_param", "split", "prior", "reference", "shares", "k_errors", "plus_draws",
                    "minus_draws", "draws", "method", "reference_bound", "excess_bound", "d_plus_upper",
                    "d_minus_lower", "delta_effective", "eta")
-
-
-def _user_details(details: Any, derived: tuple[str, ...]) -> dict:
-    """The caller's ``details`` as a dict, refused (one ValueError naming the key) when not a mapping or when it
-    holds an entry the library derives (the Monte Carlo method and size, the data split, the prior's provenance,
-    the delta shares, ...): a record must say what was run, not what the caller wrote over it."""
-    if details is None:
-        return {}
-    if not isinstance(details, Mapping):
-        raise ValueError(f"argument 'details' must be a mapping of names to values, got {type(details).__name__}")
-    for key in derived:
-        if key in details:
-            raise ValueError(f"argument 'details' must not hold {key!r}: the certificate derives it from the run "
-                             "(choose another name for your entry)")
-    return dict(details)
 
 
 def _check_train_and_prior(train: Any, prior: Any) -> None:
@@ -330,7 +299,7 @@ def independent_draws(net: Net, post: Posterior, family: Family | str, data: Dat
     parameters), in the same pass, where each draw and the reference disagree (:func:`ternary_draws`): one set of
     n r draws serves certificate (b) and the combined certificate, and the posterior's error count is
     ``r k + plus - minus`` exactly. Returns the estimate and the counts (None without ``reference``)."""
-    r = _count("r", r)
+    r = whole_count("r", r)
     family = get_family(family)
     t0 = time.perf_counter()
     b = _batches(data, min(batch_size, family.eval_batch), devices)
@@ -361,7 +330,7 @@ def mc_weight_samples(net: Net, post: Posterior, family: Family | str, data: Dat
     draws, one compiled pass over the device-resident data per chunk). Returns the mean 0-1 loss
     and bounded CE over draws, and the per-draw risks (``per_group: [m]``). With ``progress`` the
     draws show their progress as ``desc`` when they run longer than a few seconds."""
-    m = _count("m", m)
+    m = whole_count("m", m)
     family = get_family(family)
     b = _batches(data, batch_size, devices)
     post = replicated(b.mesh, post)
@@ -386,7 +355,7 @@ class PerExampleDraws:
     record_name: ClassVar[str] = "independent"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "r", _count("r", self.r))      # a whole float (2.0) is the int 2
+        object.__setattr__(self, "r", whole_count("r", self.r))      # a whole float (2.0) is the int 2
 
     @property
     def param(self) -> dict:
@@ -410,7 +379,7 @@ class WeightDraws:
     record_name: ClassVar[str] = "weights"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "m", _count("m", self.m))      # a whole float (3.0) is the int 3
+        object.__setattr__(self, "m", whole_count("m", self.m))      # a whole float (3.0) is the int 3
 
     @property
     def param(self) -> dict:
@@ -456,8 +425,8 @@ def certify(
     if not isinstance(estimate, PerExampleDraws | WeightDraws):
         raise ValueError(f"argument 'estimate' must be PerExampleDraws(r) or WeightDraws(m), got {estimate!r}")
     _check_train_and_prior(train, prior)
-    _check_deltas(delta, mc_delta)
-    details = _user_details(details, _SEEGER_DERIVED)
+    check_budget(delta, mc_delta)
+    details = user_details(details, _SEEGER_DERIVED)
     candidates = _scale_candidates(prior, prior_scale, prior_grid)      # every argument checked before the draws
     data, keep = bound_set(train, prior)
     t0 = time.perf_counter()
@@ -476,7 +445,7 @@ def _scale_candidates(prior: Prior, prior_scale: float | None,
         raise ValueError(f"arguments 'prior_scale' and 'prior_grid' do not apply to a {fam.name.value} prior (its "
                          f"{fam.scale_means} are fixed with the prior)")
     if prior_scale is not None:                  # one finite number > 0 (text, arrays, -1.0 refused by name)
-        _check_positive_number("prior_scale", prior_scale)
+        check_positive("prior_scale", prior_scale)
     scale = prior.scale if prior_scale is None else float(prior_scale)
     if prior_grid is None and fam.learns_prior_scale and scale != prior.scale:
         raise ValueError(
@@ -507,9 +476,9 @@ def _seeger_certificate(mc: MCEstimate, estimate: Estimate, post: Posterior, pri
     """The Seeger certificate of ``mc`` (the estimate made on the bound set ``bound = bound_set(train, prior)``),
     the best over the scale ``candidates`` (all paid by the grid's union bound)."""
     data, keep = bound
-    # the caller's entries never override the derived ones (_user_details refuses the names)
+    # the caller's entries never override the derived ones (user_details refuses the names)
     info = {"mc_method": estimate.record_name, **_provenance(train, prior, keep),
-            **_user_details(details, _SEEGER_DERIVED), "mc_method_param": estimate.param}
+            **user_details(details, _SEEGER_DERIVED), "mc_method_param": estimate.param}
     best = None
     for s, j in candidates:
         kl = kl_float64(post, prior, s)
@@ -681,14 +650,12 @@ def certify_network(
             "arguments 'prior_indices' and 'data_free': say where prior_mean came from, either "
             "prior_indices=<the training examples it was trained on> or data_free=True (not both)")
     idx = np.zeros(0, dtype=np.int64) if prior_indices is None else _check_prior_indices(prior_indices, len(train))
-    r = _count("r", r)
-    batch_size = _count("batch_size", batch_size)
+    r = whole_count("r", r)
+    batch_size = whole_count("batch_size", batch_size)
     if epochs is not None:
-        check_scalar("epochs", epochs)
-        check_count("epochs", epochs, minimum=0)
-        epochs = int(epochs)
-    _check_deltas(delta, mc_delta)
-    _check_positive_number("prior_scale", prior_scale)
+        epochs = whole_count("epochs", epochs, minimum=0)
+    check_budget(delta, mc_delta)
+    check_positive("prior_scale", prior_scale)
     objective = get_objective(objective)
     if test_set is not None and not isinstance(test_set, Dataset):
         raise ValueError(f"argument 'test_set' must be a Dataset, got {type(test_set).__name__}")
@@ -803,12 +770,6 @@ def _check_prior_indices(prior_indices: Any, n_train: int) -> np.ndarray:
         raise ValueError(f"argument 'prior_indices' covers all {n_train} examples of 'train': no data is left for "
                          "the bound (hold some out of the prior's training)")
     return idx
-
-
-def _check_positive_number(name: str, x: Any) -> None:
-    """One finite number > 0 (a std), refused naming ``name``."""
-    check_scalar(name, x)
-    check_range(name, x, 0.0, math.inf, lo_open=True, hi_open=True)
 
 
 def _check_finite_inputs(name: str, data: Dataset) -> None:
@@ -1002,9 +963,9 @@ def certify_excess(
     so runs that learn it do not ask for this certificate. Refused for a differentially private prior (its mean was
     drawn using every training example, the bound set included).
     """
-    r = _count("r", r)
+    r = whole_count("r", r)
     _check_train_and_prior(train, prior)
-    details = _user_details(details, _EXCESS_DERIVED)
+    details = user_details(details, _EXCESS_DERIVED)
     shares = _excess_shares(prior, method, delta, reference_share, excess_share)   # checked before the draws
     data, keep = bound_set(train, prior)
     counts = ternary_draws(net, post, prior.family, data, prior.mean, r=r, key=key, progress=progress)
@@ -1024,8 +985,8 @@ def certify_with_excess(
     estimate = PerExampleDraws(r)
     r = estimate.r
     _check_train_and_prior(train, prior)
-    _check_deltas(delta, mc_delta)
-    details = _user_details(details, tuple(dict.fromkeys(_SEEGER_DERIVED + _EXCESS_DERIVED)))
+    check_budget(delta, mc_delta)
+    details = user_details(details, tuple(dict.fromkeys(_SEEGER_DERIVED + _EXCESS_DERIVED)))
     candidates = _scale_candidates(prior, None, None)
     _excess_shares(prior, method, delta + mc_delta, REFERENCE_SHARE, EXCESS_SHARE)   # checked before the draws
     data, keep = bound_set(train, prior)
@@ -1070,7 +1031,7 @@ def _excess_certificate(counts: TernaryDraws, post: Posterior, prior: Prior, tra
             **_provenance(train, prior, keep),
             "reference": "the prior's own network (deterministic, at the prior mean)",
             "shares": {"reference": shares.reference, "excess": shares.excess},
-            **_user_details(details, _EXCESS_DERIVED)}      # refused when it names a derived entry
+            **user_details(details, _EXCESS_DERIVED)}      # refused when it names a derived entry
     cert = excess_loss_certificate(
         counts.reference_errors, counts.plus_draws, counts.minus_draws, counts.draws, kl_float64(post, prior),
         int(keep.size), delta_reference=d_ref, delta_excess=d_ex, delta_monte_carlo=d_mc, method=shares.method,

@@ -24,13 +24,12 @@ conditional on the approximation).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from ...bounds._array import check_count, check_range, check_scalar
+from ...bounds._array import check_positive, whole_count
 from ..data import Dataset
 from ..nets import Net
 from ..progress import Progress
@@ -45,19 +44,12 @@ APPROXIMATE = ("approximate: SGLD is assumed to sample the Gibbs distribution ex
                "approximation' of Dziugaite & Roy 2018); the certificate is conditional on it")
 
 
-def _check_positive(name: str, x: Any) -> None:
-    """One finite number > 0, else one ValueError naming ``name``."""
-    check_scalar(name, x)
-    check_range(name, x, 0.0, math.inf, lo_open=True, hi_open=True)
-
-
 def _check_mechanism(name: str, x: Any, n: Any, loss_range: Any) -> None:
     """The exponential mechanism's arguments: ``name`` (tau or epsilon) and ``loss_range`` finite > 0, ``n`` a
     whole number >= 1 (a sample size: n = 0 gave tau 0, n = -5 a negative tau)."""
-    _check_positive(name, x)
-    check_scalar("n", n)
-    check_count("n", n)
-    _check_positive("loss_range", loss_range)
+    check_positive(name, x)
+    whole_count("n", n)
+    check_positive("loss_range", loss_range)
 
 
 def gibbs_epsilon(tau: float, n: int, loss_range: float = 1.0) -> float:
