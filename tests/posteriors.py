@@ -1,10 +1,10 @@
-"""Posteriors of the non-Gaussian families set by hand, shared by the family tests."""
+"""Posteriors of the non-Gaussian families set by hand, shared by the family tests, and a tiny task to certify."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genbounds.estimators import snn
+from genbounds.estimators import Dataset, nets, snn
 
 
 def mask_posterior(weights, q) -> snn.Posterior:
@@ -25,3 +25,12 @@ def matrix_normal_posterior(net, key, prior_scale: float = 0.3) -> tuple[snn.Pos
                                                        jnp.float32), post.rho)
     shifted = jax.tree_util.tree_map(lambda m: m + 0.2, mean)
     return snn.Posterior(shifted, rho), prior
+
+
+def tiny_task(n: int = 60):
+    """A separable two-class task of ``n`` 3-pixel inputs (seed 0), a linear net on it and its initial weights."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 3, 1, 1)).astype(np.float32)
+    y = (x[:, 0, 0, 0] > 0).astype(np.int32)
+    net = nets.mlp((3, 1, 1), (), 2)
+    return Dataset(x, y, 2, "tiny"), net, net.init(jax.random.PRNGKey(0))

@@ -11,23 +11,15 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from posteriors import tiny_task
 
 from genbounds import bounds as B
-from genbounds.estimators import nets, snn
-from genbounds.estimators.data import Dataset
+from genbounds.estimators import snn
 from genbounds.experiments import commands
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A family (a variable or attribute so named) compared with a name: what per-family fields replace.
 FAMILY_BY_NAME = re.compile(r"""\bfamily\s*[!=]=\s*["']""")
-
-
-def _tiny(n: int = 60):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, 3, 1, 1)).astype(np.float32)
-    y = (x[:, 0, 0, 0] > 0).astype(np.int32)
-    net = nets.mlp((3, 1, 1), (), 2)
-    return Dataset(x, y, 2, "tiny"), net, net.init(jax.random.PRNGKey(0))
 
 
 def test_no_family_is_compared_with_a_name_outside_families_py():
@@ -43,7 +35,7 @@ def test_no_family_is_compared_with_a_name_outside_families_py():
 
 
 def _prior(name: str):
-    data, net, params = _tiny()
+    data, net, params = tiny_task()
     scale = 0.5 if name == "mask" else 0.1
     return data, net, params, scale, snn.Prior(params, scale, name, np.arange(20))
 
@@ -77,7 +69,7 @@ def test_family_fields_say_what_the_prior_scale_is():
     assert (mask.scale_means, mask.learns_prior_scale, mask.needs_data_prior, mask.private_mean) == (
         "keep probabilities", False, True, False)
     assert (gaussian.scale_means, gaussian.learns_prior_scale, gaussian.needs_data_prior) == ("std", True, False)
-    _, _, params = _tiny()
+    _, _, params = tiny_task()
     with pytest.raises(ValueError, match="keep probabilities: they must lie in"):
         snn.Prior(params, 1.5, snn.MASK)
     with pytest.raises(ValueError, match="argument 'scale' must be a number > 0"):
@@ -87,7 +79,7 @@ def test_family_fields_say_what_the_prior_scale_is():
 
 
 def test_certify_takes_the_monte_carlo_estimate_as_an_object_and_records_its_names():
-    data, net, params = _tiny()
+    data, net, params = tiny_task()
     prior = snn.Prior(params, 0.1, "gaussian", np.arange(20))
     post = snn.init_posterior(params, 0.05)
     key = jax.random.PRNGKey(3)

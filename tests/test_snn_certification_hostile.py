@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from posteriors import tiny_task
 from scipy.stats import norm
 
 from genbounds.bounds import Certificate
@@ -100,17 +101,9 @@ def test_a_bfloat16_cnn_trains_with_flipout_on_either_convolution(conv):
     assert net.apply_train(jax.random.PRNGKey(1), mean32, scale32, x).dtype == jnp.float32
 
 
-def _tiny(n: int = 60):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, 3, 1, 1)).astype(np.float32)
-    y = (x[:, 0, 0, 0] > 0).astype(np.int32)
-    net = nets.mlp((3, 1, 1), (), 2)
-    return Dataset(x, y, 2, "tiny"), net, net.init(jax.random.PRNGKey(0))
-
-
 @pytest.mark.parametrize("estimate", [snn.PerExampleDraws(2.0), snn.WeightDraws(3.0)], ids=["r=2.0", "m=3.0"])
 def test_a_whole_float_monte_carlo_size_is_refused_or_used(estimate):
-    data, net, params = _tiny()
+    data, net, params = tiny_task()
     prior, post = snn.Prior(params, 0.1), snn.init_posterior(params, 0.05)
     try:
         cert, _ = snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), estimate=estimate)
@@ -129,7 +122,7 @@ def test_a_monte_carlo_size_that_is_not_one_whole_number_is_refused_by_name(size
 
 
 def test_certify_names_a_train_that_is_not_a_dataset():
-    data, net, params = _tiny()
+    data, net, params = tiny_task()
     prior, post = snn.Prior(params, 0.1), snn.init_posterior(params, 0.05)
     with pytest.raises(ValueError, match="argument 'train'"):
         snn.certify(net, post, prior, (data.x, data.y), key=jax.random.PRNGKey(0), estimate=snn.PerExampleDraws(1))
@@ -235,7 +228,7 @@ def test_certify_network_takes_whole_float_batch_and_epochs():
 
 
 def test_certify_refuses_a_bad_delta_before_the_draws(monkeypatch):
-    data, net, params = _tiny()
+    data, net, params = tiny_task()
     prior, post = snn.Prior(params, 0.1, data_indices=np.arange(20)), snn.init_posterior(params, 0.05)
 
     def refuse(*args, **kwargs):
@@ -258,7 +251,7 @@ def _edited(cert: Certificate, value: float) -> dict:
 
 
 def test_from_dict_refuses_an_edited_snn_record():
-    data, net, params = _tiny(200)
+    data, net, params = tiny_task(200)
     prior = snn.Prior(params, 0.1, data_indices=np.arange(50))
     post = snn.init_posterior(params, 0.05)
     (cert, _), (combined, _) = certification.certify_with_excess(net, post, prior, data, key=jax.random.PRNGKey(0),
@@ -274,7 +267,7 @@ def test_from_dict_refuses_an_edited_snn_record():
 
 
 def test_user_details_do_not_override_the_derived_provenance():
-    data, net, params = _tiny()
+    data, net, params = tiny_task()
     with pytest.raises(ValueError, match="argument 'details' must not hold 'kind'"):
         snn.Prior(params, 0.1, data_indices=np.arange(20), details={"kind": "init"})
     with pytest.raises(ValueError, match="argument 'details' must not hold 'family'"):
@@ -320,7 +313,7 @@ def test_user_details_do_not_override_the_derived_provenance():
 @pytest.mark.parametrize("scale", [-1.0, "0.1", 1e300, np.array([0.1, 0.2]), 1e-200],
                          ids=["negative", "text", "huge", "array", "tiny"])
 def test_certify_refuses_a_bad_prior_scale_by_name(scale):
-    data, net, params = _tiny()
+    data, net, params = tiny_task()
     prior, post = snn.Prior(params, 0.1), snn.init_posterior(params, 0.05)
     with pytest.raises(ValueError, match="'prior_scale'"):
         snn.certify(net, post, prior, data, key=jax.random.PRNGKey(0), estimate=snn.PerExampleDraws(1),
@@ -332,7 +325,7 @@ def test_certify_refuses_a_bad_prior_scale_by_name(scale):
 
 
 def test_certify_on_the_grid_names_a_prior_whose_variance_has_no_grid_index():
-    data, net, params = _tiny()
+    data, net, params = tiny_task()
     post = snn.init_posterior(params, 0.05)
     with pytest.raises(ValueError, match="argument 'prior'"):
         snn.certify(net, post, snn.Prior(params, 1e-200), data, key=jax.random.PRNGKey(0),
@@ -366,7 +359,7 @@ def test_gibbs_tau_and_epsilon_name_a_bad_parameter(bad):
 
 @pytest.mark.parametrize("scale", ["0.1", math.inf, math.nan, True, -1.0], ids=["text", "inf", "nan", "bool", "neg"])
 def test_a_location_scale_prior_refuses_a_bad_scale_by_name(scale):
-    _, _, params = _tiny()
+    _, _, params = tiny_task()
     for family in (GAUSSIAN, LAPLACE):
         with pytest.raises(ValueError, match="argument 'scale'"):
             snn.Prior(params, scale, family)
