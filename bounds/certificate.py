@@ -522,7 +522,7 @@ _EXCESS_METHOD = {name: m for m, name in EXCESS_BOUNDS.items()}
 _EXCESS_FUNCTIONS: dict[ExcessMethod, Callable[..., SplitKLExcess | UnexpectedBernsteinBound]] = {
     ExcessMethod.UNEXPECTED_BERNSTEIN: unexpected_bernstein_excess, ExcessMethod.SPLIT_KL: split_kl_excess}
 #: Detail entries :func:`excess_loss_certificate` derives itself (recomputed, never copied).
-_EXCESS_DERIVED = ("k_errors", "plus_draws", "minus_draws", "draws", "certifies", "reference_bound", "excess_bound",
+EXCESS_DERIVED = ("k_errors", "plus_draws", "minus_draws", "draws", "certifies", "reference_bound", "excess_bound",
                    "d_plus_upper", "d_minus_lower", "eta", "selection", "delta_effective")
 
 
@@ -855,7 +855,7 @@ def _recomputed(cert: Certificate, shares: Mapping[str, float]) -> Certificate:
             *(_recorded(cert, key) for key in ("k_errors", "plus_draws", "minus_draws", "draws")), cert.kl,
             cert.n_bound, delta_reference=shares["test_set"], delta_excess=shares["excess"],
             delta_monte_carlo=shares["monte_carlo"], method=method, n_prior=cert.n_prior,
-            details={key: v for key, v in d.items() if key not in _EXCESS_DERIVED + ("method",)})
+            details={key: v for key, v in d.items() if key not in EXCESS_DERIVED + ("method",)})
     if cert.bound not in PAC_BAYES_BOUNDS:
         raise ValueError(f"certificate bound {cert.bound!r} cannot be recomputed (not a PAC-Bayes bound here)")
     parts = dict(cert.delta_parts)
@@ -873,8 +873,8 @@ def _recomputed(cert: Certificate, shares: Mapping[str, float]) -> Certificate:
         prior_grid=(100.0, 0.1) if grid is None else (grid["b"], grid["c"]),
         dp_epsilon=d["dp_prior"]["epsilon"] if "dp_prior" in d else None,
         dp_mechanism=d.get("dp_prior"),           # its derived entries are recomputed over it
-        details={key: v for key, v in d.items() if key not in _DERIVED_DETAILS})
+        details={key: v for key, v in d.items() if key not in PAC_BAYES_DERIVED})
 
 
 #: Detail entries :func:`pac_bayes_certificate` derives itself (recomputed, never copied).
-_DERIVED_DETAILS = ("n_priors", "prior_grid", "delta_effective", "lambda", "C", "C_grid", "selection", "dp_prior")
+PAC_BAYES_DERIVED = ("n_priors", "prior_grid", "delta_effective", "lambda", "C", "C_grid", "selection", "dp_prior")

@@ -69,7 +69,7 @@ from ...bounds._array import (
     check_positive,
     whole_count,
 )
-from ...bounds.certificate import EXCESS_SHARE, REFERENCE_SHARE, user_details
+from ...bounds.certificate import EXCESS_DERIVED, EXCESS_SHARE, PAC_BAYES_DERIVED, REFERENCE_SHARE, user_details
 from ..data import Dataset
 from ..devices import batch_sharding, data_mesh, replicated
 from ..models import Model, as_model, check_same_state, is_module, model_kind
@@ -130,13 +130,10 @@ class TernaryDraws(NamedTuple):
         return self._asdict()
 
 
-#: ``details`` entries a certificate (b)/(a) derives (here and in :func:`genbounds.bounds.pac_bayes_certificate`).
-_SEEGER_DERIVED = ("mc_method", "mc_method_param", "split", "prior", "prior_scale", "n_priors", "prior_grid",
-                   "delta_effective", "dp_prior", "lambda", "C", "C_grid")
-#: ``details`` entries the combined certificate derives (here and in :func:`genbounds.bounds.excess_loss_certificate`).
-_EXCESS_DERIVED = ("mc_method", "mc_method_param", "split", "prior", "reference", "shares", "k_errors", "plus_draws",
-                   "minus_draws", "draws", "method", "reference_bound", "excess_bound", "d_plus_upper",
-                   "d_minus_lower", "delta_effective", "eta")
+#: ``details`` entries a certificate (b)/(a) derives: here, and in :func:`genbounds.bounds.pac_bayes_certificate`.
+_SEEGER_DERIVED = ("mc_method", "mc_method_param", "split", "prior", "prior_scale", *PAC_BAYES_DERIVED)
+#: ``details`` entries the combined certificate derives: here, and in :func:`genbounds.bounds.excess_loss_certificate`.
+_EXCESS_DERIVED = ("mc_method", "mc_method_param", "split", "prior", "reference", "shares", "method", *EXCESS_DERIVED)
 
 
 def _check_train_and_prior(train: Any, prior: Any) -> None:
