@@ -137,8 +137,7 @@ def _run_figures(args: argparse.Namespace) -> str:
             raise ValueError(f"argument {name}: must be a folder, not an empty path")
     if not Path(args.results).is_dir():
         raise ValueError(f"argument results: {args.results} is not a folder of records")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ValueError(f"argument out: {args.out} is a file, not a folder")
+    C.output_folder(args.out, "out")
     files, notes = make_all(args.results, args.out)
     for n in notes:
         _note(n)

@@ -37,7 +37,7 @@ from .summary import report_text, reproduce_text
 __all__ = ["PAC_BAYES_ORDER", "MC_DELTA", "PacBayesCalculatorConfig", "run_pac_bayes_calculator", "CompressionMethod",
            "COMPRESSION_BOUNDS", "CompressionCalculatorConfig", "run_compression_calculator", "BoundCMIConfig",
            "ReproduceConfig", "reproduce", "BenchConfig", "bench", "PROCESSES_TITLE", "ProcessesConfig",
-           "start_processes", "ReportConfig", "report"]
+           "start_processes", "ReportConfig", "report", "output_folder"]
 
 #: Order in which the calculator prints PAC-Bayes bounds (tightest family first).
 PAC_BAYES_ORDER = tuple(PacBayesBound)
@@ -187,7 +187,7 @@ class BenchConfig(RunConfig):
             raise ValueError(f"argument '--budget-s' must be > 0, got {self.budget_s!r}")
 
 
-def _output_folder(out: str | os.PathLike, name: str = "--out") -> Path:
+def output_folder(out: str | os.PathLike, name: str = "--out") -> Path:
     """``out``, made and writable, or a ValueError naming ``name``: checked before a command runs anything."""
     path = Path(out)
     if path.exists() and not path.is_dir():
@@ -205,7 +205,7 @@ def bench(cfg: BenchConfig, out: str | os.PathLike | None, *, progress: bool = T
           log: Callable[[str], None] = print) -> str:
     """The speed suite into ``out`` (default ``results/bench``, checked first: no item runs into a folder
     that cannot be written); returns bench.md's text."""
-    folder = _output_folder(out or "results/bench")
+    folder = output_folder(out or "results/bench")
     return run_bench(folder, smoke=cfg.smoke, budget_s=cfg.budget_s, force=cfg.force,
                      data_dir=cfg.data_dir, progress=progress, log=log)
 
